@@ -1,0 +1,99 @@
+"""Audio in: any file soundfile reads, or an array, to mono float32 at the model's rate."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+FRAME_STRIDE = 320  # samples per output frame: 20 ms at 16 kHz
+READ_BLOCK_SECONDS = 30  # files are decoded and resampled in blocks, so memory holds one mono 16 kHz copy
+
+
+class AudioError(ValueError):
+    """The input is not usable audio; the message says why."""
+
+
+def load_audio(path: str | os.PathLike, sampling_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode `path` (wav, flac, ogg, mp3, ...), mix to mono, resample to `sampling_rate`: float32 (samples,)."""
+    import soundfile as sf
+    import soxr
+
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    try:
+        with sf.SoundFile(str(path)) as f:
+            source_rate = f.samplerate
+            block = max(1, READ_BLOCK_SECONDS * source_rate)
+            resampler = None if source_rate == sampling_rate else soxr.ResampleStream(
+                source_rate, sampling_rate, 1, dtype="float32")
+            pieces = []
+            for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+                mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+                pieces.append(mono if resampler is None else resampler.resample_chunk(mono))
+            if resampler is not None:
+                pieces.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+    except sf.LibsndfileError as e:
+        raise AudioError(f"{path}: cannot decode audio ({_first_line(e)})") from e
+    except RuntimeError as e:  # libsndfile reports some truncated streams this way
+        raise AudioError(f"{path}: cannot decode audio ({_first_line(e)})") from e
+    audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    return check_audio(audio, sampling_rate, str(path))
+
+
+def to_float_mono(audio: np.ndarray, sampling_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """An in-memory array (samples,) or (samples, channels), int or float -> float32 mono at `target_rate`."""
+    import soxr
+
+    audio = np.asarray(audio)
+    if audio.ndim not in (1, 2):
+        raise AudioError(f"expected audio of shape (samples,) or (samples, channels), got {audio.shape}")
+    if np.issubdtype(audio.dtype, np.integer):
+        audio = _int_to_float(audio)
+    elif not np.issubdtype(audio.dtype, np.floating):
+        raise AudioError(f"expected integer or float samples, got dtype {audio.dtype}")
+    if audio.ndim == 2:
+        audio = audio.astype(np.float32, copy=False).mean(axis=1)
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if sampling_rate <= 0:
+        raise AudioError(f"sampling rate must be positive, got {sampling_rate}")
+    if sampling_rate != target_rate and audio.size:
+        check_audio(audio, target_rate, "audio")  # soxr would spread NaNs silently
+        audio = soxr.resample(audio, sampling_rate, target_rate).astype(np.float32, copy=False)
+    return check_audio(audio, target_rate, "audio")
+
+
+def _int_to_float(audio: np.ndarray) -> np.ndarray:
+    """Full-scale integers -> [-1, 1); unsigned samples are centred on their midpoint (8-bit WAV)."""
+    info = np.iinfo(audio.dtype)
+    if info.min < 0:
+        return audio.astype(np.float32) / -float(info.min)
+    mid = (float(info.max) + 1) / 2
+    return (audio.astype(np.float32) - mid) / mid
+
+
+def check_audio(audio: np.ndarray, sampling_rate: int, name: str, min_samples: int = 0) -> np.ndarray:
+    if audio.size == 0:
+        raise AudioError(f"{name}: contains no samples")
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{name}: contains NaN or infinite samples")
+    if audio.size < min_samples:
+        raise AudioError(f"{name}: too short ({audio.size} samples, {audio.size / sampling_rate * 1000:.1f} ms); "
+                         f"the model needs at least {min_samples} samples at {sampling_rate} Hz")
+    return audio
+
+
+def normalize(audio: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance, exactly as transformers' Wav2Vec2FeatureExtractor does."""
+    audio = audio.astype(np.float32, copy=False)
+    return (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -1,0 +1,224 @@
+"""The boxes of the UniSpeech / wav2vec 2.0 encoder, one class each.
+
+Attribute names follow transformers' module names so that a state dict maps across by prefix alone.
+Every box takes `(x, lengths)`: `lengths` are the valid frames of each padded row, so padding never
+changes the result for the valid part of a row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "gelu": nn.GELU,
+    "relu": nn.ReLU,
+    "gelu_new": lambda: nn.GELU(approximate="tanh"),
+    "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
+    "swish": nn.SiLU,
+    "silu": nn.SiLU,
+}
+
+
+def valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B,) lengths -> (B, T) bool, True on valid frames."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def conv_output_lengths(lengths: torch.Tensor, kernels, strides) -> torch.Tensor:
+    for kernel, stride in zip(kernels, strides):
+        lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
+    return lengths.clamp(min=0)
+
+
+class MaskedGroupNorm(nn.GroupNorm):
+    """GroupNorm with one group per channel (normalise over time), using only each row's valid frames.
+
+    transformers' GroupNorm lets padding leak into the statistics; this one does not.
+    """
+
+    def forward_masked(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # x: (B, C, T)
+        mask = valid_mask(lengths, x.shape[-1])[:, None, :].to(x.dtype)  # (B, 1, T)
+        count = lengths.clamp(min=1)[:, None, None].to(x.dtype)
+        mean = (x * mask).sum(-1, keepdim=True) / count
+        var = (((x - mean) * mask) ** 2).sum(-1, keepdim=True) / count
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        return x * self.weight[None, :, None] + self.bias[None, :, None]
+
+
+class ConvLayer(nn.Module):
+    """One conv block of the feature encoder: Conv1d, optional LayerNorm/GroupNorm, activation."""
+
+    def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, bias: bool, norm: str | None, act: str):
+        super().__init__()
+        self.conv = nn.Conv1d(in_dim, out_dim, kernel_size=kernel, stride=stride, bias=bias)
+        self.norm_kind = norm
+        if norm == "layer":
+            self.layer_norm = nn.LayerNorm(out_dim, elementwise_affine=True)
+        elif norm == "group":
+            self.layer_norm = MaskedGroupNorm(num_groups=out_dim, num_channels=out_dim, affine=True)
+        self.activation = ACTIVATIONS[act]()
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, C_in, T) -> (B, C_out, T')
+        x = self.conv(x)
+        if self.norm_kind == "layer":
+            x = self.layer_norm(x.transpose(1, 2)).transpose(1, 2)
+        elif self.norm_kind == "group":
+            x = self.layer_norm.forward_masked(x, lengths)
+        return self.activation(x)
+
+
+class FeatureEncoder(nn.Module):
+    """The CNN that turns the waveform into 20 ms latent frames z (the paper's "CNN" box)."""
+
+    def __init__(self, conv_dim, conv_kernel, conv_stride, conv_bias: bool, norm: str, act: str):
+        super().__init__()
+        self.kernels, self.strides = tuple(conv_kernel), tuple(conv_stride)
+        layers = []
+        for i, (dim, kernel, stride) in enumerate(zip(conv_dim, conv_kernel, conv_stride)):
+            layer_norm = "layer" if norm == "layer" else ("group" if i == 0 else None)
+            in_dim = 1 if i == 0 else conv_dim[i - 1]
+            layers.append(ConvLayer(in_dim, dim, kernel, stride, conv_bias, layer_norm, act))
+        self.conv_layers = nn.ModuleList(layers)
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = wav[:, None, :]  # (B, 1, samples)
+        for layer in self.conv_layers:
+            lengths = conv_output_lengths(lengths, (layer.conv.kernel_size[0],), (layer.conv.stride[0],))
+            x = layer(x, lengths)
+        return x.transpose(1, 2), lengths  # (B, T, C)
+
+
+class FeatureProjection(nn.Module):
+    """LayerNorm over the CNN features, then a linear map to the transformer width."""
+
+    def __init__(self, in_dim: int, hidden: int, eps: float, dropout: float):
+        super().__init__()
+        self.layer_norm = nn.LayerNorm(in_dim, eps=eps)
+        self.projection = nn.Linear(in_dim, hidden)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        normed = self.layer_norm(x)  # the quantizer reads these (pretraining)
+        return self.dropout(self.projection(normed)), normed
+
+
+class WeightNormConv1d(nn.Module):
+    """Conv1d whose kernel is g * v / ||v||, the norm taken per kernel position (weight_norm with dim=2)."""
+
+    def __init__(self, channels: int, kernel: int, groups: int):
+        super().__init__()
+        self.groups, self.padding = groups, kernel // 2
+        self.weight_g = nn.Parameter(torch.ones(1, 1, kernel))
+        self.weight_v = nn.Parameter(torch.empty(channels, channels // groups, kernel))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        nn.init.normal_(self.weight_v, std=math.sqrt(4.0 / (kernel * channels)))
+        with torch.no_grad():
+            self.weight_g.copy_(self.weight_v.norm(dim=(0, 1), keepdim=True))
+
+    def weight(self) -> torch.Tensor:
+        return self.weight_g * self.weight_v / self.weight_v.norm(dim=(0, 1), keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv1d(x, self.weight(), self.bias, padding=self.padding, groups=self.groups)
+
+
+class ConvPositionalEmbedding(nn.Module):
+    """Relative position information: a wide grouped convolution over the frames, added to them."""
+
+    def __init__(self, channels: int, kernel: int, groups: int, act: str):
+        super().__init__()
+        self.conv = WeightNormConv1d(channels, kernel, groups)
+        self.trim = 1 if kernel % 2 == 0 else 0  # "same" length for even kernels
+        self.activation = ACTIVATIONS[act]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+        y = self.conv(x.transpose(1, 2))
+        if self.trim:
+            y = y[:, :, : -self.trim]
+        return self.activation(y).transpose(1, 2)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention; padded key frames are masked out."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.q_proj, self.k_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.v_proj, self.out_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = (proj(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)
+                   for proj in (self.q_proj, self.k_proj, self.v_proj))  # (B, H, T, D)
+        attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, T)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, hidden: int, act: str, activation_dropout: float, dropout: float):
+        super().__init__()
+        self.intermediate_dense = nn.Linear(dim, hidden)
+        self.activation = ACTIVATIONS[act]()
+        self.intermediate_dropout = nn.Dropout(activation_dropout)
+        self.output_dense = nn.Linear(hidden, dim)
+        self.output_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.intermediate_dropout(self.activation(self.intermediate_dense(x)))
+        return self.output_dropout(self.output_dense(x))
+
+
+class EncoderLayer(nn.Module):
+    """One transformer block; `pre_norm` selects the stable (pre-LN) or the original (post-LN) layout."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, act: str, eps: float, pre_norm: bool,
+                 attention_dropout: float, activation_dropout: float, dropout: float):
+        super().__init__()
+        self.pre_norm = pre_norm
+        self.attention = SelfAttention(dim, heads, attention_dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.layer_norm = nn.LayerNorm(dim, eps=eps)
+        self.feed_forward = FeedForward(dim, ffn, act, activation_dropout, dropout)
+        self.final_layer_norm = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        if self.pre_norm:
+            x = x + self.dropout(self.attention(self.layer_norm(x), key_mask))
+            return x + self.feed_forward(self.final_layer_norm(x))
+        x = self.layer_norm(x + self.dropout(self.attention(x, key_mask)))
+        return self.final_layer_norm(x + self.feed_forward(x))
+
+
+class Encoder(nn.Module):
+    """Positional convolution + transformer layers (the paper's "Transformer" box), with LayerDrop."""
+
+    def __init__(self, layers: list[EncoderLayer], pos_conv: ConvPositionalEmbedding, dim: int, eps: float,
+                 pre_norm: bool, dropout: float, layerdrop: float):
+        super().__init__()
+        self.pre_norm, self.layerdrop = pre_norm, layerdrop
+        self.pos_conv_embed = pos_conv
+        self.layer_norm = nn.LayerNorm(dim, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T, C)
+        key_mask = None
+        if bool((lengths < x.shape[1]).any()):
+            key_mask = valid_mask(lengths, x.shape[1])
+            x = x * key_mask[:, :, None].to(x.dtype)  # padding must not reach the positional conv
+        x = x + self.pos_conv_embed(x)
+        if not self.pre_norm:
+            x = self.layer_norm(x)
+        x = self.dropout(x)
+        for layer in self.layers:
+            if self.training and self.layerdrop > 0 and float(torch.rand(())) < self.layerdrop:
+                continue
+            x = layer(x, key_mask)
+        return self.layer_norm(x) if self.pre_norm else x

@@ -1,0 +1,58 @@
+"""CTC decoding: frame logits -> phones with times."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .vocab import Vocabulary
+
+FRAME_SECONDS = 0.02  # one output frame per 320 samples at 16 kHz
+
+
+@dataclasses.dataclass(frozen=True)
+class Transcription:
+    """Decoded phones of one utterance, each with its start/end time (s) and mean posterior (0..1)."""
+
+    phones: list[str]
+    timestamps: list[tuple[float, float]]
+    confidences: list[float]
+    duration: float
+    text: str
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "phones": self.phones,
+            "timestamps": [{"phone": p, "start": s, "end": e, "confidence": c}
+                           for p, (s, e), c in zip(self.phones, self.timestamps, self.confidences)],
+            "duration": self.duration,
+        }
+
+
+def greedy_decode(logits: np.ndarray, vocab: Vocabulary, duration: float | None = None,
+                  frame_seconds: float = FRAME_SECONDS) -> Transcription:
+    """Best path: argmax per frame, merge repeats, drop the blank and special tokens.
+
+    A phone's time span runs from the first to the end of the last frame of its run of argmax frames.
+    """
+    logits = np.asarray(logits, dtype=np.float32)  # (T, V)
+    if logits.ndim != 2 or logits.shape[1] != len(vocab):
+        raise ValueError(f"expected logits of shape (frames, {len(vocab)}), got {logits.shape}")
+    best = logits.argmax(axis=1)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    posterior = 1.0 / np.exp(shifted).sum(axis=1)  # softmax probability of the argmax token
+    run_starts = np.flatnonzero(np.r_[True, best[1:] != best[:-1]]) if best.size else np.zeros(0, int)
+    run_ends = np.r_[run_starts[1:], best.size]
+    phones, stamps, confidences = [], [], []
+    for start, end in zip(run_starts, run_ends):
+        token = int(best[start])
+        if token in vocab.special_ids:
+            continue
+        phones.append(vocab.tokens[token])
+        stamps.append((round(start * frame_seconds, 3), round(end * frame_seconds, 3)))
+        confidences.append(round(float(posterior[start:end].mean()), 4))
+    total = duration if duration is not None else best.size * frame_seconds
+    return Transcription(phones=phones, timestamps=stamps, confidences=confidences,
+                         duration=round(float(total), 3), text=vocab.join(phones))

@@ -1,0 +1,159 @@
+"""Run a CTC model over utterances of any length: length-sorted padded batches, long files in chunks."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+
+from .audio import AudioError, check_audio, load_audio, normalize, to_float_mono
+from .checkpoint import AudioSettings, save_folder
+from .decoding import Transcription, greedy_decode
+from .model import CTCModel
+from .vocab import Vocabulary
+
+AudioInput = Union[str, os.PathLike, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkOptions:
+    """How audio longer than `max_seconds` is split: cores of `chunk_seconds`, each seen with
+    `context_seconds` of audio on both sides; only the core frames are kept, so frames are stitched exactly."""
+
+    max_seconds: float = 30.0
+    chunk_seconds: float = 20.0
+    context_seconds: float = 3.0
+    max_batch_seconds: float = 320.0  # padded audio per forward pass, which bounds activation memory
+
+
+@dataclasses.dataclass(frozen=True)
+class _Piece:
+    item: int  # which utterance
+    sample_start: int
+    sample_end: int
+    frame_offset: int  # global index of the window's first frame
+    core: tuple[int, int]  # global frames this piece contributes
+
+
+class Recognizer:
+    """A loaded model with its vocabulary and audio settings; what `unispeech.load_model` returns."""
+
+    def __init__(self, model: CTCModel, vocab: Vocabulary, audio: AudioSettings, name: str = "",
+                 chunking: ChunkOptions = ChunkOptions()):
+        self.model, self.vocab, self.audio, self.name, self.chunking = model.eval(), vocab, audio, name, chunking
+        self.config = model.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def prepare(self, audio: AudioInput, sampling_rate: int | None = None) -> np.ndarray:
+        """A path or an array -> the model's input: mono, resampled, normalised if the model wants it."""
+        rate = self.audio.sampling_rate
+        if isinstance(audio, (str, os.PathLike)):
+            if sampling_rate is not None:
+                raise ValueError("sampling_rate is read from the file; pass it only with an array")
+            wav = load_audio(audio, rate)
+            name = str(audio)
+        else:
+            if sampling_rate is None:
+                raise ValueError("an audio array needs its sampling_rate")
+            wav = to_float_mono(audio, sampling_rate, rate)
+            name = "audio"
+        check_audio(wav, rate, name, min_samples=self.config.receptive_field)
+        return normalize(wav) if self.audio.do_normalize else wav
+
+    def logits(self, audio: AudioInput, sampling_rate: int | None = None) -> np.ndarray:
+        """Frame logits (frames, vocab) as float32 numpy."""
+        return self.logits_batch([self.prepare(audio, sampling_rate)])[0]
+
+    def transcribe(self, audio: AudioInput, sampling_rate: int | None = None) -> Transcription:
+        wav = self.prepare(audio, sampling_rate)
+        return self.decode(self.logits_batch([wav])[0], wav.size)
+
+    def decode(self, logits: np.ndarray, num_samples: int) -> Transcription:
+        return greedy_decode(logits, self.vocab, duration=num_samples / self.audio.sampling_rate)
+
+    def transcribe_many(self, items: Iterable[AudioInput], batch_size: int = 8, progress: bool = False,
+                        sampling_rate: int | None = None) -> Iterator[Transcription | AudioError]:
+        """Results in input order; an unusable input yields its AudioError instead of stopping the rest."""
+        items = list(items)
+        group = max(1, batch_size) * 16  # decode this many files at a time, sorted by length inside
+        bar = _progress(len(items), progress)
+        for lo in range(0, len(items), group):
+            wavs: list[np.ndarray | AudioError] = []
+            for item in items[lo:lo + group]:
+                try:
+                    wavs.append(self.prepare(item, sampling_rate))
+                except AudioError as e:
+                    wavs.append(e)
+            good = [i for i, w in enumerate(wavs) if not isinstance(w, AudioError)]
+            all_logits = self.logits_batch([wavs[i] for i in good], batch_size)
+            results: list = list(wavs)
+            for i, logits in zip(good, all_logits):
+                results[i] = self.decode(logits, wavs[i].size)
+            bar.update(len(results))
+            yield from results
+        bar.close()
+
+    def logits_batch(self, wavs: list[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
+        """Prepared waveforms -> their logits, batching pieces of similar length together."""
+        pieces = [p for i, w in enumerate(wavs) for p in self._plan(i, w.size)]
+        n_frames = [int(self.model.backbone.output_lengths(torch.tensor(w.size))) for w in wavs]
+        out = [np.empty((n, len(self.vocab)), np.float32) for n in n_frames]
+        pieces.sort(key=lambda p: p.sample_end - p.sample_start, reverse=True)
+        max_samples = int(self.chunking.max_batch_seconds * self.audio.sampling_rate)
+        start = 0
+        while start < len(pieces):
+            longest = pieces[start].sample_end - pieces[start].sample_start
+            size = max(1, min(batch_size, max_samples // max(longest, 1)))
+            batch = pieces[start:start + size]
+            start += size
+            logits, lengths = self._forward([wavs[p.item][p.sample_start:p.sample_end] for p in batch])
+            for p, row, n in zip(batch, logits, lengths):
+                a, b = p.core[0] - p.frame_offset, p.core[1] - p.frame_offset
+                assert b <= n, "piece shorter than its core"
+                out[p.item][p.core[0]:p.core[1]] = row[a:b]
+        return out
+
+    def _plan(self, item: int, num_samples: int) -> list[_Piece]:
+        """Split one utterance into windows whose core frames tile [0, n_frames) exactly."""
+        rate, stride, field = self.audio.sampling_rate, self.config.total_stride, self.config.receptive_field
+        n = int(self.model.backbone.output_lengths(torch.tensor(num_samples)))
+        if num_samples <= self.chunking.max_seconds * rate:
+            return [_Piece(item, 0, num_samples, 0, (0, n))]
+        core = max(1, int(self.chunking.chunk_seconds * rate) // stride)
+        context = int(self.chunking.context_seconds * rate) // stride
+        pieces = []
+        for a in range(0, n, core):
+            b = min(n, a + core)
+            first, last = max(0, a - context), min(n, b + context)  # window frames [first, last)
+            pieces.append(_Piece(item, first * stride, min(num_samples, (last - 1) * stride + field), first, (a, b)))
+        return pieces
+
+    @torch.inference_mode()
+    def _forward(self, wavs: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+        lengths = torch.tensor([w.size for w in wavs])
+        batch = torch.zeros(len(wavs), int(lengths.max()), dtype=self.dtype)
+        for row, w in zip(batch, wavs):
+            row[: w.size] = torch.from_numpy(w)
+        logits, frame_lengths = self.model(batch.to(self.device), lengths.to(self.device))
+        return logits.float().cpu().numpy(), frame_lengths.tolist()
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write a Hugging Face folder (safetensors) that transformers and `load_model` read."""
+        return save_folder(folder, self.model, self.vocab, self.audio)
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, unit="file", desc="transcribing", dynamic_ncols=True, disable=not enabled)
