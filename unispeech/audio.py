@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,21 +28,30 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = SAMPLE_RATE) -> np.
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
     try:
-        with sf.SoundFile(str(path)) as f:
+        f = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"{path}: not a readable audio file (unknown format, empty or corrupt)") from e
+    try:
+        with f:
             source_rate = f.samplerate
             block = max(1, READ_BLOCK_SECONDS * source_rate)
             resampler = None if source_rate == sampling_rate else soxr.ResampleStream(
                 source_rate, sampling_rate, 1, dtype="float32")
             pieces = []
-            for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+            decoded = 0
+            while len(data := f.read(block, dtype="float32", always_2d=True)):  # not blocks(): it trusts
+                decoded += len(data)  # the header's length and pads a truncated mp3 with zeros
+                if not np.isfinite(data).all():  # float files can hold them; soxr would smear them
+                    raise AudioError(f"{path}: contains NaN or infinite samples (corrupt or truncated file?)")
                 mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
                 pieces.append(mono if resampler is None else resampler.resample_chunk(mono))
             if resampler is not None:
                 pieces.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-    except sf.LibsndfileError as e:
-        raise AudioError(f"{path}: cannot decode audio ({_first_line(e)})") from e
-    except RuntimeError as e:  # libsndfile reports some truncated streams this way
-        raise AudioError(f"{path}: cannot decode audio ({_first_line(e)})") from e
+            if 0 < f.frames and decoded < 0.98 * f.frames:
+                warnings.warn(f"{path}: decoded {decoded / source_rate:.2f} s of the {f.frames / source_rate:.2f} s "
+                              "its header announces (truncated file?)", stacklevel=2)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"{path}: decoding failed, truncated or corrupt file ({_first_line(e)})") from e
     audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
     return check_audio(audio, sampling_rate, str(path))
 

@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny reference checkpoints written by transformers, and audio written to disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from unispeech.config import tiny_config
+
+PHONES = list(json.loads((Path(__file__).parents[1] / "unispeech" / "data" / "phones_ky.json").read_text()))
+VOCAB = {**{p: i for i, p in enumerate(PHONES)}, "<pad>": 39, "<s>": 40, "</s>": 41, "<unk>": 42}
+TOKENIZER_CONFIG = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>",
+                    "phonemizer_lang": "ky", "phonemizer_backend": "espeak", "do_lower_case": False,
+                    "tokenizer_class": "Wav2Vec2PhonemeCTCTokenizer"}
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> None:
+    """Weights far from transformers' small init, so that a wrong op shows in the logits."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "layer_norm.weight" in name:
+                p.copy_(1 + 0.3 * torch.randn(p.shape, generator=gen))
+            else:
+                fan_in = p[0].numel() if p.dim() > 1 else 16
+                p.copy_(torch.randn(p.shape, generator=gen) * (1.5 / fan_in) ** 0.5)
+
+
+def make_reference(folder: Path, *, model_type: str = "unispeech", safe: bool = True, seed: int = 0,
+                   shard: str | None = None, **overrides):
+    """A randomly initialised transformers CTC model saved as a Hugging Face folder with the ky vocab."""
+    import transformers
+
+    hf = {k: v for k, v in tiny_config(**overrides).to_hf_dict().items() if k != "architectures"}
+    hf["model_type"] = model_type
+    if model_type == "unispeech":
+        model = transformers.UniSpeechForCTC(transformers.UniSpeechConfig(**hf))
+    else:
+        model = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(**hf))
+    randomize(model.eval(), seed)
+    kwargs = {"max_shard_size": shard} if shard else {}
+    model.save_pretrained(folder, **kwargs)
+    if not safe:  # transformers 5 writes only safetensors; older releases wrote this pickle
+        from safetensors.torch import load_file
+        torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+        (folder / "model.safetensors").unlink()
+    (folder / "vocab.json").write_text(json.dumps(VOCAB, ensure_ascii=False), encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG), encoding="utf-8")
+    (folder / "preprocessor_config.json").write_text(json.dumps(
+        {"do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
+         "padding_side": "right", "padding_value": 0, "return_attention_mask": True, "sampling_rate": 16000}))
+    return model
+
+
+def normalized(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+
+
+def speechlike(seconds: float, seed: int = 0, rate: int = 16000) -> np.ndarray:
+    """Noise with a slowly varying envelope and pitch: enough structure for random models to vary over time."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 1.3 * t + rng.uniform(0, 6)) ** 2
+    tone = np.sin(2 * np.pi * (150 + 50 * np.sin(2 * np.pi * 0.7 * t)) * t)
+    return (0.3 * envelope * (tone + 0.3 * rng.standard_normal(t.size))).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-layer")
+    make_reference(folder)
+    return folder

@@ -1,0 +1,150 @@
+"""Our implementation reproduces transformers' UniSpeechForCTC / Wav2Vec2ForCTC logits, and round-trips folders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import unispeech
+from unispeech.decoding import greedy_decode
+
+from .conftest import make_reference, normalized, speechlike
+
+VARIANTS = [  # (feat_extract_norm, do_stable_layer_norm, conv_bias)
+    ("layer", True, False),  # the Kyrgyz checkpoint's layout
+    ("layer", False, True),
+    ("group", False, False),  # wav2vec2-base layout
+    ("group", True, True),
+]
+
+
+def reference_logits(model, waves: list[np.ndarray]) -> list[np.ndarray]:
+    """transformers' logits, one utterance at a time (no padding)."""
+    with torch.no_grad():
+        return [model(torch.from_numpy(normalized(w))[None]).logits[0].numpy() for w in waves]
+
+
+@pytest.mark.parametrize("safe", [True, False], ids=["safetensors", "bin"])
+@pytest.mark.parametrize("norm,stable,bias", VARIANTS)
+def test_logits_match_transformers(tmp_path, norm, stable, bias, safe):
+    ref = make_reference(tmp_path, safe=safe, feat_extract_norm=norm, do_stable_layer_norm=stable, conv_bias=bias)
+    assert (tmp_path / ("model.safetensors" if safe else "pytorch_model.bin")).is_file()
+    ours = unispeech.load_model(tmp_path)
+    waves = [speechlike(s, seed=i) for i, s in enumerate((1.0, 2.37, 0.5))]
+    for wav, expected in zip(waves, reference_logits(ref, waves)):
+        got = ours.logits(wav, sampling_rate=16000)
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() < 1e-4
+        assert np.abs(expected).max() > 1.0, "logits too small for the comparison to mean anything"
+        assert ours.decode(got, wav.size).phones == greedy_decode(expected, ours.vocab).phones
+
+
+@pytest.mark.parametrize("stable", [True, False])
+def test_padded_batch_matches_transformers_layer_norm(tmp_path, stable):
+    import transformers
+
+    ref = make_reference(tmp_path, feat_extract_norm="layer", do_stable_layer_norm=stable)
+    ours = unispeech.load_model(tmp_path)
+    waves = [speechlike(s, seed=i) for i, s in enumerate((2.0, 0.7, 1.31))]
+    extractor = transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)
+    inputs = extractor(waves, sampling_rate=16000, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        batched = ref(inputs.input_values, attention_mask=inputs.attention_mask).logits.numpy()
+    got = ours.logits_batch([ours.prepare(w, 16000) for w in waves], batch_size=3)
+    for row, ours_row in zip(batched, got):
+        assert np.abs(row[: len(ours_row)] - ours_row).max() < 1e-4
+
+
+@pytest.mark.parametrize("norm,stable,bias", VARIANTS)
+def test_batched_equals_one_by_one(tmp_path, norm, stable, bias):
+    """Padding never changes a row's result, for group norm too (which transformers lets padding leak into)."""
+    make_reference(tmp_path, feat_extract_norm=norm, do_stable_layer_norm=stable, conv_bias=bias)
+    ours = unispeech.load_model(tmp_path)
+    waves = [ours.prepare(speechlike(s, seed=i), 16000) for i, s in enumerate((2.5, 0.4, 1.0, 1.7))]
+    batched = ours.logits_batch(waves, batch_size=4)
+    singles = [ours.logits_batch([w])[0] for w in waves]
+    for b, s in zip(batched, singles):
+        assert b.shape == s.shape
+        assert np.abs(b - s).max() < 1e-4
+    results = list(ours.transcribe_many(waves, batch_size=4, sampling_rate=16000))
+    assert [r.phones for r in results] == [ours.decode(s, w.size).phones for s, w in zip(singles, waves)]
+
+
+def test_wav2vec2_checkpoint_loads(tmp_path):
+    ref = make_reference(tmp_path, model_type="wav2vec2", feat_extract_norm="group", do_stable_layer_norm=False)
+    assert "wav2vec2.feature_extractor.conv_layers.0.conv.weight" in ref.state_dict()
+    ours = unispeech.load_model(tmp_path)
+    wav = speechlike(1.2)
+    assert np.abs(ours.logits(wav, 16000) - reference_logits(ref, [wav])[0]).max() < 1e-4
+
+
+def test_sharded_checkpoint_loads(tmp_path):
+    ref = make_reference(tmp_path, shard="40KB")
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    wav = speechlike(1.0)
+    ours = unispeech.load_model(tmp_path)
+    assert np.abs(ours.logits(wav, 16000) - reference_logits(ref, [wav])[0]).max() < 1e-4
+
+
+def test_old_weight_norm_names_load(tmp_path):
+    """Checkpoints saved before torch's parametrizations name the positional conv weight_g / weight_v."""
+    from safetensors.torch import load_file, save_file
+
+    ref = make_reference(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    renamed = {k.replace("parametrizations.weight.original0", "weight_g")
+                .replace("parametrizations.weight.original1", "weight_v"): v for k, v in state.items()}
+    assert any(k.endswith("pos_conv_embed.conv.weight_g") for k in renamed)
+    save_file(renamed, tmp_path / "model.safetensors")
+    wav = speechlike(1.0)
+    assert np.abs(unispeech.load_model(tmp_path).logits(wav, 16000) - reference_logits(ref, [wav])[0]).max() < 1e-4
+
+
+def test_saved_folder_loads_in_transformers(tmp_path):
+    import transformers
+
+    make_reference(tmp_path / "src")
+    ours = unispeech.load_model(tmp_path / "src")
+    out = ours.save(tmp_path / "saved")
+    assert {"config.json", "model.safetensors", "vocab.json", "tokenizer_config.json",
+            "preprocessor_config.json", "special_tokens_map.json"} <= {p.name for p in out.iterdir()}
+    hf = transformers.AutoModelForCTC.from_pretrained(out).eval()
+    assert type(hf).__name__ == "UniSpeechForCTC"
+    extractor = transformers.AutoFeatureExtractor.from_pretrained(out)
+    tokenizer = transformers.Wav2Vec2PhonemeCTCTokenizer.from_pretrained(out, do_phonemize=False)
+    wav = speechlike(1.5)
+    inputs = extractor(wav, sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        logits = hf(inputs.input_values).logits
+    ours_logits = ours.logits(wav, 16000)
+    assert np.abs(logits[0].numpy() - ours_logits).max() < 1e-4
+    expected_text = tokenizer.batch_decode(logits.argmax(-1))[0]
+    assert ours.decode(ours_logits, wav.size).text == expected_text
+    assert unispeech.load_model(out).logits(wav, 16000).tolist() == ours_logits.tolist()
+
+
+def test_imports_and_runs_without_transformers(tiny_model_dir):
+    code = (
+        "import sys; sys.modules['transformers'] = None\n"
+        "import numpy as np, unispeech\n"
+        f"r = unispeech.load_model({str(tiny_model_dir)!r})\n"
+        "out = r.transcribe(np.random.default_rng(0).standard_normal(16000).astype('float32'), 16000)\n"
+        "print(len(out.timestamps) == len(out.phones))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+
+
+def test_config_round_trips(tmp_path, tiny_model_dir):
+    ours = unispeech.load_model(tiny_model_dir)
+    original = json.loads((tiny_model_dir / "config.json").read_text())
+    saved = json.loads((ours.save(tmp_path / "saved") / "config.json").read_text())
+    for key in ("hidden_size", "conv_dim", "conv_kernel", "feat_extract_norm", "do_stable_layer_norm", "vocab_size",
+                "pad_token_id", "num_conv_pos_embeddings", "model_type", "layer_norm_eps"):
+        assert saved[key] == original[key], key
