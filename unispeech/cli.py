@@ -60,6 +60,50 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_phonemize(args: argparse.Namespace) -> int:
+    from .g2p import phonemize
+
+    texts = list(args.text)
+    if args.file:
+        texts += Path(args.file).read_text(encoding="utf-8").splitlines()
+    if not texts:
+        raise ValueError("give text to phonemize, or --file")
+    lines = phonemize(texts, language=args.language, word_boundaries=args.word_boundaries)
+    write_output("".join(" ".join(phones) + "\n" for phones in lines), args.output)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import load_model
+    from .data import load_dataset
+    from .evaluate import evaluate
+
+    utterances, skipped = load_dataset(args.data, split=args.split, audio_dir=args.audio_dir)
+    if args.limit:
+        utterances = utterances[: args.limit]
+    if not utterances:
+        raise ValueError(f"{args.data}: no usable utterances ({len(skipped)} skipped)")
+    model_name = args.model or default_model()
+    recognizer = load_model(model_name, device=args.device, dtype=args.dtype)
+    report = evaluate(recognizer, utterances, args.out, skipped=skipped, batch_size=args.batch_size,
+                      progress=True, meta={"model": args.model or "bundled demo model", "data": str(args.data),
+                                           "split": args.split})
+    s = report["summary"]
+    per = "n/a" if s["per"] is None else f"{100 * s['per']:.2f} %"
+    print(f"PER {per} over {s['utterances']} utterances ({s['reference_phones']} phones; "
+          f"S {s['substitutions']} D {s['deletions']} I {s['insertions']}); {s['skipped']} skipped. "
+          f"Report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
+    p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default: 8)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+                   help="compute precision (default: float32)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -71,17 +115,36 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Transcribe audio files (wav, flac, ogg, mp3; any rate and channel count) to "
                                    "phones. Long files are processed in overlapping chunks.")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
-    p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
+    add_model_options(p)
     p.add_argument("--format", choices=("txt", "json", "jsonl", "tsv"), default="txt",
                    help="txt: phones per file; json/jsonl: phones, text, per-phone times and confidences; "
                         "tsv: one row per phone (default: txt)")
     p.add_argument("--output", help="write to this file instead of stdout")
-    p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default: 8)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                   help="compute precision (default: float32)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
     p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("phonemize", help="Kyrgyz text -> the checkpoint's phones",
+                       description="Convert text to phones with espeak-ng (bundled through espeakng-loader). "
+                                   "For Kyrgyz the phones are the 39 of the UniSpeech checkpoint.")
+    p.add_argument("text", nargs="*", help="sentences (one output line each)")
+    p.add_argument("--file", help="read sentences from this file, one per line")
+    p.add_argument("--language", default="ky", help="espeak-ng language (default: ky)")
+    p.add_argument("--word-boundaries", action="store_true", help="put | between words")
+    p.add_argument("--output", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_phonemize)
+
+    p = sub.add_parser("evaluate", help="phone error rate on a dataset, with a report",
+                       description="Transcribe a dataset and score it against phones (given, or from the "
+                                   "sentences by G2P). Writes report.json, report.md and plots to --out; "
+                                   "re-running with the same --out resumes.")
+    add_model_options(p)
+    p.add_argument("--data", required=True, help="Common Voice language folder (cv-corpus-*/ky), a .tsv/.jsonl "
+                                                 "manifest, or a UniSpeech split (name.text / name.phone)")
+    p.add_argument("--split", default="test", help="Common Voice split: test, dev, train, validated (default: test)")
+    p.add_argument("--audio-dir", help="where the clips are (default: clips/ beside the data)")
+    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N utterances")
+    p.add_argument("--out", default="eval-report", help="report folder (default: eval-report)")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -1,0 +1,149 @@
+"""Speech datasets: Common Voice release folders, UniSpeech `*.text`/`*.phone` splits, TSV/JSONL manifests.
+
+Every reader returns the usable utterances plus the skipped ones with a reason, never raising for a
+single bad row.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg")
+
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+    id: str
+    audio: Path | None
+    text: str | None = None
+    phones: tuple[str, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    id: str
+    reason: str
+
+
+def load_dataset(path: str | Path, split: str = "test",
+                 audio_dir: str | Path | None = None) -> tuple[list[Utterance], list[Skipped]]:
+    """Read whatever `path` is: a Common Voice folder (`<split>.tsv` + `clips/`), a `.tsv`/`.jsonl`
+    manifest, or a UniSpeech split (`name.text` and/or `name.phone`, audio in `audio_dir`)."""
+    path = Path(path)
+    if path.is_dir():
+        folder = _common_voice_folder(path, split)
+        return read_tsv(folder / f"{split}.tsv", Path(audio_dir) if audio_dir else folder / "clips")
+    base = path.with_suffix("") if path.suffix in (".text", ".phone") else path
+    if base.with_suffix(".text").is_file() or base.with_suffix(".phone").is_file():
+        return read_split_files(base, Path(audio_dir) if audio_dir else base.parent / "clips")
+    if not path.is_file():
+        raise ValueError(f"{path}: no such dataset file or folder")
+    if path.suffix == ".jsonl":
+        return read_jsonl(path, Path(audio_dir) if audio_dir else path.parent)
+    if path.suffix in (".tsv", ".csv"):
+        default_audio = path.parent / "clips" if (path.parent / "clips").is_dir() else path.parent
+        return read_tsv(path, Path(audio_dir) if audio_dir else default_audio)
+    raise ValueError(f"{path}: unknown dataset format (expected a Common Voice folder, .tsv, .jsonl, or .text/.phone)")
+
+
+def _common_voice_folder(path: Path, split: str) -> Path:
+    if (path / f"{split}.tsv").is_file():
+        return path
+    candidates = sorted(p.parent for p in path.glob(f"*/{split}.tsv"))
+    if len(candidates) == 1:  # the release root `cv-corpus-*/` holding one language folder
+        return candidates[0]
+    if not candidates:
+        raise ValueError(f"{path}: no {split}.tsv here or in a language folder below")
+    raise ValueError(f"{path}: several language folders ({', '.join(c.name for c in candidates)}); pass one of them")
+
+
+def read_tsv(path: Path, audio_dir: Path) -> tuple[list[Utterance], list[Skipped]]:
+    """A Common Voice TSV (`path`, `sentence`) or a manifest TSV (`audio`/`path` and `text`/`sentence`/`phones`)."""
+    csv.field_size_limit(sys.maxsize)
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)  # CV sentences contain quotes
+        columns = reader.fieldnames or []
+        rows = list(reader)
+    return _from_rows(rows, columns, audio_dir, str(path))
+
+
+def read_jsonl(path: Path, audio_dir: Path) -> tuple[list[Utterance], list[Skipped]]:
+    rows, skipped, columns = [], [], set()
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            skipped.append(Skipped(f"{path.name}:{n}", f"invalid JSON line ({e})"))
+            continue
+        columns |= set(row)
+        rows.append(row)
+    utterances, more = _from_rows(rows, sorted(columns), audio_dir, str(path))
+    return utterances, skipped + more
+
+
+def _from_rows(rows: list[dict], columns: list[str], audio_dir: Path, source: str):
+    audio_key = next((k for k in ("path", "audio") if k in columns), None)
+    label_keys = [k for k in ("phones", "sentence", "text") if k in columns]
+    if audio_key is None or not label_keys:
+        raise ValueError(f"{source}: needs an audio column ('path' or 'audio') and a label column "
+                         f"('sentence', 'text' or 'phones'); found: {', '.join(columns) or 'none'}")
+    utterances, skipped, seen = [], [], set()
+    for n, row in enumerate(rows, 1):
+        name = row.get(audio_key)
+        uid = Path(name).stem if isinstance(name, str) and name else f"{Path(source).name}:{n}"
+        uid = uid if uid not in seen else f"{uid}#{n}"  # ids key the resume log: keep them unique
+        seen.add(uid)
+        if not name:
+            skipped.append(Skipped(uid, f"row {n}: no audio path"))
+            continue
+        phones = row.get("phones")
+        if isinstance(phones, str):
+            phones = phones.split()
+        phones = tuple(p for p in phones if p != "|") if phones else None
+        text = next((row[k] for k in ("sentence", "text") if isinstance(row.get(k), str) and row[k].strip()), None)
+        if not phones and not text:
+            skipped.append(Skipped(uid, f"row {n}: empty sentence"))
+            continue
+        audio = Path(name) if Path(name).is_absolute() else audio_dir / name
+        utterances.append(Utterance(uid, audio, text, phones))
+    return utterances, skipped
+
+
+def read_split_files(base: Path, audio_dir: Path) -> tuple[list[Utterance], list[Skipped]]:
+    """UniSpeech's `<name>.text` (id TAB sentence) and `<name>.phone` (phones, "|" between words), line by line."""
+    text_path, phone_path = base.with_suffix(".text"), base.with_suffix(".phone")
+    texts = text_path.read_text(encoding="utf-8").splitlines() if text_path.is_file() else None
+    phones = phone_path.read_text(encoding="utf-8").splitlines() if phone_path.is_file() else None
+    if texts is None:
+        raise ValueError(f"{text_path}: missing (it names the clips of {phone_path.name})")
+    if phones is not None and len(phones) != len(texts):
+        raise ValueError(f"{text_path} has {len(texts)} lines but {phone_path} has {len(phones)}")
+    utterances, skipped = [], []
+    for n, line in enumerate(texts, 1):
+        uid, _, sentence = line.partition("\t")
+        uid = uid.strip()
+        if not uid:
+            skipped.append(Skipped(f"{text_path.name}:{n}", "empty line"))
+            continue
+        labels = tuple(p for p in phones[n - 1].split() if p != "|") if phones is not None else None
+        if not labels and not sentence.strip():
+            skipped.append(Skipped(uid, "empty sentence"))
+            continue
+        utterances.append(Utterance(uid, _find_audio(audio_dir, uid), sentence.strip() or None, labels or None))
+    return utterances, skipped
+
+
+def _find_audio(audio_dir: Path, uid: str) -> Path:
+    for ext in AUDIO_EXTENSIONS:
+        candidate = audio_dir / f"{uid}{ext}"
+        if candidate.is_file():
+            return candidate
+    return audio_dir / f"{uid}.mp3"  # reported as missing when read

@@ -1,0 +1,137 @@
+"""Phone error rate: alignment, corpus statistics, a resumable evaluation run and its report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from .data import Skipped, Utterance
+from .transcribe import Recognizer
+
+EMPTY = "∅"  # the missing side of an insertion or deletion in confusion counts
+
+
+def align(ref: list[str], hyp: list[str]) -> list[tuple[str, str | None, str | None]]:
+    """Minimum-edit alignment: ("=", r, h), ("S", r, h), ("D", r, None), ("I", None, h) in order."""
+    n, m = len(ref), len(hyp)
+    cost = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        cost[i][0] = i
+    for j in range(m + 1):
+        cost[0][j] = j
+    for i in range(1, n + 1):
+        row, prev, r = cost[i], cost[i - 1], ref[i - 1]
+        for j in range(1, m + 1):
+            row[j] = min(prev[j - 1] + (r != hyp[j - 1]), prev[j] + 1, row[j - 1] + 1)
+    ops, i, j = [], n, m
+    while i or j:
+        if i and j and cost[i][j] == cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            ops.append(("=" if ref[i - 1] == hyp[j - 1] else "S", ref[i - 1], hyp[j - 1]))
+            i, j = i - 1, j - 1
+        elif i and cost[i][j] == cost[i - 1][j] + 1:
+            ops.append(("D", ref[i - 1], None))
+            i -= 1
+        else:
+            ops.append(("I", None, hyp[j - 1]))
+            j -= 1
+    return ops[::-1]
+
+
+@dataclasses.dataclass
+class ErrorCounts:
+    substitutions: int = 0
+    deletions: int = 0
+    insertions: int = 0
+    reference_phones: int = 0
+
+    @property
+    def edits(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    @property
+    def per(self) -> float:
+        """Edits / reference phones; an empty reference scores 0 if the hypothesis is empty too, else 1 per insertion."""
+        return self.edits / self.reference_phones if self.reference_phones else float(self.edits)
+
+    def add(self, ops) -> "ErrorCounts":
+        kinds = Counter(op for op, _, _ in ops)
+        self.substitutions += kinds["S"]
+        self.deletions += kinds["D"]
+        self.insertions += kinds["I"]
+        self.reference_phones += kinds["="] + kinds["S"] + kinds["D"]
+        return self
+
+
+def phone_error_rate(refs: list[list[str]], hyps: list[list[str]]) -> ErrorCounts:
+    """Corpus-level counts: total edits over total reference phones."""
+    total = ErrorCounts()
+    for ref, hyp in zip(refs, hyps, strict=True):
+        total.add(align(list(ref), list(hyp)))
+    return total
+
+
+def evaluate(recognizer: Recognizer, utterances: list[Utterance], out_dir: str | Path,
+             skipped: list[Skipped] = (), batch_size: int = 8, progress: bool = True,
+             language: str = "ky", meta: dict | None = None) -> dict:
+    """Transcribe, score and report. Rows already in `out_dir/utterances.jsonl` are reused (resume)."""
+    from .g2p import phonemize
+    from .report import write_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_path = out / "utterances.jsonl"
+    done = _read_rows(rows_path)
+    skipped = list(skipped)
+    todo = [u for u in utterances if u.id not in done]
+    needs_g2p = [i for i, u in enumerate(todo) if u.phones is None]
+    for i, phones in zip(needs_g2p, phonemize([todo[i].text for i in needs_g2p], language=language)):
+        todo[i] = dataclasses.replace(todo[i], phones=tuple(phones))
+    from tqdm import tqdm
+
+    start, audio_seconds, fresh = time.perf_counter(), 0.0, 0
+    bar = tqdm(total=len(todo), unit="utt", desc="evaluating", dynamic_ncols=True, disable=not progress)
+    with open(rows_path, "a", encoding="utf-8") as log, bar:
+        for lo in range(0, len(todo), batch_size * 16):
+            group = todo[lo:lo + batch_size * 16]
+            results = recognizer.transcribe_many([u.audio for u in group], batch_size=batch_size)
+            for u, result in zip(group, results):
+                row = _score(u, result)
+                audio_seconds += row.get("duration", 0.0)
+                fresh += "per" in row
+                done[u.id] = row
+                log.write(json.dumps(row, ensure_ascii=False) + "\n")
+            log.flush()
+            bar.update(len(group))
+    elapsed = time.perf_counter() - start
+    rows = [done[u.id] for u in utterances if u.id in done]
+    speed = {"utterances_per_second": fresh / elapsed if fresh and elapsed else None,
+             "real_time_factor": elapsed / audio_seconds if audio_seconds else None, "newly_scored": fresh}
+    return write_report(out, rows, skipped, {**(meta or {}), **speed})
+
+
+def _score(u: Utterance, result) -> dict:
+    if isinstance(result, Exception):
+        return {"id": u.id, "skipped": str(result)}
+    if not u.phones:
+        return {"id": u.id, "skipped": "sentence phonemizes to nothing"}
+    ops = align(list(u.phones), result.phones)
+    counts = ErrorCounts().add(ops)
+    return {"id": u.id, "audio": str(u.audio), "text": u.text, "ref": " ".join(u.phones), "hyp": result.text,
+            "per": counts.per, "substitutions": counts.substitutions, "deletions": counts.deletions,
+            "insertions": counts.insertions, "reference_phones": counts.reference_phones,
+            "duration": result.duration, "ops": [[op, r, h] for op, r, h in ops if op != "="]}
+
+
+def _read_rows(path: Path) -> dict[str, dict]:
+    rows = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by an interruption: recompute it
+                continue
+            rows[row["id"]] = row
+    return rows
