@@ -8,7 +8,7 @@ import pytest
 from unispeech.evaluate import phone_error_rate
 from unispeech.g2p import kyrgyz_inventory, phonemize
 
-DATA = Path(__file__).parent / "data" / "ky"
+DATA = Path(__file__).parents[1] / "data" / "ky"
 
 
 def reference(split: str) -> tuple[list[str], list[list[str]]]:

@@ -28,7 +28,7 @@ class ChunkOptions:
     max_seconds: float = 30.0
     chunk_seconds: float = 20.0
     context_seconds: float = 3.0
-    max_batch_seconds: float = 320.0  # padded audio per forward pass, which bounds activation memory
+    max_batch_seconds: float = 60.0  # padded audio per forward pass: bounds activation memory (~1 GB for Large)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,145 @@
+"""Synthetic Kyrgyz speech from espeak-ng (the library bundled by espeakng-loader), with augmentation.
+
+Used to train and test the bundled demo model. The labels are our G2P of the same sentences, which is
+exactly what espeak-ng speaks, so the corpus is self-consistent.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+
+# espeak-ng's C API constants (speak_lib.h)
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_RATE, _VOLUME, _PITCH, _RANGE = 1, 2, 3, 4
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+TRAIN_VARIANTS = ("m1", "m2", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4")
+UNSEEN_VARIANT = "m3"  # held out of training: the "unseen voice" test
+
+
+@dataclasses.dataclass(frozen=True)
+class Voice:
+    variant: str = "m1"  # espeak-ng voice variant (voices/!v)
+    rate: int = 165  # words per minute
+    pitch: int = 50  # 0..100
+    pitch_range: int = 50  # 0..100
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, variants=TRAIN_VARIANTS) -> "Voice":
+        return cls(variant=str(rng.choice(variants)), rate=int(rng.integers(125, 211)),
+                   pitch=int(rng.integers(25, 76)), pitch_range=int(rng.integers(20, 81)))
+
+
+class Speaker:
+    """An espeak-ng synthesiser for one language. espeak-ng has global state: use one per process."""
+
+    def __init__(self, language: str = "ky"):
+        import espeakng_loader
+
+        self.language = language
+        self._lib = ctypes.cdll.LoadLibrary(espeakng_loader.get_library_path())
+        data_parent = os.path.dirname(espeakng_loader.get_data_path()).encode()
+        self.source_rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent, 0)
+        if self.source_rate <= 0:
+            raise RuntimeError("espeak-ng failed to initialise")
+        self._pieces: list[np.ndarray] = []
+        self._callback = _CALLBACK(self._collect)  # kept referenced: espeak calls it from C
+        self._lib.espeak_SetSynthCallback(self._callback)
+
+    def _collect(self, wav, n, events) -> int:
+        if n > 0:
+            self._pieces.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        return 0
+
+    def speak(self, text: str, voice: Voice = Voice()) -> np.ndarray:
+        """Text -> float32 mono audio at 16 kHz."""
+        import soxr
+
+        if self._lib.espeak_SetVoiceByName(f"{self.language}+{voice.variant}".encode()) != 0:
+            raise ValueError(f"espeak-ng has no voice {self.language}+{voice.variant}")
+        for param, value in ((_RATE, voice.rate), (_PITCH, voice.pitch), (_RANGE, voice.pitch_range)):
+            self._lib.espeak_SetParameter(param, value, 0)
+        data = text.encode("utf-8")
+        self._pieces = []
+        self._lib.espeak_Synth(ctypes.c_char_p(data), len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        self._lib.espeak_Synchronize()
+        wav = np.concatenate(self._pieces).astype(np.float32) / 32768 if self._pieces else np.zeros(0, np.float32)
+        return soxr.resample(wav, self.source_rate, SAMPLE_RATE).astype(np.float32)
+
+
+def augment(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Silence padding, reverberation, additive noise and gain, each drawn at random; returns what was drawn."""
+    info: dict = {}
+    pad = rng.uniform(0.05, 0.4, size=2)
+    wav = np.concatenate([np.zeros(int(pad[0] * SAMPLE_RATE), np.float32), wav,
+                          np.zeros(int(pad[1] * SAMPLE_RATE), np.float32)])
+    if rng.random() < 0.5:
+        rt60 = float(rng.uniform(0.1, 0.6))
+        t = np.arange(int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
+        ir = rng.standard_normal(t.size) * np.exp(-6.9 * t / rt60)
+        ir[0] = 1.0 / float(rng.uniform(0.05, 0.3))  # direct path dominates: wet level 5-30 %
+        n = wav.size + ir.size - 1
+        wet = np.fft.irfft(np.fft.rfft(wav, n) * np.fft.rfft(ir, n), n)[: wav.size]
+        wav = (wet / (np.abs(wet).max() + 1e-9) * np.abs(wav).max()).astype(np.float32)
+        info["rt60"] = round(rt60, 3)
+    if rng.random() < 0.8:
+        snr = float(rng.uniform(10, 40))
+        noise = rng.standard_normal(wav.size)
+        if rng.random() < 0.5:  # brown-ish noise: more energy at low frequencies
+            noise = np.cumsum(noise)
+            noise -= np.convolve(noise, np.ones(400) / 400, mode="same")
+        power = np.mean(wav ** 2) + 1e-12
+        noise *= np.sqrt(power / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr / 10))
+        wav = (wav + noise).astype(np.float32)
+        info["snr_db"] = round(snr, 1)
+    gain_db = float(rng.uniform(-12, 4))
+    wav = np.clip(wav * 10 ** (gain_db / 20) / (np.abs(wav).max() + 1e-9) * 0.7, -1, 1).astype(np.float32)
+    info["gain_db"] = round(gain_db, 1)
+    return wav, info
+
+
+def synthesize_corpus(sentences: list[str], out_dir: str | Path, variants=TRAIN_VARIANTS, copies: int = 1,
+                      seed: int = 0, clean: bool = False, progress: bool = True) -> Path:
+    """Speak every sentence `copies` times with random voices; write FLAC clips and `manifest.jsonl`.
+
+    Resumable: clips already listed in the manifest are kept, so an interrupted run continues.
+    """
+    import soundfile as sf
+    from tqdm import tqdm
+
+    from .g2p import phonemize
+
+    out = Path(out_dir)
+    (out / "clips").mkdir(parents=True, exist_ok=True)
+    manifest = out / "manifest.jsonl"
+    done = {json.loads(line)["audio"] for line in manifest.read_text(encoding="utf-8").splitlines()
+            if line.strip()} if manifest.is_file() else set()
+    phones = phonemize(sentences)
+    speaker = Speaker("ky")
+    rng = np.random.default_rng(seed)
+    with open(manifest, "a", encoding="utf-8") as log:
+        for i in tqdm(range(len(sentences) * copies), desc="synthesizing", unit="clip", disable=not progress):
+            text, labels = sentences[i % len(sentences)], phones[i % len(sentences)]
+            voice = Voice.random(rng, variants)
+            clip_rng = np.random.default_rng([seed, i])  # each clip's augmentation independent of the rest
+            name = f"clips/{i:06d}.flac"
+            if name in done or not labels:
+                continue
+            wav = speaker.speak(text, voice)
+            wav, info = (wav, {}) if clean else augment(wav, clip_rng)
+            sf.write(out / name, wav, SAMPLE_RATE)
+            row = {"audio": name, "text": text, "phones": " ".join(labels), "duration": round(wav.size / SAMPLE_RATE, 3),
+                   "voice": dataclasses.asdict(voice), **info}
+            log.write(json.dumps(row, ensure_ascii=False) + "\n")
+            log.flush()
+    return manifest
