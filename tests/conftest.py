@@ -74,3 +74,35 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-layer")
     make_reference(folder)
     return folder
+
+
+TONES = {"ɑ": 300, "S": 700, "m": 1200, "i": 2000, "q": 3200}
+
+
+def write_tone_dataset(folder: Path, n: int = 40, seed: int = 0) -> Path:
+    """A toy phone task: each phone is a tone of its own pitch. Returns a JSONL manifest with the labels."""
+    import soundfile as sf
+
+    (folder / "clips").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(n):
+        seq = list(rng.choice(list(TONES), size=rng.integers(2, 5)))
+        parts = [np.zeros(1600)]
+        for p in seq:
+            t = np.arange(int(rng.uniform(0.08, 0.14) * 16000)) / 16000
+            parts += [0.5 * np.sin(2 * np.pi * TONES[p] * t), np.zeros(int(rng.uniform(0.03, 0.06) * 16000))]
+        wav = np.concatenate(parts)
+        wav = wav + 0.01 * rng.standard_normal(wav.size)
+        sf.write(folder / "clips" / f"{k}.wav", wav.astype(np.float32), 16000)
+        rows.append({"audio": f"clips/{k}.wav", "phones": " ".join(seq)})
+    manifest = folder / "train.jsonl"
+    manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return manifest
+
+
+def write_tiny_config(path: Path, **overrides) -> Path:
+    dims = dict(num_hidden_layers=1, hidden_size=64, intermediate_size=128, conv_dim=(32,) * 7)
+    dims.update(overrides)
+    path.write_text(json.dumps(tiny_config(**dims).to_hf_dict()), encoding="utf-8")
+    return path

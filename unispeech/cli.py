@@ -96,6 +96,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .train.finetune import finetune, load_recipe
+
+    recipe = load_recipe(args.recipe, max_updates=args.max_updates, lr=args.lr, max_batch_seconds=args.batch_seconds,
+                         grad_accum=args.grad_accum, bf16=args.bf16 or None, seed=args.seed,
+                         valid_every=args.valid_every, save_every=args.save_every,
+                         freeze_encoder_updates=args.freeze_encoder_updates, stop_after=args.stop_after)
+    try:
+        out = finetune(args.init, args.train, args.out, valid_data=args.valid, recipe=recipe, resume=args.resume,
+                       split=args.split, valid_split=args.valid_split)
+    except KeyboardInterrupt:
+        return 130
+    print(f"fine-tuned model: {out} (load it with --model {out})")
+    return 0
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default: 8)")
@@ -145,6 +161,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N utterances")
     p.add_argument("--out", default="eval-report", help="report folder (default: eval-report)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("finetune", help="CTC fine-tuning with the UniSpeech recipe",
+                       description="Fine-tune a UniSpeech/wav2vec2 checkpoint (or a config.json, from scratch) "
+                                   "on phone-labelled speech. Defaults are the paper's 1-hour recipe; the "
+                                   "best model by validation PER is written to --out as a Hugging Face folder. "
+                                   "Multi-process: torchrun --nproc_per_node N -m unispeech finetune ...")
+    p.add_argument("--init", required=True, help="checkpoint folder (any head, or a pretraining checkpoint) "
+                                                 "or a config.json for random initialisation")
+    p.add_argument("--train", required=True, help="training data (Common Voice folder, manifest or split files)")
+    p.add_argument("--valid", help="validation data, scored by PER every --valid-every updates")
+    p.add_argument("--out", required=True, help="output folder (model, checkpoints/, train_log.jsonl, training.png)")
+    p.add_argument("--recipe", help="TOML file with recipe settings (options given here override it)")
+    p.add_argument("--split", default="train", help="Common Voice split for --train (default: train)")
+    p.add_argument("--valid-split", default="dev", help="Common Voice split for --valid (default: dev)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--max-updates", type=int, help="total updates (recipe: 20000)")
+    p.add_argument("--lr", type=float, help="peak learning rate (recipe: 2e-5)")
+    p.add_argument("--batch-seconds", type=float, help="padded audio seconds per batch and process (default: 200)")
+    p.add_argument("--grad-accum", type=int, help="batches per update and process (default: 1)")
+    p.add_argument("--freeze-encoder-updates", type=int, help="updates that train only the head (recipe: 2000)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on CPUs with AMX / AVX512-bf16)")
+    p.add_argument("--seed", type=int, help="random seed (recipe: 1337)")
+    p.add_argument("--valid-every", type=int, help="updates between validations (default: 500)")
+    p.add_argument("--save-every", type=int, help="updates between checkpoints (default: 500)")
+    p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many updates in this run")
+    p.set_defaults(func=cmd_finetune)
     return parser
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -42,18 +44,25 @@ class UniSpeechModel(nn.Module):
     def output_lengths(self, num_samples: torch.Tensor) -> torch.Tensor:
         return conv_output_lengths(num_samples, self.config.conv_kernel, self.config.conv_stride)
 
+    freeze_features = False  # fine-tuning: the CNN gets no gradients
+    freeze_encoder = False  # fine-tuning's first updates: only the head trains
+
     def features(self, wav: torch.Tensor, lengths: torch.Tensor):
         """(B, S) waveform -> projected frames (B, T, C), normalised CNN features (B, T, C_cnn), frame lengths."""
-        z, frame_lengths = self.feature_extractor(wav, lengths)
-        x, z_normed = self.feature_projection(z)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not (self.freeze_features or self.freeze_encoder)):
+            z, frame_lengths = self.feature_extractor(wav, lengths)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            x, z_normed = self.feature_projection(z)
         return x, z_normed, frame_lengths
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor,
-                time_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                mask_fn: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`mask_fn(x, frame_lengths) -> x` applies training-time masking to the projected frames."""
         x, _, frame_lengths = self.features(wav, lengths)
-        if time_mask is not None:  # (B, T) bool: replace masked frames by the learned mask embedding
-            x = torch.where(time_mask[:, :, None], self.masked_spec_embed.to(x.dtype), x)
-        return self.encoder(x, frame_lengths), frame_lengths
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            if mask_fn is not None:
+                x = mask_fn(x, frame_lengths)
+            return self.encoder(x, frame_lengths), frame_lengths
 
 
 class CTCModel(nn.Module):
@@ -67,9 +76,9 @@ class CTCModel(nn.Module):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor,
-                time_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                mask_fn: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S) normalised 16 kHz waveform, (B,) valid samples -> logits (B, T, V), valid frames (B,)."""
-        hidden, frame_lengths = self.backbone(wav, lengths, time_mask)
+        hidden, frame_lengths = self.backbone(wav, lengths, mask_fn)
         return self.lm_head(self.dropout(hidden)), frame_lengths
 
 

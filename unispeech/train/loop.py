@@ -138,7 +138,7 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
                     loss, size, batch_stats = task.compute_loss(ddp, _to(batch, device), progress.step)
                 if loss.requires_grad:
                     loss.float().backward()
-                total_loss += float(loss)
+                total_loss += float(loss.detach())
                 total_size += size
                 for key, value in batch_stats.items():
                     stats[key] = stats.get(key, 0.0) + value

@@ -1,0 +1,151 @@
+"""Fine-tuning: learns a toy phone task, resumes exactly, runs under torchrun, refuses bad input clearly."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import unispeech
+from unispeech.train.finetune import FinetuneRecipe, finetune, load_recipe
+
+from .conftest import write_tiny_config, write_tone_dataset
+
+TOY = dict(mask_time_prob=0.0, mask_channel_prob=0.0, layerdrop=0.0, dropout=0.0, freeze_encoder_updates=0,
+           lr=3e-3, max_batch_seconds=8, valid_every=100, save_every=50, log_every=1)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    return write_tone_dataset(root), write_tiny_config(root / "config.json")
+
+
+def log_rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_learns_the_toy_task_and_recovers_its_labels(toy, tmp_path):
+    manifest, config = toy
+    out = finetune(config, manifest, tmp_path / "out", valid_data=manifest,
+                   recipe=load_recipe(None, max_updates=300, **TOY), progress=False)
+    losses = [r["loss"] for r in log_rows(out) if "loss" in r]
+    assert losses[-1] < 0.05 * losses[0]
+    assert [r["valid_per"] for r in log_rows(out) if "valid_per" in r][-1] < 0.05
+    model = unispeech.load_model(out)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    correct = sum(model.transcribe(manifest.parent / r["audio"]).text == r["phones"] for r in rows)
+    assert correct >= 0.95 * len(rows)
+    assert (out / "training.png").stat().st_size > 0
+
+
+def test_output_loads_in_transformers(toy, tmp_path):
+    import transformers
+
+    manifest, config = toy
+    out = finetune(config, manifest, tmp_path / "out", recipe=load_recipe(None, max_updates=5, **TOY),
+                   progress=False)
+    hf = transformers.AutoModelForCTC.from_pretrained(out).eval()
+    ours = unispeech.load_model(out)
+    wav = ours.prepare(manifest.parent / "clips" / "0.wav")
+    with torch.no_grad():
+        ref = hf(torch.from_numpy(wav)[None]).logits[0].numpy()
+    assert abs(ref - ours.logits(manifest.parent / "clips" / "0.wav")).max() < 1e-4
+
+
+def test_resume_continues_exactly(toy, tmp_path):
+    manifest, config = toy
+    recipe = load_recipe(None, max_updates=40, **{**TOY, "dropout": 0.1, "mask_time_prob": 0.3,
+                                                    "mask_time_length": 3, "layerdrop": 0.2})
+    straight = finetune(config, manifest, tmp_path / "straight", recipe=recipe, progress=False)
+    half = load_recipe(None, max_updates=40, stop_after=20, **{**TOY, "dropout": 0.1, "mask_time_prob": 0.3,
+                                                               "mask_time_length": 3, "layerdrop": 0.2})
+    finetune(config, manifest, tmp_path / "resumed", recipe=half, progress=False)
+    assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").glob("*.pt"))[-1] == "checkpoint-0000020.pt"
+    finetune(config, manifest, tmp_path / "resumed", recipe=recipe, resume=True, progress=False)
+    a, b = load_file(straight / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+    straight_losses = {r["step"]: r["loss"] for r in log_rows(straight) if "loss" in r}
+    resumed_losses = {r["step"]: r["loss"] for r in log_rows(tmp_path / "resumed") if "loss" in r}
+    assert all(abs(straight_losses[s] - resumed_losses[s]) < 1e-5 for s in straight_losses)
+
+
+def run_cli(args, env=None, launcher=None):
+    cmd = (launcher or [sys.executable, "-m", "unispeech"]) + args
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_two_processes_match_one_with_the_same_global_batch(toy, tmp_path):
+    manifest, config = toy
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text("mask_time_prob = 0.3\nmask_time_length = 3\nlayerdrop = 0.0\ndropout = 0.0\n"
+                      "[train]\nlr = 3e-3\nmax_batch_seconds = 4\nsave_every = 100\nvalid_every = 100\nlog_every = 1\n")
+    common = ["finetune", "--init", str(config), "--train", str(manifest), "--recipe", str(recipe),
+              "--max-updates", "12", "--freeze-encoder-updates", "0"]
+    one = run_cli(common + ["--out", str(tmp_path / "one"), "--grad-accum", "2"])
+    assert one.returncode == 0, one.stderr[-2000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+                "-m", "unispeech"]
+    two = run_cli(common + ["--out", str(tmp_path / "two")], env={"OMP_NUM_THREADS": "1"}, launcher=torchrun)
+    assert two.returncode == 0, two.stderr[-2000:]
+    losses_one = [r["loss"] for r in log_rows(tmp_path / "one") if "loss" in r]
+    losses_two = [r["loss"] for r in log_rows(tmp_path / "two") if "loss" in r]
+    assert len(losses_one) == len(losses_two) == 12
+    assert losses_one == pytest.approx(losses_two, rel=1e-3)
+    # Summation order differs between the layouts; Adam turns those float differences in near-zero
+    # gradients into small parameter differences (each update moves a weight by up to lr = 3e-3).
+    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 3e-3
+
+
+def test_bad_inputs_have_clear_messages(toy, tmp_path):
+    manifest, config = toy
+    common = ["--init", str(config), "--max-updates", "2"]
+    (tmp_path / "empty.jsonl").write_text("")
+    done = run_cli(["finetune", *common, "--train", str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "o1")])
+    assert done.returncode == 2 and "needs an audio column" in done.stderr and "Traceback" not in done.stderr
+
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text(manifest.read_text().replace('"ɑ', '"th ɑ'))
+    shutil.copytree(manifest.parent / "clips", tmp_path / "clips")
+    done = run_cli(["finetune", *common, "--train", str(foreign), "--out", str(tmp_path / "o2")])
+    assert done.returncode == 2 and "not in the vocabulary: th" in done.stderr
+
+    unreadable = tmp_path / "unreadable.jsonl"
+    unreadable.write_text(manifest.read_text().replace("clips/", "nowhere/"))
+    done = run_cli(["finetune", *common, "--train", str(unreadable), "--out", str(tmp_path / "o3")])
+    assert done.returncode == 2 and "none of the 40 clips could be read" in done.stderr
+
+    done = run_cli(["finetune", *common, "--train", str(manifest), "--out", str(tmp_path / "o4"), "--resume"])
+    assert done.returncode == 2 and "no checkpoint" in done.stderr
+
+
+def test_init_with_another_head_size_reinitialises_it(toy, tmp_path, capsys):
+    manifest, config = toy
+    first = finetune(config, manifest, tmp_path / "first", recipe=load_recipe(None, max_updates=3, **TOY),
+                     progress=False)
+    vocab = json.loads((first / "vocab.json").read_text())
+    vocab["extra"] = len(vocab)  # a 44-token vocabulary against a 43-output head
+    (first / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    cfg = json.loads((first / "config.json").read_text())
+    cfg["vocab_size"] = 44
+    (first / "config.json").write_text(json.dumps(cfg))
+    second = finetune(first, manifest, tmp_path / "second", recipe=load_recipe(None, max_updates=3, **TOY),
+                      progress=False)
+    assert "head is re-initialised" in capsys.readouterr().err
+    assert unispeech.load_model(second).model.lm_head.out_features == 44
+
+
+def test_recipe_defaults_are_the_papers():
+    r = FinetuneRecipe()
+    assert (r.train.lr, r.train.betas, r.train.eps, r.train.max_updates) == (2e-5, (0.9, 0.98), 1e-8, 20000)
+    assert (r.mask_time_prob, r.mask_time_length, r.mask_channel_prob, r.mask_channel_length) == (0.75, 10, 0.25, 64)
+    assert (r.freeze_encoder_updates, r.layerdrop, r.dropout, r.train.final_lr_scale) == (2000, 0.1, 0.1, 0.05)
+    with pytest.raises(ValueError, match="unknown recipe setting"):
+        load_recipe(None, no_such_key=1)
