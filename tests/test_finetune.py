@@ -39,8 +39,10 @@ def test_learns_the_toy_task_and_recovers_its_labels(toy, tmp_path):
     assert [r["valid_per"] for r in log_rows(out) if "valid_per" in r][-1] < 0.05
     model = unispeech.load_model(out)
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
-    correct = sum(model.transcribe(manifest.parent / r["audio"]).text == r["phones"] for r in rows)
-    assert correct >= 0.95 * len(rows)
+    for dtype in ("float32", "bfloat16"):
+        model = unispeech.load_model(out, dtype=dtype)
+        correct = sum(model.transcribe(manifest.parent / r["audio"]).text == r["phones"] for r in rows)
+        assert correct >= 0.95 * len(rows), dtype
     assert (out / "training.png").stat().st_size > 0
 
 
@@ -51,7 +53,7 @@ def test_output_loads_in_transformers(toy, tmp_path):
     out = finetune(config, manifest, tmp_path / "out", recipe=load_recipe(None, max_updates=5, **TOY),
                    progress=False)
     hf = transformers.AutoModelForCTC.from_pretrained(out).eval()
-    ours = unispeech.load_model(out)
+    ours = unispeech.load_model(out, dtype="float32")
     wav = ours.prepare(manifest.parent / "clips" / "0.wav")
     with torch.no_grad():
         ref = hf(torch.from_numpy(wav)[None]).logits[0].numpy()

@@ -34,7 +34,7 @@ def reference_logits(model, waves: list[np.ndarray]) -> list[np.ndarray]:
 def test_logits_match_transformers(tmp_path, norm, stable, bias, safe):
     ref = make_reference(tmp_path, safe=safe, feat_extract_norm=norm, do_stable_layer_norm=stable, conv_bias=bias)
     assert (tmp_path / ("model.safetensors" if safe else "pytorch_model.bin")).is_file()
-    ours = unispeech.load_model(tmp_path)
+    ours = unispeech.load_model(tmp_path, dtype="float32")
     waves = [speechlike(s, seed=i) for i, s in enumerate((1.0, 2.37, 0.5))]
     for wav, expected in zip(waves, reference_logits(ref, waves)):
         got = ours.logits(wav, sampling_rate=16000)
@@ -49,7 +49,7 @@ def test_padded_batch_matches_transformers_layer_norm(tmp_path, stable):
     import transformers
 
     ref = make_reference(tmp_path, feat_extract_norm="layer", do_stable_layer_norm=stable)
-    ours = unispeech.load_model(tmp_path)
+    ours = unispeech.load_model(tmp_path, dtype="float32")
     waves = [speechlike(s, seed=i) for i, s in enumerate((2.0, 0.7, 1.31))]
     extractor = transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)
     inputs = extractor(waves, sampling_rate=16000, padding=True, return_tensors="pt")
@@ -64,7 +64,7 @@ def test_padded_batch_matches_transformers_layer_norm(tmp_path, stable):
 def test_batched_equals_one_by_one(tmp_path, norm, stable, bias):
     """Padding never changes a row's result, for group norm too (which transformers lets padding leak into)."""
     make_reference(tmp_path, feat_extract_norm=norm, do_stable_layer_norm=stable, conv_bias=bias)
-    ours = unispeech.load_model(tmp_path)
+    ours = unispeech.load_model(tmp_path, dtype="float32")
     waves = [ours.prepare(speechlike(s, seed=i), 16000) for i, s in enumerate((2.5, 0.4, 1.0, 1.7))]
     batched = ours.logits_batch(waves, batch_size=4)
     singles = [ours.logits_batch([w])[0] for w in waves]
@@ -78,7 +78,7 @@ def test_batched_equals_one_by_one(tmp_path, norm, stable, bias):
 def test_wav2vec2_checkpoint_loads(tmp_path):
     ref = make_reference(tmp_path, model_type="wav2vec2", feat_extract_norm="group", do_stable_layer_norm=False)
     assert "wav2vec2.feature_extractor.conv_layers.0.conv.weight" in ref.state_dict()
-    ours = unispeech.load_model(tmp_path)
+    ours = unispeech.load_model(tmp_path, dtype="float32")
     wav = speechlike(1.2)
     assert np.abs(ours.logits(wav, 16000) - reference_logits(ref, [wav])[0]).max() < 1e-4
 
@@ -87,7 +87,7 @@ def test_sharded_checkpoint_loads(tmp_path):
     ref = make_reference(tmp_path, shard="40KB")
     assert (tmp_path / "model.safetensors.index.json").is_file()
     wav = speechlike(1.0)
-    ours = unispeech.load_model(tmp_path)
+    ours = unispeech.load_model(tmp_path, dtype="float32")
     assert np.abs(ours.logits(wav, 16000) - reference_logits(ref, [wav])[0]).max() < 1e-4
 
 
@@ -102,14 +102,15 @@ def test_old_weight_norm_names_load(tmp_path):
     assert any(k.endswith("pos_conv_embed.conv.weight_g") for k in renamed)
     save_file(renamed, tmp_path / "model.safetensors")
     wav = speechlike(1.0)
-    assert np.abs(unispeech.load_model(tmp_path).logits(wav, 16000) - reference_logits(ref, [wav])[0]).max() < 1e-4
+    ours = unispeech.load_model(tmp_path, dtype="float32")
+    assert np.abs(ours.logits(wav, 16000) - reference_logits(ref, [wav])[0]).max() < 1e-4
 
 
 def test_saved_folder_loads_in_transformers(tmp_path):
     import transformers
 
     make_reference(tmp_path / "src")
-    ours = unispeech.load_model(tmp_path / "src")
+    ours = unispeech.load_model(tmp_path / "src", dtype="float32")
     out = ours.save(tmp_path / "saved")
     assert {"config.json", "model.safetensors", "vocab.json", "tokenizer_config.json",
             "preprocessor_config.json", "special_tokens_map.json"} <= {p.name for p in out.iterdir()}
@@ -125,14 +126,14 @@ def test_saved_folder_loads_in_transformers(tmp_path):
     assert np.abs(logits[0].numpy() - ours_logits).max() < 1e-4
     expected_text = tokenizer.batch_decode(logits.argmax(-1))[0]
     assert ours.decode(ours_logits, wav.size).text == expected_text
-    assert unispeech.load_model(out).logits(wav, 16000).tolist() == ours_logits.tolist()
+    assert unispeech.load_model(out, dtype="float32").logits(wav, 16000).tolist() == ours_logits.tolist()
 
 
 def test_imports_and_runs_without_transformers(tiny_model_dir):
     code = (
         "import sys; sys.modules['transformers'] = None\n"
         "import numpy as np, unispeech\n"
-        f"r = unispeech.load_model({str(tiny_model_dir)!r})\n"
+        f"r = unispeech.load_model({str(tiny_model_dir)!r}, dtype='float32')\n"
         "out = r.transcribe(np.random.default_rng(0).standard_normal(16000).astype('float32'), 16000)\n"
         "print(len(out.timestamps) == len(out.phones))\n"
     )
@@ -142,9 +143,20 @@ def test_imports_and_runs_without_transformers(tiny_model_dir):
 
 
 def test_config_round_trips(tmp_path, tiny_model_dir):
-    ours = unispeech.load_model(tiny_model_dir)
+    ours = unispeech.load_model(tiny_model_dir, dtype="float32")
     original = json.loads((tiny_model_dir / "config.json").read_text())
     saved = json.loads((ours.save(tmp_path / "saved") / "config.json").read_text())
     for key in ("hidden_size", "conv_dim", "conv_kernel", "feat_extract_norm", "do_stable_layer_norm", "vocab_size",
                 "pad_token_id", "num_conv_pos_embeddings", "model_type", "layer_norm_eps"):
         assert saved[key] == original[key], key
+
+
+def test_bfloat16_stays_close_to_float32(tiny_model_dir):
+    """The fast precision: encoder in bf16, CTC head in fp32."""
+    fp32 = unispeech.load_model(tiny_model_dir, dtype="float32")
+    bf16 = unispeech.load_model(tiny_model_dir, dtype="bfloat16")
+    assert bf16.dtype == torch.bfloat16 and bf16.model.lm_head.weight.dtype == torch.float32
+    wav = speechlike(2.0)
+    a, b = fp32.logits(wav, 16000), bf16.logits(wav, 16000)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.99

@@ -10,6 +10,7 @@ from .audio import SAMPLE_RATE, AudioError, load_audio
 from .checkpoint import load_folder, resolve_folder
 from .config import ModelConfig
 from .decoding import Transcription, greedy_decode
+from .g2p import phonemize
 from .transcribe import ChunkOptions, Recognizer
 
 __version__ = "0.1.0"
@@ -17,22 +18,37 @@ __version__ = "0.1.0"
 REAL_MODEL = "microsoft/unispeech-1350-en-17h-ky-ft-1h"
 
 __all__ = ["load_model", "Recognizer", "Transcription", "ModelConfig", "ChunkOptions", "AudioError",
-           "load_audio", "greedy_decode", "SAMPLE_RATE", "REAL_MODEL", "__version__"]
+           "load_audio", "greedy_decode", "phonemize", "SAMPLE_RATE", "REAL_MODEL", "__version__"]
 
 
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
-               dtype: torch.dtype | str | None = None) -> Recognizer:
+               dtype: torch.dtype | str | None = "auto") -> Recognizer:
     """Load a CTC checkpoint: a local Hugging Face folder, or a hub id such as
-    "microsoft/unispeech-1350-en-17h-ky-ft-1h" (downloaded with huggingface_hub when online)."""
+    "microsoft/unispeech-1350-en-17h-ky-ft-1h" (downloaded with huggingface_hub when online).
+
+    dtype "auto" computes in bfloat16 where the hardware has fast bf16 matmuls (CPUs with AVX512-bf16 or
+    AMX, CUDA GPUs), else float32; the CTC head always stays float32.
+    """
     folder = resolve_folder(name_or_path)
     model, vocab, audio = load_folder(folder)
-    model = model.to(device=device, dtype=_dtype(dtype))
+    model = model.to(device=device)
+    model.backbone.to(dtype=_dtype(dtype, torch.device(device)))
     return Recognizer(model, vocab, audio, name=str(name_or_path))
 
 
-def _dtype(dtype: torch.dtype | str | None) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
+def fast_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def _dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if fast_bf16(device) else torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
     names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,

@@ -116,8 +116,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default: 8)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                   help="compute precision (default: float32)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                   help="compute precision; auto: bfloat16 on CPUs with AVX512-bf16/AMX and on CUDA, else float32")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,21 +40,25 @@ class MaskedGroupNorm(nn.GroupNorm):
     transformers' GroupNorm lets padding leak into the statistics; this one does not.
     """
 
-    def forward_masked(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # x: (B, C, T)
-        mask = valid_mask(lengths, x.shape[-1])[:, None, :].to(x.dtype)  # (B, 1, T)
+    def forward_masked(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # x: (B, T, C)
+        mask = valid_mask(lengths, x.shape[1])[:, :, None].to(x.dtype)  # (B, T, 1)
         count = lengths.clamp(min=1)[:, None, None].to(x.dtype)
-        mean = (x * mask).sum(-1, keepdim=True) / count
-        var = (((x - mean) * mask) ** 2).sum(-1, keepdim=True) / count
-        x = (x - mean) * torch.rsqrt(var + self.eps)
-        return x * self.weight[None, :, None] + self.bias[None, :, None]
+        mean = (x * mask).sum(1, keepdim=True) / count
+        var = (((x - mean) * mask) ** 2).sum(1, keepdim=True) / count
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
 
 class ConvLayer(nn.Module):
-    """One conv block of the feature encoder: Conv1d, optional LayerNorm/GroupNorm, activation."""
+    """One conv block of the feature encoder: Conv1d, optional LayerNorm/GroupNorm, activation.
+
+    Runs channels-last: the strided convolution is one matmul over overlapping windows of frames
+    (faster than conv1d on CPUs, and the norms need no transposes). `conv` keeps transformers' weights.
+    """
 
     def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, bias: bool, norm: str | None, act: str):
         super().__init__()
         self.conv = nn.Conv1d(in_dim, out_dim, kernel_size=kernel, stride=stride, bias=bias)
+        self.kernel, self.stride = kernel, stride
         self.norm_kind = norm
         if norm == "layer":
             self.layer_norm = nn.LayerNorm(out_dim, elementwise_affine=True)
@@ -62,10 +66,15 @@ class ConvLayer(nn.Module):
             self.layer_norm = MaskedGroupNorm(num_groups=out_dim, num_channels=out_dim, affine=True)
         self.activation = ACTIVATIONS[act]()
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, C_in, T) -> (B, C_out, T')
-        x = self.conv(x)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T, C_in) -> (B, T', C_out)
+        B, _, C = x.shape
+        windows = x.unfold(1, self.kernel, self.stride).transpose(2, 3)  # (B, T', k, C_in), a view
+        weight = self.conv.weight.permute(2, 1, 0).reshape(self.kernel * C, -1)  # (k * C_in, C_out)
+        x = windows.reshape(B, windows.shape[1], self.kernel * C) @ weight
+        if self.conv.bias is not None:
+            x = x + self.conv.bias
         if self.norm_kind == "layer":
-            x = self.layer_norm(x.transpose(1, 2)).transpose(1, 2)
+            x = self.layer_norm(x)
         elif self.norm_kind == "group":
             x = self.layer_norm.forward_masked(x, lengths)
         return self.activation(x)
@@ -76,7 +85,6 @@ class FeatureEncoder(nn.Module):
 
     def __init__(self, conv_dim, conv_kernel, conv_stride, conv_bias: bool, norm: str, act: str):
         super().__init__()
-        self.kernels, self.strides = tuple(conv_kernel), tuple(conv_stride)
         layers = []
         for i, (dim, kernel, stride) in enumerate(zip(conv_dim, conv_kernel, conv_stride)):
             layer_norm = "layer" if norm == "layer" else ("group" if i == 0 else None)
@@ -85,11 +93,11 @@ class FeatureEncoder(nn.Module):
         self.conv_layers = nn.ModuleList(layers)
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = wav[:, None, :]  # (B, 1, samples)
+        x = wav[:, :, None]  # (B, samples, 1)
         for layer in self.conv_layers:
-            lengths = conv_output_lengths(lengths, (layer.conv.kernel_size[0],), (layer.conv.stride[0],))
+            lengths = conv_output_lengths(lengths, (layer.kernel,), (layer.stride,))
             x = layer(x, lengths)
-        return x.transpose(1, 2), lengths  # (B, T, C)
+        return x, lengths  # (B, T, C)
 
 
 class FeatureProjection(nn.Module):

@@ -79,7 +79,8 @@ class CTCModel(nn.Module):
                 mask_fn: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S) normalised 16 kHz waveform, (B,) valid samples -> logits (B, T, V), valid frames (B,)."""
         hidden, frame_lengths = self.backbone(wav, lengths, mask_fn)
-        return self.lm_head(self.dropout(hidden)), frame_lengths
+        hidden = self.dropout(hidden).to(self.lm_head.weight.dtype)  # the head may stay fp32 under a bf16 body
+        return self.lm_head(hidden), frame_lengths
 
 
 def build_model(config: ModelConfig) -> CTCModel:

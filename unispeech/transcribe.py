@@ -54,7 +54,8 @@ class Recognizer:
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        """The compute precision of the encoder (the CTC head is float32)."""
+        return next(self.model.backbone.parameters()).dtype
 
     def prepare(self, audio: AudioInput, sampling_rate: int | None = None) -> np.ndarray:
         """A path or an array -> the model's input: mono, resampled, normalised if the model wants it."""
