@@ -17,18 +17,28 @@ class AudioError(ValueError):
     """The input is not usable audio; the message says why."""
 
 
+class AudioTooLong(AudioError):
+    """The audio is longer than a configured limit."""
+
+
 def load_audio(path: str | os.PathLike, sampling_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode `path` (wav, flac, ogg, mp3, ...), mix to mono, resample to `sampling_rate`: float32 (samples,)."""
-    import soundfile as sf
-    import soxr
-
     path = Path(path)
     if not path.exists():
         raise AudioError(f"{path}: no such file")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
+    return decode_audio(str(path), str(path), sampling_rate)
+
+
+def decode_audio(source, name: str, sampling_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
+    """Decode a path or a binary file object; `max_seconds` refuses longer audio before decoding it all."""
+    import soundfile as sf
+    import soxr
+
+    path = name  # for messages
     try:
-        f = sf.SoundFile(str(path))
+        f = sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError) as e:
         raise AudioError(f"{path}: not a readable audio file (unknown format, empty or corrupt)") from e
     try:
@@ -41,6 +51,8 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = SAMPLE_RATE) -> np.
             decoded = 0
             while len(data := f.read(block, dtype="float32", always_2d=True)):  # not blocks(): it trusts
                 decoded += len(data)  # the header's length and pads a truncated mp3 with zeros
+                if max_seconds is not None and decoded > max_seconds * source_rate:
+                    raise AudioTooLong(f"{path}: longer than the limit of {max_seconds:g} s")
                 if not np.isfinite(data).all():  # float files can hold them; soxr would smear them
                     raise AudioError(f"{path}: contains NaN or infinite samples (corrupt or truncated file?)")
                 mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]

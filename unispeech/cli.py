@@ -112,6 +112,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import ServerLimits, serve
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    serve(args.model, host=args.host, port=args.port,
+          limits=ServerLimits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_seconds=args.max_seconds,
+                              timeout_seconds=args.timeout))
+    return 0
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default: 8)")
@@ -187,6 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, help="updates between checkpoints (default: 500)")
     p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many updates in this run")
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("serve", help="HTTP API and web page",
+                       description="Serve the model over HTTP: POST /v1/transcribe, /v1/phonemize, /v1/compare, "
+                                   "GET /health, OpenAPI at /openapi.json, and a web page at /.")
+    p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default: 25 MB)")
+    p.add_argument("--max-seconds", type=float, default=600.0, help="longest audio accepted (default: 600 s)")
+    p.add_argument("--timeout", type=float, default=120.0, help="request timeout in seconds (default: 120)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for inference (default: torch's choice)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
