@@ -1,0 +1,119 @@
+"""Bounded load test of `unispeech serve` on localhost: concurrent clients mixing good and bad uploads.
+
+    python bench/load_test.py [--model DIR] [--clients 50] [--seconds 30]
+
+Starts the server on 127.0.0.1 (a free port), runs the clients for the given time, then stops everything.
+Prints status counts, p50/p95 latency of successful requests, throughput, and the server's RSS over time.
+Only loopback traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import soundfile as sf
+
+
+def payloads(rng: np.random.Generator) -> list[tuple[str, bytes, str]]:
+    def wav(seconds: float) -> bytes:
+        buf = io.BytesIO()
+        t = np.arange(int(seconds * 16000)) / 16000
+        sf.write(buf, (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32),
+                 16000, format="WAV")
+        return buf.getvalue()
+
+    good = [("good", wav(s), "audio/wav") for s in (1.0, 2.5, 4.0, 6.0)]
+    bad = [("bad-not-audio", b"not audio at all" * 64, "audio/wav"), ("bad-empty", b"", "audio/wav"),
+           ("bad-truncated", wav(2.0)[:60], "audio/wav"), ("bad-type", b"hello", "text/plain")]
+    return good * 3 + bad  # 3 good for each bad
+
+
+async def client(base: str, items, rng, stop_at: float, results: list) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=120) as http:
+        while time.perf_counter() < stop_at:
+            kind, body, ctype = items[int(rng.integers(len(items)))]
+            t0 = time.perf_counter()
+            try:
+                r = await http.post(f"{base}/v1/transcribe", content=body, headers={"content-type": ctype})
+                results.append((kind, r.status_code, time.perf_counter() - t0))
+            except httpx.HTTPError as e:
+                results.append((kind, f"exception {type(e).__name__}", time.perf_counter() - t0))
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def main_async(args) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "unispeech", "serve", "--port", str(port)] + (["--model", args.model] if args.model else [])
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+        for _ in range(240):
+            try:
+                httpx.get(f"{base}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                await asyncio.sleep(0.25)
+        rng = np.random.default_rng(0)
+        items = payloads(rng)
+        results: list = []
+        memory = [rss_mb(server.pid)]
+        stop_at = time.perf_counter() + args.seconds
+        tasks = [asyncio.create_task(client(base, items, np.random.default_rng(i), stop_at, results))
+                 for i in range(args.clients)]
+        started = time.perf_counter()
+        while not all(t.done() for t in tasks):
+            await asyncio.sleep(1)
+            memory.append(rss_mb(server.pid))
+        elapsed = time.perf_counter() - started
+        healthy = httpx.get(f"{base}/health", timeout=10).status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    report(results, elapsed, memory, healthy, args)
+
+
+def report(results, elapsed, memory, healthy, args) -> None:
+    from collections import Counter
+
+    counts = Counter((kind.split("-")[0], status) for kind, status, _ in results)
+    ok = sorted(t for kind, status, t in results if status == 200)
+    print(f"{args.clients} clients, {elapsed:.1f} s, {len(results)} requests ({len(results) / elapsed:.1f}/s)")
+    for (kind, status), n in sorted(counts.items(), key=str):
+        print(f"  {kind:5s} -> {status}: {n}")
+    if ok:
+        print(f"  successful: {len(ok)} ({len(ok) / elapsed:.2f}/s), latency p50 {np.percentile(ok, 50):.2f} s, "
+              f"p95 {np.percentile(ok, 95):.2f} s")
+    print(f"  5xx or exceptions: {sum(1 for _, s, _ in results if not isinstance(s, int) or s >= 500)}")
+    print(f"  server RSS: start {memory[0]:.0f} MB, max {max(memory):.0f} MB, end {memory[-1]:.0f} MB; "
+          f"healthy after: {healthy}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model")
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--seconds", type=float, default=30.0)
+    asyncio.run(main_async(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
