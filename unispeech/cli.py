@@ -124,6 +124,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_align(args: argparse.Namespace) -> int:
+    from . import load_model
+    from .align import align
+    from .formats import format_rows, format_tiers
+
+    recognizer = load_model(args.model or default_model(), device=args.device, dtype=args.dtype)
+    result = align(recognizer, args.audio, text=args.text, language=args.language)
+    if args.format == "json":
+        text = format_rows([dict(path=args.audio, text=args.text, **result.to_dict())], "json")
+    else:
+        tiers = {name: [(i.start, i.end, i.label, i.score) for i in intervals]
+                 for name, intervals in (("phones", result.phones), ("words", result.words))}
+        text = format_tiers([(args.audio, tiers, result.duration)], args.format)
+    write_output(text, args.output)
+    return 0
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default: 8)")
@@ -144,9 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "phones. Long files are processed in overlapping chunks.")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     add_model_options(p)
-    p.add_argument("--format", choices=("txt", "json", "jsonl", "tsv"), default="txt",
+    p.add_argument("--format", choices=("txt", "json", "jsonl", "tsv", "ctm", "textgrid"), default="txt",
                    help="txt: phones per file; json/jsonl: phones, text, per-phone times and confidences; "
-                        "tsv: one row per phone (default: txt)")
+                        "tsv: one row per phone; ctm; textgrid: Praat (one file) (default: txt)")
     p.add_argument("--output", help="write to this file instead of stdout")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
     p.set_defaults(func=cmd_transcribe)
@@ -211,6 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=120.0, help="request timeout in seconds (default: 120)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for inference (default: torch's choice)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("align", help="forced alignment of a known sentence: phone and word times",
+                       description="Align the phones of a known Kyrgyz sentence (via G2P) to the audio with CTC "
+                                   "Viterbi; phones and words with start/end times and scores.")
+    p.add_argument("audio", help="audio file")
+    p.add_argument("--text", required=True, help="the sentence that was spoken")
+    add_model_options(p)
+    p.add_argument("--language", default="ky", help="G2P language (default: ky)")
+    p.add_argument("--format", choices=("json", "tsv", "ctm", "textgrid"), default="json",
+                   help="output format (default: json)")
+    p.add_argument("--output", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_align)
     return parser
 
 

@@ -21,7 +21,17 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _RATE, _VOLUME, _PITCH, _RANGE = 1, 2, 3, 4
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_INITIALIZE_PHONEME_EVENTS = 1
+_EVENT_PHONEME = 7
+
+
+class _Event(ctypes.Structure):  # espeak_EVENT
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 TRAIN_VARIANTS = ("m1", "m2", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4")
 UNSEEN_VARIANT = "m3"  # held out of training: the "unseen voice" test
@@ -49,16 +59,23 @@ class Speaker:
         self.language = language
         self._lib = ctypes.cdll.LoadLibrary(espeakng_loader.get_library_path())
         data_parent = os.path.dirname(espeakng_loader.get_data_path()).encode()
-        self.source_rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent, 0)
+        self.source_rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent,
+                                                       _INITIALIZE_PHONEME_EVENTS)
         if self.source_rate <= 0:
             raise RuntimeError("espeak-ng failed to initialise")
         self._pieces: list[np.ndarray] = []
+        self._onsets: list[tuple[str, int]] = []  # (espeak phoneme name, sample at the source rate)
         self._callback = _CALLBACK(self._collect)  # kept referenced: espeak calls it from C
         self._lib.espeak_SetSynthCallback(self._callback)
 
     def _collect(self, wav, n, events) -> int:
         if n > 0:
             self._pieces.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        i = 0
+        while events and events[i].type != 0:
+            if events[i].type == _EVENT_PHONEME:
+                self._onsets.append((events[i].id.decode(errors="replace"), events[i].sample))
+            i += 1
         return 0
 
     def speak(self, text: str, voice: Voice = Voice()) -> np.ndarray:
@@ -70,11 +87,15 @@ class Speaker:
         for param, value in ((_RATE, voice.rate), (_PITCH, voice.pitch), (_RANGE, voice.pitch_range)):
             self._lib.espeak_SetParameter(param, value, 0)
         data = text.encode("utf-8")
-        self._pieces = []
+        self._pieces, self._onsets = [], []
         self._lib.espeak_Synth(ctypes.c_char_p(data), len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         self._lib.espeak_Synchronize()
         wav = np.concatenate(self._pieces).astype(np.float32) / 32768 if self._pieces else np.zeros(0, np.float32)
         return soxr.resample(wav, self.source_rate, SAMPLE_RATE).astype(np.float32)
+
+    def phone_onsets(self) -> list[float]:
+        """Start times (s) of the phones of the last `speak`, pauses left out: one per G2P phone."""
+        return [sample / self.source_rate for name, sample in self._onsets if not name.startswith("_")]
 
 
 def augment(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:

@@ -1,0 +1,112 @@
+"""CTC forced alignment: where each phone of a known sentence lies in the audio."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .decoding import FRAME_SECONDS
+from .transcribe import AudioInput, Recognizer
+
+MAX_TRELLIS = 400_000_000  # frames x alignment states; beyond this the backpointers would not fit in memory
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    label: str
+    start: float
+    end: float
+    score: float  # mean posterior of the label over its frames (0..1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Alignment:
+    phones: list[Interval]
+    words: list[Interval]
+    duration: float
+
+    def to_dict(self) -> dict:
+        return {"phones": [dataclasses.asdict(p) for p in self.phones],
+                "words": [dataclasses.asdict(w) for w in self.words], "duration": self.duration}
+
+
+def viterbi(log_probs: np.ndarray, tokens: list[int], blank: int) -> list[tuple[int, int]]:
+    """Best CTC path through blank-augmented `tokens`: for each token, its (first, last) frame."""
+    T, L = log_probs.shape[0], len(tokens)
+    repeats = sum(a == b for a, b in zip(tokens, tokens[1:]))
+    if T < L + repeats:
+        raise ValueError(f"the audio is too short for the text: {L} phones need at least "
+                         f"{(L + repeats) * FRAME_SECONDS:.2f} s, the audio gives {T * FRAME_SECONDS:.2f} s")
+    S = 2 * L + 1
+    if T * S > MAX_TRELLIS:
+        raise ValueError(f"alignment too large ({T} frames x {S} states); split the audio and text into pieces")
+    ext = np.full(S, blank)
+    ext[1::2] = tokens
+    skip = np.zeros(S, bool)  # s-2 -> s allowed: a token whose predecessor token differs
+    skip[3::2] = ext[3::2] != ext[1:-2:2]
+    emit = log_probs[:, ext]  # (T, S)
+    score = np.full(S, -np.inf)
+    score[:2] = emit[0, :2]
+    back = np.zeros((T, S), np.int8)  # 0: stay, 1: from s-1, 2: from s-2
+    for t in range(1, T):
+        stay, step = score, np.r_[-np.inf, score[:-1]]
+        jump = np.where(skip, np.r_[-np.inf, -np.inf, score[:-2]], -np.inf)
+        choice = np.argmax(np.stack([stay, step, jump]), axis=0)
+        score = np.choose(choice, [stay, step, jump]) + emit[t]
+        back[t] = choice
+    s = S - 1 if score[S - 1] >= score[S - 2] else S - 2
+    spans: dict[int, list[int]] = {}
+    for t in range(T - 1, -1, -1):
+        if s % 2:
+            spans.setdefault(s // 2, [t, t])[0] = t
+        s -= int(back[t, s])
+    return [tuple(spans[i]) for i in range(L)]
+
+
+def align(recognizer: Recognizer, audio: AudioInput, text: str | None = None, phones: list[str] | None = None,
+          sampling_rate: int | None = None, language: str = "ky") -> Alignment:
+    """Phone and word intervals of `text` (via G2P) or of given `phones` in `audio`."""
+    from .g2p import WORD_BOUNDARY, phonemize
+
+    if phones is None:
+        if not text or not text.strip():
+            raise ValueError("give the text that was spoken")
+        phones = phonemize(text, language=language, word_boundaries=True)
+    words = _words(phones, text, WORD_BOUNDARY)
+    sequence = [p for p in phones if p != WORD_BOUNDARY]
+    if not sequence:
+        raise ValueError(f"the text has no pronounceable words: {text!r}")
+    tokens = recognizer.vocab.encode(sequence)
+    wav = recognizer.prepare(audio, sampling_rate)
+    logits = recognizer.logits_batch([wav])[0]
+    log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    spans = viterbi(log_probs, tokens, recognizer.vocab.blank_id)
+    duration = wav.size / recognizer.audio.sampling_rate
+    intervals = []
+    for i, ((first, last), token) in enumerate(zip(spans, tokens)):
+        end_frame = spans[i + 1][0] if i + 1 < len(spans) else last + 1  # a phone lasts until the next begins
+        score = float(np.exp(log_probs[first:last + 1, token]).mean())
+        intervals.append(Interval(sequence[i], round(first * FRAME_SECONDS, 3),
+                                  round(min(end_frame * FRAME_SECONDS, duration), 3), round(score, 4)))
+    word_intervals = [Interval(word, intervals[a].start, intervals[b - 1].end,
+                               round(float(np.mean([p.score for p in intervals[a:b]])), 4)) for word, a, b in words]
+    return Alignment(intervals, word_intervals, round(duration, 3))
+
+
+def _words(phones: list[str], text: str | None, boundary: str) -> list[tuple[str, int, int]]:
+    """(word, first phone index, end phone index) per word, named from the text when the counts agree."""
+    groups, index, current = [], 0, 0
+    for p in phones + [boundary]:
+        if p == boundary:
+            if index > current:
+                groups.append((current, index))
+            current = index
+        else:
+            index += 1
+    names = (text or "").split()
+    cleaned = [w.strip(".,!?;:«»\"'()[]—–-…") for w in names]
+    cleaned = [w for w in cleaned if w]
+    if len(cleaned) != len(groups):
+        cleaned = [f"w{i + 1}" for i in range(len(groups))]
+    return [(name, a, b) for name, (a, b) in zip(cleaned, groups)]
