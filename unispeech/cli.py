@@ -45,6 +45,15 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         import torch
         torch.set_num_threads(args.threads)
     recognizer = load_model(args.model or default_model(), device=args.device, dtype=args.dtype)
+    if args.decoder == "beam":
+        from .beam import BeamOptions
+        from .lm import PhoneLM
+
+        lm = PhoneLM.load(args.lm) if args.lm else None
+        recognizer.beam = (lm, BeamOptions(beam_width=args.beam_width, lm_weight=args.lm_weight,
+                                           insertion_bonus=args.insertion_bonus))
+    elif args.lm:
+        raise ValueError("--lm needs --decoder beam")
     ok, failed = [], 0
     results = recognizer.transcribe_many(args.files, batch_size=args.batch_size, progress=len(args.files) > 20)
     for path, result in zip(args.files, results):
@@ -141,6 +150,23 @@ def cmd_align(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lm_build(args: argparse.Namespace) -> int:
+    from .g2p import phonemize
+    from .lm import build_lm
+
+    sentences = []
+    for name in args.text:
+        for line in Path(name).read_text(encoding="utf-8").splitlines():
+            sentence = line.split("\t", 1)[1] if "\t" in line else line  # UniSpeech *.text: id TAB sentence
+            if sentence.strip():
+                sentences.append(sentence.strip())
+    lm = build_lm(phonemize(sentences, language=args.language), order=args.order)
+    lm.save(args.out)
+    print(f"{args.out}: {args.order}-gram phone LM from {len(sentences)} sentences, "
+          f"{sum(1 for g in lm.probs if len(g) == args.order)} {args.order}-grams")
+    return 0
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default: 8)")
@@ -166,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "tsv: one row per phone; ctm; textgrid: Praat (one file) (default: txt)")
     p.add_argument("--output", help="write to this file instead of stdout")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
+    p.add_argument("--decoder", choices=("greedy", "beam"), default="greedy", help="CTC decoding (default: greedy)")
+    p.add_argument("--lm", help="phone n-gram LM (ARPA, from `unispeech lm build`) for --decoder beam")
+    p.add_argument("--lm-weight", type=float, default=0.5, help="LM weight in beam search (default: 0.5)")
+    p.add_argument("--insertion-bonus", type=float, default=0.0, help="score added per phone (default: 0)")
+    p.add_argument("--beam-width", type=int, default=8, help="hypotheses kept per frame (default: 8)")
     p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("phonemize", help="Kyrgyz text -> the checkpoint's phones",
@@ -240,6 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output format (default: json)")
     p.add_argument("--output", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("lm", help="phone language models").add_subparsers(dest="lm_command", required=True)
+    b = p.add_parser("build", help="build a phone n-gram LM (ARPA) from text through our G2P")
+    b.add_argument("--text", nargs="+", required=True, help="text files: one sentence per line (or id TAB sentence)")
+    b.add_argument("--order", type=int, default=3, help="n-gram order (default: 3)")
+    b.add_argument("--language", default="ky", help="G2P language (default: ky)")
+    b.add_argument("--out", required=True, help="ARPA file to write")
+    b.set_defaults(func=cmd_lm_build)
     return parser
 
 

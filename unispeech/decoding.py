@@ -31,6 +31,12 @@ class Transcription:
         }
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Frame posteriors (T, V), float32; the one definition behind every confidence we report."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 def greedy_decode(logits: np.ndarray, vocab: Vocabulary, duration: float | None = None,
                   frame_seconds: float = FRAME_SECONDS) -> Transcription:
     """Best path: argmax per frame, merge repeats, drop the blank and special tokens.
@@ -41,8 +47,7 @@ def greedy_decode(logits: np.ndarray, vocab: Vocabulary, duration: float | None 
     if logits.ndim != 2 or logits.shape[1] != len(vocab):
         raise ValueError(f"expected logits of shape (frames, {len(vocab)}), got {logits.shape}")
     best = logits.argmax(axis=1)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    posterior = 1.0 / np.exp(shifted).sum(axis=1)  # softmax probability of the argmax token
+    posterior = softmax(logits)[np.arange(best.size), best]
     run_starts = np.flatnonzero(np.r_[True, best[1:] != best[:-1]]) if best.size else np.zeros(0, int)
     run_ends = np.r_[run_starts[1:], best.size]
     phones, stamps, confidences = [], [], []

@@ -47,6 +47,7 @@ class Recognizer:
                  chunking: ChunkOptions = ChunkOptions()):
         self.model, self.vocab, self.audio, self.name, self.chunking = model.eval(), vocab, audio, name, chunking
         self.config = model.config
+        self.beam = None  # (PhoneLM or None, BeamOptions): decode with beam search instead of greedy
 
     @property
     def device(self) -> torch.device:
@@ -82,7 +83,12 @@ class Recognizer:
         return self.decode(self.logits_batch([wav])[0], wav.size)
 
     def decode(self, logits: np.ndarray, num_samples: int) -> Transcription:
-        return greedy_decode(logits, self.vocab, duration=num_samples / self.audio.sampling_rate)
+        duration = num_samples / self.audio.sampling_rate
+        if self.beam is not None:
+            from .beam import beam_search
+            lm, options = self.beam
+            return beam_search(logits, self.vocab, lm, options, duration=duration)
+        return greedy_decode(logits, self.vocab, duration=duration)
 
     def transcribe_many(self, items: Iterable[AudioInput], batch_size: int = 8, progress: bool = False,
                         sampling_rate: int | None = None) -> Iterator[Transcription | AudioError]:

@@ -1,0 +1,91 @@
+"""CTC beam search with phone-LM shallow fusion.
+
+Hypotheses are scored by their best single path (max over alignments, not the sum), so a beam of one
+with LM weight 0 is exactly greedy decoding; wider beams add the LM: score = log P_ctc(path)
++ lm_weight * log P_lm(phones) + insertion_bonus * len(phones).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .decoding import FRAME_SECONDS, Transcription, softmax
+from .lm import BOS, EOS, PhoneLM
+from .vocab import Vocabulary
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamOptions:
+    beam_width: int = 8
+    lm_weight: float = 0.5
+    insertion_bonus: float = 0.0  # natural-log units per emitted phone
+    token_threshold: float = 1e-3  # tokens considered per frame: posterior above this (the best always)
+    blank_skip: float = 0.999  # frames with a blank posterior above this only extend with blank
+
+
+@dataclasses.dataclass(frozen=True)
+class _Hyp:
+    score: float  # acoustic + weighted LM + bonus
+    prefix: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...]  # (first frame, end frame) per phone
+    last: int  # token of the previous frame (blank id after a blank)
+
+
+def beam_search(logits: np.ndarray, vocab: Vocabulary, lm: PhoneLM | None = None,
+                options: BeamOptions = BeamOptions(), duration: float | None = None) -> Transcription:
+    logits = np.asarray(logits, dtype=np.float32)
+    log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    blank, specials = vocab.blank_id, vocab.special_ids
+    emit_ok = np.array([i not in specials for i in range(len(vocab))])
+    alpha = options.lm_weight if lm is not None else 0.0
+    lm_cache: dict[tuple[tuple[int, ...], int], float] = {}
+
+    def lm_score(prefix: tuple[int, ...], token: int | None) -> float:
+        if not alpha:
+            return 0.0
+        key = (prefix[-(lm.order - 1):] if lm.order > 1 else (), -1 if token is None else token)
+        if key not in lm_cache:
+            history = (BOS,) + tuple(vocab.tokens[t] for t in key[0])
+            lm_cache[key] = alpha * lm.logprob(history[-(lm.order - 1):] if lm.order > 1 else (),
+                                               EOS if token is None else vocab.tokens[token])
+        return lm_cache[key]
+
+    beam = [_Hyp(0.0, (), (), blank)]
+    skip_blank = np.log(options.blank_skip)
+    threshold = np.log(options.token_threshold)
+    for t, frame in enumerate(log_probs):
+        if frame[blank] > skip_blank:
+            beam = [dataclasses.replace(h, score=h.score + float(frame[blank]), last=blank) for h in beam]
+            continue
+        candidates = np.flatnonzero((frame > threshold) & (emit_ok | (np.arange(len(frame)) == blank)))
+        best_token = int(frame.argmax())
+        if best_token not in candidates:
+            candidates = np.append(candidates, best_token)
+        merged: dict[tuple[tuple[int, ...], int], _Hyp] = {}
+        for h in beam:
+            for c in candidates.tolist():
+                lp = float(frame[c])
+                if c == blank:
+                    new = _Hyp(h.score + lp, h.prefix, h.spans, blank)
+                elif c == h.last:  # the same phone continues
+                    new = _Hyp(h.score + lp, h.prefix, h.spans[:-1] + ((h.spans[-1][0], t + 1),), c)
+                elif not emit_ok[c]:  # a special token is never emitted: treat like a blank frame
+                    new = _Hyp(h.score + lp, h.prefix, h.spans, blank)
+                else:
+                    new = _Hyp(h.score + lp + lm_score(h.prefix, c) + options.insertion_bonus,
+                               h.prefix + (c,), h.spans + ((t, t + 1),), c)
+                key = (new.prefix, new.last)
+                if key not in merged or merged[key].score < new.score:
+                    merged[key] = new
+        beam = sorted(merged.values(), key=lambda h: -h.score)[: options.beam_width]
+    best = max(beam, key=lambda h: h.score + lm_score(h.prefix, None))
+    probs = softmax(logits)
+    phones = [vocab.tokens[i] for i in best.prefix]
+    total = duration if duration is not None else len(log_probs) * FRAME_SECONDS
+    return Transcription(
+        phones=phones,
+        timestamps=[(round(a * FRAME_SECONDS, 3), round(b * FRAME_SECONDS, 3)) for a, b in best.spans],
+        confidences=[round(float(probs[a:b, tok].mean()), 4) for (a, b), tok in zip(best.spans, best.prefix)],
+        duration=round(float(total), 3), text=vocab.join(phones))
