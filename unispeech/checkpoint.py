@@ -182,7 +182,8 @@ def save_folder(folder: str | os.PathLike, model: CTCModel, vocab: Vocabulary, a
     folder.mkdir(parents=True, exist_ok=True)
     config = model.config
     hf_config = config.to_hf_dict()
-    hf_config.update(pad_token_id=vocab.blank_id, vocab_size=len(vocab))
+    hf_config.update(pad_token_id=vocab.blank_id, vocab_size=len(vocab),
+                     architectures=["UniSpeechForCTC" if config.model_type == "unispeech" else "Wav2Vec2ForCTC"])
     texts = {"config.json": json.dumps(hf_config, indent=2, ensure_ascii=False),
              "preprocessor_config.json": audio.to_json(), **vocab.save(folder)}
     tensors = to_hf_keys({k: v.float() for k, v in model.state_dict().items()}, config.model_type)

@@ -167,6 +167,22 @@ def cmd_lm_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from .train.pretrain import pretrain, read_pretrain_recipe
+
+    recipe = read_pretrain_recipe(args.config, max_updates=args.max_updates, lr=args.lr,
+                                  max_batch_seconds=args.batch_seconds, bf16=args.bf16 or None, seed=args.seed,
+                                  save_every=args.save_every, replace_prob=args.replace_prob, alpha=args.alpha,
+                                  mask_prob=args.mask_prob, stop_after=args.stop_after)
+    try:
+        out = pretrain(args.init, args.out, labeled=args.labeled, unlabeled=args.unlabeled, recipe=recipe,
+                       resume=args.resume, language=args.language)
+    except KeyboardInterrupt:
+        return 130
+    print(f"pretrained model: {out} (fine-tune it with: unispeech finetune --init {out} ...)")
+    return 0
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default: 8)")
@@ -247,6 +263,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, help="updates between checkpoints (default: 500)")
     p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many updates in this run")
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("pretrain", help="UniSpeech multi-task pretraining (CTC + contrastive + replacement)",
+                       description="Stage 1: --labeled (phones or text, G2P'd with --language) and optionally "
+                                   "--unlabeled audio: alpha*CTC + (1-alpha)*(contrastive + 0.1*diversity) with "
+                                   "replace_prob r. Stage 2 ('+' models): --init a stage-1 output, --unlabeled "
+                                   "only, --mask-prob 0.65. Writes transformers' UniSpeechForPreTraining layout.")
+    p.add_argument("--init", required=True, help="a config.json (random initialisation) or a pretraining checkpoint")
+    p.add_argument("--config", help="TOML recipe (defaults: the paper's stage-1 script)")
+    p.add_argument("--labeled", help="labelled data (phones, or text for G2P)")
+    p.add_argument("--unlabeled", help="unlabelled audio (a manifest or Common Voice folder; labels ignored)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--language", default="ky", help="G2P language for labelled text (default: ky)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--max-updates", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-seconds", type=float)
+    p.add_argument("--bf16", action="store_true")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--save-every", type=int)
+    p.add_argument("--stop-after", type=int)
+    p.add_argument("--replace-prob", type=float, help="r: 0.5 in the paper; 0 for the r=0 ablation")
+    p.add_argument("--alpha", type=float, help="CTC weight (default 0.5); 1 = CTC-only transfer")
+    p.add_argument("--mask-prob", type=float, help="span-mask probability (0.5 stage 1, 0.65 stage 2)")
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("serve", help="HTTP API and web page",
                        description="Serve the model over HTTP: POST /v1/transcribe, /v1/phonemize, /v1/compare, "

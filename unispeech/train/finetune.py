@@ -21,7 +21,7 @@ from ..model import CTCModel, build_model
 from ..transcribe import Recognizer
 from ..vocab import Vocabulary, phone_vocabulary
 from .batches import Batch, Example, load_examples
-from .loop import TrainOptions, train
+from .loop import TrainOptions, read_recipe, train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +93,9 @@ def init_model(init: str | Path, vocab: Vocabulary | None, recipe: FinetuneRecip
     if not config_path.is_file():
         raise ValueError(f"--init {init}: expected a model folder with config.json, or a config.json file")
     base = ModelConfig.from_json(config_path)
+    pretraining = "UniSpeechForPreTraining" in base.extra.get("architectures", [])
     if vocab is None:
-        if init.is_dir() and (init / "vocab.json").is_file():
+        if init.is_dir() and (init / "vocab.json").is_file() and not pretraining:  # its labels are not ours
             vocab = Vocabulary.from_folder(init, blank_id=base.pad_token_id, head_size=base.vocab_size)
         else:
             vocab = phone_vocabulary(list(kyrgyz_inventory()))
@@ -141,31 +142,9 @@ def finetune(init: str | Path, train_data: str | Path, out_dir: str | Path, vali
         print(f"unispeech: {line}", file=sys.stderr)
     task = FinetuneTask(model, vocab, recipe, valid)
     meta = {"kind": "finetune", "recipe": dataclasses.asdict(recipe), "init": str(init)}
-    train(task, examples, recipe.train, out_dir, resume=resume, meta=meta)
+    train(task, examples, recipe.train, out_dir, resume=resume, meta=meta, progress_bar=progress)
     return Path(out_dir)
 
 
 def load_recipe(path: str | Path | None, **overrides) -> FinetuneRecipe:
-    """A TOML recipe (top-level recipe keys, optimisation in [train]) with explicit overrides on top."""
-    recipe_keys: dict = {}
-    if path:
-        try:
-            import tomllib
-        except ImportError as e:  # Python 3.10
-            raise ValueError("TOML recipes need Python 3.11 or newer; pass the settings as options") from e
-        recipe_keys = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    train_keys = dict(recipe_keys.pop("train", {}))
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key in {f.name for f in dataclasses.fields(TrainOptions)}:
-            train_keys[key] = value
-        else:
-            recipe_keys[key] = value
-    try:
-        if "betas" in train_keys:
-            train_keys["betas"] = tuple(train_keys["betas"])
-        options = TrainOptions(**train_keys)
-        return FinetuneRecipe(train=options, **recipe_keys)
-    except TypeError as e:
-        raise ValueError(f"unknown recipe setting ({e})") from e
+    return read_recipe(FinetuneRecipe, path, **overrides)

@@ -62,7 +62,8 @@ class Task(Protocol):
 
 
 def tri_stage(step: int, o: TrainOptions) -> float:
-    """Learning-rate multiplier: linear warm-up from init_lr_scale, hold at 1, exponential decay to final_lr_scale."""
+    """Learning-rate multiplier: linear warm-up from init_lr_scale, hold at 1, exponential decay to
+    final_lr_scale (linear to 0 when final_lr_scale is 0)."""
     warmup, hold = int(o.warmup_fraction * o.max_updates), int(o.hold_fraction * o.max_updates)
     decay = max(1, int(o.decay_fraction * o.max_updates))
     if step < warmup:
@@ -70,8 +71,11 @@ def tri_stage(step: int, o: TrainOptions) -> float:
     if step < warmup + hold:
         return 1.0
     if step < warmup + hold + decay:
-        return math.exp(math.log(o.final_lr_scale) * (step - warmup - hold) / decay)
-    return o.final_lr_scale
+        done = (step - warmup - hold) / decay
+        if o.final_lr_scale <= 0:  # linear decay to zero (fairseq's polynomial_decay, power 1)
+            return 1.0 - done
+        return math.exp(math.log(o.final_lr_scale) * done)
+    return max(o.final_lr_scale, 0.0)
 
 
 def distributed() -> tuple[int, int]:
@@ -94,7 +98,7 @@ class Progress:
 
 
 def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: str | Path,
-          resume: bool = False, meta: dict | None = None, device: str = "cpu") -> Progress:
+          resume: bool = False, meta: dict | None = None, device: str = "cpu", progress_bar: bool = True) -> Progress:
     rank, world = distributed()
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
@@ -114,7 +118,7 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
                 if options.bf16 else nullcontext())
     per_step = world * options.grad_accum
     first_step, started, batch = progress.step, time.perf_counter(), None
-    bar = _progress_bar(options.max_updates, progress.step, rank)
+    bar = _progress_bar(options.max_updates, progress.step, rank if progress_bar else 1)
     try:
         while progress.step < options.max_updates:
             if options.stop_after and progress.step - first_step >= options.stop_after:
@@ -290,3 +294,33 @@ def plot_training(out: Path) -> None:
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     tmp.replace(out / "training.png")
+
+
+def read_recipe(recipe_cls, path: str | Path | None, **overrides):
+    """A recipe dataclass (with a `train: TrainOptions` field) from a TOML file (recipe keys at the top,
+    optimisation in [train]), with explicit overrides on top; None overrides are ignored."""
+    recipe_keys: dict = {}
+    if path:
+        try:
+            import tomllib
+        except ImportError as e:  # Python 3.10
+            raise ValueError("TOML recipes need Python 3.11 or newer; pass the settings as options") from e
+        try:
+            recipe_keys = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ValueError(f"{path}: cannot read the recipe ({e})") from e
+    train_fields = {f.name for f in dataclasses.fields(TrainOptions)}
+    base_train = dataclasses.asdict(recipe_cls().train)
+    train_keys = {**base_train, **recipe_keys.pop("train", {})}
+    for key, value in overrides.items():
+        if value is not None:
+            (train_keys if key in train_fields else recipe_keys)[key] = value
+    try:
+        for key in ("betas",):
+            train_keys[key] = tuple(train_keys[key])
+        for key, value in list(recipe_keys.items()):
+            if isinstance(value, list):
+                recipe_keys[key] = tuple(value)
+        return recipe_cls(train=TrainOptions(**train_keys), **recipe_keys)
+    except TypeError as e:
+        raise ValueError(f"unknown recipe setting ({e})") from e

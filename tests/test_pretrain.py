@@ -1,0 +1,131 @@
+"""UniSpeech pretraining: each piece against an independent computation, transformers loading our checkpoint,
+and a short run that learns without codebook collapse."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from unispeech.config import tiny_config
+from unispeech.quantizer import GumbelQuantizer, codevector_perplexity
+from unispeech.train.losses import (contrastive_logits, contrastive_loss, diversity_loss, replace_mix,
+                                    sample_negatives)
+from unispeech.train.pretrain import (PretrainRecipe, UniSpeechPretrainModel, load_pretraining_folder, pretrain,
+                                      read_pretrain_recipe, save_pretraining_folder)
+
+from .conftest import randomize, speechlike, write_tiny_config, write_tone_dataset
+
+
+def test_quantizer_shapes_and_perplexity():
+    q = GumbelQuantizer(in_dim=16, groups=2, entries=5, codevector_dim=8).eval()
+    z = torch.randn(3, 7, 16)
+    out, ppl = q(z)
+    assert out.shape == (3, 7, 8)
+    picks = q.weight_proj(z).view(3, 7, 2, 5).argmax(-1)  # (B, T, G)
+    books = q.codevectors.view(2, 5, 4)
+    expected = torch.cat([books[0][picks[..., 0]], books[1][picks[..., 1]]], dim=-1)
+    assert torch.allclose(out, expected)
+    # perplexity of the hard picks: exp(entropy) of each group's usage histogram, summed
+    manual = 0.0
+    for g in range(2):
+        counts = np.bincount(picks[..., g].flatten().numpy(), minlength=5) / 21
+        manual += math.exp(-sum(p * math.log(p) for p in counts if p > 0))
+    assert float(ppl) == pytest.approx(manual, rel=1e-5)
+    q.train()
+    out, ppl = q(z)  # straight-through: hard codes forward, gradients flow to weight_proj
+    out.sum().backward()
+    assert q.weight_proj.weight.grad is not None and 1.0 <= float(ppl.detach()) <= 10.0
+
+
+def test_perplexity_extremes():
+    uniform = torch.full((10, 2, 4), 0.25)
+    assert float(codevector_perplexity(uniform)) == pytest.approx(8.0)
+    one_hot = torch.zeros(10, 2, 4)
+    one_hot[:, :, 1] = 1
+    assert float(codevector_perplexity(one_hot)) == pytest.approx(2.0)
+    assert float(diversity_loss(torch.tensor(8.0), 2, 4)) == 0.0
+    assert float(diversity_loss(torch.tensor(2.0), 2, 4)) == pytest.approx(0.75)
+
+
+def test_negatives_never_include_the_positive():
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([12, 5, 40])
+    rows = torch.tensor([0] * 12 + [1] * 5 + [2] * 40)
+    steps = torch.cat([torch.arange(12), torch.arange(5), torch.arange(40)])
+    neg = sample_negatives(lengths, rows, steps, count=100, generator=gen)
+    assert neg.shape == (57, 100)
+    assert not (neg == steps[:, None]).any()
+    assert (neg >= 0).all() and (neg < lengths[rows][:, None]).all()
+    # every other step is drawn (uniformity, coarse)
+    assert set(neg[0].tolist()) == set(range(1, 12))
+
+
+def test_contrastive_loss_equals_a_hand_written_cross_entropy():
+    torch.manual_seed(0)
+    c, y, n = torch.randn(4, 6), torch.randn(4, 6), torch.randn(4, 3, 6)
+    n[1, 2] = y[1]  # a negative identical to its positive is not a distractor
+    logits = contrastive_logits(c, y, n, temperature=0.1)
+    loss, correct = contrastive_loss(logits)
+    manual = 0.0
+    for i in range(4):
+        cands = [y[i]] + [n[i, k] for k in range(3) if not (i == 1 and k == 2)]
+        sims = torch.stack([F.cosine_similarity(c[i], v, dim=0) / 0.1 for v in cands])
+        manual += -(sims[0] - torch.logsumexp(sims, 0))
+    assert float(loss) == pytest.approx(float(manual), rel=1e-5)
+    assert logits[1, 3] == float("-inf")
+
+
+def test_replacement_uses_exactly_the_bernoulli_mask():
+    c, q = torch.zeros(2, 50, 4), torch.ones(2, 50, 4)
+    gen = torch.Generator().manual_seed(1)
+    replace = torch.rand(2, 50, generator=gen) < 0.5
+    mixed = replace_mix(c, q, replace)
+    assert torch.equal(mixed[..., 0].bool(), replace)
+    assert torch.equal(replace_mix(c, q, torch.zeros(2, 50, dtype=torch.bool)), c)  # r = 0: no replacement
+
+
+def test_transformers_loads_our_pretraining_checkpoint(tmp_path):
+    import transformers
+
+    config = tiny_config(num_ctc_classes=12, codevector_dim=32, proj_codevector_dim=24)
+    model = UniSpeechPretrainModel(config)
+    randomize(model, seed=3)
+    save_pretraining_folder(tmp_path, model.eval(), None)
+    hf = transformers.UniSpeechForPreTraining.from_pretrained(tmp_path).eval()
+    wav = torch.from_numpy(speechlike(1.0))[None]
+    wav = (wav - wav.mean()) / torch.sqrt(wav.var(unbiased=False) + 1e-7)
+    with torch.no_grad():
+        ref = hf(wav)
+        context, targets, ppl, _ = model(wav, torch.tensor([wav.shape[1]]))
+    assert torch.allclose(ref.projected_states, context, atol=1e-4)
+    assert torch.allclose(ref.projected_quantized_states, targets, atol=1e-4)
+    assert float(ref.codevector_perplexity) == pytest.approx(float(ppl), rel=1e-5)
+    again = load_pretraining_folder(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.equal(again(wav, torch.tensor([wav.shape[1]]))[1], targets)
+
+
+def test_short_pretraining_run_learns_without_collapse(tmp_path):
+    manifest = write_tone_dataset(tmp_path / "data", n=40)
+    config = write_tiny_config(tmp_path / "config.json", num_codevector_groups=2, num_codevectors_per_group=16,
+                               codevector_dim=32, proj_codevector_dim=32)
+    recipe = read_pretrain_recipe(None, max_updates=120, lr=2e-3, max_batch_seconds=8, warmup_fraction=0.1,
+                                  decay_fraction=0.5, hold_fraction=0.4, save_every=60, log_every=10,
+                                  num_negatives=10, mask_length=3, mask_prob=0.4, dropout=0.0,
+                                  gumbel=(2.0, 0.5, 0.98))  # anneal within the short run
+    out = pretrain(config, tmp_path / "pt", labeled=manifest, recipe=recipe, progress=False)
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    acc = [r["accuracy"] for r in rows if "accuracy" in r]
+    ppl = [r["perplexity"] for r in rows if "perplexity" in r]
+    assert np.mean(acc[-3:]) > np.mean(acc[:2]) + 0.15
+    assert min(ppl) > 2.0  # of 32 codewords in two groups: not collapsed to one per group
+    assert (out / "training.png").is_file()
+    # the checkpoint starts fine-tuning: the pretraining heads are dropped, a fresh CTC head is made
+    from unispeech.train.finetune import finetune, load_recipe
+    tuned = finetune(out, manifest, tmp_path / "ft", recipe=load_recipe(None, max_updates=2, max_batch_seconds=8),
+                     progress=False)
+    cfg = json.loads((tuned / "config.json").read_text())
+    assert cfg["architectures"] == ["UniSpeechForCTC"] and cfg["vocab_size"] == 43

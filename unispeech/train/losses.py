@@ -1,0 +1,44 @@
+"""Pretraining losses: contrastive (InfoNCE over cosine similarities), codebook diversity, and the replacement mix."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def sample_negatives(lengths: torch.Tensor, rows: torch.Tensor, steps: torch.Tensor, count: int,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """For masked step i at (rows[i], steps[i]): `count` other steps of the same utterance, uniformly,
+    never the step itself (draw from length-1 positions and skip over the positive). (N, count) indices."""
+    high = (lengths[rows] - 1).clamp(min=1).to(torch.float64)  # (N,)
+    draws = (torch.rand(rows.numel(), count, generator=generator, dtype=torch.float64) * high[:, None]).long()
+    return draws + (draws >= steps[:, None]).long()
+
+
+def contrastive_logits(context: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor,
+                       temperature: float = 0.1) -> torch.Tensor:
+    """context (N, D), targets (N, D), negatives (N, K, D) -> logits (N, 1 + K); column 0 is the positive.
+    A negative identical to its positive gets -inf: it is not a distractor."""
+    candidates = torch.cat([targets[:, None, :], negatives], dim=1).float()  # (N, 1+K, D)
+    logits = F.cosine_similarity(context.float()[:, None, :], candidates, dim=-1) / temperature
+    same = (negatives == targets[:, None, :]).all(-1)  # (N, K)
+    return torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, float("-inf"))], dim=1)
+
+
+def contrastive_loss(logits: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy with the positive at index 0 (optionally weighted per row), and #correct."""
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    per_row = F.cross_entropy(logits, target, reduction="none")
+    loss = (per_row * weights).sum() if weights is not None else per_row.sum()
+    return loss, (logits.argmax(-1) == 0).sum()
+
+
+def diversity_loss(perplexity: torch.Tensor, groups: int, entries: int) -> torch.Tensor:
+    """(G·V − perplexity) / (G·V): 0 when every codeword is used equally, near 1 when one is used."""
+    total = groups * entries
+    return (total - perplexity) / total
+
+
+def replace_mix(context: torch.Tensor, quantized: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
+    """Each frame of the transformer output replaced by its (projected) quantized latent where `replace` (B, T)."""
+    return torch.where(replace[:, :, None], quantized.to(context.dtype), context)

@@ -1,0 +1,229 @@
+"""UniSpeech multi-task pretraining: phonetic CTC on labelled speech + contrastive learning on all speech,
+joined by replacing transformer outputs with quantized latents before the CTC head (paper, section 2).
+
+Stage 1: labelled (source language) and optionally unlabelled audio, loss
+    labelled:   alpha * CTC(mix) + (1 - alpha) * (contrastive + 0.1 * diversity)
+    unlabelled: contrastive + 0.1 * diversity
+Stage 2 ("+" models): unlabelled target-language audio only, contrastive + diversity, mask prob 0.65.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checkpoint import AudioSettings, from_hf_keys, read_state_dict, to_hf_keys
+from ..config import ModelConfig
+from ..masking import span_mask
+from ..model import UniSpeechModel
+from ..quantizer import GumbelQuantizer
+from ..vocab import Vocabulary
+from .batches import Batch
+from .losses import contrastive_logits, contrastive_loss, diversity_loss, replace_mix, sample_negatives
+from .loop import TrainOptions
+
+PRETRAIN_HEADS = ("quantizer.", "project_q.", "project_hid.", "ctc_proj.")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainRecipe:
+    """Defaults: the UniSpeech stage-1 script (one2one_large_pretrain_en1350.sh)."""
+
+    train: TrainOptions = TrainOptions(lr=1e-3, eps=1e-6, weight_decay=0.01, max_updates=250000,
+                                       warmup_fraction=0.1, hold_fraction=0.0, decay_fraction=0.9,
+                                       init_lr_scale=0.0, final_lr_scale=0.0, clip_norm=0.0)
+    alpha: float = 0.5  # CTC weight for labelled utterances
+    replace_prob: float = 0.5  # r: frames whose transformer output is replaced by the quantized latent
+    mask_prob: float = 0.5  # 0.65 in stage 2
+    mask_length: int = 10
+    num_negatives: int = 100
+    logit_temperature: float = 0.1
+    diversity_weight: float = 0.1
+    gumbel: tuple[float, float, float] = (2.0, 0.5, 0.999995)  # start, floor, decay per update
+    dropout: float = 0.1
+    layerdrop: float = 0.0
+
+
+class UniSpeechPretrainModel(nn.Module):
+    """The encoder wrapped with the quantizer and the heads that pretraining needs (UniSpeechForPreTraining)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = UniSpeechModel(config)
+        self.dropout_features = nn.Dropout(config.extra.get("feat_quantizer_dropout", 0.0))
+        self.quantizer = GumbelQuantizer(config.conv_dim[-1], config.num_codevector_groups,
+                                         config.num_codevectors_per_group, config.codevector_dim)
+        self.project_q = nn.Linear(config.codevector_dim, config.proj_codevector_dim)
+        self.project_hid = nn.Linear(config.proj_codevector_dim, config.hidden_size)
+        self.ctc_proj = nn.Linear(config.hidden_size, config.num_ctc_classes)
+        self.dropout = nn.Dropout(config.final_dropout)
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor, time_mask: torch.Tensor | None = None):
+        """-> transformer output c (B, T, H), projected quantized latents (B, T, H), perplexity, frame lengths."""
+        x, z_normed, frame_lengths = self.backbone.features(wav, lengths)
+        if time_mask is not None:
+            x = torch.where(time_mask[:, :, None], self.backbone.masked_spec_embed.to(x.dtype), x)
+        context = self.backbone.encoder(x, frame_lengths)
+        valid = torch.arange(x.shape[1], device=x.device)[None, :] < frame_lengths[:, None]
+        quantized, perplexity = self.quantizer(self.dropout_features(z_normed), valid)
+        targets = self.project_hid(self.project_q(quantized))
+        return context, targets, perplexity, frame_lengths
+
+    def ctc_logits(self, context: torch.Tensor, targets: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
+        return self.ctc_proj(self.dropout(replace_mix(context, targets, replace)))
+
+
+class PretrainTask:
+    def __init__(self, model: UniSpeechPretrainModel, vocab: Vocabulary | None, recipe: PretrainRecipe):
+        self.model, self.vocab, self.recipe = model, vocab, recipe
+
+    def compute_loss(self, model, batch: Batch, step: int):
+        r, core = self.recipe, self.model
+        start, floor, decay = r.gumbel
+        core.quantizer.temperature = max(start * decay ** step, floor)
+        gen = torch.Generator().manual_seed(r.train.seed * 7919 + batch.index)
+        frame_lengths = core.backbone.output_lengths(batch.lengths)
+        B, T = len(batch.lengths), int(frame_lengths.max())
+        mask = span_mask(B, T, r.mask_prob, r.mask_length, frame_lengths, min_masks=2, generator=gen)
+        context, targets, perplexity, frame_lengths = model(batch.wav, batch.lengths, mask)
+        rows, steps = mask.nonzero(as_tuple=True)
+        negatives = sample_negatives(frame_lengths.cpu(), rows, steps, r.num_negatives, gen)
+        logits = contrastive_logits(context[rows, steps], targets[rows, steps], targets[rows[:, None], negatives],
+                                    r.logit_temperature)
+        label_lengths = batch.label_lengths
+        labelled = label_lengths > 0
+        row_weight = torch.where(labelled, 1 - r.alpha, 1.0)[rows]  # unlabelled rows: contrastive alone
+        contrastive, correct = contrastive_loss(logits, row_weight)
+        n_masked = float(rows.numel())
+        diversity = diversity_loss(perplexity, core.quantizer.groups, core.quantizer.entries)
+        loss = contrastive + r.diversity_weight * diversity * float(row_weight.mean()) * n_masked
+        stats = {"contrastive": float(contrastive.detach()), "accuracy": float(correct) ,
+                 "perplexity": float(perplexity.detach()) * n_masked, "masked": n_masked}
+        if labelled.any() and r.alpha > 0:
+            replace = torch.rand(B, T, generator=gen) < r.replace_prob  # Bernoulli(r) per frame
+            ctc_logits = core.ctc_logits(context[labelled], targets[labelled], replace[labelled])
+            log_probs = ctc_logits.float().log_softmax(-1).transpose(0, 1)
+            ctc = F.ctc_loss(log_probs, batch.labels, frame_lengths[labelled], label_lengths[labelled],
+                             blank=self.vocab.blank_id, reduction="sum", zero_infinity=True)
+            loss = loss + r.alpha * ctc
+            stats["ctc"] = float(ctc.detach())
+        return loss, n_masked, stats
+
+    def validate(self, model) -> dict:
+        return {}
+
+    def export(self, model, folder: Path) -> None:
+        save_pretraining_folder(folder, self.model, self.vocab)
+
+
+def save_pretraining_folder(folder: str | Path, model: UniSpeechPretrainModel, vocab: Vocabulary | None) -> Path:
+    """transformers' UniSpeechForPreTraining layout; `unispeech finetune --init` starts from it."""
+    from safetensors.torch import save_file
+
+    from ..checkpoint import _atomic_write
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    hf = model.config.to_hf_dict()
+    hf["architectures"] = ["UniSpeechForPreTraining"]
+    texts = {"config.json": json.dumps(hf, indent=2, ensure_ascii=False),
+             "preprocessor_config.json": AudioSettings().to_json()}
+    if vocab is not None:  # the labels of ctc_proj
+        texts.update(vocab.save(folder))
+    tensors = to_hf_keys({k: v.float() for k, v in model.state_dict().items()}, model.config.model_type)
+    _atomic_write(folder / "model.safetensors", lambda p: save_file(tensors, p, metadata={"format": "pt"}))
+    for name, text in texts.items():
+        _atomic_write(folder / name, lambda p, t=text: Path(p).write_text(t + "\n", encoding="utf-8"))
+    return folder
+
+
+def load_pretraining_folder(folder: str | Path) -> UniSpeechPretrainModel:
+    folder = Path(folder)
+    config = ModelConfig.from_json(folder / "config.json")
+    model = UniSpeechPretrainModel(config)
+    state = read_state_dict(folder)
+    prefix = "unispeech." if config.model_type == "unispeech" else "wav2vec2."
+    heads = {k: v for k, v in state.items() if k.startswith(PRETRAIN_HEADS)}
+    body = from_hf_keys({k: v for k, v in state.items() if k.startswith(prefix)}, config.model_type)
+    missing, unexpected = model.load_state_dict({**heads, **body}, strict=False)
+    if unexpected or [k for k in missing if k != "backbone.masked_spec_embed"]:
+        raise ValueError(f"{folder}: not a pretraining checkpoint (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    return model
+
+
+def read_pretrain_recipe(path, **overrides) -> PretrainRecipe:
+    from .loop import read_recipe
+
+    return read_recipe(PretrainRecipe, path, **overrides)
+
+
+def init_pretrain_model(init: str | Path, recipe: PretrainRecipe, num_ctc_classes: int | None):
+    """From a pretraining checkpoint folder (continue / stage 2) or a config.json (random initialisation)."""
+    init = Path(init)
+    if init.is_dir():
+        model = load_pretraining_folder(init)
+        vocab = None
+        if (init / "vocab.json").is_file():
+            vocab = Vocabulary.from_folder(init, blank_id=len(_vocab_tokens(init)) - 4,
+                                           head_size=model.config.num_ctc_classes)
+        return model, vocab
+    base = ModelConfig.from_json(init)
+    config = dataclasses.replace(
+        base, num_ctc_classes=num_ctc_classes or base.num_ctc_classes, mask_time_prob=max(base.mask_time_prob, 0.05),
+        hidden_dropout=recipe.dropout, attention_dropout=recipe.dropout, activation_dropout=recipe.dropout,
+        feat_proj_dropout=recipe.dropout, final_dropout=0.0, layerdrop=recipe.layerdrop)
+    torch.manual_seed(recipe.train.seed)
+    return UniSpeechPretrainModel(config), None
+
+
+def _vocab_tokens(folder: Path) -> dict:
+    return json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+
+
+def pretrain(init: str | Path, out_dir: str | Path, labeled: str | Path | None = None,
+             unlabeled: str | Path | None = None, recipe: PretrainRecipe = PretrainRecipe(), resume: bool = False,
+             language: str = "ky", progress: bool = True) -> Path:
+    """Stage 1 (labelled + optional unlabelled) or stage 2 (unlabelled only); the model goes to `out_dir`."""
+    import sys
+
+    from ..data import load_dataset
+    from ..vocab import phone_vocabulary
+    from .batches import load_examples
+    from .loop import train
+
+    if not labeled and not unlabeled:
+        raise ValueError("give --labeled and/or --unlabeled data")
+    labelled_utts = load_dataset(labeled, split="train")[0] if labeled else []
+    unlabelled_utts = load_dataset(unlabeled, split="train")[0] if unlabeled else []
+    vocab = None
+    examples = []
+    if labelled_utts:
+        from ..g2p import phonemize
+        needs = [i for i, u in enumerate(labelled_utts) if u.phones is None]
+        for i, phones in zip(needs, phonemize([labelled_utts[i].text for i in needs], language=language)):
+            labelled_utts[i] = dataclasses.replace(labelled_utts[i], phones=tuple(phones))
+        vocab = phone_vocabulary(sorted({p for u in labelled_utts for p in (u.phones or ())}), lang=language)
+    model, init_vocab = init_pretrain_model(init, recipe, len(vocab) if vocab else None)
+    if init_vocab is not None and vocab is not None:
+        vocab = init_vocab  # continue with the checkpoint's CTC classes
+    if vocab is not None and len(vocab) != model.config.num_ctc_classes:
+        raise ValueError(f"the labelled data has {len(vocab)} CTC classes, the model's ctc_proj "
+                         f"{model.config.num_ctc_classes}")
+    if labelled_utts:
+        examples += load_examples(labelled_utts, vocab, language=language, progress=progress)[0]
+    if unlabelled_utts:
+        examples += load_examples(unlabelled_utts, None, progress=progress, labelled=False)[0]
+    if not examples:
+        raise ValueError("none of the clips could be read")
+    print(f"unispeech: pretraining on {len(examples)} clips "
+          f"({sum(bool(e.labels) for e in examples)} labelled)", file=sys.stderr)
+    task = PretrainTask(model, vocab, recipe)
+    train(task, examples, recipe.train, out_dir, resume=resume, progress_bar=progress,
+          meta={"kind": "pretrain", "recipe": dataclasses.asdict(recipe), "init": str(init)})
+    return Path(out_dir)
