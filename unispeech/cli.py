@@ -41,9 +41,6 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from . import AudioError, load_model
     from .formats import format_results
 
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     recognizer = load_model(args.model or default_model(), device=args.device, dtype=args.dtype)
     if args.decoder == "beam":
         from .beam import BeamOptions
@@ -112,11 +109,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                          grad_accum=args.grad_accum, bf16=args.bf16 or None, seed=args.seed,
                          valid_every=args.valid_every, save_every=args.save_every,
                          freeze_encoder_updates=args.freeze_encoder_updates, stop_after=args.stop_after)
-    try:
-        out = finetune(args.init, args.train, args.out, valid_data=args.valid, recipe=recipe, resume=args.resume,
-                       split=args.split, valid_split=args.valid_split)
-    except KeyboardInterrupt:
-        return 130
+    out = finetune(args.init, args.train, args.out, valid_data=args.valid, recipe=recipe, resume=args.resume,
+                   split=args.split, valid_split=args.valid_split, audio_dir=args.audio_dir)
     print(f"fine-tuned model: {out} (load it with --model {out})")
     return 0
 
@@ -124,9 +118,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import ServerLimits, serve
 
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     serve(args.model, host=args.host, port=args.port,
           limits=ServerLimits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_seconds=args.max_seconds,
                               timeout_seconds=args.timeout))
@@ -174,11 +165,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
                                   max_batch_seconds=args.batch_seconds, bf16=args.bf16 or None, seed=args.seed,
                                   save_every=args.save_every, replace_prob=args.replace_prob, alpha=args.alpha,
                                   mask_prob=args.mask_prob, stop_after=args.stop_after)
-    try:
-        out = pretrain(args.init, args.out, labeled=args.labeled, unlabeled=args.unlabeled, recipe=recipe,
-                       resume=args.resume, language=args.language)
-    except KeyboardInterrupt:
-        return 130
+    out = pretrain(args.init, args.out, labeled=args.labeled, unlabeled=args.unlabeled, recipe=recipe,
+                   resume=args.resume, language=args.language)
     print(f"pretrained model: {out} (fine-tune it with: unispeech finetune --init {out} ...)")
     return 0
 
@@ -189,6 +177,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
                    help="compute precision; auto: bfloat16 on CPUs with AVX512-bf16/AMX and on CUDA, else float32")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,7 +196,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="txt: phones per file; json/jsonl: phones, text, per-phone times and confidences; "
                         "tsv: one row per phone; ctm; textgrid: Praat (one file) (default: txt)")
     p.add_argument("--output", help="write to this file instead of stdout")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
     p.add_argument("--decoder", choices=("greedy", "beam"), default="greedy", help="CTC decoding (default: greedy)")
     p.add_argument("--lm", help="phone n-gram LM (ARPA, from `unispeech lm build`) for --decoder beam")
     p.add_argument("--lm-weight", type=float, default=0.5, help="LM weight in beam search (default: 0.5)")
@@ -251,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", help="TOML file with recipe settings (options given here override it)")
     p.add_argument("--split", default="train", help="Common Voice split for --train (default: train)")
     p.add_argument("--valid-split", default="dev", help="Common Voice split for --valid (default: dev)")
+    p.add_argument("--audio-dir", help="where the clips are, for split files / manifests (default: beside the data)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--max-updates", type=int, help="total updates (recipe: 20000)")
     p.add_argument("--lr", type=float, help="peak learning rate (recipe: 2e-5)")
@@ -325,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     warnings.formatwarning = lambda message, *_, **__: f"unispeech: warning: {message}\n"
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", 0):
+        import torch
+        torch.set_num_threads(args.threads)
     try:
         code = args.func(args)
     except KeyboardInterrupt:

@@ -89,6 +89,9 @@ class FinetuneTask:
 def init_model(init: str | Path, vocab: Vocabulary | None, recipe: FinetuneRecipe) -> tuple[CTCModel, Vocabulary]:
     """A model to fine-tune from a checkpoint folder (any head, or none) or from a config.json (random init)."""
     init = Path(init)
+    if not init.exists() and str(init).count("/") == 1:  # a hub id
+        from ..checkpoint import resolve_folder
+        init = resolve_folder(str(init))
     config_path = init / "config.json" if init.is_dir() else init
     if not config_path.is_file():
         raise ValueError(f"--init {init}: expected a model folder with config.json, or a config.json file")
@@ -125,10 +128,10 @@ def init_model(init: str | Path, vocab: Vocabulary | None, recipe: FinetuneRecip
 
 def finetune(init: str | Path, train_data: str | Path, out_dir: str | Path, valid_data: str | Path | None = None,
              recipe: FinetuneRecipe = FinetuneRecipe(), resume: bool = False, split: str = "train",
-             valid_split: str = "dev", progress: bool = True) -> Path:
+             valid_split: str = "dev", progress: bool = True, audio_dir: str | Path | None = None) -> Path:
     """Fine-tune `init` on `train_data`; the best model (by validation PER) is written to `out_dir`."""
     model, vocab = init_model(init, None, recipe)
-    train_utts, skipped = load_dataset(train_data, split=split)
+    train_utts, skipped = load_dataset(train_data, split=split, audio_dir=audio_dir)
     if not train_utts:
         raise ValueError(f"{train_data}: no usable training utterances ({len(skipped)} skipped)")
     examples, bad = load_examples(train_utts, vocab, progress=progress)
@@ -136,7 +139,7 @@ def finetune(init: str | Path, train_data: str | Path, out_dir: str | Path, vali
         raise ValueError(f"{train_data}: none of the {len(train_utts)} clips could be read (first: {bad[0]})")
     valid: list[Example] = []
     if valid_data:
-        valid_utts, _ = load_dataset(valid_data, split=valid_split)
+        valid_utts, _ = load_dataset(valid_data, split=valid_split, audio_dir=audio_dir)
         valid, _ = load_examples(valid_utts, vocab, progress=progress)
     for line in (skipped and [f"{len(skipped)} rows skipped in {train_data}"]) + bad[:5]:
         print(f"unispeech: {line}", file=sys.stderr)
