@@ -30,10 +30,8 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     AMX, CUDA GPUs), else float32; the CTC head always stays float32.
     """
     folder = resolve_folder(name_or_path)
-    model, vocab, audio = load_folder(folder)
-    model = model.to(device=device)
-    model.backbone.to(dtype=_dtype(dtype, torch.device(device)))
-    return Recognizer(model, vocab, audio, name=str(name_or_path))
+    model, vocab, audio = load_folder(folder, _dtype(dtype, torch.device(device)))
+    return Recognizer(model.to(device=device), vocab, audio, name=str(name_or_path))
 
 
 def fast_bf16(device: torch.device) -> bool:

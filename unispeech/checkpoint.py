@@ -70,8 +70,12 @@ def resolve_folder(name_or_path: str | os.PathLike) -> Path:
             f"(download it elsewhere with: huggingface-cli download {text} --local-dir FOLDER)") from e
 
 
-def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
-    """All tensors of a folder's weights: safetensors first, then pytorch_model.bin; sharded or not."""
+def read_state_dict(folder: Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """All tensors of a folder's weights: safetensors first, then pytorch_model.bin; sharded or not.
+
+    With `dtype`, floating tensors are converted one at a time as they are read, so memory never holds
+    the checkpoint in two precisions at once.
+    """
     for name in WEIGHT_FILES:
         path = folder / name
         if not path.is_file():
@@ -82,19 +86,25 @@ def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
             files = [folder / f for f in sorted(set(index["weight_map"].values()))]
         state: dict[str, torch.Tensor] = {}
         for f in files:
-            state.update(_read_weight_file(f))
+            state.update(_read_weight_file(f, dtype))
         return state
     raise ValueError(f"{folder}: no weights (expected one of {', '.join(WEIGHT_FILES)})")
 
 
-def _read_weight_file(path: Path) -> dict[str, torch.Tensor]:
+def _read_weight_file(path: Path, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ValueError(f"{path}: weight shard listed in the index is missing")
+
+    def convert(t: torch.Tensor) -> torch.Tensor:
+        return t.to(dtype) if dtype is not None and t.is_floating_point() and t.dtype != dtype else t
+
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            from safetensors import safe_open
+            with safe_open(str(path), framework="pt") as f:  # memory-mapped: tensors are read one by one
+                return {k: convert(f.get_tensor(k)) for k in f.keys()}
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return {k: convert(v) for k, v in state.items()}
     except Exception as e:
         raise ValueError(f"{path}: cannot read weights ({type(e).__name__}: {e})") from e
 
@@ -132,7 +142,7 @@ def to_hf_keys(state: dict[str, torch.Tensor], model_type: str) -> dict[str, tor
     return out
 
 
-def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str, assign: bool = False) -> None:
     """Copy `state` into `model`, refusing missing or unexpected tensors and shape mismatches."""
     own = model.state_dict()
     if "lm_head.weight" in own and "lm_head.weight" not in state:
@@ -149,24 +159,24 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:
             raise ValueError(f"{source}: {key} has shape {tuple(value.shape)}, config.json implies {tuple(own[key].shape)}")
-    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False, assign=assign)
 
 
-def load_folder(folder: Path) -> tuple[CTCModel, Vocabulary, AudioSettings]:
-    """A complete CTC checkpoint folder -> fp32 model in eval mode, its vocabulary and audio settings."""
+def load_folder(folder: Path, dtype: torch.dtype = torch.float32) -> tuple[CTCModel, Vocabulary, AudioSettings]:
+    """A complete CTC checkpoint folder -> model in eval mode (encoder in `dtype`, CTC head in float32),
+    its vocabulary and audio settings. The weights are read straight into their final precision."""
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise ValueError(f"{folder}: no config.json (is this a model folder?)")
     config = ModelConfig.from_json(config_path)
     vocab = Vocabulary.from_folder(folder, blank_id=config.pad_token_id, head_size=config.vocab_size)
-    state = from_hf_keys(read_state_dict(folder), config.model_type)
+    state = from_hf_keys(read_state_dict(folder, dtype), config.model_type)
     with torch.device("meta"):
         model = build_model(config)
-    model = model.to_empty(device="cpu")
-    own = model.state_dict()
-    if "backbone.masked_spec_embed" in own and "backbone.masked_spec_embed" not in state:
-        state["backbone.masked_spec_embed"] = torch.rand(config.hidden_size)
-    load_weights(model, {k: v.float() for k, v in state.items()}, str(folder))
+    if "backbone.masked_spec_embed" in model.state_dict() and "backbone.masked_spec_embed" not in state:
+        state["backbone.masked_spec_embed"] = torch.rand(config.hidden_size, dtype=dtype)
+    state = {k: (v.float() if k.startswith("lm_head.") else v.to(dtype)) for k, v in state.items()}
+    load_weights(model, state, str(folder), assign=True)
     return model.eval(), vocab, AudioSettings.from_folder(folder)
 
 

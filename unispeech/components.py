@@ -128,7 +128,13 @@ class WeightNormConv1d(nn.Module):
             self.weight_g.copy_(self.weight_v.norm(dim=(0, 1), keepdim=True))
 
     def weight(self) -> torch.Tensor:
-        return self.weight_g * self.weight_v / self.weight_v.norm(dim=(0, 1), keepdim=True)
+        if torch.is_grad_enabled():
+            return self.weight_g * self.weight_v / self.weight_v.norm(dim=(0, 1), keepdim=True)
+        g, v = self.weight_g, self.weight_v
+        key = (g.data_ptr(), g._version, v.data_ptr(), v._version, v.dtype, v.device)
+        if getattr(self, "_cached", (None,))[0] != key:  # inference: compute the kernel once, not per call
+            self._cached = (key, self.weight_g * self.weight_v / self.weight_v.norm(dim=(0, 1), keepdim=True))
+        return self._cached[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv1d(x, self.weight(), self.bias, padding=self.padding, groups=self.groups)
