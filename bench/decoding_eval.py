@@ -1,0 +1,104 @@
+"""Beam search + phone LM against greedy decoding, and forced-alignment boundary error, with a trained model.
+
+    python bench/decoding_eval.py --model unispeech/assets/default-model --data runs/demo
+
+Uses the demo recipe's synthetic sets: the LM is built from the training sentences only, the weights are
+tuned on `valid`, and the figures are reported on `test` (sentences never seen in training). Boundary
+error: held-out sentences spoken by espeak-ng (clean, a training voice), aligned from their text, each
+phone's start compared with espeak-ng's own phoneme event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+
+
+def load_set(manifest: Path):
+    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [manifest.parent / r["audio"] for r in rows], [r["phones"].split() for r in rows]
+
+
+def per_with(model, logits, lengths, refs, beam) -> float:
+    from unispeech.evaluate import phone_error_rate
+
+    model.beam = beam
+    hyps = [model.decode(x, n).phones for x, n in zip(logits, lengths)]
+    return phone_error_rate(refs, hyps).per
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="unispeech/assets/default-model")
+    p.add_argument("--data", default="runs/demo")
+    p.add_argument("--order", type=int, default=4)
+    p.add_argument("--align-sentences", type=int, default=60)
+    a = p.parse_args()
+    from demo_model import sentence_splits
+
+    from unispeech import load_model, phonemize
+    from unispeech.beam import BeamOptions
+    from unispeech.lm import build_lm
+
+    model = load_model(a.model)
+    data = Path(a.data)
+    splits = sentence_splits()
+    lm = build_lm(phonemize(splits["train"]), order=a.order)
+    results = {}
+    cached = {}
+    for name in ("valid", "test"):
+        paths, refs = load_set(data / name / "manifest.jsonl")
+        wavs = [model.prepare(p) for p in paths]
+        t0 = time.perf_counter()
+        logits = model.logits_batch(wavs, batch_size=16)
+        acoustic = time.perf_counter() - t0
+        cached[name] = (logits, [w.size for w in wavs], refs, acoustic)
+    logits, lengths, refs, _ = cached["valid"]
+    grid = list(itertools.product((0.1, 0.3, 0.5, 0.8), (0.0, 0.5, 1.0, 2.0)))
+    tuned = min(grid, key=lambda wb: per_with(model, logits, lengths, refs,
+                                              (lm, BeamOptions(beam_width=8, lm_weight=wb[0], insertion_bonus=wb[1]))))
+    logits, lengths, refs, acoustic = cached["test"]
+    results["greedy_test_per"] = per_with(model, logits, lengths, refs, None)
+    results["beam_no_lm_test_per"] = per_with(model, logits, lengths, refs, (None, BeamOptions(beam_width=8)))
+    t0 = time.perf_counter()
+    best = (lm, BeamOptions(beam_width=8, lm_weight=tuned[0], insertion_bonus=tuned[1]))
+    results["beam_lm_test_per"] = per_with(model, logits, lengths, refs, best)
+    results["beam_seconds"] = time.perf_counter() - t0
+    results["acoustic_seconds"] = acoustic
+    results["tuned_lm_weight"], results["tuned_insertion_bonus"] = tuned
+    results["lm_order"] = a.order
+    results.update(boundary_error(model, splits["test"][: a.align_sentences]))
+    print(json.dumps(results, indent=2))
+
+
+def boundary_error(model, sentences: list[str]) -> dict:
+    from unispeech import phonemize
+    from unispeech.align import align
+    from unispeech.synth import Speaker, Voice
+
+    speaker = Speaker("ky")
+    errors, skipped = [], 0
+    for i, text in enumerate(sentences):
+        wav = speaker.speak(text, Voice("m1", rate=160, pitch=50))
+        onsets = speaker.phone_onsets()
+        if len(onsets) != len(phonemize(text)):
+            skipped += 1
+            continue
+        result = align(model, wav, text=text, sampling_rate=16000)
+        errors += [abs(p.start - o) for p, o in zip(result.phones, onsets)]
+    errors = np.array(errors)
+    return {"boundary_mean_error_ms": 1000 * float(errors.mean()), "boundary_median_error_ms":
+            1000 * float(np.median(errors)), "boundary_within_20ms": float((errors <= 0.02).mean()),
+            "boundary_phones": int(errors.size), "boundary_sentences_skipped": skipped}
+
+
+if __name__ == "__main__":
+    main()
