@@ -42,14 +42,23 @@ def prepare(minutes: float, clips: int) -> None:
         save_folder(WORK / "large", build_model(large_config()).eval(), phone_vocabulary(list(kyrgyz_inventory())),
                     AudioSettings())
     rng = np.random.default_rng(0)
-    sets = {"clip10s.npy": lambda: [speechlike(10.0, rng)],
-            f"mixed{clips}.npy": lambda: [speechlike(float(s), rng) for s in rng.uniform(1, 15, clips)]}
+    sets = {"clip10s.npz": lambda: [speechlike(10.0, rng)],
+            f"mixed{clips}.npz": lambda: [speechlike(float(s), rng) for s in rng.uniform(1, 15, clips)]}
     for name, make in sets.items():
         if not (WORK / name).is_file():
-            np.save(WORK / name, np.array(make(), dtype=object), allow_pickle=True)
+            save_arrays(WORK / name, make())
     if minutes and not (WORK / f"long{minutes:g}.flac").is_file():
         sf.write(WORK / f"long{minutes:g}.flac", np.concatenate([speechlike(60.0, rng) for _ in range(int(minutes))]),
                  16000)
+
+
+def save_arrays(path: Path, arrays: list[np.ndarray]) -> None:
+    np.savez(path, *arrays)
+
+
+def load_arrays(path: Path) -> list[np.ndarray]:
+    with np.load(path) as f:
+        return [f[f"arr_{i}"] for i in range(len(f.files))]
 
 
 def speechlike(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -81,7 +90,7 @@ def measure(impl: str, case: str, clips: int, minutes: float, threads: int, batc
         wall = time.perf_counter() - t0
         outputs = None
     else:
-        waves = list(np.load(WORK / ("clip10s.npy" if case == "clip" else f"mixed{clips}.npy"), allow_pickle=True))
+        waves = load_arrays(WORK / ("clip10s.npz" if case == "clip" else f"mixed{clips}.npz"))
         audio_seconds = sum(w.size for w in waves) / 16000
         run = (lambda: ours_logits(model, waves, batch)) if kind == "ours" else \
             (lambda: hf_logits(model, waves, batch, autocast=dtype == "autocast"))
@@ -96,7 +105,7 @@ def measure(impl: str, case: str, clips: int, minutes: float, threads: int, batc
                 wall = min(wall, time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     if outputs is not None:
-        np.save(WORK / f"out-{impl}-{case}.npy", np.array(outputs, dtype=object), allow_pickle=True)
+        save_arrays(WORK / f"out-{impl}-{case}.npz", outputs)
     return {"impl": impl, "case": case, "wall": wall, "audio_seconds": audio_seconds, "load_s": load_s,
             "peak_gb": peak}
 
@@ -191,9 +200,9 @@ def print_table(rows: list[dict], a) -> None:
         up = base.get(r["case"], {}).get("wall")
         up16 = base_bf16.get(r["case"], {}).get("wall")
         agree = "-"
-        ref_path, own_path = WORK / f"out-ours-fp32-{r['case']}.npy", WORK / f"out-{r['impl']}-{r['case']}.npy"
+        ref_path, own_path = WORK / f"out-ours-fp32-{r['case']}.npz", WORK / f"out-{r['impl']}-{r['case']}.npz"
         if r["case"] != "long" and ref_path.is_file() and own_path.is_file():
-            ag = agreement(list(np.load(ref_path, allow_pickle=True)), list(np.load(own_path, allow_pickle=True)))
+            ag = agreement(load_arrays(ref_path), load_arrays(own_path))
             agree = f"{100 * ag['identical']:.1f} % | {ag['max_diff']:.3g} | {ag['min_cosine']:.5f}"
         else:
             agree = "- | - | -"

@@ -120,7 +120,9 @@ def test_short_pretraining_run_learns_without_collapse(tmp_path):
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     acc = [r["accuracy"] for r in rows if "accuracy" in r]
     ppl = [r["perplexity"] for r in rows if "perplexity" in r]
-    assert np.mean(acc[-3:]) > np.mean(acc[:2]) + 0.15
+    chance = 1 / (1 + 10)  # the positive among 10 negatives
+    assert np.mean(acc[:2]) < 2 * chance
+    assert np.mean(acc[-3:]) > max(np.mean(acc[:2]) + 0.05, 1.5 * chance)
     assert min(ppl) > 2.0  # of 32 codewords in two groups: not collapsed to one per group
     assert (out / "training.png").is_file()
     # the checkpoint starts fine-tuning: the pretraining heads are dropped, a fresh CTC head is made

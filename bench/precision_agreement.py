@@ -1,0 +1,33 @@
+"""bf16 against fp32 on a trained model's evaluation utterances: identical phones and PER change.
+
+    python bench/precision_agreement.py [--model unispeech/assets/default-model] [--data runs/demo/test/manifest.jsonl]
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from unispeech import load_model
+from unispeech.evaluate import phone_error_rate
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="unispeech/assets/default-model")
+    p.add_argument("--data", default="runs/demo/test/manifest.jsonl")
+    a = p.parse_args()
+    manifest = Path(a.data)
+    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+    paths, refs = [manifest.parent / r["audio"] for r in rows], [r["phones"].split() for r in rows]
+    out = {}
+    for dtype in ("float32", "bfloat16"):
+        model = load_model(a.model, dtype=dtype)
+        out[dtype] = [r.phones for r in model.transcribe_many(paths, batch_size=16)]
+    same = sum(x == y for x, y in zip(out["float32"], out["bfloat16"])) / len(rows)
+    per32, per16 = (phone_error_rate(refs, out[d]).per for d in ("float32", "bfloat16"))
+    print(f"{len(rows)} utterances: identical phones {100 * same:.1f} %, PER fp32 {100 * per32:.2f} %, "
+          f"bf16 {100 * per16:.2f} % (change {100 * (per16 - per32):+.2f} points)")
+
+
+if __name__ == "__main__":
+    main()

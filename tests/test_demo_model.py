@@ -1,0 +1,53 @@
+"""The bundled demo model end to end: the README's first command, and held-out synthetic Kyrgyz speech."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import unispeech
+from unispeech.cli import DEFAULT_MODEL_DIR
+from unispeech.evaluate import phone_error_rate
+from unispeech.synth import UNSEEN_VARIANT, Speaker, Voice, augment
+
+ROOT = Path(__file__).parents[1]
+HELD_OUT = [line.split("\t", 1)[1] for line in (ROOT / "data/ky/val.text").read_text(encoding="utf-8").splitlines()]
+# Measured PER on the 227 held-out sentences is about 11 % (MODEL_CARD.md); a broken model, audio path or
+# decoder gives 60-100 %. The bound leaves room for the few sentences drawn here.
+PER_BOUND = 0.25
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return unispeech.load_model(DEFAULT_MODEL_DIR)
+
+
+def test_readme_first_command_prints_phones_with_times():
+    done = subprocess.run([sys.executable, "-m", "unispeech", "transcribe", str(ROOT / "examples/ky_example.flac"),
+                           "--format", "tsv"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("\t") for line in done.stdout.splitlines()[1:]]
+    assert len(rows) > 20 and all(float(r[3]) < float(r[4]) for r in rows)
+    assert done.stderr.count("\n") == 1 and "microsoft/unispeech-1350-en-17h-ky-ft-1h" in done.stderr
+    expected = unispeech.phonemize((ROOT / "examples/ky_example.txt").read_text(encoding="utf-8"))
+    assert phone_error_rate([expected], [[r[2] for r in rows]]).per < PER_BOUND
+
+
+@pytest.mark.parametrize("variant,augmented", [("m1", False), ("f2", True), (UNSEEN_VARIANT, False)])
+def test_held_out_sentences(demo, variant, augmented):
+    speaker = Speaker("ky")
+    rng = np.random.default_rng(7)
+    sentences = HELD_OUT[20:32]
+    refs, hyps = [], []
+    for text in sentences:
+        wav = speaker.speak(text, Voice(variant, rate=int(rng.integers(140, 190)), pitch=int(rng.integers(35, 65))))
+        if augmented:
+            wav, _ = augment(wav, rng)
+        refs.append(unispeech.phonemize(text))
+        hyps.append(demo.transcribe(wav, 16000).phones)
+    per = phone_error_rate(refs, hyps).per
+    print(f"demo model, {len(sentences)} held-out sentences, voice {variant}{' + noise' if augmented else ''}: "
+          f"PER {100 * per:.1f} %")
+    assert per < PER_BOUND
