@@ -51,3 +51,21 @@ def test_held_out_sentences(demo, variant, augmented):
     print(f"demo model, {len(sentences)} held-out sentences, voice {variant}{' + noise' if augmented else ''}: "
           f"PER {100 * per:.1f} %")
     assert per < PER_BOUND
+
+
+def test_forced_alignment_boundaries_match_espeak(demo):
+    """Phone starts from CTC alignment against espeak-ng's own phoneme events (clean held-out speech)."""
+    from unispeech.align import align
+
+    speaker = Speaker("ky")
+    errors = []
+    for text in HELD_OUT[40:52]:
+        wav = speaker.speak(text, Voice("m1", rate=160, pitch=50))
+        onsets = speaker.phone_onsets()
+        if len(onsets) != len(unispeech.phonemize(text)):
+            continue  # espeak's events and the G2P disagree on the count: no reference for this sentence
+        result = align(demo, wav, text=text, sampling_rate=16000)
+        errors += [abs(p.start - o) for p, o in zip(result.phones, onsets)]
+    assert len(errors) > 200
+    print(f"mean boundary error {1000 * np.mean(errors):.1f} ms over {len(errors)} phones")
+    assert np.mean(errors) < 0.040
