@@ -84,3 +84,28 @@ def test_align_command_writes_a_textgrid(tiny_model_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["align", str(clip), "--text", "???", "--model", str(tiny_model_dir)])
     assert stop.value.code == 2 and "no pronounceable" in capsys.readouterr().err
+
+
+def test_align_manifest_batch_form(tiny_model_dir, tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+    from praatio import textgrid as praat
+
+    from unispeech.cli import main
+
+    for name in ("a", "b"):
+        sf.write(tmp_path / f"{name}.wav", speechlike(1.5), 16000)
+    (tmp_path / "bad.wav").write_text("not audio")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [
+        {"audio": "a.wav", "text": "эки дос"}, {"audio": "b.wav", "phones": "s ɑ l ɑ m"},
+        {"audio": "bad.wav", "text": "салам"}]), encoding="utf-8")
+    with pytest.raises(SystemExit) as stop:
+        main(["align", "--manifest", str(manifest), "--out-dir", str(tmp_path / "out"), "--format", "textgrid",
+              "--model", str(tiny_model_dir)])
+    assert stop.value.code == 1  # one utterance could not be aligned, the others were
+    assert "skipped bad" in capsys.readouterr().err
+    grid = praat.openTextgrid(str(tmp_path / "out" / "b.TextGrid"), includeEmptyIntervals=False)
+    assert [e.label for e in grid.getTier("phones").entries] == "s ɑ l ɑ m".split()
+    assert (tmp_path / "out" / "a.TextGrid").is_file() and not (tmp_path / "out" / "bad.TextGrid").exists()

@@ -127,18 +127,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_align(args: argparse.Namespace) -> int:
     from . import load_model
     from .align import align
+
+    if bool(args.audio) == bool(args.manifest) or (args.audio and not args.text):
+        raise ValueError("give AUDIO with --text, or --manifest with --out-dir")
+    recognizer = load_model(args.model or default_model(), device=args.device, dtype=args.dtype)
+    if args.audio:
+        result = align(recognizer, args.audio, text=args.text, language=args.language)
+        write_output(_alignment_text(args.audio, args.text, result, args.format), args.output)
+        return 0
+    from .data import load_dataset
+
+    if not args.out_dir:
+        raise ValueError("--manifest needs --out-dir (one output file per utterance)")
+    utterances, skipped = load_dataset(args.manifest)
+    aligned, failed = 0, len(skipped)
+    suffix = {"json": ".json", "tsv": ".tsv", "ctm": ".ctm", "textgrid": ".TextGrid"}[args.format]
+    for u in utterances:
+        try:
+            result = align(recognizer, u.audio, text=u.text, phones=list(u.phones) if u.phones else None,
+                           language=args.language)
+        except ValueError as e:  # AudioError included: report it and go on with the rest
+            print(f"unispeech: skipped {u.id}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        write_output(_alignment_text(str(u.audio), u.text, result, args.format),
+                     str(Path(args.out_dir) / f"{u.id}{suffix}"))
+        aligned += 1
+    print(f"aligned {aligned} of {aligned + failed} utterances into {args.out_dir}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _alignment_text(name: str, text: str | None, result, fmt: str) -> str:
     from .formats import format_rows, format_tiers
 
-    recognizer = load_model(args.model or default_model(), device=args.device, dtype=args.dtype)
-    result = align(recognizer, args.audio, text=args.text, language=args.language)
-    if args.format == "json":
-        text = format_rows([dict(path=args.audio, text=args.text, **result.to_dict())], "json")
-    else:
-        tiers = {name: [(i.start, i.end, i.label, i.score) for i in intervals]
-                 for name, intervals in (("phones", result.phones), ("words", result.words))}
-        text = format_tiers([(args.audio, tiers, result.duration)], args.format)
-    write_output(text, args.output)
-    return 0
+    if fmt == "json":
+        return format_rows([dict(path=name, text=text, **result.to_dict())], "json")
+    tiers = {tier: [(i.start, i.end, i.label, i.score) for i in intervals]
+             for tier, intervals in (("phones", result.phones), ("words", result.words))}
+    return format_tiers([(name, tiers, result.duration)], fmt)
 
 
 def cmd_lm_build(args: argparse.Namespace) -> int:
@@ -292,8 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("align", help="forced alignment of a known sentence: phone and word times",
                        description="Align the phones of a known Kyrgyz sentence (via G2P) to the audio with CTC "
                                    "Viterbi; phones and words with start/end times and scores.")
-    p.add_argument("audio", help="audio file")
-    p.add_argument("--text", required=True, help="the sentence that was spoken")
+    p.add_argument("audio", nargs="?", help="audio file (or use --manifest)")
+    p.add_argument("--text", help="the sentence that was spoken")
+    p.add_argument("--manifest", help="batch form: a manifest / Common Voice TSV / split files with audio and text "
+                                      "(or phones); writes one file per utterance into --out-dir")
+    p.add_argument("--out-dir", help="output folder for --manifest")
     add_model_options(p)
     p.add_argument("--language", default="ky", help="G2P language (default: ky)")
     p.add_argument("--format", choices=("json", "tsv", "ctm", "textgrid"), default="json",
