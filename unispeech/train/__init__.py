@@ -1,0 +1,1 @@
+"""Training: the shared loop, CTC fine-tuning and UniSpeech pretraining."""
