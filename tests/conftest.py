@@ -106,3 +106,14 @@ def write_tiny_config(path: Path, **overrides) -> Path:
     dims.update(overrides)
     path.write_text(json.dumps(tiny_config(**dims).to_hf_dict()), encoding="utf-8")
     return path
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
+    """`unispeech ARGV` in-process: exit code, stdout, stderr; never a traceback."""
+    from unispeech.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return stop.value.code, out, err

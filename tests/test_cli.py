@@ -10,17 +10,8 @@ import pytest
 import soundfile as sf
 
 from unispeech import load_model
-from unispeech.cli import main
 
-from .conftest import speechlike
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return stop.value.code, out, err
+from .conftest import run_main, speechlike
 
 
 @pytest.fixture
@@ -34,19 +25,19 @@ def clips(tmp_path):
 
 
 def test_formats_agree(tiny_model_dir, clips, capsys, tmp_path):
-    code, out, _ = run(["transcribe", *clips, "--model", str(tiny_model_dir), "--format", "json"], capsys)
+    code, out, _ = run_main(["transcribe", *clips, "--model", str(tiny_model_dir), "--format", "json"], capsys)
     assert code == 0
     rows = json.loads(out)
     assert [r["path"] for r in rows] == clips
     for r in rows:
         assert r["text"] == " ".join(r["phones"]) and len(r["timestamps"]) == len(r["phones"])
         assert all(t["start"] < t["end"] <= r["duration"] + 0.02 for t in r["timestamps"])
-    code, out, _ = run(["transcribe", *clips, "--model", str(tiny_model_dir), "--format", "txt"], capsys)
+    code, out, _ = run_main(["transcribe", *clips, "--model", str(tiny_model_dir), "--format", "txt"], capsys)
     assert out.splitlines() == [f"{r['path']}\t{r['text']}" for r in rows]
-    code, out, _ = run(["transcribe", *clips, "--model", str(tiny_model_dir), "--format", "tsv"], capsys)
+    code, out, _ = run_main(["transcribe", *clips, "--model", str(tiny_model_dir), "--format", "tsv"], capsys)
     assert len(out.splitlines()) == 1 + sum(len(r["phones"]) for r in rows)
     target = tmp_path / "out" / "result.jsonl"
-    code, out, _ = run(["transcribe", *clips, "--model", str(tiny_model_dir), "--format", "jsonl",
+    code, out, _ = run_main(["transcribe", *clips, "--model", str(tiny_model_dir), "--format", "jsonl",
                         "--output", str(target)], capsys)
     assert out == "" and [json.loads(line)["phones"] for line in target.read_text().splitlines()] == \
         [r["phones"] for r in rows]
@@ -72,7 +63,7 @@ def bad_inputs(tmp_path):
 
 def test_each_bad_file_gets_one_clear_line(tiny_model_dir, tmp_path, capsys):
     for name, (path, message) in bad_inputs(tmp_path).items():
-        code, out, err = run(["transcribe", str(path), "--model", str(tiny_model_dir)], capsys)
+        code, out, err = run_main(["transcribe", str(path), "--model", str(tiny_model_dir)], capsys)
         assert code == 1, name
         assert message in err, (name, err)
         assert out == ""
@@ -81,7 +72,7 @@ def test_each_bad_file_gets_one_clear_line(tiny_model_dir, tmp_path, capsys):
 def test_batch_with_a_bad_file_keeps_the_good_ones(tiny_model_dir, clips, tmp_path, capsys):
     bad = tmp_path / "bad.wav"
     bad.write_text("nope")
-    code, out, err = run(["transcribe", clips[0], str(bad), clips[1], "--model", str(tiny_model_dir),
+    code, out, err = run_main(["transcribe", clips[0], str(bad), clips[1], "--model", str(tiny_model_dir),
                           "--format", "jsonl"], capsys)
     assert code == 1
     assert [json.loads(line)["path"] for line in out.splitlines()] == [clips[0], clips[1]]
@@ -110,7 +101,7 @@ def broken_models(tmp_path, tiny_model_dir):
 
 def test_bad_model_folders(tiny_model_dir, clips, tmp_path, capsys):
     for folder, message in broken_models(tmp_path, tiny_model_dir).items():
-        code, out, err = run(["transcribe", clips[0], "--model", str(folder)], capsys)
+        code, out, err = run_main(["transcribe", clips[0], "--model", str(folder)], capsys)
         assert code == 2 and message in err, (folder, err)
         assert err.count("\n") == 1
 
@@ -118,7 +109,7 @@ def test_bad_model_folders(tiny_model_dir, clips, tmp_path, capsys):
 def test_offline_hub_id_says_how_to_pass_a_folder(clips, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    code, _, err = run(["transcribe", clips[0], "--model", "microsoft/unispeech-1350-en-17h-ky-ft-1h"], capsys)
+    code, _, err = run_main(["transcribe", clips[0], "--model", "microsoft/unispeech-1350-en-17h-ky-ft-1h"], capsys)
     assert code == 2
     assert "could not fetch 'microsoft/unispeech-1350-en-17h-ky-ft-1h'" in err and "--model /path/to/folder" in err
 

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from unispeech.cli import main
 from unispeech.evaluate import align, phone_error_rate
 
-from .conftest import speechlike
+from .conftest import run_main, speechlike
 from .test_g2p import reference
 
 CASES = [
@@ -69,18 +68,10 @@ def build_common_voice(root, n_clips=6):
     return root / "cv-corpus-test"
 
 
-def run_cli(argv, capsys):
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return stop.value.code, out, err
-
-
 def test_evaluate_common_voice_folder_end_to_end(tiny_model_dir, tmp_path, capsys):
     data = build_common_voice(tmp_path)
     out = tmp_path / "report"
-    code, stdout, err = run_cli(["evaluate", "--model", str(tiny_model_dir), "--data", str(data),
+    code, stdout, err = run_main(["evaluate", "--model", str(tiny_model_dir), "--data", str(data),
                                  "--out", str(out)], capsys)
     assert code == 0, err
     assert "PER" in stdout
@@ -104,7 +95,7 @@ def test_evaluate_common_voice_folder_end_to_end(tiny_model_dir, tmp_path, capsy
     assert "## Worst utterances" in md and "## Most confused phone pairs" in md and "common_voice_ky_missing" in md
 
     # a second run with the same folder resumes: nothing is transcribed again, the report is the same
-    code, _, _ = run_cli(["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(out)], capsys)
+    code, _, _ = run_main(["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(out)], capsys)
     again = json.loads((out / "report.json").read_text())
     assert again["summary"]["newly_scored"] == 0 and again["summary"]["per"] == s["per"]
     assert len((out / "utterances.jsonl").read_text().splitlines()) == len(rows)
@@ -116,7 +107,7 @@ def test_limit_and_manifest(tiny_model_dir, tmp_path, capsys):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
         {"audio": "a.wav", "phones": "s ɑ l ɑ m"}, {"audio": "a.wav", "text": "Салам"}, "not an object"]) + "\n{bad")
-    code, _, err = run_cli(["evaluate", "--model", str(tiny_model_dir), "--data", str(manifest),
+    code, _, err = run_main(["evaluate", "--model", str(tiny_model_dir), "--data", str(manifest),
                             "--out", str(tmp_path / "r"), "--limit", "1"], capsys)
     assert code == 0, err
     report = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -126,6 +117,6 @@ def test_limit_and_manifest(tiny_model_dir, tmp_path, capsys):
 
 def test_tsv_without_needed_columns_is_a_clear_error(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "test.tsv").write_text("client_id\tup_votes\nx\t1\n")
-    code, _, err = run_cli(["evaluate", "--model", str(tiny_model_dir), "--data", str(tmp_path),
+    code, _, err = run_main(["evaluate", "--model", str(tiny_model_dir), "--data", str(tmp_path),
                             "--out", str(tmp_path / "r")], capsys)
     assert code == 2 and "needs an audio column" in err and "found: client_id, up_votes" in err

@@ -186,17 +186,22 @@ def save_folder(folder: str | os.PathLike, model: CTCModel, vocab: Vocabulary, a
     Every file is written to a temporary name and renamed into place, so an interrupted save never
     leaves a half-written file under the final name.
     """
-    from safetensors.torch import save_file
-
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     config = model.config
     hf_config = config.to_hf_dict()
     hf_config.update(pad_token_id=vocab.blank_id, vocab_size=len(vocab),
                      architectures=["UniSpeechForCTC" if config.model_type == "unispeech" else "Wav2Vec2ForCTC"])
     texts = {"config.json": json.dumps(hf_config, indent=2, ensure_ascii=False),
-             "preprocessor_config.json": audio.to_json(), **vocab.save(folder)}
+             "preprocessor_config.json": audio.to_json(), **vocab.files()}
     tensors = to_hf_keys({k: v.float() for k, v in model.state_dict().items()}, config.model_type)
+    return write_folder(folder, tensors, texts)
+
+
+def write_folder(folder: Path, tensors: dict[str, torch.Tensor], texts: dict[str, str]) -> Path:
+    """model.safetensors plus text files, each written to a temporary name and renamed into place."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
     _atomic_write(folder / "model.safetensors", lambda p: save_file(tensors, p, metadata={"format": "pt"}))
     for name, text in texts.items():
         _atomic_write(folder / name, lambda p, t=text: Path(p).write_text(t + "\n", encoding="utf-8"))

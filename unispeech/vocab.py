@@ -81,7 +81,7 @@ class Vocabulary:
             phonemizer_lang=settings.get("phonemizer_lang"),
         )
 
-    def save(self, folder: Path) -> dict[str, str]:
+    def files(self) -> dict[str, str]:
         """The files transformers' AutoTokenizer reads: vocab.json, tokenizer_config.json, special_tokens_map.json."""
         special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
                    "pad_token": self.tokens[self.blank_id]}

@@ -124,23 +124,16 @@ class PretrainTask:
 
 def save_pretraining_folder(folder: str | Path, model: UniSpeechPretrainModel, vocab: Vocabulary | None) -> Path:
     """transformers' UniSpeechForPreTraining layout; `unispeech finetune --init` starts from it."""
-    from safetensors.torch import save_file
+    from ..checkpoint import write_folder
 
-    from ..checkpoint import _atomic_write
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     hf = model.config.to_hf_dict()
     hf["architectures"] = ["UniSpeechForPreTraining"]
     texts = {"config.json": json.dumps(hf, indent=2, ensure_ascii=False),
              "preprocessor_config.json": AudioSettings().to_json()}
     if vocab is not None:  # the labels of ctc_proj
-        texts.update(vocab.save(folder))
+        texts.update(vocab.files())
     tensors = to_hf_keys({k: v.float() for k, v in model.state_dict().items()}, model.config.model_type)
-    _atomic_write(folder / "model.safetensors", lambda p: save_file(tensors, p, metadata={"format": "pt"}))
-    for name, text in texts.items():
-        _atomic_write(folder / name, lambda p, t=text: Path(p).write_text(t + "\n", encoding="utf-8"))
-    return folder
+    return write_folder(Path(folder), tensors, texts)
 
 
 def load_pretraining_folder(folder: str | Path) -> UniSpeechPretrainModel:
