@@ -151,3 +151,33 @@ def test_recipe_defaults_are_the_papers():
     assert (r.freeze_encoder_updates, r.layerdrop, r.dropout, r.train.final_lr_scale) == (2000, 0.1, 0.1, 0.05)
     with pytest.raises(ValueError, match="unknown recipe setting"):
         load_recipe(None, no_such_key=1)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(toy, tmp_path):
+    import signal
+    import time
+
+    manifest, config = toy
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "unispeech", "finetune", "--init", str(config), "--train", str(manifest),
+           "--out", str(out), "--max-updates", "100000", "--freeze-encoder-updates", "0", "--save-every", "100000",
+           "--batch-seconds", "8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "train_log.jsonl").is_file()
+                                          and (out / "train_log.jsonl").read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-1000:]
+    assert "saved a checkpoint at update" in err and "Traceback" not in err
+    saved = sorted((out / "checkpoints").glob("checkpoint-*.pt"))
+    assert saved and not list((out / "checkpoints").glob(".*.tmp"))
+    step = int(saved[-1].stem.split("-")[1])
+    assert step >= 10
+    done = run_cli(["finetune", "--init", str(config), "--train", str(manifest), "--out", str(out),
+                    "--max-updates", str(step + 3), "--freeze-encoder-updates", "0", "--batch-seconds", "8",
+                    "--resume"])
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert f"resuming from {saved[-1].name}" in done.stderr
+    assert sorted((out / "checkpoints").glob("checkpoint-*.pt"))[-1].name == f"checkpoint-{step + 3:07d}.pt"
