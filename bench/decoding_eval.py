@@ -62,7 +62,7 @@ def main() -> None:
         acoustic = time.perf_counter() - t0
         cached[name] = (logits, [w.size for w in wavs], refs, acoustic)
     logits, lengths, refs, _ = cached["valid"]
-    grid = list(itertools.product((0.1, 0.3, 0.5, 0.8), (0.0, 0.5, 1.0, 2.0)))
+    grid = list(itertools.product((0.1, 0.3, 0.5, 0.8, 1.2), (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)))
     tuned = min(grid, key=lambda wb: per_with(model, logits, lengths, refs,
                                               (lm, BeamOptions(beam_width=8, lm_weight=wb[0], insertion_bonus=wb[1]))))
     logits, lengths, refs, acoustic = cached["test"]
