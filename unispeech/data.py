@@ -29,6 +29,17 @@ class Skipped:
     reason: str
 
 
+def with_phones(utterances: list[Utterance], language: str = "ky") -> list[Utterance]:
+    """Utterances without phones get them from their text by G2P (one espeak call for all of them)."""
+    from .g2p import phonemize
+
+    out = list(utterances)
+    missing = [i for i, u in enumerate(out) if u.phones is None]
+    for i, phones in zip(missing, phonemize([out[i].text or "" for i in missing], language=language)):
+        out[i] = dataclasses.replace(out[i], phones=tuple(phones))
+    return out
+
+
 def load_dataset(path: str | Path, split: str = "test",
                  audio_dir: str | Path | None = None) -> tuple[list[Utterance], list[Skipped]]:
     """Read whatever `path` is: a Common Voice folder (`<split>.tsv` + `clips/`), a `.tsv`/`.jsonl`

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .data import Skipped, Utterance
+from .data import Skipped, Utterance, with_phones
 from .transcribe import Recognizer
 
 EMPTY = "∅"  # the missing side of an insertion or deletion in confusion counts
@@ -77,7 +77,6 @@ def evaluate(recognizer: Recognizer, utterances: list[Utterance], out_dir: str |
              skipped: list[Skipped] = (), batch_size: int = 8, progress: bool = True,
              language: str = "ky", meta: dict | None = None) -> dict:
     """Transcribe, score and report. Rows already in `out_dir/utterances.jsonl` are reused (resume)."""
-    from .g2p import phonemize
     from .report import write_report
 
     out = Path(out_dir)
@@ -86,9 +85,7 @@ def evaluate(recognizer: Recognizer, utterances: list[Utterance], out_dir: str |
     done = _read_rows(rows_path)
     skipped = list(skipped)
     todo = [u for u in utterances if u.id not in done]
-    needs_g2p = [i for i, u in enumerate(todo) if u.phones is None]
-    for i, phones in zip(needs_g2p, phonemize([todo[i].text for i in needs_g2p], language=language)):
-        todo[i] = dataclasses.replace(todo[i], phones=tuple(phones))
+    todo = with_phones(todo, language)
     from tqdm import tqdm
 
     start, audio_seconds, fresh = time.perf_counter(), 0.0, 0

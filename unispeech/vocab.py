@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -28,7 +29,7 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    @property
+    @functools.cached_property  # looked up per phone when encoding labels: build the map once
     def ids(self) -> dict[str, int]:
         return {t: i for i, t in enumerate(self.tokens)}
 

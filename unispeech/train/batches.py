@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..audio import AudioError, load_audio, normalize
-from ..data import Utterance
+from ..data import Utterance, with_phones
 from ..vocab import Vocabulary
 
 
@@ -35,12 +35,8 @@ def load_examples(utterances: list[Utterance], vocab: Vocabulary | None, languag
     """Decode every clip once and encode its phones; returns the examples and one line per skipped clip."""
     from tqdm import tqdm
 
-    from ..g2p import phonemize
-
-    needs_g2p = [i for i, u in enumerate(utterances) if labelled and u.phones is None]
-    if needs_g2p:
-        for i, phones in zip(needs_g2p, phonemize([utterances[i].text for i in needs_g2p], language=language)):
-            utterances[i] = dataclasses.replace(utterances[i], phones=tuple(phones))
+    if labelled:
+        utterances = with_phones(utterances, language)
     if labelled and vocab is not None:
         unknown = sorted({p for u in utterances for p in (u.phones or ()) if p not in vocab.ids})
         if unknown:

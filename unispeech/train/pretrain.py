@@ -185,7 +185,7 @@ def pretrain(init: str | Path, out_dir: str | Path, labeled: str | Path | None =
     """Stage 1 (labelled + optional unlabelled) or stage 2 (unlabelled only); the model goes to `out_dir`."""
     import sys
 
-    from ..data import load_dataset
+    from ..data import load_dataset, with_phones
     from ..vocab import phone_vocabulary
     from .batches import load_examples
     from .loop import train
@@ -197,10 +197,7 @@ def pretrain(init: str | Path, out_dir: str | Path, labeled: str | Path | None =
     vocab = None
     examples = []
     if labelled_utts:
-        from ..g2p import phonemize
-        needs = [i for i, u in enumerate(labelled_utts) if u.phones is None]
-        for i, phones in zip(needs, phonemize([labelled_utts[i].text for i in needs], language=language)):
-            labelled_utts[i] = dataclasses.replace(labelled_utts[i], phones=tuple(phones))
+        labelled_utts = with_phones(labelled_utts, language)
         vocab = phone_vocabulary(sorted({p for u in labelled_utts for p in (u.phones or ())}), lang=language)
     model, init_vocab = init_pretrain_model(init, recipe, len(vocab) if vocab else None)
     if init_vocab is not None and vocab is not None:
