@@ -1,11 +1,13 @@
 """Train the bundled demo model from nothing: synthetic Kyrgyz speech -> small UniSpeech -> evaluation -> bundle.
 
-    python recipes/demo_model.py [--work runs/demo] [--max-updates 6000] [--bf16]
+    python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 2000] [--bf16]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
 Steps: split the sentences (the 227 sentences of data/ky/val.text never reach training), synthesise
-train / valid / test sets with espeak-ng, train from scratch with `unispeech finetune`, evaluate with
-`unispeech evaluate`, then copy the model into unispeech/assets/default-model.
+train / valid / test sets with espeak-ng, train from scratch with `unispeech finetune` (stage 1, its own
+tri-stage schedule), continue from stage 1's best model with a second, lower schedule (stage 2: a warm
+restart, so that a finished stage 1 is extended without redoing it), evaluate with `unispeech evaluate`,
+then copy the model into unispeech/assets/default-model.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ DATA = ROOT / "data" / "ky"
 ASSET = ROOT / "unispeech" / "assets" / "default-model"
 CONFIG = ROOT / "recipes" / "demo_config.json"
 RECIPE = ROOT / "recipes" / "demo_recipe.toml"
+RECIPE_STAGE2 = ROOT / "recipes" / "demo_recipe_stage2.toml"
 VALID_SENTENCES = 150
 
 
@@ -49,7 +52,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default=str(ROOT / "runs" / "demo"))
     parser.add_argument("--copies", type=int, default=2, help="voices per training sentence")
-    parser.add_argument("--max-updates", type=int, default=1500)
+    parser.add_argument("--max-updates", type=int, default=1500, help="stage 1 updates (from scratch)")
+    parser.add_argument("--continue-updates", type=int, default=2000,
+                        help="stage 2 updates (from stage 1's best model; 0 = no stage 2)")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--skip-bundle", action="store_true", help="do not copy the result into the package")
     args = parser.parse_args()
@@ -65,11 +70,12 @@ def main() -> None:
             "test-unseen-voice": (splits["test"], (UNSEEN_VARIANT,), 1, 4)}
     for name, (sentences, variants, copies, seed) in sets.items():
         synthesize_corpus(sentences, work / name, variants=variants, copies=copies, seed=seed)
-    model_dir = work / "model"
-    resume = ["--resume"] if any((model_dir / "checkpoints").glob("checkpoint-*.pt")) else []
-    run([sys.executable, "-m", "unispeech", "finetune", "--init", str(CONFIG), "--recipe", str(RECIPE),
-         "--train", str(work / "train" / "manifest.jsonl"), "--valid", str(work / "valid" / "manifest.jsonl"),
-         "--out", str(model_dir), "--max-updates", str(args.max_updates)] + (["--bf16"] if args.bf16 else []) + resume)
+    stage1 = work / "model"
+    train_stage(CONFIG, RECIPE, stage1, args.max_updates, work, args.bf16)
+    model_dir = stage1
+    if args.continue_updates:
+        model_dir = work / "model-stage2"
+        train_stage(stage1, RECIPE_STAGE2, model_dir, args.continue_updates, work, args.bf16)
     results = {}
     for name in ("test", "test-unseen-voice"):
         run([sys.executable, "-m", "unispeech", "evaluate", "--model", str(model_dir),
@@ -78,24 +84,34 @@ def main() -> None:
     previous = json.loads((work / "summary.json").read_text()) if (work / "summary.json").is_file() else {}
     summary = {"per_test": results["test"]["per"], "per_unseen_voice": results["test-unseen-voice"]["per"],
                "wall_seconds": previous.get("wall_seconds", 0) + round(time.time() - started),
-               "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:])}
+               "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:]),
+               "model": model_dir.name}
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     if not args.skip_bundle:
         bundle(work)
 
 
+def train_stage(init: Path, recipe: Path, out: Path, updates: int, work: Path, bf16: bool) -> None:
+    resume = ["--resume"] if any((out / "checkpoints").glob("checkpoint-*.pt")) else []
+    run([sys.executable, "-m", "unispeech", "finetune", "--init", str(init), "--recipe", str(recipe),
+         "--train", str(work / "train" / "manifest.jsonl"), "--valid", str(work / "valid" / "manifest.jsonl"),
+         "--out", str(out), "--max-updates", str(updates)] + (["--bf16"] if bf16 else []) + resume)
+
+
 def bundle(work: Path) -> None:
     """Copy the trained model into the package and write its model card from the measured figures."""
-    model_dir = work / "model"
+    summary = json.loads((work / "summary.json").read_text())
+    model_dir = work / summary.get("model", "model")
     ASSET.mkdir(parents=True, exist_ok=True)
     for f in ("config.json", "model.safetensors", "vocab.json", "tokenizer_config.json",
               "special_tokens_map.json", "preprocessor_config.json"):
         shutil.copy2(model_dir / f, ASSET / f)
-    summary = json.loads((work / "summary.json").read_text())
     config = json.loads((model_dir / "config.json").read_text())
-    log = [json.loads(line) for line in (model_dir / "train_log.jsonl").read_text().splitlines()]
-    best = min((r for r in log if r.get("valid_per") is not None), key=lambda r: r["valid_per"])
+    stages = [work / "model"] + ([model_dir] if model_dir != work / "model" else [])
+    logs = [[json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()] for d in stages]
+    updates = [max(r["step"] for r in log) for log in logs]
+    best = min((r for r in logs[-1] if r.get("valid_per") is not None), key=lambda r: r["valid_per"])
     manifest = [json.loads(line) for line in (work / "train" / "manifest.jsonl").read_text().splitlines()]
     hours = sum(r["duration"] for r in manifest) / 3600
     import torch
@@ -106,7 +122,7 @@ def bundle(work: Path) -> None:
         params=params / 1e6, hidden=config["hidden_size"], layers=config["num_hidden_layers"],
         heads=config["num_attention_heads"], ffn=config["intermediate_size"], conv=config["conv_dim"],
         clips=len(manifest), hours=hours, sentences=len(set(r["text"] for r in manifest)),
-        best_step=best["step"], valid_per=100 * best["valid_per"], test=100 * summary["per_test"],
+        updates=" + ".join(map(str, updates)), best_step=best["step"], valid_per=100 * best["valid_per"], test=100 * summary["per_test"],
         unseen=100 * summary["per_unseen_voice"], minutes=summary["wall_seconds"] / 60,
         command=summary["command"], torch=torch.__version__)
     (ASSET / "MODEL_CARD.md").write_text(card, encoding="utf-8")
@@ -130,8 +146,10 @@ in seconds and so that the tests have a trained model whose outputs mean somethi
   Labels: our G2P of the same sentences. Held out: the 227 sentences of `data/ky/val.text` (never in
   training) and the voice variant m3.
 - Training: from scratch with `unispeech finetune` (recipe `recipes/demo_recipe.toml`: nothing frozen,
-  lr 8e-4 tri-stage, time masking 0.3, channel masking 0.1, bf16 autocast), best validation PER
-  {valid_per:.2f} % at update {best_step}. Wall time on the 2-core development machine: {minutes:.0f} min
+  lr 8e-4 tri-stage, time masking 0.3, channel masking 0.1, bf16 autocast), then continued from that
+  model with a second tri-stage schedule at lr 4e-4 (`recipes/demo_recipe_stage2.toml`); updates per
+  stage: {updates} (batches of up to 100 s of audio); best validation PER {valid_per:.2f} % at update
+  {best_step} of the last stage. Wall time on the 2-core development machine: {minutes:.0f} min
   (synthesis, training and evaluation), torch {torch}.
 - Reproduce (resumable; re-run the same command after an interruption): `{command}`
 

@@ -153,6 +153,17 @@ def test_recipe_defaults_are_the_papers():
         load_recipe(None, no_such_key=1)
 
 
+def test_recipe_intervals_zero_means_only_at_the_end_and_negatives_are_refused(toy, tmp_path):
+    manifest, config = toy
+    recipe = load_recipe(None, max_updates=3, **{**TOY, "valid_every": 0, "save_every": 0})
+    out = finetune(config, manifest, tmp_path / "o", valid_data=manifest, recipe=recipe, progress=False)
+    assert [r["step"] for r in log_rows(out) if "valid_per" in r] == [3]
+    assert [p.name for p in (out / "checkpoints").glob("checkpoint-*.pt")] == ["checkpoint-0000003.pt"]
+    for bad in (dict(valid_every=-1), dict(log_every=0), dict(max_updates=0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            load_recipe(None, **bad)
+
+
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(toy, tmp_path):
     import signal
     import time

@@ -151,6 +151,24 @@ def test_config_round_trips(tmp_path, tiny_model_dir):
         assert saved[key] == original[key], key
 
 
+def test_auto_precision_keeps_cnn_norms_and_head_in_float32(tiny_model_dir, monkeypatch):
+    """dtype "auto" on bf16 hardware: bf16 transformer matmuls, everything whose rounding changes phones in fp32."""
+    monkeypatch.setattr(unispeech, "fast_bf16", lambda device: True)
+    auto, fp32 = unispeech.load_model(tiny_model_dir), unispeech.load_model(tiny_model_dir, dtype="float32")
+    bf16 = unispeech.load_model(tiny_model_dir, dtype="bfloat16")
+    backbone = auto.model.backbone
+    assert {p.dtype for p in backbone.feature_extractor.parameters()} == {torch.float32}
+    layer = backbone.encoder.layers[0]
+    assert layer.feed_forward.intermediate_dense.weight.dtype == layer.attention.q_proj.weight.dtype == torch.bfloat16
+    assert layer.layer_norm.weight.dtype == backbone.encoder.layer_norm.weight.dtype == torch.float32
+    assert auto.dtype == torch.bfloat16 and auto.model.lm_head.weight.dtype == torch.float32
+    wav = speechlike(2.0)
+    reference = fp32.logits(wav, 16000)
+    error_auto = np.abs(auto.logits(wav, 16000) - reference).max()
+    error_bf16 = np.abs(bf16.logits(wav, 16000) - reference).max()
+    assert 0 < error_auto < error_bf16
+
+
 def test_bfloat16_stays_close_to_float32(tiny_model_dir):
     """The fast precision: encoder in bf16, CTC head in fp32."""
     fp32 = unispeech.load_model(tiny_model_dir, dtype="float32")

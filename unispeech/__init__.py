@@ -26,11 +26,15 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     """Load a CTC checkpoint: a local Hugging Face folder, or a hub id such as
     "microsoft/unispeech-1350-en-17h-ky-ft-1h" (downloaded with huggingface_hub when online).
 
-    dtype "auto" computes in bfloat16 where the hardware has fast bf16 matmuls (CPUs with AVX512-bf16 or
-    AMX, CUDA GPUs), else float32; the CTC head always stays float32.
+    dtype "auto", where the hardware has fast bf16 matmuls (CPUs with AVX512-bf16 or AMX, CUDA GPUs): the
+    transformer's matmuls in bfloat16, the CNN feature encoder in float32 (its rounding is what changes
+    phones most), else float32 throughout. "bfloat16" puts the CNN in bfloat16 too (fastest). The CTC head,
+    the transformer's layer norms and its residual stream always stay float32.
     """
     folder = resolve_folder(name_or_path)
-    model, vocab, audio = load_folder(folder, _dtype(dtype, torch.device(device)))
+    compute = _dtype(dtype, torch.device(device))
+    features = torch.float32 if dtype in (None, "auto") and compute != torch.float32 else None
+    model, vocab, audio = load_folder(folder, compute, features)
     return Recognizer(model.to(device=device), vocab, audio, name=str(name_or_path))
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -70,11 +71,12 @@ def resolve_folder(name_or_path: str | os.PathLike) -> Path:
             f"(download it elsewhere with: huggingface-cli download {text} --local-dir FOLDER)") from e
 
 
-def read_state_dict(folder: Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+def read_state_dict(folder: Path, dtype: torch.dtype | Callable[[str], torch.dtype] | None = None
+                    ) -> dict[str, torch.Tensor]:
     """All tensors of a folder's weights: safetensors first, then pytorch_model.bin; sharded or not.
 
-    With `dtype`, floating tensors are converted one at a time as they are read, so memory never holds
-    the checkpoint in two precisions at once.
+    With `dtype` (a type, or a function of the key), floating tensors are converted one at a time as they
+    are read, so memory never holds the checkpoint in two precisions at once.
     """
     for name in WEIGHT_FILES:
         path = folder / name
@@ -91,20 +93,21 @@ def read_state_dict(folder: Path, dtype: torch.dtype | None = None) -> dict[str,
     raise ValueError(f"{folder}: no weights (expected one of {', '.join(WEIGHT_FILES)})")
 
 
-def _read_weight_file(path: Path, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+def _read_weight_file(path: Path, dtype) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ValueError(f"{path}: weight shard listed in the index is missing")
 
-    def convert(t: torch.Tensor) -> torch.Tensor:
-        return t.to(dtype) if dtype is not None and t.is_floating_point() and t.dtype != dtype else t
+    def convert(key: str, t: torch.Tensor) -> torch.Tensor:
+        target = dtype(key) if callable(dtype) else dtype
+        return t.to(target) if target is not None and t.is_floating_point() and t.dtype != target else t
 
     try:
         if path.suffix == ".safetensors":
             from safetensors import safe_open
             with safe_open(str(path), framework="pt") as f:  # memory-mapped: tensors are read one by one
-                return {k: convert(f.get_tensor(k)) for k in f.keys()}
+                return {k: convert(k, f.get_tensor(k)) for k in f.keys()}
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return {k: convert(v) for k, v in state.items()}
+        return {k: convert(k, v) for k, v in state.items()}
     except Exception as e:
         raise ValueError(f"{path}: cannot read weights ({type(e).__name__}: {e})") from e
 
@@ -162,20 +165,29 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False, assign=assign)
 
 
-def load_folder(folder: Path, dtype: torch.dtype = torch.float32) -> tuple[CTCModel, Vocabulary, AudioSettings]:
-    """A complete CTC checkpoint folder -> model in eval mode (encoder in `dtype`, CTC head in float32),
-    its vocabulary and audio settings. The weights are read straight into their final precision."""
+def load_folder(folder: Path, dtype: torch.dtype = torch.float32,
+                feature_dtype: torch.dtype | None = None) -> tuple[CTCModel, Vocabulary, AudioSettings]:
+    """A complete CTC checkpoint folder -> model in eval mode (encoder in `dtype`, the CNN feature encoder in
+    `feature_dtype` (default: `dtype`); CTC head and transformer layer norms in float32), its vocabulary and
+    audio settings. The weights are read straight into their final precision."""
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise ValueError(f"{folder}: no config.json (is this a model folder?)")
     config = ModelConfig.from_json(config_path)
     vocab = Vocabulary.from_folder(folder, blank_id=config.pad_token_id, head_size=config.vocab_size)
-    state = from_hf_keys(read_state_dict(folder, dtype), config.model_type)
+
+    def final_dtype(key: str) -> torch.dtype:  # HF and our key names alike
+        if key.startswith("lm_head.") or (".encoder." in f".{key}" and "layer_norm" in key):
+            # fp32 layer norms make the residual stream add in fp32: rounding does not pile up over the layers
+            return torch.float32
+        return feature_dtype if feature_dtype and "feature_extractor." in key else dtype
+
+    state = from_hf_keys(read_state_dict(folder, final_dtype), config.model_type)
     with torch.device("meta"):
         model = build_model(config)
     if "backbone.masked_spec_embed" in model.state_dict() and "backbone.masked_spec_embed" not in state:
-        state["backbone.masked_spec_embed"] = torch.rand(config.hidden_size, dtype=dtype)
-    state = {k: (v.float() if k.startswith("lm_head.") else v.to(dtype)) for k, v in state.items()}
+        state["backbone.masked_spec_embed"] = torch.rand(config.hidden_size)
+    state = {k: v.to(final_dtype(k)) for k, v in state.items()}
     load_weights(model, state, str(folder), assign=True)
     return model.eval(), vocab, AudioSettings.from_folder(folder)
 

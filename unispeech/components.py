@@ -68,6 +68,7 @@ class ConvLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T, C_in) -> (B, T', C_out)
         B, _, C = x.shape
+        x = x.to(self.conv.weight.dtype)
         windows = x.unfold(1, self.kernel, self.stride).transpose(2, 3)  # (B, T', k, C_in), a view
         weight = self.conv.weight.permute(2, 1, 0).reshape(self.kernel * C, -1)  # (k * C_in, C_out)
         x = windows.reshape(B, windows.shape[1], self.kernel * C) @ weight
@@ -110,7 +111,7 @@ class FeatureProjection(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        normed = self.layer_norm(x)  # the quantizer reads these (pretraining)
+        normed = self.layer_norm(x.to(self.layer_norm.weight.dtype))  # the quantizer reads these (pretraining)
         return self.dropout(self.projection(normed)), normed
 
 
@@ -150,10 +151,14 @@ class ConvPositionalEmbedding(nn.Module):
         self.activation = ACTIVATIONS[act]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
-        y = self.conv(x.transpose(1, 2))
+        y = self.conv(x.transpose(1, 2).to(_param_dtype(self.conv)))
         if self.trim:
             y = y[:, :, : -self.trim]
         return self.activation(y).transpose(1, 2)
+
+
+def _param_dtype(module: nn.Module) -> torch.dtype:
+    return next(module.parameters()).dtype
 
 
 class SelfAttention(nn.Module):
@@ -167,6 +172,7 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
+        x = x.to(self.q_proj.weight.dtype)  # the residual stream may be kept in a wider type
         q, k, v = (proj(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)
                    for proj in (self.q_proj, self.k_proj, self.v_proj))  # (B, H, T, D)
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, T)
@@ -185,6 +191,7 @@ class FeedForward(nn.Module):
         self.output_dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.intermediate_dense.weight.dtype)
         x = self.intermediate_dropout(self.activation(self.intermediate_dense(x)))
         return self.output_dropout(self.output_dense(x))
 
@@ -223,6 +230,8 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T, C)
+        # The residual stream takes the layer norms' type: float32 under bf16 matmuls (see load_folder).
+        x = x.to(self.layer_norm.weight.dtype)
         key_mask = None
         if bool((lengths < x.shape[1]).any()):
             key_mask = valid_mask(lengths, x.shape[1])

@@ -130,8 +130,9 @@ def augment(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict
 
 
 def synthesize_corpus(sentences: list[str], out_dir: str | Path, variants=TRAIN_VARIANTS, copies: int = 1,
-                      seed: int = 0, clean: bool = False, progress: bool = True) -> Path:
-    """Speak every sentence `copies` times with random voices; write FLAC clips and `manifest.jsonl`.
+                      seed: int = 0, clean: bool = False, progress: bool = True, language: str = "ky") -> Path:
+    """Speak every sentence `copies` times with random voices of espeak-ng's `language`; write FLAC clips and
+    `manifest.jsonl` (text, that language's G2P phones, duration, voice, augmentation).
 
     Resumable: clips already listed in the manifest are kept, so an interrupted run continues.
     """
@@ -145,8 +146,8 @@ def synthesize_corpus(sentences: list[str], out_dir: str | Path, variants=TRAIN_
     manifest = out / "manifest.jsonl"
     done = {json.loads(line)["audio"] for line in manifest.read_text(encoding="utf-8").splitlines()
             if line.strip()} if manifest.is_file() else set()
-    phones = phonemize(sentences)
-    speaker = Speaker("ky")
+    phones = phonemize(sentences, language=language)
+    speaker = Speaker(language)
     rng = np.random.default_rng(seed)
     with open(manifest, "a", encoding="utf-8") as log:
         for i in tqdm(range(len(sentences) * copies), desc="synthesizing", unit="clip", disable=not progress):

@@ -55,8 +55,9 @@ class Recognizer:
 
     @property
     def dtype(self) -> torch.dtype:
-        """The compute precision of the encoder (the CTC head is float32)."""
-        return next(self.model.backbone.parameters()).dtype
+        """The precision of the transformer's matmuls (the CTC head, layer norms and residual stream are
+        float32; the CNN may be either)."""
+        return self.model.backbone.feature_projection.projection.weight.dtype
 
     def prepare(self, audio: AudioInput, sampling_rate: int | None = None) -> np.ndarray:
         """A path or an array -> the model's input: mono, resampled, normalised if the model wants it."""
@@ -150,7 +151,7 @@ class Recognizer:
     @torch.inference_mode()
     def _forward(self, wavs: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
         lengths = torch.tensor([w.size for w in wavs])
-        batch = torch.zeros(len(wavs), int(lengths.max()), dtype=self.dtype)
+        batch = torch.zeros(len(wavs), int(lengths.max()))  # the CNN casts it to its own precision
         for row, w in zip(batch, wavs):
             row[: w.size] = torch.from_numpy(w)
         logits, frame_lengths = self.model(batch.to(self.device), lengths.to(self.device))

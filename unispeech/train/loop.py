@@ -43,11 +43,23 @@ class TrainOptions:
     clip_norm: float = 10.0  # 0 = off
     bf16: bool = False  # autocast matmuls to bfloat16 (CPU with AMX/AVX512-bf16, or CUDA)
     seed: int = 1337
-    valid_every: int = 500
-    save_every: int = 500
+    valid_every: int = 500  # 0 = validate only at the end
+    save_every: int = 500  # 0 = checkpoint only at the end (and on Ctrl-C)
     log_every: int = 10
     keep_last: int = 2
     stop_after: int = 0  # stop (with a checkpoint) after this many updates in this run; 0 = run to max_updates
+
+    def __post_init__(self):
+        for name in ("max_updates", "log_every", "keep_last", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        for name in ("valid_every", "save_every", "stop_after", "max_batch_seconds", "lr", "clip_norm"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+
+
+def _every(step: int, interval: int) -> bool:
+    return interval > 0 and step % interval == 0
 
 
 class Task(Protocol):
@@ -164,9 +176,9 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
                 _log(log, step=progress.step, loss=loss_value, lr=optimizer.param_groups[0]["lr"],
                      grad_norm=grad_norm, epoch=progress.epoch, seconds=time.perf_counter() - started,
                      **{k: v / max(total_size, 1.0) for k, v in stats.items()})
-            if progress.step % options.valid_every == 0 or progress.step == options.max_updates:
+            if _every(progress.step, options.valid_every) or progress.step == options.max_updates:
                 _validate(task, model, progress, out, log, rank, world)
-            if progress.step % options.save_every == 0:
+            if _every(progress.step, options.save_every):
                 _save(ckpt_dir, model, optimizer, progress, options, meta, rank)
     except KeyboardInterrupt:
         _save(ckpt_dir, model, optimizer, progress, options, meta, rank)

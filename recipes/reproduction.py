@@ -1,0 +1,274 @@
+"""A small-scale reproduction of the UniSpeech paper's comparison (its Table 1) on synthetic speech.
+
+    python recipes/reproduction.py [--work runs/reproduction] [--pretrain-updates 300] [--finetune-updates 250] [--bf16]
+
+Languages, all spoken by espeak-ng with random voices, noise and reverberation (disjoint sentence sets):
+  source   Kazakh (`kk` voice, Kazakh G2P phones, its own phone set): labelled, the paper's English role
+  target   Kyrgyz, unlabelled (pretraining audio)
+  finetune a small labelled Kyrgyz set (the paper's 1 h), plus a validation set
+  test     the 227 held-out sentences of data/ky/val.text (never seen anywhere else)
+Rows: the same small model (recipes/reproduction_config.json), the same fine-tuning; every pretrained row gets
+the same number of pretraining updates of the same batch size (equal compute):
+  none            no pretraining (fine-tuning from random weights)
+  ctc             CTC transfer: source labels only (alpha 1, r 0)
+  contrastive     contrastive only (wav2vec 2.0), source + target audio without labels
+  unispeech       UniSpeech multi-task, r 0.5: source labelled + target unlabelled
+  unispeech-r0    the same with r 0 (no replacement of transformer outputs by quantized latents)
+  unispeech-plus  UniSpeech r 0.5 for 3/4 of the updates, then stage 2 (target audio, contrastive, mask 0.65)
+Every step resumes: re-run the same command after an interruption. Writes docs/reproduction.md and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "ky"
+CONFIG = ROOT / "recipes" / "reproduction_config.json"
+DOC = ROOT / "docs" / "reproduction.md"
+SIZES = {"source": 1200, "target": 1200, "finetune": 300, "valid": 60}
+BATCH_SECONDS = 40
+
+# (name, label, pretraining stages: data and settings; "fraction" of the pretraining updates)
+ROWS = [
+    ("none", "no pretraining", []),
+    ("ctc", "CTC transfer (source labels)", [dict(labeled="source", alpha=1.0, replace_prob=0.0)]),
+    ("contrastive", "contrastive only (source + target audio)", [dict(unlabeled="all")]),
+    ("unispeech", "UniSpeech, r = 0.5", [dict(labeled="source", unlabeled="target", replace_prob=0.5)]),
+    ("unispeech-r0", "UniSpeech, r = 0", [dict(labeled="source", unlabeled="target", replace_prob=0.0)]),
+    ("unispeech-plus", "UniSpeech r = 0.5 + stage 2 (target audio)",
+     [dict(labeled="source", unlabeled="target", replace_prob=0.5, fraction=0.75),
+      dict(unlabeled="target", mask_prob=0.65, fraction=0.25)]),
+]
+
+PRETRAIN_TOML = """# written by recipes/reproduction.py: the paper's stage-1 settings at a small scale
+mask_prob = 0.5
+mask_length = 10
+num_negatives = 100
+gumbel = [2.0, 0.5, {decay}]  # the paper's 2 -> 0.5 anneal, compressed into this run's updates
+[train]
+lr = 5e-4
+weight_decay = 0.01
+max_batch_seconds = {batch}
+warmup_fraction = 0.1
+hold_fraction = 0.0
+decay_fraction = 0.9
+init_lr_scale = 0.0
+final_lr_scale = 0.0
+clip_norm = 10.0
+save_every = 100
+log_every = 10
+seed = 1
+"""
+
+FINETUNE_TOML = """# written by recipes/reproduction.py: one fine-tuning recipe for every row
+freeze_feature_encoder = false
+freeze_encoder_updates = 0
+mask_time_prob = 0.3
+mask_time_length = 10
+mask_channel_prob = 0.1
+mask_channel_length = 32
+layerdrop = 0.05
+dropout = 0.1
+[train]
+lr = 5e-4
+max_batch_seconds = {batch}
+warmup_fraction = 0.1
+hold_fraction = 0.4
+decay_fraction = 0.5
+clip_norm = 5.0
+valid_every = {valid_every}
+save_every = 100
+log_every = 10
+seed = 1
+"""
+
+
+def sentence_sets() -> dict[str, list[str]]:
+    def texts(name):
+        return [line.split("\t", 1)[1].strip() for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
+
+    test = texts("val.text")
+    pool = texts("train.text") + [line.strip() for f in sorted((DATA / "cv-sentences").glob("*.txt"))
+                                  for line in f.read_text(encoding="utf-8").splitlines()]
+    pool = sorted({s for s in pool if s and s not in set(test)})
+    random.Random(1).shuffle(pool)
+    sets, start = {}, 0
+    for name, size in SIZES.items():
+        sets[name], start = pool[start:start + size], start + size
+    return {**sets, "test": test}
+
+
+def run(cmd: list[str]) -> float:
+    print("$", " ".join(cmd), flush=True)
+    started = time.time()
+    subprocess.run(cmd, check=True)
+    return time.time() - started
+
+
+def step(marker: Path, cmd: list[str]) -> dict:
+    """Run `cmd` once (resuming its checkpoints after an interruption); `marker` records that it finished."""
+    if marker.is_file():
+        return json.loads(marker.read_text())
+    out = Path(cmd[cmd.index("--out") + 1])
+    resume = ["--resume"] if any((out / "checkpoints").glob("checkpoint-*.pt")) else []
+    command = " ".join(["unispeech"] + cmd[3:]).replace(f"{ROOT}/", "")
+    result = {"seconds": round(run(cmd + resume)), "command": command}
+    marker.write_text(json.dumps(result))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default=str(ROOT / "runs" / "reproduction"))
+    parser.add_argument("--pretrain-updates", type=int, default=300)
+    parser.add_argument("--finetune-updates", type=int, default=250)
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--rows", default=",".join(r[0] for r in ROWS), help="comma-separated subset of rows")
+    args = parser.parse_args()
+    from unispeech.synth import TRAIN_VARIANTS, synthesize_corpus
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    sets = sentence_sets()
+    for seed, (name, sentences) in enumerate(sets.items()):
+        synthesize_corpus(sentences, work / name, variants=TRAIN_VARIANTS, seed=100 + seed,
+                          language="kk" if name == "source" else "ky")
+    manifests = {name: work / name / "manifest.jsonl" for name in sets}
+    manifests["all"] = combined(work, ["source", "target"])
+    P, F = args.pretrain_updates, args.finetune_updates
+    unispeech = [sys.executable, "-m", "unispeech"]
+    bf16 = ["--bf16"] if args.bf16 else []
+    results = {}
+    for name, label, stages in ROWS:
+        if name not in args.rows.split(","):
+            continue
+        row = work / name
+        row.mkdir(exist_ok=True)
+        init, seconds, commands = CONFIG, 0.0, []
+        for i, stage in enumerate(stages):
+            updates = round(P * stage.get("fraction", 1.0))
+            toml = row / f"pretrain-{i}.toml"
+            toml.write_text(PRETRAIN_TOML.format(decay=0.25 ** (1 / updates), batch=BATCH_SECONDS))
+            cmd = unispeech + ["pretrain", "--init", str(init), "--config", str(toml), "--out", str(row / f"pretrain-{i}"),
+                               "--max-updates", str(updates)] + bf16
+            if "labeled" in stage:
+                cmd += ["--labeled", str(manifests[stage["labeled"]]), "--language", "kk"]
+            if "unlabeled" in stage:
+                cmd += ["--unlabeled", str(manifests[stage["unlabeled"]])]
+            for key in ("alpha", "replace_prob", "mask_prob"):
+                if key in stage:
+                    cmd += [f"--{key.replace('_', '-')}", str(stage[key])]
+            done = step(row / f"pretrain-{i}.done", cmd)
+            seconds, init = seconds + done["seconds"], row / f"pretrain-{i}"
+            commands.append(done["command"])
+        toml = row / "finetune.toml"
+        toml.write_text(FINETUNE_TOML.format(batch=BATCH_SECONDS, valid_every=max(F // 6, 1)))
+        done = step(row / "finetune.done", unispeech + [
+            "finetune", "--init", str(init), "--recipe", str(toml), "--train", str(manifests["finetune"]),
+            "--valid", str(manifests["valid"]), "--out", str(row / "finetune"), "--max-updates", str(F)] + bf16)
+        commands.append(done["command"])
+        evaluation = row / "eval-test"
+        if not (evaluation / "report.json").is_file():
+            run(unispeech + ["evaluate", "--model", str(row / "finetune"), "--data", str(manifests["test"]),
+                             "--out", str(evaluation)])
+        summary = json.loads((evaluation / "report.json").read_text())["summary"]
+        results[name] = {"label": label, "per": summary["per"], "pretrain_seconds": seconds,
+                         "finetune_seconds": done["seconds"], "commands": commands,
+                         "pretrain_stats": last_stats(row, len(stages))}
+    (work / "results.json").write_text(json.dumps(results, indent=2))
+    write_report(work, results, sets, P, F, " ".join(["python", "recipes/reproduction.py"] + sys.argv[1:]))
+
+
+def combined(work: Path, names: list[str]) -> Path:
+    """One manifest over several sets (absolute audio paths), for unlabelled pretraining on all audio."""
+    path = work / "all.jsonl"
+    rows = []
+    for name in names:
+        for line in (work / name / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            rows.append(json.dumps({**row, "audio": str((work / name / row["audio"]).resolve())}, ensure_ascii=False))
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def last_stats(row: Path, stages: int) -> dict:
+    """The last logged contrastive accuracy / perplexity / CTC loss of the last pretraining stage."""
+    if not stages:
+        return {}
+    log = [json.loads(line) for line in (row / f"pretrain-{stages - 1}" / "train_log.jsonl").read_text().splitlines()]
+    last = [r for r in log if "loss" in r][-1]
+    return {k: last[k] for k in ("accuracy", "perplexity", "ctc") if k in last}
+
+
+def hours(work: Path, name: str) -> float:
+    rows = [json.loads(line) for line in (work / name / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    return sum(r["duration"] for r in rows) / 3600
+
+
+def write_report(work: Path, results: dict, sets: dict, P: int, F: int, command: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    ax.barh([results[n]["label"] for n in names][::-1], [100 * results[n]["per"] for n in names][::-1], color="#4f81bd")
+    ax.set_xlabel("held-out Kyrgyz PER (%)")
+    for n in names:
+        log = [json.loads(line) for line in (work / n / "finetune" / "train_log.jsonl").read_text().splitlines()]
+        valid = [(r["step"], 100 * r["valid_per"]) for r in log if r.get("valid_per") is not None]
+        ax2.plot(*zip(*valid), "o-", label=results[n]["label"])
+    ax2.set_xlabel("fine-tuning update")
+    ax2.set_ylabel("validation PER (%)")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(DOC.with_suffix(".png"), dpi=100)
+    plt.close(fig)
+    table = ["| pretraining | held-out PER | pretraining min | fine-tuning min | last pretraining stats |",
+             "|---|---|---|---|---|"]
+    for n in names:
+        r = results[n]
+        stats = ", ".join(f"{k} {v:.3g}" for k, v in r["pretrain_stats"].items()) or "-"
+        table.append(f"| {r['label']} | {100 * r['per']:.2f} % | {r['pretrain_seconds'] / 60:.1f} | "
+                     f"{r['finetune_seconds'] / 60:.1f} | {stats} |")
+    commands = "\n".join(f"# {n}\n" + "\n".join(results[n]["commands"]) for n in names)
+    params = "hidden 192, 4 layers, 4 heads, FFN 768, quantizer 2 x 320"
+    discussion = ""
+    if DOC.is_file() and "<!-- discussion -->" in DOC.read_text(encoding="utf-8"):
+        discussion = DOC.read_text(encoding="utf-8").split("<!-- discussion -->", 1)[1]
+    DOC.write_text(f"""# UniSpeech's comparison, reproduced small (synthetic speech)
+
+Made by `{command}` (all of this file above the discussion is written by that script).
+
+- Data (espeak-ng voices with random rate/pitch, reverberation, noise 10-40 dB SNR, gain; disjoint sentences):
+  source language Kazakh, labelled with Kazakh phones ({hours(work, 'source'):.2f} h, {len(sets['source'])} clips);
+  unlabelled Kyrgyz ({hours(work, 'target'):.2f} h); labelled Kyrgyz for fine-tuning
+  ({hours(work, 'finetune'):.2f} h) and validation ({hours(work, 'valid'):.2f} h); test: the
+  {len(sets['test'])} held-out sentences of `data/ky/val.text` ({hours(work, 'test'):.2f} h).
+- Model: `recipes/reproduction_config.json` ({params}).
+- Budget per row: {P} pretraining updates (none for "no pretraining"; 3/4 + 1/4 for stage 1 + stage 2), then
+  {F} fine-tuning updates, batches of up to {BATCH_SECONDS} s of audio; the same fine-tuning recipe for every row.
+- PER: `unispeech evaluate` of each fine-tuned model on the test set (greedy decoding).
+
+{chr(10).join(table)}
+
+![fine-tuning curves](reproduction.png)
+
+The commands each row ran:
+
+```
+{commands}
+```
+<!-- discussion -->{discussion}""", encoding="utf-8")
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
