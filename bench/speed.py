@@ -23,7 +23,7 @@ import numpy as np
 
 WORK = Path("/tmp/unispeech-bench")
 IMPLS = {"hf-fp32": ("transformers", "float32"), "hf-bf16-autocast": ("transformers", "autocast"),
-         "ours-fp32": ("ours", "float32"), "ours-bf16": ("ours", "bfloat16")}
+         "ours-fp32": ("ours", "float32"), "ours-auto": ("ours", "auto"), "ours-bf16": ("ours", "bfloat16")}
 
 
 def prepare(minutes: float, clips: int) -> None:

@@ -1,6 +1,6 @@
 """Train the bundled demo model from nothing: synthetic Kyrgyz speech -> small UniSpeech -> evaluation -> bundle.
 
-    python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 2000] [--bf16]
+    python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 1500] [--bf16]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
 Steps: split the sentences (the 227 sentences of data/ky/val.text never reach training), synthesise
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--work", default=str(ROOT / "runs" / "demo"))
     parser.add_argument("--copies", type=int, default=2, help="voices per training sentence")
     parser.add_argument("--max-updates", type=int, default=1500, help="stage 1 updates (from scratch)")
-    parser.add_argument("--continue-updates", type=int, default=2000,
+    parser.add_argument("--continue-updates", type=int, default=1500,
                         help="stage 2 updates (from stage 1's best model; 0 = no stage 2)")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--skip-bundle", action="store_true", help="do not copy the result into the package")
@@ -79,8 +79,8 @@ def main() -> None:
     results = {}
     for name in ("test", "test-unseen-voice"):
         run([sys.executable, "-m", "unispeech", "evaluate", "--model", str(model_dir),
-             "--data", str(work / name / "manifest.jsonl"), "--out", str(work / f"eval-{name}")])
-        results[name] = json.loads((work / f"eval-{name}" / "report.json").read_text())["summary"]
+             "--data", str(work / name / "manifest.jsonl"), "--out", str(work / f"eval-{model_dir.name}-{name}")])
+        results[name] = json.loads((work / f"eval-{model_dir.name}-{name}" / "report.json").read_text())["summary"]
     previous = json.loads((work / "summary.json").read_text()) if (work / "summary.json").is_file() else {}
     summary = {"per_test": results["test"]["per"], "per_unseen_voice": results["test-unseen-voice"]["per"],
                "wall_seconds": previous.get("wall_seconds", 0) + round(time.time() - started),
@@ -122,7 +122,8 @@ def bundle(work: Path) -> None:
         params=params / 1e6, hidden=config["hidden_size"], layers=config["num_hidden_layers"],
         heads=config["num_attention_heads"], ffn=config["intermediate_size"], conv=config["conv_dim"],
         clips=len(manifest), hours=hours, sentences=len(set(r["text"] for r in manifest)),
-        updates=" + ".join(map(str, updates)), best_step=best["step"], valid_per=100 * best["valid_per"], test=100 * summary["per_test"],
+        updates=" + ".join(map(str, updates)), best_step=best["step"], valid_per=100 * best["valid_per"],
+        test=100 * summary["per_test"],
         unseen=100 * summary["per_unseen_voice"], minutes=summary["wall_seconds"] / 60,
         command=summary["command"], torch=torch.__version__)
     (ASSET / "MODEL_CARD.md").write_text(card, encoding="utf-8")

@@ -100,6 +100,13 @@ def test_evaluate_common_voice_folder_end_to_end(tiny_model_dir, tmp_path, capsy
     assert again["summary"]["newly_scored"] == 0 and again["summary"]["per"] == s["per"]
     assert len((out / "utterances.jsonl").read_text().splitlines()) == len(rows)
 
+    # another model (or precision) into the same folder is refused, and the results stay as they were
+    before = (out / "utterances.jsonl").read_bytes()
+    code, _, err = run_main(["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(out),
+                             "--dtype", "float16"], capsys)
+    assert code == 2 and "holds results of another run" in err and "float16" in err
+    assert (out / "utterances.jsonl").read_bytes() == before
+
 
 def test_limit_and_manifest(tiny_model_dir, tmp_path, capsys):
     clip = tmp_path / "a.wav"

@@ -76,12 +76,14 @@ def phone_error_rate(refs: list[list[str]], hyps: list[list[str]]) -> ErrorCount
 def evaluate(recognizer: Recognizer, utterances: list[Utterance], out_dir: str | Path,
              skipped: list[Skipped] = (), batch_size: int = 8, progress: bool = True,
              language: str = "ky", meta: dict | None = None) -> dict:
-    """Transcribe, score and report. Rows already in `out_dir/utterances.jsonl` are reused (resume)."""
+    """Transcribe, score and report. Rows already in `out_dir/utterances.jsonl` are reused (resume) when
+    they came from the same model, precision and decoder; results of another model are refused, not mixed."""
     from .report import write_report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "utterances.jsonl"
+    _check_same_run(out / "run.json", _run_identity(recognizer), rows_path)
     done = _read_rows(rows_path)
     skipped = list(skipped)
     todo = [u for u in utterances if u.id not in done]
@@ -107,6 +109,32 @@ def evaluate(recognizer: Recognizer, utterances: list[Utterance], out_dir: str |
     speed = {"utterances_per_second": fresh / elapsed if fresh and elapsed else None,
              "real_time_factor": elapsed / audio_seconds if audio_seconds else None, "newly_scored": fresh}
     return write_report(out, rows, skipped, {**(meta or {}), **speed})
+
+
+def _run_identity(recognizer: Recognizer) -> dict:
+    import torch
+
+    with torch.no_grad():  # a checksum of the weights: a retrained model in the same folder is another model
+        checksum = sum(float(p.double().sum()) for p in recognizer.model.parameters())
+    lm, options = recognizer.beam if recognizer.beam is not None else (None, None)
+    cnn = next(recognizer.model.backbone.feature_extractor.parameters()).dtype
+    return {"model": recognizer.name, "weights_checksum": f"{checksum:.9e}",
+            "dtype": f"{recognizer.dtype} (CNN {cnn})".replace("torch.", ""),
+            "decoder": "greedy" if options is None else
+            f"beam {options}, " + (f"LM of order {lm.order} with {len(lm.probs)} n-grams" if lm else "no LM")}
+
+
+def _check_same_run(path: Path, identity: dict, rows_path: Path) -> None:
+    if path.is_file():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        if previous != identity:
+            changed = ", ".join(f"{k}: {previous.get(k)} -> {v}" for k, v in identity.items() if previous.get(k) != v)
+            raise ValueError(f"{path.parent} holds results of another run ({changed}); "
+                             "choose another --out folder, or delete this one to start over")
+    elif rows_path.is_file() and rows_path.stat().st_size:
+        raise ValueError(f"{path.parent} holds results without a run.json (another version or model?); "
+                         "choose another --out folder, or delete this one to start over")
+    path.write_text(json.dumps(identity, indent=2), encoding="utf-8")
 
 
 def _score(u: Utterance, result) -> dict:
