@@ -22,11 +22,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
 
 
-def load_set(manifest: Path):
-    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [manifest.parent / r["audio"] for r in rows], [r["phones"].split() for r in rows]
-
-
 def per_with(model, logits, lengths, refs, beam) -> float:
     from unispeech.evaluate import phone_error_rate
 
@@ -46,6 +41,7 @@ def main() -> None:
 
     from unispeech import load_model, phonemize
     from unispeech.beam import BeamOptions
+    from unispeech.data import load_dataset
     from unispeech.lm import build_lm
 
     model = load_model(a.model)
@@ -55,7 +51,8 @@ def main() -> None:
     results = {}
     cached = {}
     for name in ("valid", "test"):
-        paths, refs = load_set(data / name / "manifest.jsonl")
+        utterances = load_dataset(data / name / "manifest.jsonl")[0]
+        paths, refs = [u.audio for u in utterances], [u.phones for u in utterances]
         wavs = [model.prepare(p) for p in paths]
         t0 = time.perf_counter()
         logits = model.logits_batch(wavs, batch_size=16)

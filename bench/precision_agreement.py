@@ -5,10 +5,9 @@
 """
 
 import argparse
-import json
-from pathlib import Path
 
 from unispeech import load_model
+from unispeech.data import load_dataset
 from unispeech.evaluate import phone_error_rate
 
 
@@ -17,17 +16,16 @@ def main() -> None:
     p.add_argument("--model", default="unispeech/assets/default-model")
     p.add_argument("--data", default="runs/demo/test/manifest.jsonl")
     a = p.parse_args()
-    manifest = Path(a.data)
-    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
-    paths, refs = [manifest.parent / r["audio"] for r in rows], [r["phones"].split() for r in rows]
+    utterances = load_dataset(a.data)[0]
+    paths, refs = [u.audio for u in utterances], [u.phones for u in utterances]
     out = {}
     for dtype in ("float32", "auto", "bfloat16"):
         model = load_model(a.model, dtype=dtype)
         out[dtype] = [r.phones for r in model.transcribe_many(paths, batch_size=16)]
     per32 = phone_error_rate(refs, out["float32"]).per
-    print(f"{len(rows)} utterances, PER fp32 {100 * per32:.2f} %")
+    print(f"{len(utterances)} utterances, PER fp32 {100 * per32:.2f} %")
     for dtype in ("auto", "bfloat16"):
-        same = sum(x == y for x, y in zip(out["float32"], out[dtype])) / len(rows)
+        same = sum(x == y for x, y in zip(out["float32"], out[dtype])) / len(utterances)
         per = phone_error_rate(refs, out[dtype]).per
         print(f"dtype {dtype}: identical phones {100 * same:.1f} %, PER {100 * per:.2f} % "
               f"(change {100 * (per - per32):+.2f} points)")

@@ -8,12 +8,12 @@ pos (positional conv), attn, ffn (all transformer layers). Model and data as ben
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
 from unispeech import load_model
+from unispeech.data import load_dataset
 from unispeech.evaluate import phone_error_rate
 
 
@@ -47,14 +47,13 @@ def main() -> None:
     p.add_argument("--model", default="unispeech/assets/default-model")
     p.add_argument("--data", default="runs/demo/test/manifest.jsonl")
     a = p.parse_args()
-    manifest = Path(a.data)
-    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
-    paths, refs = [manifest.parent / r["audio"] for r in rows], [r["phones"].split() for r in rows]
+    utterances = load_dataset(a.data)[0]
+    paths, refs = [u.audio for u in utterances], [u.phones for u in utterances]
     reference = transcribe(a.model, paths, [])
-    print(f"fp32: PER {100 * phone_error_rate(refs, reference).per:.2f} % over {len(rows)} utterances")
+    print(f"fp32: PER {100 * phone_error_rate(refs, reference).per:.2f} % over {len(utterances)} utterances")
     for variant in a.variants:
         out = transcribe(a.model, paths, variant.split("+"))
-        same = sum(x == y for x, y in zip(reference, out)) / len(rows)
+        same = sum(x == y for x, y in zip(reference, out)) / len(utterances)
         print(f"{variant:24s} in bf16: identical phones {100 * same:.1f} %, "
               f"PER {100 * phone_error_rate(refs, out).per:.2f} %", flush=True)
 

@@ -30,22 +30,31 @@ RECIPE_STAGE2 = ROOT / "recipes" / "demo_recipe_stage2.toml"
 VALID_SENTENCES = 150
 
 
-def sentence_splits() -> dict[str, list[str]]:
+def sentence_pool() -> tuple[list[str], list[str]]:
+    """The held-out test sentences (data/ky/val.text, the checkpoint's own validation set) and every other
+    sentence we have (data/ky/train.text and cv-sentences), sorted and without duplicates."""
     def texts(name):
         return [line.split("\t", 1)[1].strip() for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
 
-    test = texts("val.text")  # the checkpoint's own validation sentences: our held-out test
+    test = texts("val.text")
     pool = texts("train.text") + [line.strip() for f in sorted((DATA / "cv-sentences").glob("*.txt"))
                                   for line in f.read_text(encoding="utf-8").splitlines()]
     held = set(test)
-    pool = sorted({s for s in pool if s and s not in held})
+    return test, sorted({s for s in pool if s and s not in held})
+
+
+def sentence_splits() -> dict[str, list[str]]:
+    test, pool = sentence_pool()
     random.Random(0).shuffle(pool)
     return {"valid": pool[:VALID_SENTENCES], "train": pool[VALID_SENTENCES:], "test": test}
 
 
-def run(cmd: list[str]) -> None:
+def run(cmd: list[str]) -> float:
+    """Run a step, echoing it; -> its wall seconds."""
     print("$", " ".join(cmd), flush=True)
+    started = time.time()
     subprocess.run(cmd, check=True)
+    return time.time() - started
 
 
 def main() -> None:

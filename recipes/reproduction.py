@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from demo_model import run, sentence_pool  # recipes/ is on the path when run as a script
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "ky"
 CONFIG = ROOT / "recipes" / "reproduction_config.json"
 DOC = ROOT / "docs" / "reproduction.md"
 SIZES = {"source": 1200, "target": 1200, "finetune": 300, "valid": 60}
@@ -92,25 +91,12 @@ seed = 1
 
 
 def sentence_sets() -> dict[str, list[str]]:
-    def texts(name):
-        return [line.split("\t", 1)[1].strip() for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
-
-    test = texts("val.text")
-    pool = texts("train.text") + [line.strip() for f in sorted((DATA / "cv-sentences").glob("*.txt"))
-                                  for line in f.read_text(encoding="utf-8").splitlines()]
-    pool = sorted({s for s in pool if s and s not in set(test)})
+    test, pool = sentence_pool()
     random.Random(1).shuffle(pool)
     sets, start = {}, 0
     for name, size in SIZES.items():
         sets[name], start = pool[start:start + size], start + size
     return {**sets, "test": test}
-
-
-def run(cmd: list[str]) -> float:
-    print("$", " ".join(cmd), flush=True)
-    started = time.time()
-    subprocess.run(cmd, check=True)
-    return time.time() - started
 
 
 def step(marker: Path, cmd: list[str]) -> dict:
