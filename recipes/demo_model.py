@@ -1,13 +1,13 @@
 """Train the bundled demo model from nothing: synthetic Kyrgyz speech -> small UniSpeech -> evaluation -> bundle.
 
-    python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 1500] [--bf16]
+    python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 1500 ...] [--bf16]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
 Steps: split the sentences (the 227 sentences of data/ky/val.text never reach training), synthesise
 train / valid / test sets with espeak-ng, train from scratch with `unispeech finetune` (stage 1, its own
-tri-stage schedule), continue from stage 1's best model with a second, lower schedule (stage 2: a warm
-restart, so that a finished stage 1 is extended without redoing it), evaluate with `unispeech evaluate`,
-then copy the model into unispeech/assets/default-model.
+tri-stage schedule), continue from the previous stage's best model with a second, lower schedule (stages
+2, 3, ...: warm restarts, so that a finished stage is extended without redoing it; each with its own seed),
+evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/default-model.
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ def main() -> None:
     parser.add_argument("--work", default=str(ROOT / "runs" / "demo"))
     parser.add_argument("--copies", type=int, default=2, help="voices per training sentence")
     parser.add_argument("--max-updates", type=int, default=1500, help="stage 1 updates (from scratch)")
-    parser.add_argument("--continue-updates", type=int, default=1500,
-                        help="stage 2 updates (from stage 1's best model; 0 = no stage 2)")
+    parser.add_argument("--continue-updates", type=int, nargs="*", default=[1500],
+                        help="updates of stages 2, 3, ... (each from the previous stage's best model); "
+                             "none = stage 1 only")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--skip-bundle", action="store_true", help="do not copy the result into the package")
     args = parser.parse_args()
@@ -82,9 +83,9 @@ def main() -> None:
     stage1 = work / "model"
     train_stage(CONFIG, RECIPE, stage1, args.max_updates, work, args.bf16)
     model_dir = stage1
-    if args.continue_updates:
-        model_dir = work / "model-stage2"
-        train_stage(stage1, RECIPE_STAGE2, model_dir, args.continue_updates, work, args.bf16)
+    for stage, updates in enumerate((n for n in args.continue_updates if n), start=2):
+        previous, model_dir = model_dir, work / f"model-stage{stage}"
+        train_stage(previous, RECIPE_STAGE2, model_dir, updates, work, args.bf16, seed=stage)
     results = {}
     for name in ("test", "test-unseen-voice"):
         run([sys.executable, "-m", "unispeech", "evaluate", "--model", str(model_dir),
@@ -101,11 +102,13 @@ def main() -> None:
         bundle(work)
 
 
-def train_stage(init: Path, recipe: Path, out: Path, updates: int, work: Path, bf16: bool) -> None:
+def train_stage(init: Path, recipe: Path, out: Path, updates: int, work: Path, bf16: bool,
+                seed: int | None = None) -> None:
     resume = ["--resume"] if any((out / "checkpoints").glob("checkpoint-*.pt")) else []
     run([sys.executable, "-m", "unispeech", "finetune", "--init", str(init), "--recipe", str(recipe),
          "--train", str(work / "train" / "manifest.jsonl"), "--valid", str(work / "valid" / "manifest.jsonl"),
-         "--out", str(out), "--max-updates", str(updates)] + (["--bf16"] if bf16 else []) + resume)
+         "--out", str(out), "--max-updates", str(updates)] + (["--bf16"] if bf16 else [])
+        + (["--seed", str(seed)] if seed is not None else []) + resume)
 
 
 def bundle(work: Path) -> None:
@@ -117,7 +120,8 @@ def bundle(work: Path) -> None:
               "special_tokens_map.json", "preprocessor_config.json"):
         shutil.copy2(model_dir / f, ASSET / f)
     config = json.loads((model_dir / "config.json").read_text())
-    stages = [work / "model"] + ([model_dir] if model_dir != work / "model" else [])
+    last = int(model_dir.name.removeprefix("model-stage")) if model_dir.name.startswith("model-stage") else 1
+    stages = [work / "model"] + [work / f"model-stage{k}" for k in range(2, last + 1)]
     logs = [[json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()] for d in stages]
     updates = [max(r["step"] for r in log) for log in logs]
     best = min((r for r in logs[-1] if r.get("valid_per") is not None), key=lambda r: r["valid_per"])
@@ -156,9 +160,10 @@ in seconds and so that the tests have a trained model whose outputs mean somethi
   Labels: our G2P of the same sentences. Held out: the 227 sentences of `data/ky/val.text` (never in
   training) and the voice variant m3.
 - Training: from scratch with `unispeech finetune` (recipe `recipes/demo_recipe.toml`: nothing frozen,
-  lr 8e-4 tri-stage, time masking 0.3, channel masking 0.1, bf16 autocast), then continued from that
-  model with a second tri-stage schedule at lr 4e-4 (`recipes/demo_recipe_stage2.toml`); updates per
-  stage: {updates} (batches of up to 100 s of audio); best validation PER {valid_per:.2f} % at update
+  lr 8e-4 tri-stage, time masking 0.3, channel masking 0.1, bf16 autocast), then continued from the
+  previous stage's best model with further tri-stage schedules at lr 4e-4
+  (`recipes/demo_recipe_stage2.toml`, seed = stage number); updates per stage: {updates} (batches of up
+  to 100 s of audio); best validation PER {valid_per:.2f} % at update
   {best_step} of the last stage. Wall time on the 2-core development machine: {minutes:.0f} min
   (synthesis, training and evaluation), torch {torch}.
 - Reproduce (resumable; re-run the same command after an interruption): `{command}`

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,6 +169,19 @@ def test_auto_precision_keeps_cnn_norms_and_head_in_float32(tiny_model_dir, monk
     error_auto = np.abs(auto.logits(wav, 16000) - reference).max()
     error_bf16 = np.abs(bf16.logits(wav, 16000) - reference).max()
     assert 0 < error_auto < error_bf16
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="needs Linux /proc to see memory mappings")
+@pytest.mark.parametrize("dtype", ["auto", "bfloat16"])
+def test_mixed_precision_load_releases_the_weight_file(tiny_model_dir, tmp_path, monkeypatch, dtype):
+    """Weights kept in fp32 beside converted bf16 ones must not keep the memory-mapped file alive: its pages
+    would count in RSS on top of the converted copies (for Large: +1.2 GB, over the 3 GB bound)."""
+    monkeypatch.setattr(unispeech, "fast_bf16", lambda device: True)
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")  # a file no other test has mapped
+    recognizer = unispeech.load_model(folder, dtype=dtype)
+    weights = str((folder / "model.safetensors").resolve())
+    assert weights not in Path("/proc/self/maps").read_text()
+    assert recognizer.model.lm_head.weight.dtype == torch.float32  # some weights did keep their type
 
 
 def test_bfloat16_stays_close_to_float32(tiny_model_dir):

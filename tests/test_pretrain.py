@@ -131,3 +131,15 @@ def test_short_pretraining_run_learns_without_collapse(tmp_path):
                      progress=False)
     cfg = json.loads((tuned / "config.json").read_text())
     assert cfg["architectures"] == ["UniSpeechForCTC"] and cfg["vocab_size"] == 43
+
+
+def test_collapse_warning_needs_a_sustained_low_perplexity():
+    from unispeech.train.pretrain import CollapseWatch
+
+    watch = CollapseWatch(total=640, fraction=0.02, patience=3)  # threshold 12.8
+    assert [watch.update(s, p) for s, p in enumerate([2.0, 2.0, 300.0, 2.0, 2.0])] == [None] * 5  # interrupted
+    message = watch.update(5, 2.5)
+    assert message and "collapsed" in message and "2.5 of 640" in message and "update 5" in message
+    assert watch.update(6, 2.0) is None  # once is enough
+    healthy = CollapseWatch(total=640, patience=3)
+    assert all(healthy.update(s, 400.0) is None for s in range(50))

@@ -97,19 +97,30 @@ def _read_weight_file(path: Path, dtype) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ValueError(f"{path}: weight shard listed in the index is missing")
 
+    kept = []  # keys whose tensors already had their final type
+
     def convert(key: str, t: torch.Tensor) -> torch.Tensor:
         target = dtype(key) if callable(dtype) else dtype
-        return t.to(target) if target is not None and t.is_floating_point() and t.dtype != target else t
+        if target is None or not t.is_floating_point() or t.dtype == target:
+            kept.append(key)
+            return t
+        return t.to(target)
 
     try:
         if path.suffix == ".safetensors":
             from safetensors import safe_open
             with safe_open(str(path), framework="pt") as f:  # memory-mapped: tensors are read one by one
-                return {k: convert(k, f.get_tensor(k)) for k in f.keys()}
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return {k: convert(k, v) for k, v in state.items()}
+                state = {k: convert(k, f.get_tensor(k)) for k in f.keys()}
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            state = {k: convert(k, v) for k, v in state.items()}
     except Exception as e:
         raise ValueError(f"{path}: cannot read weights ({type(e).__name__}: {e})") from e
+    if len(kept) < len(state):
+        # A tensor that kept its type may still point into the memory-mapped file, which would keep all
+        # of the file's pages resident (and counted in RSS) beside the converted copies: copy those too.
+        state.update({k: state[k].clone() for k in kept})
+    return state
 
 
 def from_hf_keys(state: dict[str, torch.Tensor], model_type: str) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -79,9 +80,32 @@ class UniSpeechPretrainModel(nn.Module):
         return self.ctc_proj(self.dropout(replace_mix(context, targets, replace)))
 
 
+@dataclasses.dataclass
+class CollapseWatch:
+    """Warns once when the codevector perplexity stays below `fraction` of G·V for `patience` batches in a
+    row. A collapsed codebook makes every target alike and the contrastive task trivial; seen in multi-task
+    runs whose CTC term sat on the all-blank plateau (docs/reproduction.md)."""
+
+    total: int  # G·V
+    fraction: float = 0.02
+    patience: int = 20
+    below: int = 0
+    warned: bool = False
+
+    def update(self, step: int, perplexity: float) -> str | None:
+        self.below = self.below + 1 if perplexity < self.fraction * self.total else 0
+        if self.below < self.patience or self.warned:
+            return None
+        self.warned = True
+        return (f"unispeech: warning: the quantizer's codebook has collapsed (perplexity {perplexity:.1f} of "
+                f"{self.total} for {self.patience} batches, update {step}); contrastive accuracy is meaningless "
+                "now. Try a smaller --alpha, a longer warm-up or a lower learning rate.")
+
+
 class PretrainTask:
     def __init__(self, model: UniSpeechPretrainModel, vocab: Vocabulary | None, recipe: PretrainRecipe):
         self.model, self.vocab, self.recipe = model, vocab, recipe
+        self.collapse = CollapseWatch(model.quantizer.groups * model.quantizer.entries)
 
     def compute_loss(self, model, batch: Batch, step: int):
         r, core = self.recipe, self.model
@@ -103,8 +127,11 @@ class PretrainTask:
         n_masked = float(rows.numel())
         diversity = diversity_loss(perplexity, core.quantizer.groups, core.quantizer.entries)
         loss = contrastive + r.diversity_weight * diversity * float(row_weight.mean()) * n_masked
-        stats = {"contrastive": float(contrastive.detach()), "accuracy": float(correct) ,
+        stats = {"contrastive": float(contrastive.detach()), "accuracy": float(correct),
                  "perplexity": float(perplexity.detach()) * n_masked, "masked": n_masked}
+        warning = self.collapse.update(step, float(perplexity.detach()))
+        if warning:
+            print(f"\n{warning}", file=sys.stderr)
         if labelled.any() and r.alpha > 0:
             replace = torch.rand(B, T, generator=gen) < r.replace_prob  # Bernoulli(r) per frame
             ctc_logits = core.ctc_logits(context[labelled], targets[labelled], replace[labelled])
@@ -183,8 +210,6 @@ def pretrain(init: str | Path, out_dir: str | Path, labeled: str | Path | None =
              unlabeled: str | Path | None = None, recipe: PretrainRecipe = PretrainRecipe(), resume: bool = False,
              language: str = "ky", progress: bool = True) -> Path:
     """Stage 1 (labelled + optional unlabelled) or stage 2 (unlabelled only); the model goes to `out_dir`."""
-    import sys
-
     from ..data import load_dataset, with_phones
     from ..vocab import phone_vocabulary
     from .batches import load_examples
