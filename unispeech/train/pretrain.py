@@ -99,7 +99,7 @@ class CollapseWatch:
         self.warned = True
         return (f"unispeech: warning: the quantizer's codebook has collapsed (perplexity {perplexity:.1f} of "
                 f"{self.total} for {self.patience} batches, update {step}); contrastive accuracy is meaningless "
-                "now. Try a smaller --alpha, a longer warm-up or a lower learning rate.")
+                "now. A smaller --alpha (less CTC weight) avoided it in our probes; see docs/reproduction.md.")
 
 
 class PretrainTask:
