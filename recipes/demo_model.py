@@ -156,7 +156,8 @@ in seconds and so that the tests have a trained model whose outputs mean somethi
   phones are in the same notation.
 - Data: {clips} clips ({hours:.1f} h) of {sentences} Kyrgyz sentences (`data/ky/train.text` and
   `data/ky/cv-sentences/`) spoken by espeak-ng's `ky` voice with variants m1 m2 m4 m5 m6 m7 f1 f2 f3 f4,
-  random rate, pitch and range, then random reverberation, noise (10-40 dB SNR) and gain.
+  random rate, pitch and range, then random reverberation (half the clips: RT60 0.1-0.6 s,
+  direct-to-reverberant ratio 0-20 dB), noise (10-40 dB SNR) and gain.
   Labels: our G2P of the same sentences. Held out: the 227 sentences of `data/ky/val.text` (never in
   training) and the voice variant m3.
 - Training: from scratch with `unispeech finetune` (recipe `recipes/demo_recipe.toml`: nothing frozen,

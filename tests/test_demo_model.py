@@ -69,3 +69,16 @@ def test_forced_alignment_boundaries_match_espeak(demo):
     assert len(errors) > 200
     print(f"mean boundary error {1000 * np.mean(errors):.1f} ms over {len(errors)} phones")
     assert np.mean(errors) < 0.040
+
+
+def test_room_response_has_the_direct_to_reverberant_ratio_it_reports():
+    """The synthetic reverberation is as strong as the manifest says: direct path first, tail energy set by DRR."""
+    from unispeech.synth import room_response
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        ir, info = room_response(rng)
+        assert 0.1 <= info["rt60"] <= 0.6 and 0.0 <= info["drr_db"] <= 20.0
+        assert ir[0] == 1.0 and np.abs(ir[1:]).max() < 1.0
+        assert 10 * np.log10(1.0 / np.sum(ir[1:] ** 2)) == pytest.approx(info["drr_db"], abs=0.05)
+        assert ir.size == pytest.approx(info["rt60"] * 16000, abs=10)  # rt60 is reported to 1 ms
