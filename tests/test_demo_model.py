@@ -82,3 +82,20 @@ def test_room_response_has_the_direct_to_reverberant_ratio_it_reports():
         assert ir[0] == 1.0 and np.abs(ir[1:]).max() < 1.0
         assert 10 * np.log10(1.0 / np.sum(ir[1:] ** 2)) == pytest.approx(info["drr_db"], abs=0.05)
         assert ir.size == pytest.approx(info["rt60"] * 16000, abs=10)  # rt60 is reported to 1 ms
+
+
+def test_several_corpora_in_one_process(tmp_path):
+    """The demo recipe synthesises four sets in one process; re-initialising espeak-ng after the first
+    (1500 sentences) used to segfault. Run in a subprocess so that a crash fails this test, not the suite."""
+    script = f"""
+import sys
+sys.path.insert(0, {str(ROOT / 'recipes')!r})
+from demo_model import sentence_splits
+from unispeech.synth import synthesize_corpus
+splits = sentence_splits()
+synthesize_corpus(splits["train"][:1500], {str(tmp_path / 'a')!r}, clean=True, progress=False)
+synthesize_corpus(splits["valid"][:20], {str(tmp_path / 'b')!r}, progress=False)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len((tmp_path / "b" / "manifest.jsonl").read_text(encoding="utf-8").splitlines()) == 20

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import json
 import os
 from pathlib import Path
@@ -50,23 +51,29 @@ class Voice:
                    pitch=int(rng.integers(25, 76)), pitch_range=int(rng.integers(20, 81)))
 
 
+@functools.lru_cache(maxsize=None)
+def _espeak() -> tuple[ctypes.CDLL, int]:
+    """The espeak-ng library, initialised once per process, and its sample rate. espeak-ng keeps global
+    state: initialising it a second time after a few thousand sentences crashed it (segfault)."""
+    import espeakng_loader
+
+    lib = ctypes.cdll.LoadLibrary(espeakng_loader.get_library_path())
+    data_parent = os.path.dirname(espeakng_loader.get_data_path()).encode()
+    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent, _INITIALIZE_PHONEME_EVENTS)
+    if rate <= 0:
+        raise RuntimeError("espeak-ng failed to initialise")
+    return lib, rate
+
+
 class Speaker:
-    """An espeak-ng synthesiser for one language. espeak-ng has global state: use one per process."""
+    """An espeak-ng synthesiser for one language. Speakers share the process's one espeak-ng instance."""
 
     def __init__(self, language: str = "ky"):
-        import espeakng_loader
-
         self.language = language
-        self._lib = ctypes.cdll.LoadLibrary(espeakng_loader.get_library_path())
-        data_parent = os.path.dirname(espeakng_loader.get_data_path()).encode()
-        self.source_rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent,
-                                                       _INITIALIZE_PHONEME_EVENTS)
-        if self.source_rate <= 0:
-            raise RuntimeError("espeak-ng failed to initialise")
+        self._lib, self.source_rate = _espeak()
         self._pieces: list[np.ndarray] = []
         self._onsets: list[tuple[str, int]] = []  # (espeak phoneme name, sample at the source rate)
         self._callback = _CALLBACK(self._collect)  # kept referenced: espeak calls it from C
-        self._lib.espeak_SetSynthCallback(self._callback)
 
     def _collect(self, wav, n, events) -> int:
         if n > 0:
@@ -88,6 +95,7 @@ class Speaker:
             self._lib.espeak_SetParameter(param, value, 0)
         data = text.encode("utf-8")
         self._pieces, self._onsets = [], []
+        self._lib.espeak_SetSynthCallback(self._callback)  # the callback is global: make it this speaker's
         self._lib.espeak_Synth(ctypes.c_char_p(data), len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         self._lib.espeak_Synchronize()
         wav = np.concatenate(self._pieces).astype(np.float32) / 32768 if self._pieces else np.zeros(0, np.float32)
