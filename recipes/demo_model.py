@@ -73,7 +73,6 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     splits = sentence_splits()
-    started = time.time()
     sets = {"train": (splits["train"], TRAIN_VARIANTS, args.copies, 1),
             "valid": (splits["valid"], TRAIN_VARIANTS, 1, 2),
             "test": (splits["test"], TRAIN_VARIANTS, 1, 3),
@@ -91,9 +90,7 @@ def main() -> None:
         run([sys.executable, "-m", "unispeech", "evaluate", "--model", str(model_dir),
              "--data", str(work / name / "manifest.jsonl"), "--out", str(work / f"eval-{model_dir.name}-{name}")])
         results[name] = json.loads((work / f"eval-{model_dir.name}-{name}" / "report.json").read_text())["summary"]
-    previous = json.loads((work / "summary.json").read_text()) if (work / "summary.json").is_file() else {}
     summary = {"per_test": results["test"]["per"], "per_unseen_voice": results["test-unseen-voice"]["per"],
-               "wall_seconds": previous.get("wall_seconds", 0) + round(time.time() - started),
                "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:]),
                "model": model_dir.name}
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -137,10 +134,28 @@ def bundle(work: Path) -> None:
         clips=len(manifest), hours=hours, sentences=len(set(r["text"] for r in manifest)),
         updates=" + ".join(map(str, updates)), best_step=best["step"], valid_per=100 * best["valid_per"],
         test=100 * summary["per_test"],
-        unseen=100 * summary["per_unseen_voice"], minutes=summary["wall_seconds"] / 60,
-        command=summary["command"], torch=torch.__version__)
+        unseen=100 * summary["per_unseen_voice"], minutes=sum(map(logged_seconds, logs)) / 60,
+        command=summary["command"], torch=torch.__version__, work=_shown(work))
     (ASSET / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     print(f"bundled into {ASSET}")
+
+
+def _shown(path: Path) -> str:
+    """A path as the card shows it: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def logged_seconds(log: list[dict]) -> float:
+    """Wall seconds of one training stage from its train_log.jsonl rows. Each run's clock starts at zero, so
+    a resumed stage is the sum of each run's last time; a killed run loses at most its last few updates."""
+    total = last = 0.0
+    for row in log:
+        if "seconds" in row:
+            if row["seconds"] < last:  # a new run (resume) began
+                total += last
+            last = row["seconds"]
+    return total + last
 
 
 MODEL_CARD = """# unispeech demo model (Kyrgyz phones, synthetic speech)
@@ -165,18 +180,19 @@ in seconds and so that the tests have a trained model whose outputs mean somethi
   previous stage's best model with further tri-stage schedules at lr 4e-4
   (`recipes/demo_recipe_stage2.toml`, seed = stage number); updates per stage: {updates} (batches of up
   to 100 s of audio); best validation PER {valid_per:.2f} % at update
-  {best_step} of the last stage. Wall time on the 2-core development machine: {minutes:.0f} min
-  (synthesis, training and evaluation), torch {torch}.
+  {best_step} of the last stage. Training wall time on the 2-core development machine: {minutes:.0f} min
+  (all stages, summed from the training logs over interrupted and resumed runs; synthesis and evaluation
+  add a few minutes), torch {torch}.
 - Reproduce (resumable; re-run the same command after an interruption): `{command}`
 
 ## Measured PER (`unispeech evaluate`)
 
 | held-out set | PER |
 |---|---|
-| unseen sentences, training voices (`runs/demo/test`) | {test:.2f} % |
-| unseen sentences, unseen voice variant m3 (`runs/demo/test-unseen-voice`) | {unseen:.2f} % |
+| unseen sentences, training voices (`{work}/test`) | {test:.2f} % |
+| unseen sentences, unseen voice variant m3 (`{work}/test-unseen-voice`) | {unseen:.2f} % |
 
-Commands: `unispeech evaluate --model unispeech/assets/default-model --data runs/demo/test/manifest.jsonl`
+Commands: `unispeech evaluate --model unispeech/assets/default-model --data {work}/test/manifest.jsonl`
 (and `.../test-unseen-voice/manifest.jsonl`), after `python recipes/demo_model.py` has made the sets.
 """
 
