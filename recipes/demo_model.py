@@ -135,7 +135,10 @@ def bundle(work: Path) -> None:
         updates=" + ".join(map(str, updates)), best_step=best["step"], valid_per=100 * best["valid_per"],
         test=100 * summary["per_test"],
         unseen=100 * summary["per_unseen_voice"], minutes=sum(map(logged_seconds, logs)) / 60,
-        command=summary["command"], torch=torch.__version__, work=_shown(work))
+        command=summary["command"], torch=torch.__version__, work=_shown(work),
+        continued="" if len(stages) == 1 else (
+            ", then continued from the previous stage's best model with further tri-stage schedules at lr 4e-4\n"
+            "  (`recipes/demo_recipe_stage2.toml`, seed = stage number)"))
     (ASSET / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     print(f"bundled into {ASSET}")
 
@@ -176,10 +179,8 @@ in seconds and so that the tests have a trained model whose outputs mean somethi
   Labels: our G2P of the same sentences. Held out: the 227 sentences of `data/ky/val.text` (never in
   training) and the voice variant m3.
 - Training: from scratch with `unispeech finetune` (recipe `recipes/demo_recipe.toml`: nothing frozen,
-  lr 8e-4 tri-stage, time masking 0.3, channel masking 0.1, bf16 autocast), then continued from the
-  previous stage's best model with further tri-stage schedules at lr 4e-4
-  (`recipes/demo_recipe_stage2.toml`, seed = stage number); updates per stage: {updates} (batches of up
-  to 100 s of audio); best validation PER {valid_per:.2f} % at update
+  lr 8e-4 tri-stage, time masking 0.3, channel masking 0.1, bf16 autocast){continued}; updates per
+  stage: {updates} (batches of up to 100 s of audio); best validation PER {valid_per:.2f} % at update
   {best_step} of the last stage. Training wall time on the 2-core development machine: {minutes:.0f} min
   (all stages, summed from the training logs over interrupted and resumed runs; synthesis and evaluation
   add a few minutes), torch {torch}.
