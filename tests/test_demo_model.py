@@ -14,7 +14,7 @@ from unispeech.synth import UNSEEN_VARIANT, Speaker, Voice, augment
 
 ROOT = Path(__file__).parents[1]
 HELD_OUT = [line.split("\t", 1)[1] for line in (ROOT / "data/ky/val.text").read_text(encoding="utf-8").splitlines()]
-# Measured PER on the 227 held-out sentences is about 8 % (MODEL_CARD.md); a broken model, audio path or
+# Measured PER on the 227 held-out sentences is about 5 % (MODEL_CARD.md); a broken model, audio path or
 # decoder gives 60-100 %. The bound leaves room for the few sentences drawn here.
 PER_BOUND = 0.25
 
