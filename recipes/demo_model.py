@@ -79,24 +79,30 @@ def main() -> None:
             "test-unseen-voice": (splits["test"], (UNSEEN_VARIANT,), 1, 4)}
     for name, (sentences, variants, copies, seed) in sets.items():
         synthesize_corpus(sentences, work / name, variants=variants, copies=copies, seed=seed)
-    stage1 = work / "model"
-    train_stage(CONFIG, RECIPE, stage1, args.max_updates, work, args.bf16)
-    model_dir = stage1
-    for stage, updates in enumerate((n for n in args.continue_updates if n), start=2):
-        previous, model_dir = model_dir, work / f"model-stage{stage}"
-        train_stage(previous, RECIPE_STAGE2, model_dir, updates, work, args.bf16, seed=stage)
+    train_stage(CONFIG, RECIPE, stage_dir(work, 1), args.max_updates, work, args.bf16)
+    continued = [n for n in args.continue_updates if n]
+    for stage, updates in enumerate(continued, start=2):
+        train_stage(stage_dir(work, stage - 1), RECIPE_STAGE2, stage_dir(work, stage), updates, work, args.bf16,
+                    seed=stage)
+    stages = 1 + len(continued)
+    model_dir = stage_dir(work, stages)
     results = {}
     for name in ("test", "test-unseen-voice"):
+        out = work / f"eval-{model_dir.name}-{name}"
         run([sys.executable, "-m", "unispeech", "evaluate", "--model", str(model_dir),
-             "--data", str(work / name / "manifest.jsonl"), "--out", str(work / f"eval-{model_dir.name}-{name}")])
-        results[name] = json.loads((work / f"eval-{model_dir.name}-{name}" / "report.json").read_text())["summary"]
+             "--data", str(work / name / "manifest.jsonl"), "--out", str(out)])
+        results[name] = json.loads((out / "report.json").read_text())["summary"]
     summary = {"per_test": results["test"]["per"], "per_unseen_voice": results["test-unseen-voice"]["per"],
-               "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:]),
-               "model": model_dir.name}
+               "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:]), "stages": stages}
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     if not args.skip_bundle:
         bundle(work)
+
+
+def stage_dir(work: Path, stage: int) -> Path:
+    """Where stage `stage` (1 = from scratch) writes its model."""
+    return work / ("model" if stage == 1 else f"model-stage{stage}")
 
 
 def train_stage(init: Path, recipe: Path, out: Path, updates: int, work: Path, bf16: bool,
@@ -111,14 +117,13 @@ def train_stage(init: Path, recipe: Path, out: Path, updates: int, work: Path, b
 def bundle(work: Path) -> None:
     """Copy the trained model into the package and write its model card from the measured figures."""
     summary = json.loads((work / "summary.json").read_text())
-    model_dir = work / summary.get("model", "model")
+    stages = [stage_dir(work, k) for k in range(1, summary["stages"] + 1)]
+    model_dir = stages[-1]
     ASSET.mkdir(parents=True, exist_ok=True)
     for f in ("config.json", "model.safetensors", "vocab.json", "tokenizer_config.json",
               "special_tokens_map.json", "preprocessor_config.json"):
         shutil.copy2(model_dir / f, ASSET / f)
     config = json.loads((model_dir / "config.json").read_text())
-    last = int(model_dir.name.removeprefix("model-stage")) if model_dir.name.startswith("model-stage") else 1
-    stages = [work / "model"] + [work / f"model-stage{k}" for k in range(2, last + 1)]
     logs = [[json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()] for d in stages]
     updates = [max(r["step"] for r in log) for log in logs]
     best = min((r for r in logs[-1] if r.get("valid_per") is not None), key=lambda r: r["valid_per"])
