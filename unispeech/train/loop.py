@@ -282,7 +282,8 @@ def _progress_bar(total: int, start: int, rank: int):
 
 
 def plot_training(out: Path) -> None:
-    """training.png: training loss and validation PER against updates, from train_log.jsonl."""
+    """training.png from train_log.jsonl: training loss and validation PER against updates; for pretraining
+    also the contrastive accuracy and the codevector perplexity (is the codebook collapsing?)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -290,7 +291,9 @@ def plot_training(out: Path) -> None:
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if line.strip()]
     train_rows = {r["step"]: r["loss"] for r in rows if "loss" in r}
     valid_rows = {r["step"]: r["valid_per"] for r in rows if r.get("valid_per") is not None}
-    fig, ax = plt.subplots(figsize=(7, 4))
+    quantizer_rows = {r["step"]: (r.get("accuracy", float("nan")), r["perplexity"]) for r in rows if "perplexity" in r}
+    fig, axes = plt.subplots(1, 2 if quantizer_rows else 1, figsize=(12 if quantizer_rows else 7, 4), squeeze=False)
+    ax = axes[0, 0]
     ax.plot(list(train_rows), list(train_rows.values()), color="#4472c4", label="training loss")
     ax.set_xlabel("update")
     ax.set_ylabel("loss")
@@ -301,6 +304,19 @@ def plot_training(out: Path) -> None:
         ax2.set_ylabel("validation PER (%)")
         ax2.legend(loc="upper center")
     ax.legend(loc="upper right")
+    if quantizer_rows:
+        steps, (accuracy, perplexity) = list(quantizer_rows), zip(*quantizer_rows.values())
+        ax = axes[0, 1]
+        ax.plot(steps, accuracy, color="#4472c4", label="contrastive accuracy")
+        ax.set_xlabel("update")
+        ax.set_ylabel("contrastive accuracy")
+        ax.set_ylim(0, 1)
+        ax.legend(loc="upper left")
+        ax2 = ax.twinx()
+        ax2.plot(steps, perplexity, color="#9bbb59", label="codevector perplexity")
+        ax2.set_ylabel("codevector perplexity")
+        ax2.set_yscale("log")
+        ax2.legend(loc="upper right")
     fig.tight_layout()
     tmp = out / ".training.tmp.png"
     fig.savefig(tmp, dpi=100)
