@@ -45,16 +45,18 @@ ROWS = [
     ("unispeech-plus", "UniSpeech r = 0.5 + stage 2 (target audio)",
      [dict(labeled="source", unlabeled="target", replace_prob=0.5, fraction=0.75),
       dict(unlabeled="target", mask_prob=0.65, fraction=0.25)]),
-    # not in the paper: at this scale alpha 0.5 collapses the codebook (docs/reproduction.md); less CTC weight avoids it
+    # not in the paper: at this scale alpha 0.5 collapses the codebook (docs/reproduction.md); two attempts to avoid it
     ("unispeech-alpha0.1", "UniSpeech, r = 0.5, alpha = 0.1 (ours)",
      [dict(labeled="source", unlabeled="target", replace_prob=0.5, alpha=0.1)]),
+    ("unispeech-div1", "UniSpeech, r = 0.5, diversity weight 1.0 (ours)",
+     [dict(labeled="source", unlabeled="target", replace_prob=0.5, recipe="diversity_weight = 1.0\n")]),
 ]
 
 PRETRAIN_TOML = """# written by recipes/reproduction.py: the paper's stage-1 settings at a small scale
 mask_prob = 0.5
 mask_length = 10
 num_negatives = 100
-gumbel = [2.0, 0.5, {decay}]  # the paper's 2 -> 0.5 anneal, compressed into this run's updates
+{extra}gumbel = [2.0, 0.5, {decay}]  # the paper's 2 -> 0.5 anneal, compressed into this run's updates
 [train]
 lr = 5e-4
 weight_decay = 0.01
@@ -145,7 +147,8 @@ def main() -> None:
         for i, stage in enumerate(stages):
             updates = round(P * stage.get("fraction", 1.0))
             toml = row / f"pretrain-{i}.toml"
-            toml.write_text(PRETRAIN_TOML.format(decay=0.25 ** (1 / updates), batch=PRETRAIN_BATCH_SECONDS))
+            toml.write_text(PRETRAIN_TOML.format(decay=0.25 ** (1 / updates), batch=PRETRAIN_BATCH_SECONDS,
+                                                 extra=stage.get("recipe", "")))
             cmd = unispeech + ["pretrain", "--init", str(init), "--config", str(toml), "--out", str(row / f"pretrain-{i}"),
                                "--max-updates", str(updates)] + bf16
             if "labeled" in stage:
