@@ -90,7 +90,7 @@ def measure(impl: str, case: str, clips: int, minutes: float, threads: int, batc
         wall = time.perf_counter() - t0
         outputs = None
     else:
-        waves = load_arrays(WORK / ("clip10s.npz" if case == "clip" else f"mixed{clips}.npz"))
+        waves = load_arrays(WORK / f"{inputs_name(case, clips)}.npz")
         audio_seconds = sum(w.size for w in waves) / 16000
         run = (lambda: ours_logits(model, waves, batch)) if kind == "ours" else \
             (lambda: hf_logits(model, waves, batch, autocast=dtype == "autocast"))
@@ -105,7 +105,7 @@ def measure(impl: str, case: str, clips: int, minutes: float, threads: int, batc
                 wall = min(wall, time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     if outputs is not None:
-        save_arrays(WORK / f"out-{impl}-{case}.npz", outputs)
+        save_arrays(outputs_path(impl, case, clips), outputs)
     return {"impl": impl, "case": case, "wall": wall, "audio_seconds": audio_seconds, "load_s": load_s,
             "peak_gb": peak}
 
@@ -144,6 +144,15 @@ def hf_logits(model, waves, batch, autocast: bool):
             for row, i in enumerate(idx):
                 out[i] = logits[row, : int(lengths[row])].numpy()
     return out
+
+
+def inputs_name(case: str, clips: int) -> str:
+    return "clip10s" if case == "clip" else f"mixed{clips}"
+
+
+def outputs_path(impl: str, case: str, clips: int) -> Path:
+    """Named by the input set, so a table never compares outputs of different audio (e.g. another --clips)."""
+    return WORK / f"out-{impl}-{inputs_name(case, clips)}.npz"
 
 
 def agreement(reference: list[np.ndarray], other: list[np.ndarray]) -> dict:
@@ -200,7 +209,7 @@ def print_table(rows: list[dict], a) -> None:
         up = base.get(r["case"], {}).get("wall")
         up16 = base_bf16.get(r["case"], {}).get("wall")
         agree = "-"
-        ref_path, own_path = WORK / f"out-ours-fp32-{r['case']}.npz", WORK / f"out-{r['impl']}-{r['case']}.npz"
+        ref_path, own_path = outputs_path("ours-fp32", r["case"], a.clips), outputs_path(r["impl"], r["case"], a.clips)
         if r["case"] != "long" and ref_path.is_file() and own_path.is_file():
             ag = agreement(load_arrays(ref_path), load_arrays(own_path))
             agree = f"{100 * ag['identical']:.1f} % | {ag['max_diff']:.3g} | {ag['min_cosine']:.5f}"
