@@ -16,6 +16,8 @@ the same number of pretraining updates of the same batch size (equal compute):
   unispeech-r0    the same with r 0 (no replacement of transformer outputs by quantized latents)
   unispeech-plus  UniSpeech r 0.5 for 3/4 of the updates, then stage 2 (target audio, contrastive, mask 0.65)
 Every step resumes: re-run the same command after an interruption. Writes docs/reproduction.md and .png.
+Rows can run side by side (`--rows`, OMP_NUM_THREADS=1 each, after the data exist); each such run writes the
+table of its own rows, so finish with one run without `--rows`: its steps are all done, it collects the table.
 """
 
 from __future__ import annotations
