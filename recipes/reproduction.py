@@ -35,9 +35,10 @@ CONFIG = ROOT / "recipes" / "reproduction_config.json"
 DOC = ROOT / "docs" / "reproduction.md"
 SIZES = {"source": 1200, "target": 1200, "finetune": 900, "valid": 60}  # finetune: ~1 h, the paper's 1 h
 PRETRAIN_BATCH_SECONDS = 40
-FINETUNE_BATCH_SECONDS = 40  # CTC leaves its all-blank plateau after ~30k s of audio (demo model); 20 s batches never got there
+FINETUNE_BATCH_SECONDS = 40  # CTC left its blank plateau after ~30k s of audio (demo model); 20 s batches never did
 
-# (name, label, pretraining stages: data and settings; "fraction" of the pretraining updates)
+# (name, label, pretraining stages: data and settings; "fraction" of the pretraining updates; "recipe": extra
+# lines for the pretraining TOML)
 ROWS = [
     ("none", "no pretraining", []),
     ("ctc", "CTC transfer (source labels)", [dict(labeled="source", alpha=1.0, replace_prob=0.0)]),
