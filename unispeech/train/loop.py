@@ -11,7 +11,9 @@ import json
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -131,6 +133,7 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
     per_step = world * options.grad_accum
     first_step, started, batch = progress.step, time.perf_counter(), None
     bar = _progress_bar(options.max_updates, progress.step, rank if progress_bar else 1)
+    ctrl_c = _StopRequest()
     try:
         while progress.step < options.max_updates:
             if options.stop_after and progress.step - first_step >= options.stop_after:
@@ -158,7 +161,7 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
                 total_size += size
                 for key, value in batch_stats.items():
                     stats[key] = stats.get(key, 0.0) + value
-            total_loss, total_size = _all_sum([total_loss, total_size], world)
+            total_loss, total_size, stop = _all_sum([total_loss, total_size, float(ctrl_c.requested)], world)
             for p in params:  # DDP averaged the summed losses' gradients: rescale to the global normaliser
                 if p.grad is not None:
                     p.grad.mul_(world / max(total_size, 1.0))
@@ -180,6 +183,8 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
                 _validate(task, model, progress, out, log, rank, world)
             if _every(progress.step, options.save_every):
                 _save(ckpt_dir, model, optimizer, progress, options, meta, rank)
+            if stop:  # every rank saw the same sum, so all stop after the same update
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         _save(ckpt_dir, model, optimizer, progress, options, meta, rank)
         if rank == 0:
@@ -191,6 +196,7 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
             torch.save({"batch": batch, "step": progress.step}, ckpt_dir / "crash-batch.pt")
         raise
     finally:
+        ctrl_c.restore()
         bar.close()
         if log:
             log.close()
@@ -255,6 +261,28 @@ def _to(batch: Batch, device: str) -> Batch:
     if device == "cpu":
         return batch
     return dataclasses.replace(batch, wav=batch.wav.to(device), lengths=batch.lengths.to(device))
+
+
+class _StopRequest:
+    """Ctrl-C during training finishes the current update, then stops with a checkpoint. The handler only sets
+    a flag, so the request cannot be swallowed by library code that catches exceptions, and all DDP ranks stop
+    at the same update; a second Ctrl-C interrupts at once (the checkpoint is still written)."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def _all_sum(values: list[float], world: int) -> list[float]:
