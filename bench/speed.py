@@ -42,11 +42,11 @@ def prepare(minutes: float, clips: int) -> None:
         save_folder(WORK / "large", build_model(large_config()).eval(), phone_vocabulary(list(kyrgyz_inventory())),
                     AudioSettings())
     rng = np.random.default_rng(0)
-    sets = {"clip10s.npz": lambda: [speechlike(10.0, rng)],
-            f"mixed{clips}.npz": lambda: [speechlike(float(s), rng) for s in rng.uniform(1, 15, clips)]}
+    sets = {inputs_name("clip", clips): lambda: [speechlike(10.0, rng)],
+            inputs_name("mixed", clips): lambda: [speechlike(float(s), rng) for s in rng.uniform(1, 15, clips)]}
     for name, make in sets.items():
-        if not (WORK / name).is_file():
-            save_arrays(WORK / name, make())
+        if not (WORK / f"{name}.npz").is_file():
+            save_arrays(WORK / f"{name}.npz", make())
     if minutes and not (WORK / f"long{minutes:g}.flac").is_file():
         sf.write(WORK / f"long{minutes:g}.flac", np.concatenate([speechlike(60.0, rng) for _ in range(int(minutes))]),
                  16000)

@@ -181,10 +181,10 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
                      **{k: v / max(total_size, 1.0) for k, v in stats.items()})
             if _every(progress.step, options.valid_every) or progress.step == options.max_updates:
                 _validate(task, model, progress, out, log, rank, world)
+            if stop:  # every rank saw the same sum, so all stop after the same update; the handler below saves
+                raise KeyboardInterrupt
             if _every(progress.step, options.save_every):
                 _save(ckpt_dir, model, optimizer, progress, options, meta, rank)
-            if stop:  # every rank saw the same sum, so all stop after the same update
-                raise KeyboardInterrupt
     except KeyboardInterrupt:
         _save(ckpt_dir, model, optimizer, progress, options, meta, rank)
         if rank == 0:
