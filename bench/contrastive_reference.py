@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--batch-seconds", type=float, default=40)
+    parser.add_argument("--stop-after", type=int, default=0, help="end each run early (the schedule stays that of --updates)")
     parser.add_argument("--impls", default="ours,transformers")
     parser.add_argument("--out", default=str(ROOT / "runs" / "contrastive-reference"))
     parser.add_argument("--bf16", action="store_true")
@@ -102,7 +103,8 @@ def main() -> None:
     recipe = read_pretrain_recipe(args.recipe, max_updates=args.updates, lr=args.lr,
                                   max_batch_seconds=args.batch_seconds, bf16=args.bf16 or None,
                                   warmup_fraction=0.1, hold_fraction=0.0, decay_fraction=0.9, init_lr_scale=0.0,
-                                  final_lr_scale=0.0, clip_norm=10.0, log_every=10, save_every=0, seed=1)
+                                  final_lr_scale=0.0, clip_norm=10.0, log_every=10, save_every=0, seed=1,
+                                  stop_after=args.stop_after)
     if not args.recipe:  # the reproduction's anneal: 2 -> 0.5 within the run
         recipe = dataclasses.replace(recipe, gumbel=(2.0, 0.5, 0.25 ** (1 / args.updates)))
     examples = load_examples(load_dataset(args.data, split="train")[0], None, labelled=False)[0]

@@ -192,3 +192,29 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(toy, tmp_path):
     assert done.returncode == 0, done.stderr[-1000:]
     assert f"resuming from {saved[-1].name}" in done.stderr
     assert sorted((out / "checkpoints").glob("checkpoint-*.pt"))[-1].name == f"checkpoint-{step + 3:07d}.pt"
+
+
+def test_a_run_of_non_finite_gradients_stops_training_with_a_clear_error(tmp_path):
+    from unispeech.train.batches import Example
+    from unispeech.train.loop import MAX_NONFINITE_UPDATES, TrainOptions, train
+
+    class NaNAfterFive:  # finite gradients for 5 updates, then NaN from every batch
+        model = torch.nn.Linear(4, 1)
+
+        def compute_loss(self, model, batch, step):
+            loss = model(batch.wav[:, :4]).sum() * (float("nan") if step >= 5 else 1.0)
+            return loss, 1.0, {}
+
+        def validate(self, model):
+            return {}
+
+        def export(self, model, folder):
+            pass
+
+    examples = [Example(str(i), (torch.randn(1600) * 3000).short().numpy(), []) for i in range(8)]
+    options = TrainOptions(max_updates=100, lr=1e-3, max_batch_seconds=0.2, save_every=2, log_every=1)
+    with pytest.raises(RuntimeError, match="gradients of the last 20 updates were not finite"):
+        train(NaNAfterFive(), examples, options, tmp_path, progress_bar=False)
+    rows = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert rows[-1]["skipped_updates"] == MAX_NONFINITE_UPDATES - 1  # logged before the last one stopped it
+    assert sorted(tmp_path.glob("checkpoints/checkpoint-*.pt"))  # the model before them is kept

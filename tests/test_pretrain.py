@@ -50,6 +50,18 @@ def test_perplexity_extremes():
     assert float(diversity_loss(torch.tensor(2.0), 2, 4)) == pytest.approx(0.75)
 
 
+def test_perplexity_gradient_stays_finite_when_a_codeword_is_never_used():
+    # A peaked quantizer: codeword 2 gets probability exp(-400) = 0.0 in float32 in every frame. The exact
+    # entropy's gradient there is log(0) * 0 = NaN; with log(p + 1e-7) (fairseq, transformers) it is finite.
+    scores = torch.tensor([[[0.0, 200.0, -200.0]], [[200.0, 0.0, -200.0]]], requires_grad=True)
+    dist = torch.softmax(scores, -1)
+    assert float(dist.detach()[..., 2].max()) == 0.0
+    perplexity = codevector_perplexity(dist)
+    perplexity.backward()
+    assert float(perplexity) == pytest.approx(2.0, rel=1e-5)  # two codewords used equally
+    assert torch.isfinite(scores.grad).all()
+
+
 def test_negatives_never_include_the_positive():
     gen = torch.Generator().manual_seed(0)
     lengths = torch.tensor([12, 5, 40])

@@ -51,4 +51,6 @@ def codevector_perplexity(dist: torch.Tensor, valid: torch.Tensor | None = None)
         marginal = (dist * mask).sum(0) / mask.sum().clamp(min=1)
     else:
         marginal = dist.mean(0)
-    return torch.exp(-torch.xlogy(marginal, marginal).sum(-1)).sum()
+    # log(p + 1e-7), as fairseq and transformers write it: xlogy's gradient at an unused codeword (p
+    # underflowed to 0) is -inf * 0 = NaN, which made every update of a peaked quantizer non-finite.
+    return torch.exp(-(marginal * torch.log(marginal + 1e-7)).sum(-1)).sum()

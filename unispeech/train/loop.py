@@ -60,6 +60,9 @@ class TrainOptions:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
 
 
+MAX_NONFINITE_UPDATES = 20
+
+
 def _every(step: int, interval: int) -> bool:
     return interval > 0 and step % interval == 0
 
@@ -132,6 +135,7 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
                 if options.bf16 else nullcontext())
     per_step = world * options.grad_accum
     first_step, started, batch = progress.step, time.perf_counter(), None
+    nonfinite = skipped = 0  # updates in a row / in this run whose gradients were not finite (not applied)
     bar = _progress_bar(options.max_updates, progress.step, rank if progress_bar else 1)
     ctrl_c = _StopRequest()
     try:
@@ -169,6 +173,13 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
                                                              else float("inf")))
             if math.isfinite(grad_norm):
                 optimizer.step()
+                nonfinite = 0
+            else:  # skipped; a run of them means the model can no longer learn, not a passing overflow
+                nonfinite, skipped = nonfinite + 1, skipped + 1
+                if nonfinite >= MAX_NONFINITE_UPDATES:
+                    raise RuntimeError(f"training stopped at update {progress.step + 1}: the gradients of the last "
+                                       f"{nonfinite} updates were not finite (loss {total_loss / max(total_size, 1):.4g}); "
+                                       "the last checkpoint is the model before them")
             optimizer.zero_grad(set_to_none=True)
             progress.step += 1
             progress.position += per_step
@@ -177,7 +188,8 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
             if log and (progress.step % options.log_every == 0 or progress.step == 1):
                 _log(log, step=progress.step, loss=loss_value, lr=optimizer.param_groups[0]["lr"],
-                     grad_norm=grad_norm, epoch=progress.epoch, seconds=time.perf_counter() - started,
+                     grad_norm=grad_norm, skipped_updates=skipped, epoch=progress.epoch,
+                     seconds=time.perf_counter() - started,
                      **{k: v / max(total_size, 1.0) for k, v in stats.items()})
             if _every(progress.step, options.valid_every) or progress.step == options.max_updates:
                 _validate(task, model, progress, out, log, rank, world)
