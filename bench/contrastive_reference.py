@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--batch-seconds", type=float, default=40)
     parser.add_argument("--stop-after", type=int, default=0, help="end each run early (the schedule stays that of --updates)")
     parser.add_argument("--impls", default="ours,transformers")
+    parser.add_argument("--every", type=int, help="table rows every this many updates (default: updates / 10)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "contrastive-reference"))
     parser.add_argument("--bf16", action="store_true")
     args = parser.parse_args()
@@ -122,7 +123,7 @@ def main() -> None:
     print("|---" * (1 + 2 * len(impls)) + "|")
     steps = sorted(set.intersection(*(set(c) for c in curves.values())))
     for s in steps:
-        if s == 1 or s % max(args.updates // 10, 10) == 0 or s == steps[-1]:
+        if s == 1 or s % (args.every or max(args.updates // 10, 10)) == 0 or s == steps[-1]:
             cells = [f"{curves[i][s]['accuracy']:.3f} | {curves[i][s]['perplexity']:.0f}" for i in impls]
             print(f"| {s} | " + " | ".join(cells) + " |")
 

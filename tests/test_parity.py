@@ -184,12 +184,22 @@ def test_mixed_precision_load_releases_the_weight_file(tiny_model_dir, tmp_path,
     assert recognizer.model.lm_head.weight.dtype == torch.float32  # some weights did keep their type
 
 
-def test_bfloat16_stays_close_to_float32(tiny_model_dir):
-    """The fast precision: encoder in bf16, CTC head in fp32."""
+def test_bfloat16_stays_as_close_to_float32_as_transformers_bf16(tiny_model_dir):
+    """The fast precision (encoder in bf16, CTC head in fp32) loses no more than transformers' own bf16
+    autocast. What bf16 loses depends on the CPU's kernels (min frame cosine > 0.99 with AVX512-bf16, 0.973
+    for both implementations with AMX), so the bound is the reference's on the same machine."""
+    import transformers
+
     fp32 = unispeech.load_model(tiny_model_dir, dtype="float32")
     bf16 = unispeech.load_model(tiny_model_dir, dtype="bfloat16")
     assert bf16.dtype == torch.bfloat16 and bf16.model.lm_head.weight.dtype == torch.float32
     wav = speechlike(2.0)
     a, b = fp32.logits(wav, 16000), bf16.logits(wav, 16000)
-    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    assert cos.min() > 0.99
+    hf = transformers.UniSpeechForCTC.from_pretrained(tiny_model_dir).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = hf(torch.from_numpy(normalized(wav))[None]).logits[0].float().numpy()
+
+    def cosine(x, y):
+        return (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+
+    assert cosine(a, b).min() > min(0.99, cosine(a, ref).min() - 0.005)
