@@ -28,7 +28,8 @@ from unispeech.masking import span_mask  # noqa: E402
 from unispeech.train.batches import Batch, load_examples  # noqa: E402
 from unispeech.train.losses import contrastive_logits, sample_negatives  # noqa: E402
 from unispeech.train.loop import train  # noqa: E402
-from unispeech.train.pretrain import PretrainRecipe, PretrainTask, init_pretrain_model, read_pretrain_recipe  # noqa: E402
+from unispeech.train.pretrain import (PretrainRecipe, PretrainTask, init_pretrain_model,  # noqa: E402
+                                      read_pretrain_recipe)
 
 
 def masks_and_negatives(recipe: PretrainRecipe, frame_lengths: torch.Tensor, batch: Batch):
@@ -69,7 +70,8 @@ class ReferenceTask:
         logits = contrastive_logits(out.projected_states[rows, steps], out.projected_quantized_states[rows, steps],
                                     out.projected_quantized_states[rows[:, None], negatives], r.logit_temperature)
         n = float(rows.numel())
-        stats = {"contrastive": float(out.contrastive_loss.detach()), "accuracy": float((logits.argmax(-1) == 0).sum()),
+        stats = {"contrastive": float(out.contrastive_loss.detach()),
+                 "accuracy": float((logits.argmax(-1) == 0).sum()),
                  "perplexity": float(out.codevector_perplexity) * n, "masked": n}
         return out.loss, n, stats
 
@@ -93,7 +95,8 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--batch-seconds", type=float, default=40)
-    parser.add_argument("--stop-after", type=int, default=0, help="end each run early (the schedule stays that of --updates)")
+    parser.add_argument("--stop-after", type=int, default=0,
+                        help="end each run early (the schedule stays that of --updates)")
     parser.add_argument("--impls", default="ours,transformers")
     parser.add_argument("--every", type=int, help="table rows every this many updates (default: updates / 10)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "contrastive-reference"))

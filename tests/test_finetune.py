@@ -217,4 +217,4 @@ def test_a_run_of_non_finite_gradients_stops_training_with_a_clear_error(tmp_pat
         train(NaNAfterFive(), examples, options, tmp_path, progress_bar=False)
     rows = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert rows[-1]["skipped_updates"] == MAX_NONFINITE_UPDATES - 1  # logged before the last one stopped it
-    assert sorted(tmp_path.glob("checkpoints/checkpoint-*.pt"))  # the model before them is kept
+    assert sorted(tmp_path.glob("checkpoints/checkpoint-*.pt"))  # the checkpoints written before are kept

@@ -178,8 +178,8 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
                 nonfinite, skipped = nonfinite + 1, skipped + 1
                 if nonfinite >= MAX_NONFINITE_UPDATES:
                     raise RuntimeError(f"training stopped at update {progress.step + 1}: the gradients of the last "
-                                       f"{nonfinite} updates were not finite (loss {total_loss / max(total_size, 1):.4g}); "
-                                       "the last checkpoint is the model before them")
+                                       f"{nonfinite} updates were not finite (loss {total_loss / max(total_size, 1):.4g}) "
+                                       "and were not applied; the checkpoints written before are kept")
             optimizer.zero_grad(set_to_none=True)
             progress.step += 1
             progress.position += per_step
