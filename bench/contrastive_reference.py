@@ -24,21 +24,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from unispeech.masking import span_mask  # noqa: E402
+from unispeech.components import valid_mask  # noqa: E402
 from unispeech.train.batches import Batch, load_examples  # noqa: E402
-from unispeech.train.losses import contrastive_logits, sample_negatives  # noqa: E402
+from unispeech.train.losses import contrastive_logits  # noqa: E402
 from unispeech.train.loop import train  # noqa: E402
-from unispeech.train.pretrain import (PretrainRecipe, PretrainTask, init_pretrain_model,  # noqa: E402
-                                      read_pretrain_recipe)
-
-
-def masks_and_negatives(recipe: PretrainRecipe, frame_lengths: torch.Tensor, batch: Batch):
-    """The masks and negatives PretrainTask draws for this batch (same generator, same order)."""
-    gen = torch.Generator().manual_seed(recipe.train.seed * 7919 + batch.index)
-    B, T = len(frame_lengths), int(frame_lengths.max())
-    mask = span_mask(B, T, recipe.mask_prob, recipe.mask_length, frame_lengths, min_masks=2, generator=gen)
-    rows, steps = mask.nonzero(as_tuple=True)
-    return mask, rows, steps, sample_negatives(frame_lengths, rows, steps, recipe.num_negatives, gen)
+from unispeech.train.pretrain import (PretrainRecipe, PretrainTask, draw_masks_and_negatives,  # noqa: E402
+                                      gumbel_temperature, init_pretrain_model, read_pretrain_recipe)
 
 
 class ReferenceTask:
@@ -58,14 +49,13 @@ class ReferenceTask:
 
     def compute_loss(self, model, batch: Batch, step: int):
         r = self.recipe
-        start, floor, decay = r.gumbel
-        model.set_gumbel_temperature(max(start * decay ** step, floor))
+        model.set_gumbel_temperature(gumbel_temperature(r, step))
         frame_lengths = model._get_feat_extract_output_lengths(batch.lengths)
-        mask, rows, steps, negatives = masks_and_negatives(r, frame_lengths, batch)
+        mask, rows, steps, negatives, _ = draw_masks_and_negatives(r, frame_lengths, batch.index)
         B, T = mask.shape
         sampled = torch.zeros(B, T, r.num_negatives, dtype=torch.long)
         sampled[rows, steps] = negatives + rows[:, None] * T  # transformers indexes the flattened (B*T) frames
-        attention = (torch.arange(batch.wav.shape[1])[None, :] < batch.lengths[:, None]).long()
+        attention = valid_mask(batch.lengths, batch.wav.shape[1]).long()
         out = model(batch.wav, attention_mask=attention, mask_time_indices=mask, sampled_negative_indices=sampled)
         logits = contrastive_logits(out.projected_states[rows, steps], out.projected_quantized_states[rows, steps],
                                     out.projected_quantized_states[rows[:, None], negatives], r.logit_temperature)

@@ -103,6 +103,24 @@ class CollapseWatch:
                 "avoided it and a smaller --alpha did not; see docs/reproduction.md.")
 
 
+def gumbel_temperature(recipe: PretrainRecipe, step: int) -> float:
+    start, floor, decay = recipe.gumbel
+    return max(start * decay ** step, floor)
+
+
+def draw_masks_and_negatives(recipe: PretrainRecipe, frame_lengths: torch.Tensor, batch_index: int):
+    """A batch's span mask (B, T), its masked (rows, steps), their negatives (N, K), and the generator they
+    came from (it goes on to draw the replacement mask). Seeded by the batch's place in the plan, so a
+    resumed run, or another model trained on the same plan (bench/contrastive_reference.py), draws the same."""
+    gen = torch.Generator().manual_seed(recipe.train.seed * 7919 + batch_index)
+    frame_lengths = frame_lengths.cpu()
+    mask = span_mask(len(frame_lengths), int(frame_lengths.max()), recipe.mask_prob, recipe.mask_length,
+                     frame_lengths, min_masks=2, generator=gen)
+    rows, steps = mask.nonzero(as_tuple=True)
+    negatives = sample_negatives(frame_lengths, rows, steps, recipe.num_negatives, gen)
+    return mask, rows, steps, negatives, gen
+
+
 class PretrainTask:
     def __init__(self, model: UniSpeechPretrainModel, vocab: Vocabulary | None, recipe: PretrainRecipe):
         self.model, self.vocab, self.recipe = model, vocab, recipe
@@ -110,15 +128,11 @@ class PretrainTask:
 
     def compute_loss(self, model, batch: Batch, step: int):
         r, core = self.recipe, self.model
-        start, floor, decay = r.gumbel
-        core.quantizer.temperature = max(start * decay ** step, floor)
-        gen = torch.Generator().manual_seed(r.train.seed * 7919 + batch.index)
+        core.quantizer.temperature = gumbel_temperature(r, step)
         frame_lengths = core.backbone.output_lengths(batch.lengths)
         B, T = len(batch.lengths), int(frame_lengths.max())
-        mask = span_mask(B, T, r.mask_prob, r.mask_length, frame_lengths, min_masks=2, generator=gen)
+        mask, rows, steps, negatives, gen = draw_masks_and_negatives(r, frame_lengths, batch.index)
         context, targets, perplexity, frame_lengths = model(batch.wav, batch.lengths, mask)
-        rows, steps = mask.nonzero(as_tuple=True)
-        negatives = sample_negatives(frame_lengths.cpu(), rows, steps, r.num_negatives, gen)
         logits = contrastive_logits(context[rows, steps], targets[rows, steps], targets[rows[:, None], negatives],
                                     r.logit_temperature)
         label_lengths = batch.label_lengths
