@@ -16,9 +16,9 @@ the same number of pretraining updates of the same batch size (equal compute):
   unispeech-r0    the same with r 0 (no replacement of transformer outputs by quantized latents)
   unispeech-plus  UniSpeech r 0.5 for 3/4 of the updates, then stage 2 (target audio, contrastive, mask 0.65)
 and, only when named in `--rows`, two rows of ours (alpha 0.1; diversity weight 1.0).
-Run it in float32: with `--bf16` on a CPU with AMX no row left the CTC blank plateau in 800 fine-tuning
-updates, while float32 on the same machine (and bf16 on an AVX512-bf16 CPU without AMX) left it by ~400
-(docs/reproduction.md). float32 costs ~20 % more time at this model size.
+The table is made in float32 (only ~20 % slower than `--bf16` at this model size): before 2026-12-02 a
+oneDNN bf16 kernel fault on AMX CPUs (now routed around, see components.bf16_conv_is_exact) kept every
+`--bf16` row on the CTC blank plateau, and float32 keeps the table free of any CPU's bf16 kernels.
 Every step resumes: re-run the same command after an interruption. Writes docs/reproduction.md and .png.
 Rows can run side by side (`--rows`, OMP_NUM_THREADS=1 each, after the data exist); each such run writes the
 table of its own rows, so finish with one run without `--rows`: its steps are all done, it collects the table.
