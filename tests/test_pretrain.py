@@ -147,6 +147,15 @@ def test_short_pretraining_run_learns_without_collapse(tmp_path):
     assert cfg["architectures"] == ["UniSpeechForCTC"] and cfg["vocab_size"] == 43
 
 
+def test_the_saved_config_records_the_replacement_probability_it_was_trained_with(tmp_path):
+    """transformers' UniSpeechForPreTraining mixes by config.replace_prob, so the checkpoint must carry r."""
+    manifest = write_tone_dataset(tmp_path / "data", n=4)
+    config = write_tiny_config(tmp_path / "config.json", codevector_dim=32, proj_codevector_dim=32)
+    recipe = read_pretrain_recipe(None, max_updates=1, max_batch_seconds=8, replace_prob=0.0, num_negatives=4)
+    out = pretrain(config, tmp_path / "pt", labeled=manifest, recipe=recipe, progress=False)
+    assert json.loads((out / "config.json").read_text())["replace_prob"] == 0.0
+
+
 def test_collapse_warning_needs_a_sustained_low_perplexity():
     from unispeech.train.pretrain import CollapseWatch
 

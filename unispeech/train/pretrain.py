@@ -240,6 +240,7 @@ def pretrain(init: str | Path, out_dir: str | Path, labeled: str | Path | None =
         labelled_utts = with_phones(labelled_utts, language)
         vocab = phone_vocabulary(sorted({p for u in labelled_utts for p in (u.phones or ())}), lang=language)
     model, init_vocab = init_pretrain_model(init, recipe, len(vocab) if vocab else None)
+    model.config = dataclasses.replace(model.config, replace_prob=recipe.replace_prob)  # the saved config says r
     if init_vocab is not None and vocab is not None:
         vocab = init_vocab  # continue with the checkpoint's CTC classes
     if vocab is not None and len(vocab) != model.config.num_ctc_classes:
