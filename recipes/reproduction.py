@@ -52,7 +52,8 @@ ROWS = [
     ("unispeech-plus", "UniSpeech r = 0.5 + stage 2 (target audio)",
      [dict(labeled="source", unlabeled="target", replace_prob=0.5, fraction=0.75),
       dict(unlabeled="target", mask_prob=0.65, fraction=0.25)]),
-    # not in the paper (run only when named in --rows): at this scale alpha 0.5 collapses the codebook (docs/reproduction.md); two attempts to avoid it
+    # not in the paper, run only when named in --rows: two attempts to avoid the codebook collapse that alpha 0.5
+    # gives at this scale (docs/reproduction.md)
     ("unispeech-alpha0.1", "UniSpeech, r = 0.5, alpha = 0.1 (ours)",
      [dict(labeled="source", unlabeled="target", replace_prob=0.5, alpha=0.1)]),
     ("unispeech-div1", "UniSpeech, r = 0.5, diversity weight 1.0 (ours)",
@@ -232,7 +233,7 @@ def write_report(work: Path, results: dict, sets: dict, P: int, F: int, command:
     seeds = list(results[names[0]]["pers"])
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     labels = [results[n]["label"] for n in names][::-1]
-    ax.barh(labels, [100 * results[n]["per"] for n in names][::-1], color="#4f81bd", label="mean over seeds")
+    ax.barh(labels, [100 * results[n]["per"] for n in names][::-1], color="#4f81bd")
     for seed in seeds:
         ax.plot([100 * results[n]["pers"][seed] for n in names][::-1], labels, "ko", ms=4)
     ax.set_xlabel(f"held-out Kyrgyz PER (%), mean of fine-tuning seeds {', '.join(seeds)} (dots)")
