@@ -1,6 +1,7 @@
 """A small-scale reproduction of the UniSpeech paper's comparison (its Table 1) on synthetic speech.
 
     python recipes/reproduction.py [--work runs/reproduction] [--pretrain-updates 500] [--finetune-updates 800]
+                                   [--seeds 1,2]
 
 Languages, all spoken by espeak-ng with random voices, noise and reverberation (disjoint sentence sets):
   source   Kazakh (`kk` voice, Kazakh G2P phones, its own phone set): labelled, the paper's English role
@@ -132,7 +133,8 @@ def main() -> None:
     parser.add_argument("--pretrain-updates", type=int, default=500)
     parser.add_argument("--finetune-updates", type=int, default=800)
     parser.add_argument("--bf16", action="store_true")
-    parser.add_argument("--seeds", default="1,2", help="fine-tuning seeds; each row is fine-tuned once per seed")
+    parser.add_argument("--seeds", default="1", help="fine-tuning seeds, e.g. 1,2: each row is fine-tuned once per "
+                        "seed and the table gives each seed's PER and their mean")
     parser.add_argument("--rows", default=",".join(r[0] for r in ROWS[:PAPER_ROWS]),
                         help="comma-separated rows (default: the paper's six; also " +
                         ", ".join(r[0] for r in ROWS[PAPER_ROWS:]) + ")")
