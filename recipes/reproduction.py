@@ -233,12 +233,13 @@ def write_report(work: Path, results: dict, sets: dict, P: int, F: int, command:
 
     names = list(results)
     seeds = list(results[names[0]]["pers"])
+    shown = seeds if len(seeds) > 1 else []  # per-seed figures; with one seed its PER is the mean
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     labels = [results[n]["label"] for n in names][::-1]
     ax.barh(labels, [100 * results[n]["per"] for n in names][::-1], color="#4f81bd")
-    for seed in seeds:
+    for seed in shown:
         ax.plot([100 * results[n]["pers"][seed] for n in names][::-1], labels, "ko", ms=4)
-    ax.set_xlabel(f"held-out Kyrgyz PER (%), mean of fine-tuning seeds {', '.join(seeds)} (dots)")
+    ax.set_xlabel("held-out Kyrgyz PER (%)" + (f", mean of fine-tuning seeds {', '.join(shown)} (dots)" if shown else ""))
     for i, n in enumerate(names):
         for seed in seeds:
             suffix = "" if seed == "1" else f"-seed{seed}"
@@ -253,14 +254,14 @@ def write_report(work: Path, results: dict, sets: dict, P: int, F: int, command:
     fig.tight_layout()
     fig.savefig(DOC.with_suffix(".png"), dpi=100)
     plt.close(fig)
-    table = [f"| pretraining | held-out PER, mean | {' | '.join(f'seed {s}' for s in seeds)} | pretraining min | "
-             "fine-tuning min (per seed) | last pretraining stats |",
-             "|---|---|" + "---|" * len(seeds) + "---|---|---|"]
+    table = [f"| pretraining | held-out PER{', mean' if shown else ''} | {''.join(f'seed {s} | ' for s in shown)}"
+             "pretraining min | fine-tuning min (per seed) | last pretraining stats |",
+             "|---|---|" + "---|" * len(shown) + "---|---|---|"]
     for n in names:
         r = results[n]
         stats = ", ".join(f"{k} {v:.3g}" for k, v in r["pretrain_stats"].items()) or "-"
-        per_seed = " | ".join(f"{100 * r['pers'][s]:.2f} %" for s in seeds)
-        table.append(f"| {r['label']} | **{100 * r['per']:.2f} %** | {per_seed} | {r['pretrain_seconds'] / 60:.1f} | "
+        per_seed = "".join(f"{100 * r['pers'][s]:.2f} % | " for s in shown)
+        table.append(f"| {r['label']} | **{100 * r['per']:.2f} %** | {per_seed}{r['pretrain_seconds'] / 60:.1f} | "
                      f"{r['finetune_seconds'] / 60:.1f} | {stats} |")
     commands = "\n".join(f"# {n}\n" + "\n".join(results[n]["commands"]) for n in names)
     params = "hidden 192, 4 layers, 4 heads, FFN 768, quantizer 2 x 320"
