@@ -239,7 +239,7 @@ def write_report(work: Path, results: dict, sets: dict, P: int, F: int, command:
     ax.barh(labels, [100 * results[n]["per"] for n in names][::-1], color="#4f81bd")
     for seed in shown:
         ax.plot([100 * results[n]["pers"][seed] for n in names][::-1], labels, "ko", ms=4)
-    ax.set_xlabel("held-out Kyrgyz PER (%)" + (f", mean of fine-tuning seeds {', '.join(shown)} (dots)" if shown else ""))
+    ax.set_xlabel("held-out Kyrgyz PER (%)" + (f", mean of seeds {', '.join(shown)} (dots)" if shown else ""))
     for i, n in enumerate(names):
         for seed in seeds:
             suffix = "" if seed == "1" else f"-seed{seed}"
