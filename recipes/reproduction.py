@@ -248,7 +248,7 @@ def write_report(work: Path, results: dict, sets: dict, P: int, F: int, command:
             valid = [(r["step"], 100 * r["valid_per"]) for r in log if r.get("valid_per") is not None]
             ax2.plot(*zip(*valid), "o-" if seed == "1" else "o--", color=f"C{i}", ms=3,
                      label=results[n]["label"] if seed == "1" else None)
-    ax2.set_xlabel("fine-tuning update (solid: seed 1, dashed: other seeds)")
+    ax2.set_xlabel("fine-tuning update" + (" (solid: seed 1, dashed: other seeds)" if shown else ""))
     ax2.set_ylabel("validation PER (%)")
     ax2.legend(fontsize=8)
     fig.tight_layout()
