@@ -179,7 +179,7 @@ def main() -> None:
             commands.append(done["command"])
         pers, finetune_seconds = [], []
         for seed in seeds:
-            suffix = "" if seed == 1 else f"-seed{seed}"  # seed 1 keeps the layout of single-seed runs
+            suffix = seed_suffix(seed)
             toml = row / f"finetune{suffix}.toml"
             toml.write_text(FINETUNE_TOML.format(batch=FINETUNE_BATCH_SECONDS, valid_every=max(F // 6, 1), seed=seed))
             done = step(row / f"finetune{suffix}.done", unispeech + [
@@ -198,6 +198,11 @@ def main() -> None:
                          "commands": commands, "pretrain_stats": last_stats(row, len(stages))}
     (work / "results.json").write_text(json.dumps(results, indent=2))
     write_report(work, results, sets, P, F, " ".join(["python", "recipes/reproduction.py"] + sys.argv[1:]))
+
+
+def seed_suffix(seed: int | str) -> str:
+    """The suffix of a fine-tuning seed's folders and markers; seed 1 keeps the layout of single-seed runs."""
+    return "" if int(seed) == 1 else f"-seed{seed}"
 
 
 def combined(work: Path, names: list[str]) -> Path:
@@ -242,7 +247,7 @@ def write_report(work: Path, results: dict, sets: dict, P: int, F: int, command:
     ax.set_xlabel("held-out Kyrgyz PER (%)" + (f", mean of seeds {', '.join(shown)} (dots)" if shown else ""))
     for i, n in enumerate(names):
         for seed in seeds:
-            suffix = "" if seed == "1" else f"-seed{seed}"
+            suffix = seed_suffix(seed)
             log = [json.loads(line) for line in
                    (work / n / f"finetune{suffix}" / "train_log.jsonl").read_text().splitlines()]
             valid = [(r["step"], 100 * r["valid_per"]) for r in log if r.get("valid_per") is not None]

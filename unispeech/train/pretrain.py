@@ -130,8 +130,8 @@ class PretrainTask:
         r, core = self.recipe, self.model
         core.quantizer.temperature = gumbel_temperature(r, step)
         frame_lengths = core.backbone.output_lengths(batch.lengths)
-        B, T = len(batch.lengths), int(frame_lengths.max())
         mask, rows, steps, negatives, gen = draw_masks_and_negatives(r, frame_lengths, batch.index)
+        B, T = mask.shape
         context, targets, perplexity, frame_lengths = model(batch.wav, batch.lengths, mask)
         logits = contrastive_logits(context[rows, steps], targets[rows, steps], targets[rows[:, None], negatives],
                                     r.logit_temperature)
