@@ -15,21 +15,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from unispeech.components import valid_mask
+from unispeech.train.batches import Batch, load_examples
+from unispeech.train.log import read_log
+from unispeech.train.loop import train
+from unispeech.train.losses import contrastive_logits
+from unispeech.train.pretrain import (
+    PretrainRecipe,
+    PretrainTask,
+    draw_masks_and_negatives,
+    gumbel_temperature,
+    init_pretrain_model,
+    read_pretrain_recipe,
+)
 
-from unispeech.components import valid_mask  # noqa: E402
-from unispeech.train.batches import Batch, load_examples  # noqa: E402
-from unispeech.train.losses import contrastive_logits  # noqa: E402
-from unispeech.train.loop import train  # noqa: E402
-from unispeech.train.pretrain import (PretrainRecipe, PretrainTask, draw_masks_and_negatives,  # noqa: E402
-                                      gumbel_temperature, init_pretrain_model, read_pretrain_recipe)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class ReferenceTask:
@@ -73,8 +78,7 @@ class ReferenceTask:
 
 
 def curve(folder: Path) -> dict[int, dict]:
-    rows = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines() if line.strip()]
-    return {r["step"]: r for r in rows if "accuracy" in r}
+    return {r["step"]: r for r in read_log(folder) if "accuracy" in r}
 
 
 def main() -> None:

@@ -13,19 +13,18 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def per_with(model, logits, lengths, refs, beam) -> float:
-    from unispeech.evaluate import phone_error_rate
+def per_with(model, logits, lengths, refs, decoder) -> float:
+    from unispeech.metrics import phone_error_rate
 
-    model.beam = beam
+    model = model.with_decoder(decoder)
     hyps = [model.decode(x, n).phones for x, n in zip(logits, lengths)]
     return phone_error_rate(refs, hyps).per
 
@@ -37,16 +36,14 @@ def main() -> None:
     p.add_argument("--order", type=int, default=4)
     p.add_argument("--align-sentences", type=int, default=60)
     a = p.parse_args()
-    from demo_model import sentence_splits
-
-    from unispeech import load_model, phonemize
-    from unispeech.beam import BeamOptions
-    from unispeech.data import load_dataset
+    from unispeech import GreedyDecoder, load_model, phonemize
+    from unispeech.beam import BeamOptions, BeamSearchDecoder
+    from unispeech.data import load_dataset, sentence_splits
     from unispeech.lm import build_lm
 
     model = load_model(a.model)
     data = Path(a.data)
-    splits = sentence_splits()
+    splits = sentence_splits(ROOT / "data" / "ky")
     lm = build_lm(phonemize(splits["train"]), order=a.order)
     results = {}
     cached = {}
@@ -61,12 +58,12 @@ def main() -> None:
     logits, lengths, refs, _ = cached["valid"]
     grid = list(itertools.product((0.1, 0.3, 0.5, 0.8, 1.2), (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)))
     tuned = min(grid, key=lambda wb: per_with(model, logits, lengths, refs,
-                                              (lm, BeamOptions(beam_width=8, lm_weight=wb[0], insertion_bonus=wb[1]))))
+                                              BeamSearchDecoder(BeamOptions(8, wb[0], wb[1]), lm)))
     logits, lengths, refs, acoustic = cached["test"]
-    results["greedy_test_per"] = per_with(model, logits, lengths, refs, None)
-    results["beam_no_lm_test_per"] = per_with(model, logits, lengths, refs, (None, BeamOptions(beam_width=8)))
+    results["greedy_test_per"] = per_with(model, logits, lengths, refs, GreedyDecoder())
+    results["beam_no_lm_test_per"] = per_with(model, logits, lengths, refs, BeamSearchDecoder(BeamOptions(beam_width=8)))
     t0 = time.perf_counter()
-    best = (lm, BeamOptions(beam_width=8, lm_weight=tuned[0], insertion_bonus=tuned[1]))
+    best = BeamSearchDecoder(BeamOptions(beam_width=8, lm_weight=tuned[0], insertion_bonus=tuned[1]), lm)
     results["beam_lm_test_per"] = per_with(model, logits, lengths, refs, best)
     results["beam_seconds"] = time.perf_counter() - t0
     results["acoustic_seconds"] = acoustic

@@ -24,7 +24,8 @@ def make_inputs(minutes: float) -> None:
     import soundfile as sf
     import torch
 
-    from unispeech.checkpoint import AudioSettings, save_folder
+    from unispeech.audio import AudioSettings
+    from unispeech.checkpoint import save_folder
     from unispeech.config import large_config
     from unispeech.model import build_model
     from unispeech.vocab import phone_vocabulary

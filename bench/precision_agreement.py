@@ -8,7 +8,7 @@ import argparse
 
 from unispeech import load_model
 from unispeech.data import load_dataset
-from unispeech.evaluate import phone_error_rate
+from unispeech.metrics import phone_error_rate
 
 
 def main() -> None:

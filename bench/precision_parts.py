@@ -14,7 +14,7 @@ import torch
 
 from unispeech import load_model
 from unispeech.data import load_dataset
-from unispeech.evaluate import phone_error_rate
+from unispeech.metrics import phone_error_rate
 
 
 def cast_inputs(module, args):

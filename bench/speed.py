@@ -30,7 +30,8 @@ def prepare(minutes: float, clips: int) -> None:
     import soundfile as sf
     import torch
 
-    from unispeech.checkpoint import AudioSettings, save_folder
+    from unispeech.audio import AudioSettings
+    from unispeech.checkpoint import save_folder
     from unispeech.config import large_config
     from unispeech.g2p import kyrgyz_inventory
     from unispeech.model import build_model
@@ -201,8 +202,8 @@ def main() -> None:
 def print_table(rows: list[dict], a) -> None:
     base = {(r["case"]): r for r in rows if r["impl"] == "hf-fp32"}
     base_bf16 = {(r["case"]): r for r in rows if r["impl"] == "hf-bf16-autocast"}
-    print(f"\n| case | implementation | wall (s) | RTF | audio s / s | vs transformers fp32 | vs transformers bf16 "
-          f"| peak RSS (GB) | load (s) | phones = ours fp32 | max logit diff | min cosine |")
+    print("\n| case | implementation | wall (s) | RTF | audio s / s | vs transformers fp32 | vs transformers bf16 "
+          "| peak RSS (GB) | load (s) | phones = ours fp32 | max logit diff | min cosine |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         rtf = r["wall"] / r["audio_seconds"]

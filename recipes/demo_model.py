@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from unispeech.train.log import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "ky"
@@ -28,25 +29,6 @@ CONFIG = ROOT / "recipes" / "demo_config.json"
 RECIPE = ROOT / "recipes" / "demo_recipe.toml"
 RECIPE_STAGE2 = ROOT / "recipes" / "demo_recipe_stage2.toml"
 VALID_SENTENCES = 150
-
-
-def sentence_pool() -> tuple[list[str], list[str]]:
-    """The held-out test sentences (data/ky/val.text, the checkpoint's own validation set) and every other
-    sentence we have (data/ky/train.text and cv-sentences), sorted and without duplicates."""
-    def texts(name):
-        return [line.split("\t", 1)[1].strip() for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
-
-    test = texts("val.text")
-    pool = texts("train.text") + [line.strip() for f in sorted((DATA / "cv-sentences").glob("*.txt"))
-                                  for line in f.read_text(encoding="utf-8").splitlines()]
-    held = set(test)
-    return test, sorted({s for s in pool if s and s not in held})
-
-
-def sentence_splits() -> dict[str, list[str]]:
-    test, pool = sentence_pool()
-    random.Random(0).shuffle(pool)
-    return {"valid": pool[:VALID_SENTENCES], "train": pool[VALID_SENTENCES:], "test": test}
 
 
 def run(cmd: list[str]) -> float:
@@ -68,11 +50,12 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--skip-bundle", action="store_true", help="do not copy the result into the package")
     args = parser.parse_args()
+    from unispeech.data import sentence_splits
     from unispeech.synth import TRAIN_VARIANTS, UNSEEN_VARIANT, synthesize_corpus
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    splits = sentence_splits()
+    splits = sentence_splits(DATA, VALID_SENTENCES)
     sets = {"train": (splits["train"], TRAIN_VARIANTS, args.copies, 1),
             "valid": (splits["valid"], TRAIN_VARIANTS, 1, 2),
             "test": (splits["test"], TRAIN_VARIANTS, 1, 3),
@@ -124,7 +107,7 @@ def bundle(work: Path) -> None:
               "special_tokens_map.json", "preprocessor_config.json"):
         shutil.copy2(model_dir / f, ASSET / f)
     config = json.loads((model_dir / "config.json").read_text())
-    logs = [[json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()] for d in stages]
+    logs = [read_log(d) for d in stages]
     updates = [max(r["step"] for r in log) for log in logs]
     best = min((r for r in logs[-1] if r.get("valid_per") is not None), key=lambda r: r["valid_per"])
     manifest = [json.loads(line) for line in (work / "train" / "manifest.jsonl").read_text().splitlines()]

@@ -30,10 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import sys
+import time
 from pathlib import Path
 
-from demo_model import run, sentence_pool  # recipes/ is on the path when run as a script
+from unispeech.data import sentence_pool
+from unispeech.train.log import read_log, training_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "recipes" / "reproduction_config.json"
@@ -41,6 +44,14 @@ DOC = ROOT / "docs" / "reproduction.md"
 SIZES = {"source": 1200, "target": 1200, "finetune": 900, "valid": 60}  # finetune: ~1 h, the paper's 1 h
 PRETRAIN_BATCH_SECONDS = 40
 FINETUNE_BATCH_SECONDS = 40  # CTC left its blank plateau after ~30k s of audio (demo model); 20 s batches never did
+
+
+def run(cmd: list[str]) -> float:
+    """Run a step, echoing it; -> its wall seconds."""
+    print("$", " ".join(cmd), flush=True)
+    started = time.time()
+    subprocess.run(cmd, check=True)
+    return time.time() - started
 
 # (name, label, pretraining stages: data and settings; "fraction" of the pretraining updates; "recipe": extra
 # lines for the pretraining TOML)
@@ -107,7 +118,7 @@ seed = {seed}
 
 
 def sentence_sets() -> dict[str, list[str]]:
-    test, pool = sentence_pool()
+    test, pool = sentence_pool(ROOT / "data" / "ky")
     random.Random(1).shuffle(pool)
     sets, start = {}, 0
     for name, size in SIZES.items():
@@ -221,8 +232,7 @@ def last_stats(row: Path, stages: int) -> dict:
     """The last logged contrastive accuracy / perplexity / CTC loss of the last pretraining stage."""
     if not stages:
         return {}
-    log = [json.loads(line) for line in (row / f"pretrain-{stages - 1}" / "train_log.jsonl").read_text().splitlines()]
-    last = [r for r in log if "loss" in r][-1]
+    last = training_rows(row / f"pretrain-{stages - 1}")[-1]
     return {k: last[k] for k in ("accuracy", "perplexity", "ctc") if k in last}
 
 
@@ -248,8 +258,7 @@ def write_report(work: Path, results: dict, sets: dict, P: int, F: int, command:
     for i, n in enumerate(names):
         for seed in seeds:
             suffix = seed_suffix(seed)
-            log = [json.loads(line) for line in
-                   (work / n / f"finetune{suffix}" / "train_log.jsonl").read_text().splitlines()]
+            log = read_log(work / n / f"finetune{suffix}")
             valid = [(r["step"], 100 * r["valid_per"]) for r in log if r.get("valid_per") is not None]
             ax2.plot(*zip(*valid), "o-" if seed == "1" else "o--", color=f"C{i}", ms=3,
                      label=results[n]["label"] if seed == "1" else None)

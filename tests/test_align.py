@@ -21,20 +21,20 @@ def peaked(path: list[int], vocab: int = 6) -> np.ndarray:
 
 def test_viterbi_recovers_the_frames_of_each_token():
     frames = [BLANK, 1, 1, BLANK, 2, 2, 2, BLANK, 2, BLANK]
-    assert viterbi(peaked(frames), [1, 2, 2], BLANK) == [(1, 2), (4, 6), (8, 8)]
+    assert viterbi(peaked(frames), [1, 2, 2], BLANK, 0.02) == [(1, 2), (4, 6), (8, 8)]
 
 
 def test_viterbi_forces_a_blank_between_repeated_tokens():
     frames = [1, 1, 1, 1]  # a model that never emits blank still has to separate the repeat
-    spans = viterbi(peaked(frames), [1, 1], BLANK)
+    spans = viterbi(peaked(frames), [1, 1], BLANK, 0.02)
     assert spans[0][1] < spans[1][0] - 1
 
 
 def test_viterbi_refuses_too_short_audio():
     with pytest.raises(ValueError, match="too short for the text"):
-        viterbi(peaked([1, 2]), [1, 2, 3], BLANK)
+        viterbi(peaked([1, 2]), [1, 2, 3], BLANK, 0.02)
     with pytest.raises(ValueError, match="too short"):
-        viterbi(peaked([1, 1, 1]), [1, 1, 1], BLANK)  # repeats need blanks: 5 frames
+        viterbi(peaked([1, 1, 1]), [1, 1, 1], BLANK, 0.02)  # repeats need blanks: 5 frames
 
 
 def test_textgrid_parses_back_with_praatio(tmp_path):

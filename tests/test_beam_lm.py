@@ -21,9 +21,9 @@ def test_beam_one_without_lm_equals_greedy(seed):
     logits = rng.normal(size=(120, len(VOCAB))).astype(np.float32) * rng.uniform(0.5, 4)
     logits[:, VOCAB.blank_id] += rng.uniform(0, 3)  # blank-heavy, as real CTC output is
     lm = build_lm([list(rng.choice(PHONES, 8)) for _ in range(30)], order=2)
-    greedy = greedy_decode(logits, VOCAB)
+    greedy = greedy_decode(logits, VOCAB, 0.02)
     for model in (None, lm):
-        beam = beam_search(logits, VOCAB, model, BeamOptions(beam_width=1, lm_weight=0.0, token_threshold=1e-6))
+        beam = beam_search(logits, VOCAB, 0.02, model, BeamOptions(beam_width=1, lm_weight=0.0, token_threshold=1e-6))
         assert beam == greedy
 
 
@@ -34,8 +34,8 @@ def test_lm_pulls_an_ambiguous_frame_towards_likely_phones():
     logits[1, a], logits[1, b] = 4.0, 4.2  # acoustically ɯ by a hair
     logits[2, VOCAB.blank_id] = 5
     lm = build_lm([["q", "ɑ"]] * 20 + [["q", "ɯ", "l"]], order=2)
-    assert beam_search(logits, VOCAB, None, BeamOptions(beam_width=4)).phones == ["q", "ɯ"]
-    assert beam_search(logits, VOCAB, lm, BeamOptions(beam_width=4, lm_weight=1.0)).phones == ["q", "ɑ"]
+    assert beam_search(logits, VOCAB, 0.02, None, BeamOptions(beam_width=4)).phones == ["q", "ɯ"]
+    assert beam_search(logits, VOCAB, 0.02, lm, BeamOptions(beam_width=4, lm_weight=1.0)).phones == ["q", "ɑ"]
 
 
 def test_lm_distributions_sum_to_one_and_arpa_round_trips(tmp_path):

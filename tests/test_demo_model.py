@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import unispeech
-from unispeech.cli import DEFAULT_MODEL_DIR
-from unispeech.evaluate import phone_error_rate
+from unispeech.checkpoint import DEFAULT_MODEL_DIR
+from unispeech.metrics import phone_error_rate
 from unispeech.synth import UNSEEN_VARIANT, Speaker, Voice, augment
 
 ROOT = Path(__file__).parents[1]
@@ -89,10 +89,9 @@ def test_several_corpora_in_one_process(tmp_path):
     (1500 sentences) used to segfault. Run in a subprocess so that a crash fails this test, not the suite."""
     script = f"""
 import sys
-sys.path.insert(0, {str(ROOT / 'recipes')!r})
-from demo_model import sentence_splits
+from unispeech.data import sentence_splits
 from unispeech.synth import synthesize_corpus
-splits = sentence_splits()
+splits = sentence_splits({str(ROOT / 'data' / 'ky')!r})
 synthesize_corpus(splits["train"][:1500], {str(tmp_path / 'a')!r}, clean=True, progress=False)
 synthesize_corpus(splits["valid"][:20], {str(tmp_path / 'b')!r}, progress=False)
 """

@@ -4,11 +4,11 @@ import json
 import random
 
 import jiwer
-import numpy as np
 import pytest
 import soundfile as sf
 
-from unispeech.evaluate import align, phone_error_rate
+from unispeech.metrics import edit_ops as align
+from unispeech.metrics import phone_error_rate
 
 from .conftest import run_main, speechlike
 from .test_g2p import reference

@@ -196,7 +196,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(toy, tmp_path):
 
 def test_a_run_of_non_finite_gradients_stops_training_with_a_clear_error(tmp_path):
     from unispeech.train.batches import Example
-    from unispeech.train.loop import MAX_NONFINITE_UPDATES, TrainOptions, train
+    from unispeech.train.loop import MAX_NONFINITE_UPDATES, train
+    from unispeech.train.recipe import TrainOptions
 
     class NaNAfterFive:  # finite gradients for 5 updates, then NaN from every batch
         model = torch.nn.Linear(4, 1)

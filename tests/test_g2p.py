@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from unispeech.evaluate import phone_error_rate
 from unispeech.g2p import kyrgyz_inventory, phonemize
+from unispeech.metrics import phone_error_rate
 
 DATA = Path(__file__).parents[1] / "data" / "ky"
 

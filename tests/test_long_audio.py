@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from unispeech.checkpoint import AudioSettings
+from unispeech.audio import AudioSettings
 from unispeech.config import tiny_config
 from unispeech.model import build_model
 from unispeech.transcribe import ChunkOptions, Recognizer

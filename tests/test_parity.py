@@ -43,7 +43,7 @@ def test_logits_match_transformers(tmp_path, norm, stable, bias, safe):
         assert got.shape == expected.shape
         assert np.abs(got - expected).max() < 1e-4
         assert np.abs(expected).max() > 1.0, "logits too small for the comparison to mean anything"
-        assert ours.decode(got, wav.size).phones == greedy_decode(expected, ours.vocab).phones
+        assert ours.decode(got, wav.size).phones == greedy_decode(expected, ours.vocab, 0.02).phones
 
 
 @pytest.mark.parametrize("stable", [True, False])
@@ -155,7 +155,7 @@ def test_config_round_trips(tmp_path, tiny_model_dir):
 
 def test_auto_precision_keeps_cnn_norms_and_head_in_float32(tiny_model_dir, monkeypatch):
     """dtype "auto" on bf16 hardware: bf16 transformer matmuls, everything whose rounding changes phones in fp32."""
-    monkeypatch.setattr(unispeech, "fast_bf16", lambda device: True)
+    monkeypatch.setattr(unispeech.precision, "fast_bf16", lambda device: True)
     auto, fp32 = unispeech.load_model(tiny_model_dir), unispeech.load_model(tiny_model_dir, dtype="float32")
     bf16 = unispeech.load_model(tiny_model_dir, dtype="bfloat16")
     backbone = auto.model.backbone
@@ -176,7 +176,7 @@ def test_auto_precision_keeps_cnn_norms_and_head_in_float32(tiny_model_dir, monk
 def test_mixed_precision_load_releases_the_weight_file(tiny_model_dir, tmp_path, monkeypatch, dtype):
     """Weights kept in fp32 beside converted bf16 ones must not keep the memory-mapped file alive: its pages
     would count in RSS on top of the converted copies (for Large: +1.2 GB, over the 3 GB bound)."""
-    monkeypatch.setattr(unispeech, "fast_bf16", lambda device: True)
+    monkeypatch.setattr(unispeech.precision, "fast_bf16", lambda device: True)
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")  # a file no other test has mapped
     recognizer = unispeech.load_model(folder, dtype=dtype)
     weights = str((folder / "model.safetensors").resolve())

@@ -9,12 +9,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from unispeech.checkpoint import load_pretraining_folder, save_folder
 from unispeech.config import tiny_config
+from unispeech.model import UniSpeechPretrainModel, replace_mix
 from unispeech.quantizer import GumbelQuantizer, codevector_perplexity
-from unispeech.train.losses import (contrastive_logits, contrastive_loss, diversity_loss, replace_mix,
-                                    sample_negatives)
-from unispeech.train.pretrain import (PretrainRecipe, UniSpeechPretrainModel, load_pretraining_folder, pretrain,
-                                      read_pretrain_recipe, save_pretraining_folder)
+from unispeech.train.losses import (
+    contrastive_logits,
+    contrastive_loss,
+    diversity_loss,
+    sample_negatives,
+)
+from unispeech.train.pretrain import pretrain, read_pretrain_recipe
 
 from .conftest import randomize, speechlike, write_tiny_config, write_tone_dataset
 
@@ -105,7 +110,7 @@ def test_transformers_loads_our_pretraining_checkpoint(tmp_path):
     config = tiny_config(num_ctc_classes=12, codevector_dim=32, proj_codevector_dim=24)
     model = UniSpeechPretrainModel(config)
     randomize(model, seed=3)
-    save_pretraining_folder(tmp_path, model.eval(), None)
+    save_folder(tmp_path, model.eval(), None)
     hf = transformers.UniSpeechForPreTraining.from_pretrained(tmp_path).eval()
     wav = torch.from_numpy(speechlike(1.0))[None]
     wav = (wav - wav.mean()) / torch.sqrt(wav.var(unbiased=False) + 1e-7)

@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 
-from .decoding import FRAME_SECONDS
 from .transcribe import AudioInput, Recognizer
 
 MAX_TRELLIS = 400_000_000  # frames x alignment states; beyond this the backpointers would not fit in memory
@@ -31,13 +30,13 @@ class Alignment:
                 "words": [dataclasses.asdict(w) for w in self.words], "duration": self.duration}
 
 
-def viterbi(log_probs: np.ndarray, tokens: list[int], blank: int) -> list[tuple[int, int]]:
+def viterbi(log_probs: np.ndarray, tokens: list[int], blank: int, frame_seconds: float) -> list[tuple[int, int]]:
     """Best CTC path through blank-augmented `tokens`: for each token, its (first, last) frame."""
     T, L = log_probs.shape[0], len(tokens)
     repeats = sum(a == b for a, b in zip(tokens, tokens[1:]))
     if T < L + repeats:
         raise ValueError(f"the audio is too short for the text: {L} phones need at least "
-                         f"{(L + repeats) * FRAME_SECONDS:.2f} s, the audio gives {T * FRAME_SECONDS:.2f} s")
+                         f"{(L + repeats) * frame_seconds:.2f} s, the audio gives {T * frame_seconds:.2f} s")
     S = 2 * L + 1
     if T * S > MAX_TRELLIS:
         raise ValueError(f"alignment too large ({T} frames x {S} states); split the audio and text into pieces")
@@ -81,14 +80,15 @@ def align(recognizer: Recognizer, audio: AudioInput, text: str | None = None, ph
     wav = recognizer.prepare(audio, sampling_rate)
     logits = recognizer.logits_batch([wav])[0]
     log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
-    spans = viterbi(log_probs, tokens, recognizer.vocab.blank_id)
+    frames = recognizer.frames
+    spans = viterbi(log_probs, tokens, recognizer.vocab.blank_id, frames.seconds_per_frame)
     duration = wav.size / recognizer.audio.sampling_rate
     intervals = []
     for i, ((first, last), token) in enumerate(zip(spans, tokens)):
         end_frame = spans[i + 1][0] if i + 1 < len(spans) else last + 1  # a phone lasts until the next begins
         score = float(np.exp(log_probs[first:last + 1, token]).mean())
-        intervals.append(Interval(sequence[i], round(first * FRAME_SECONDS, 3),
-                                  round(min(end_frame * FRAME_SECONDS, duration), 3), round(score, 4)))
+        intervals.append(Interval(sequence[i], frames.seconds(first), round(min(frames.seconds(end_frame), duration), 3),
+                                  round(score, 4)))
     word_intervals = [Interval(word, intervals[a].start, intervals[b - 1].end,
                                round(float(np.mean([p.score for p in intervals[a:b]])), 4)) for word, a, b in words]
     return Alignment(intervals, word_intervals, round(duration, 3))

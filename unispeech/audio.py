@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import warnings
 from pathlib import Path
@@ -9,8 +11,77 @@ from pathlib import Path
 import numpy as np
 
 SAMPLE_RATE = 16000
-FRAME_STRIDE = 320  # samples per output frame: 20 ms at 16 kHz
 READ_BLOCK_SECONDS = 30  # files are decoded and resampled in blocks, so memory holds one mono 16 kHz copy
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioSettings:
+    """preprocessor_config.json: what the model expects of its input."""
+
+    sampling_rate: int = SAMPLE_RATE
+    do_normalize: bool = True
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> "AudioSettings":
+        path = Path(folder) / "preprocessor_config.json"
+        if not path.is_file():
+            return cls()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from e
+        return cls(sampling_rate=int(data.get("sampling_rate", SAMPLE_RATE)),
+                   do_normalize=bool(data.get("do_normalize", True)))
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "do_normalize": self.do_normalize, "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+            "feature_size": 1, "padding_side": "right", "padding_value": 0.0,
+            "processor_class": "Wav2Vec2Processor", "return_attention_mask": True,
+            "sampling_rate": self.sampling_rate,
+        }, indent=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameGeometry:
+    """Where the model's output frames lie in its input: frame i starts at sample i * stride and sees
+    `receptive_field` samples. The one source of every time we report (20 ms frames for the usual encoder)."""
+
+    kernels: tuple[int, ...]
+    strides: tuple[int, ...]
+    sampling_rate: int = SAMPLE_RATE
+
+    @classmethod
+    def of(cls, config, audio: AudioSettings = AudioSettings()) -> "FrameGeometry":
+        """From a ModelConfig and the audio settings it was trained with."""
+        return cls(tuple(config.conv_kernel), tuple(config.conv_stride), audio.sampling_rate)
+
+    @property
+    def stride(self) -> int:
+        """Input samples per output frame (320 = 20 ms at 16 kHz)."""
+        return int(np.prod(self.strides))
+
+    @property
+    def receptive_field(self) -> int:
+        """Input samples seen by one output frame (400 = 25 ms for the standard encoder)."""
+        field = 1
+        for kernel, stride in reversed(list(zip(self.kernels, self.strides))):
+            field = (field - 1) * stride + kernel
+        return field
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return self.stride / self.sampling_rate
+
+    def frames(self, num_samples: int) -> int:
+        """Output frames for `num_samples` input samples."""
+        for kernel, stride in zip(self.kernels, self.strides):
+            num_samples = (num_samples - kernel) // stride + 1
+        return max(num_samples, 0)
+
+    def seconds(self, frame: int) -> float:
+        """The start time of `frame` (or the end time of frame - 1), rounded to the millisecond."""
+        return round(frame * self.seconds_per_frame, 3)
 
 
 class AudioError(ValueError):

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from .decoding import FRAME_SECONDS, Transcription, softmax
+from .decoding import Transcription, softmax
 from .lm import BOS, EOS, PhoneLM
 from .vocab import Vocabulary
 
@@ -24,6 +24,10 @@ class BeamOptions:
     token_threshold: float = 1e-3  # tokens considered per frame: posterior above this (the best always)
     blank_skip: float = 0.999  # frames with a blank posterior above this only extend with blank
 
+    def __post_init__(self):
+        if self.beam_width < 1:
+            raise ValueError(f"beam_width must be at least 1, not {self.beam_width}")
+
 
 @dataclasses.dataclass(frozen=True)
 class _Hyp:
@@ -33,7 +37,23 @@ class _Hyp:
     last: int  # token of the previous frame (blank id after a blank)
 
 
-def beam_search(logits: np.ndarray, vocab: Vocabulary, lm: PhoneLM | None = None,
+@dataclasses.dataclass(frozen=True)
+class BeamSearchDecoder:
+    """Beam search, with shallow fusion of a phone n-gram LM when one is given."""
+
+    options: BeamOptions = BeamOptions()
+    lm: PhoneLM | None = None
+
+    def decode(self, logits: np.ndarray, vocab: Vocabulary, frame_seconds: float,
+               duration: float | None = None) -> Transcription:
+        return beam_search(logits, vocab, frame_seconds, self.lm, self.options, duration)
+
+    def describe(self) -> str:
+        lm = f"LM of order {self.lm.order} with {len(self.lm.probs)} n-grams" if self.lm else "no LM"
+        return f"beam {self.options}, {lm}"
+
+
+def beam_search(logits: np.ndarray, vocab: Vocabulary, frame_seconds: float, lm: PhoneLM | None = None,
                 options: BeamOptions = BeamOptions(), duration: float | None = None) -> Transcription:
     logits = np.asarray(logits, dtype=np.float32)
     log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
@@ -83,9 +103,9 @@ def beam_search(logits: np.ndarray, vocab: Vocabulary, lm: PhoneLM | None = None
     best = max(beam, key=lambda h: h.score + lm_score(h.prefix, None))
     probs = softmax(logits)
     phones = [vocab.tokens[i] for i in best.prefix]
-    total = duration if duration is not None else len(log_probs) * FRAME_SECONDS
+    total = duration if duration is not None else len(log_probs) * frame_seconds
     return Transcription(
         phones=phones,
-        timestamps=[(round(a * FRAME_SECONDS, 3), round(b * FRAME_SECONDS, 3)) for a, b in best.spans],
+        timestamps=[(round(a * frame_seconds, 3), round(b * frame_seconds, 3)) for a, b in best.spans],
         confidences=[round(float(probs[a:b, tok].mean()), 4) for (a, b), tok in zip(best.spans, best.prefix)],
         duration=round(float(total), 3), text=vocab.join(phones))

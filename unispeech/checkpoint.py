@@ -1,58 +1,62 @@
-"""Hugging Face checkpoint folders: find (local or hub), read weights, map keys, save."""
+"""Hugging Face checkpoint folders: find them (bundled, local or hub), read every weight layout, map keys,
+load into a CTC or pretraining model (strictly, or leniently for fine-tuning's start), and save."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import tempfile
+import sys
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from .audio import AudioSettings
 from .config import ModelConfig
-from .model import CTCModel, build_model
+from .files import atomic_write
+from .model import (
+    CTCModel,
+    UniSpeechPretrainModel,
+    build_model,
+    parameter_dtypes,
+    set_precision,
+)
+from .precision import Precision
 from .vocab import Vocabulary
 
+REAL_MODEL = "microsoft/unispeech-1350-en-17h-ky-ft-1h"
+DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default-model"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.md"]
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.bin"]
 BACKBONE_PREFIXES = {"unispeech": "unispeech.", "wav2vec2": "wav2vec2."}
-# Pretraining heads, ignored when loading a CTC model from a pretraining checkpoint.
-PRETRAINING_PREFIXES = ("quantizer.", "project_q.", "project_hid.", "ctc_proj.", "dropout_features")
+CTC_HEADS = ("lm_head.",)
+PRETRAINING_HEADS = ("quantizer.", "project_q.", "project_hid.", "ctc_proj.")
+MASK_EMBED = "backbone.masker.masked_spec_embed"
 POS_CONV = "backbone.encoder.pos_conv_embed.conv."
-POS_CONV_ALIASES = {"parametrizations.weight.original0": "weight_g", "parametrizations.weight.original1": "weight_v"}
+# transformers' names -> ours, after the backbone prefix: the two spellings of the positional conv's weight
+# norm, and the mask embedding (a parameter of the backbone there, of its masker here).
+KEY_MAP = {
+    "backbone.masked_spec_embed": MASK_EMBED,
+    POS_CONV + "parametrizations.weight.original0": POS_CONV + "weight_g",
+    POS_CONV + "parametrizations.weight.original1": POS_CONV + "weight_v",
+}
 
 
-@dataclasses.dataclass(frozen=True)
-class AudioSettings:
-    """preprocessor_config.json: what the model expects of its input."""
-
-    sampling_rate: int = 16000
-    do_normalize: bool = True
-
-    @classmethod
-    def from_folder(cls, folder: Path) -> "AudioSettings":
-        path = folder / "preprocessor_config.json"
-        if not path.is_file():
-            return cls()
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from e
-        return cls(sampling_rate=int(data.get("sampling_rate", 16000)), do_normalize=bool(data.get("do_normalize", True)))
-
-    def to_json(self) -> str:
-        return json.dumps({
-            "do_normalize": self.do_normalize, "feature_extractor_type": "Wav2Vec2FeatureExtractor",
-            "feature_size": 1, "padding_side": "right", "padding_value": 0.0,
-            "processor_class": "Wav2Vec2Processor", "return_attention_mask": True,
-            "sampling_rate": self.sampling_rate,
-        }, indent=2)
+def default_model_folder() -> Path:
+    """The bundled demo model's folder; says on stderr that it is the demo model."""
+    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+        raise ValueError(f"no default model is bundled; pass a model, e.g. {REAL_MODEL} "
+                         "(needs the Hugging Face hub) or /path/to/downloaded/folder")
+    print(f"unispeech: using the bundled demo model (trained on synthetic speech); for real recordings "
+          f"use --model {REAL_MODEL}", file=sys.stderr)
+    return DEFAULT_MODEL_DIR
 
 
-def resolve_folder(name_or_path: str | os.PathLike) -> Path:
-    """A local folder as is; otherwise a hub id, downloaded (or taken from the cache) with huggingface_hub."""
+def resolve_folder(name_or_path: str | os.PathLike | None) -> Path:
+    """None or "default": the bundled model; a local folder as is; otherwise a hub id, downloaded (or taken
+    from the cache) with huggingface_hub."""
+    if name_or_path is None or str(name_or_path) == "default":
+        return default_model_folder()
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
@@ -63,7 +67,8 @@ def resolve_folder(name_or_path: str | os.PathLike) -> Path:
         raise ValueError(f"{name_or_path}: no such model folder, and not a hub id of the form 'owner/name'")
     try:
         from huggingface_hub import snapshot_download
-        return Path(snapshot_download(repo_id=text, allow_patterns=HUB_PATTERNS + ["*.bin"]))
+
+        return Path(snapshot_download(repo_id=text, allow_patterns=HUB_PATTERNS))
     except Exception as e:  # offline, unknown repo, gated: every failure gets the same advice
         raise RuntimeError(
             f"could not fetch {text!r} from the Hugging Face hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
@@ -71,32 +76,37 @@ def resolve_folder(name_or_path: str | os.PathLike) -> Path:
             f"(download it elsewhere with: huggingface-cli download {text} --local-dir FOLDER)") from e
 
 
-def read_state_dict(folder: Path, dtype: torch.dtype | Callable[[str], torch.dtype] | None = None
+def weights_file(folder: Path) -> Path | None:
+    """The file that holds (or indexes) a folder's weights, in transformers' order of preference."""
+    return next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+
+
+def read_state_dict(folder: Path, dtype: torch.dtype | Callable[[str], torch.dtype | None] | None = None
                     ) -> dict[str, torch.Tensor]:
     """All tensors of a folder's weights: safetensors first, then pytorch_model.bin; sharded or not.
 
     With `dtype` (a type, or a function of the key), floating tensors are converted one at a time as they
     are read, so memory never holds the checkpoint in two precisions at once.
     """
-    for name in WEIGHT_FILES:
-        path = folder / name
-        if not path.is_file():
-            continue
-        files = [path]
-        if name.endswith(".index.json"):
+    path = weights_file(folder)
+    if path is None:
+        raise ValueError(f"{folder}: no weights (expected one of {', '.join(WEIGHT_FILES)})")
+    files = [path]
+    if path.name.endswith(".index.json"):
+        try:
             index = json.loads(path.read_text(encoding="utf-8"))
             files = [folder / f for f in sorted(set(index["weight_map"].values()))]
-        state: dict[str, torch.Tensor] = {}
-        for f in files:
-            state.update(_read_weight_file(f, dtype))
-        return state
-    raise ValueError(f"{folder}: no weights (expected one of {', '.join(WEIGHT_FILES)})")
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path}: not a valid weight index ({type(e).__name__}: {e})") from e
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        state.update(_read_weight_file(f, dtype))
+    return state
 
 
 def _read_weight_file(path: Path, dtype) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ValueError(f"{path}: weight shard listed in the index is missing")
-
     kept = []  # keys whose tensors already had their final type
 
     def convert(key: str, t: torch.Tensor) -> torch.Tensor:
@@ -109,6 +119,7 @@ def _read_weight_file(path: Path, dtype) -> dict[str, torch.Tensor]:
     try:
         if path.suffix == ".safetensors":
             from safetensors import safe_open
+
             with safe_open(str(path), framework="pt") as f:  # memory-mapped: tensors are read one by one
                 state = {k: convert(k, f.get_tensor(k)) for k in f.keys()}
         else:
@@ -123,123 +134,132 @@ def _read_weight_file(path: Path, dtype) -> dict[str, torch.Tensor]:
     return state
 
 
-def from_hf_keys(state: dict[str, torch.Tensor], model_type: str) -> dict[str, torch.Tensor]:
-    """transformers key names -> ours (`unispeech.`/`wav2vec2.` -> `backbone.`, weight-norm aliases)."""
+def from_hf_key(key: str, model_type: str) -> str:
     prefix = BACKBONE_PREFIXES[model_type]
-    out = {}
-    for key, value in state.items():
-        if key.startswith(PRETRAINING_PREFIXES):
-            continue
-        if key.startswith(prefix):
-            key = "backbone." + key[len(prefix):]
-        if key.startswith(POS_CONV):
-            tail = key[len(POS_CONV):]
-            key = POS_CONV + POS_CONV_ALIASES.get(tail, tail)
-        out[key] = value
-    if POS_CONV + "weight" in out:  # a checkpoint saved with weight norm removed
+    if key.startswith(prefix):
+        key = "backbone." + key[len(prefix):]
+    return KEY_MAP.get(key, key)
+
+
+def to_hf_key(key: str, model_type: str) -> str:
+    key = {ours: theirs for theirs, ours in KEY_MAP.items()}.get(key, key)
+    return BACKBONE_PREFIXES[model_type] + key[len("backbone."):] if key.startswith("backbone.") else key
+
+
+def from_hf_keys(state: dict[str, torch.Tensor], model_type: str) -> dict[str, torch.Tensor]:
+    """transformers key names -> ours; a positional conv saved with its weight norm removed is split again."""
+    out = {from_hf_key(k, model_type): v for k, v in state.items()}
+    if POS_CONV + "weight" in out:
         v = out.pop(POS_CONV + "weight")
         out[POS_CONV + "weight_v"], out[POS_CONV + "weight_g"] = v, v.norm(dim=(0, 1), keepdim=True)
     return out
 
 
 def to_hf_keys(state: dict[str, torch.Tensor], model_type: str) -> dict[str, torch.Tensor]:
-    prefix = BACKBONE_PREFIXES[model_type]
-    renamed = {v: k for k, v in POS_CONV_ALIASES.items()}
-    out = {}
-    for key, value in state.items():
-        if key.startswith(POS_CONV):
-            tail = key[len(POS_CONV):]
-            key = POS_CONV + renamed.get(tail, tail)
-        if key.startswith("backbone."):
-            key = prefix + key[len("backbone."):]
-        out[key] = value.detach().contiguous()
-    return out
+    return {to_hf_key(k, model_type): v.detach().contiguous() for k, v in state.items()}
 
 
-def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str, assign: bool = False) -> None:
-    """Copy `state` into `model`, refusing missing or unexpected tensors and shape mismatches."""
+def load_weights(model: CTCModel | UniSpeechPretrainModel, folder: Path, *, strict: bool = True,
+                 dtypes: dict[str, torch.dtype] | None = None, assign: bool = False) -> list[str]:
+    """Load a folder's weights (any layout, either model kind's folder) into `model`.
+
+    Strict: every tensor of the model must be in the folder. Lenient (the start of fine-tuning): the CTC
+    head may be missing or of another size and is then left as initialised; the body must still be
+    complete. Heads of the other model kind are ignored. Returns notes on what was left initialised."""
+    model_type = model.config.model_type
+    convert = (lambda key: dtypes.get(from_hf_key(key, model_type))) if dtypes else None
+    state = from_hf_keys(read_state_dict(folder, convert), model_type)
     own = model.state_dict()
-    if "lm_head.weight" in own and "lm_head.weight" not in state:
-        raise ValueError(f"{source}: the weights have no CTC head (lm_head); this looks like a pretraining "
+    heads, foreign = (CTC_HEADS, PRETRAINING_HEADS) if isinstance(model, CTCModel) else (PRETRAINING_HEADS, CTC_HEADS)
+    state = {k: v for k, v in state.items() if not k.startswith(foreign)}
+    if isinstance(model, CTCModel) and "lm_head.weight" not in state and strict:
+        raise ValueError(f"{folder}: the weights have no CTC head (lm_head); this looks like a pretraining "
                          "checkpoint: fine-tune it first (unispeech finetune --init ...)")
-    optional = {"backbone.masked_spec_embed"}
-    missing = sorted(set(own) - set(state) - optional)
-    unexpected = sorted(set(state) - set(own) - optional)
+    notes = []
+    if not strict:
+        resized = [k for k in own if k.startswith(heads) and k in state and state[k].shape != own[k].shape]
+        absent = [k for k in own if k.startswith(heads) and k not in state]
+        if resized:
+            notes.append(f"the checkpoint's head has {tuple(state[resized[0]].shape)} weights where this model's "
+                         f"vocabulary needs {tuple(own[resized[0]].shape)}: the head is re-initialised")
+        elif absent:
+            notes.append("the checkpoint has no CTC head (a pretraining checkpoint?): the head starts from random weights")
+        if resized or absent:
+            state = {k: v for k, v in state.items() if not k.startswith(heads)}
+    if MASK_EMBED in own and MASK_EMBED not in state:
+        state[MASK_EMBED] = torch.rand(own[MASK_EMBED].shape)  # used only in training: transformers draws it too
+    _check_keys(own, state, folder, strict)
+    if dtypes:
+        state = {k: v.to(dtypes.get(k, v.dtype)) for k, v in state.items()}
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False, assign=assign)
+    return notes
+
+
+def _check_keys(own: dict, state: dict, folder: Path, strict: bool) -> None:
+    missing = sorted(k for k in set(own) - set(state) if strict or not k.startswith(CTC_HEADS + PRETRAINING_HEADS))
+    unexpected = sorted(set(state) - set(own) - {MASK_EMBED})
     if missing or unexpected:
         detail = "; ".join(part for part in (
             f"missing {len(missing)}: {', '.join(missing[:5])}" if missing else "",
             f"unexpected {len(unexpected)}: {', '.join(unexpected[:5])}" if unexpected else "") if part)
-        raise ValueError(f"{source}: weights do not match config.json ({detail})")
+        raise ValueError(f"{folder}: weights do not match config.json ({detail})")
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:
-            raise ValueError(f"{source}: {key} has shape {tuple(value.shape)}, config.json implies {tuple(own[key].shape)}")
-    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False, assign=assign)
+            raise ValueError(f"{folder}: {key} has shape {tuple(value.shape)}, config.json implies "
+                             f"{tuple(own[key].shape)}")
 
 
-def load_folder(folder: Path, dtype: torch.dtype = torch.float32,
-                feature_dtype: torch.dtype | None = None) -> tuple[CTCModel, Vocabulary, AudioSettings]:
-    """A complete CTC checkpoint folder -> model in eval mode (encoder in `dtype`, the CNN feature encoder in
-    `feature_dtype` (default: `dtype`); CTC head and transformer layer norms in float32), its vocabulary and
-    audio settings. The weights are read straight into their final precision."""
+def read_config(folder: Path) -> ModelConfig:
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise ValueError(f"{folder}: no config.json (is this a model folder?)")
-    config = ModelConfig.from_json(config_path)
+    return ModelConfig.from_json(config_path)
+
+
+def load_folder(folder: Path, precision: Precision = Precision()) -> tuple[CTCModel, Vocabulary, AudioSettings]:
+    """A complete CTC checkpoint folder -> model in eval mode in `precision`, its vocabulary and audio
+    settings. The weights are read straight into their final types."""
+    config = read_config(folder)
     vocab = Vocabulary.from_folder(folder, blank_id=config.pad_token_id, head_size=config.vocab_size)
-
-    def final_dtype(key: str) -> torch.dtype:  # HF and our key names alike
-        if key.startswith("lm_head.") or (".encoder." in f".{key}" and "layer_norm" in key):
-            # fp32 layer norms make the residual stream add in fp32: rounding does not pile up over the layers
-            return torch.float32
-        return feature_dtype if feature_dtype and "feature_extractor." in key else dtype
-
-    state = from_hf_keys(read_state_dict(folder, final_dtype), config.model_type)
     with torch.device("meta"):
         model = build_model(config)
-    if "backbone.masked_spec_embed" in model.state_dict() and "backbone.masked_spec_embed" not in state:
-        state["backbone.masked_spec_embed"] = torch.rand(config.hidden_size)
-    state = {k: v.to(final_dtype(k)) for k, v in state.items()}
-    load_weights(model, state, str(folder), assign=True)
-    return model.eval(), vocab, AudioSettings.from_folder(folder)
+    load_weights(model, folder, dtypes=parameter_dtypes(model, precision), assign=True)
+    return set_precision(model, precision).eval(), vocab, AudioSettings.from_folder(folder)
 
 
-def save_folder(folder: str | os.PathLike, model: CTCModel, vocab: Vocabulary, audio: AudioSettings) -> Path:
-    """Write a folder that transformers' AutoModelForCTC / AutoProcessor and `load_model` read.
+def load_pretraining_folder(folder: str | Path) -> UniSpeechPretrainModel:
+    """A folder in transformers' UniSpeechForPreTraining layout (ours or transformers') -> the model."""
+    folder = Path(folder)
+    model = UniSpeechPretrainModel(read_config(folder))
+    try:
+        load_weights(model, folder)
+    except ValueError as e:
+        raise ValueError(f"{folder}: not a pretraining checkpoint ({e})") from e
+    return model
+
+
+def save_folder(folder: str | os.PathLike, model: CTCModel | UniSpeechPretrainModel, vocab: Vocabulary | None,
+                audio: AudioSettings = AudioSettings()) -> Path:
+    """Write a folder that transformers (AutoModelForCTC / UniSpeechForPreTraining, AutoProcessor) and we read.
 
     Every file is written to a temporary name and renamed into place, so an interrupted save never
     leaves a half-written file under the final name.
     """
     folder = Path(folder)
     config = model.config
-    hf_config = config.to_hf_dict()
-    hf_config.update(pad_token_id=vocab.blank_id, vocab_size=len(vocab),
-                     architectures=["UniSpeechForCTC" if config.model_type == "unispeech" else "Wav2Vec2ForCTC"])
-    texts = {"config.json": json.dumps(hf_config, indent=2, ensure_ascii=False),
-             "preprocessor_config.json": audio.to_json(), **vocab.files()}
+    hf = config.to_hf_dict()
+    if isinstance(model, CTCModel):
+        hf.update(pad_token_id=vocab.blank_id, vocab_size=len(vocab),
+                  architectures=["UniSpeechForCTC" if config.model_type == "unispeech" else "Wav2Vec2ForCTC"])
+    else:
+        hf["architectures"] = ["UniSpeechForPreTraining"]
+    texts = {"config.json": json.dumps(hf, indent=2, ensure_ascii=False), "preprocessor_config.json": audio.to_json(),
+             **(vocab.files() if vocab is not None else {})}  # a pretraining model's vocab: the labels of ctc_proj
     tensors = to_hf_keys({k: v.float() for k, v in model.state_dict().items()}, config.model_type)
-    return write_folder(folder, tensors, texts)
-
-
-def write_folder(folder: Path, tensors: dict[str, torch.Tensor], texts: dict[str, str]) -> Path:
-    """model.safetensors plus text files, each written to a temporary name and renamed into place."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / "model.safetensors", lambda p: save_file(tensors, p, metadata={"format": "pt"}))
+    atomic_write(folder / "model.safetensors", lambda p: save_file(tensors, p, metadata={"format": "pt"}))
     for name, text in texts.items():
-        _atomic_write(folder / name, lambda p, t=text: Path(p).write_text(t + "\n", encoding="utf-8"))
+        atomic_write(folder / name, text + "\n")
     return folder
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a saved model is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -3,54 +3,40 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
-DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default-model"
-
-
-def default_model() -> str:
-    """The bundled demo model's folder; says on stderr that it is the demo model."""
-    from . import REAL_MODEL
-
-    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-        raise ValueError(f"no default model is bundled yet; pass --model, e.g. --model {REAL_MODEL} "
-                         "(needs the Hugging Face hub) or --model /path/to/downloaded/folder")
-    print(f"unispeech: using the bundled demo model (trained on synthetic speech); for real recordings "
-          f"use --model {REAL_MODEL}", file=sys.stderr)
-    return str(DEFAULT_MODEL_DIR)
+from .train.recipe import (
+    add_train_options,
+    natural_int,
+    positive_float,
+    positive_int,
+    train_overrides,
+)
 
 
 def write_output(text: str, output: str | None) -> None:
     """To stdout, or atomically to a file (temp file + rename), so an existing file is never half-written."""
+    from .files import atomic_write
+
     if output is None or output == "-":
         sys.stdout.write(text)
-        return
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    else:
+        atomic_write(output, text)
+
+
+def load_recognizer(args: argparse.Namespace, decoder=None):
+    from . import load_model
+
+    return load_model(args.model, device=args.device, dtype=args.dtype, decoder=decoder)
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from . import AudioError, load_model
+    from . import AudioError
     from .formats import format_results
 
-    recognizer = load_model(args.model or default_model(), device=args.device, dtype=args.dtype)
-    if args.decoder == "beam":
-        from .beam import BeamOptions
-        from .lm import PhoneLM
-
-        lm = PhoneLM.load(args.lm) if args.lm else None
-        recognizer.beam = (lm, BeamOptions(beam_width=args.beam_width, lm_weight=args.lm_weight,
-                                           insertion_bonus=args.insertion_bonus))
-    elif args.lm:
-        raise ValueError("--lm needs --decoder beam")
+    recognizer = load_recognizer(args, decoder=_decoder(args))
     ok, failed = [], 0
     results = recognizer.transcribe_many(args.files, batch_size=args.batch_size, progress=len(args.files) > 20)
     for path, result in zip(args.files, results):
@@ -64,6 +50,19 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if failed:
         print(f"unispeech: {failed} of {len(args.files)} files could not be transcribed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _decoder(args: argparse.Namespace):
+    if args.decoder == "greedy":
+        if args.lm:
+            raise ValueError("--lm needs --decoder beam")
+        return None
+    from .beam import BeamOptions, BeamSearchDecoder
+    from .lm import PhoneLM
+
+    lm = PhoneLM.load(args.lm) if args.lm else None
+    options = BeamOptions(beam_width=args.beam_width, lm_weight=args.lm_weight, insertion_bonus=args.insertion_bonus)
+    return BeamSearchDecoder(options, lm)
 
 
 def cmd_phonemize(args: argparse.Namespace) -> int:
@@ -80,7 +79,6 @@ def cmd_phonemize(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import load_model
     from .data import load_dataset
     from .evaluate import evaluate
 
@@ -89,8 +87,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         utterances = utterances[: args.limit]
     if not utterances:
         raise ValueError(f"{args.data}: no usable utterances ({len(skipped)} skipped)")
-    model_name = args.model or default_model()
-    recognizer = load_model(model_name, device=args.device, dtype=args.dtype)
+    recognizer = load_recognizer(args)
     report = evaluate(recognizer, utterances, args.out, skipped=skipped, batch_size=args.batch_size,
                       progress=True, meta={"model": args.model or "bundled demo model", "data": str(args.data),
                                            "split": args.split})
@@ -105,10 +102,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from .train.finetune import finetune, load_recipe
 
-    recipe = load_recipe(args.recipe, max_updates=args.max_updates, lr=args.lr, max_batch_seconds=args.batch_seconds,
-                         grad_accum=args.grad_accum, bf16=args.bf16 or None, seed=args.seed,
-                         valid_every=args.valid_every, save_every=args.save_every,
-                         freeze_encoder_updates=args.freeze_encoder_updates, stop_after=args.stop_after)
+    recipe = load_recipe(args.recipe, **train_overrides(args), freeze_encoder_updates=args.freeze_encoder_updates)
     out = finetune(args.init, args.train, args.out, valid_data=args.valid, recipe=recipe, resume=args.resume,
                    split=args.split, valid_split=args.valid_split, audio_dir=args.audio_dir)
     print(f"fine-tuned model: {out} (load it with --model {out})")
@@ -125,12 +119,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_align(args: argparse.Namespace) -> int:
-    from . import load_model
     from .align import align
 
     if bool(args.audio) == bool(args.manifest) or (args.audio and not args.text):
         raise ValueError("give AUDIO with --text, or --manifest with --out-dir")
-    recognizer = load_model(args.model or default_model(), device=args.device, dtype=args.dtype)
+    recognizer = load_recognizer(args)
     if args.audio:
         result = align(recognizer, args.audio, text=args.text, language=args.language)
         write_output(_alignment_text(args.audio, args.text, result, args.format), args.output)
@@ -168,15 +161,11 @@ def _alignment_text(name: str, text: str | None, result, fmt: str) -> str:
 
 
 def cmd_lm_build(args: argparse.Namespace) -> int:
+    from .data import read_sentences
     from .g2p import phonemize
     from .lm import build_lm
 
-    sentences = []
-    for name in args.text:
-        for line in Path(name).read_text(encoding="utf-8").splitlines():
-            sentence = line.split("\t", 1)[1] if "\t" in line else line  # UniSpeech *.text: id TAB sentence
-            if sentence.strip():
-                sentences.append(sentence.strip())
+    sentences = [s for name in args.text for s in read_sentences(Path(name))]
     lm = build_lm(phonemize(sentences, language=args.language), order=args.order)
     lm.save(args.out)
     print(f"{args.out}: {args.order}-gram phone LM from {len(sentences)} sentences, "
@@ -187,32 +176,31 @@ def cmd_lm_build(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from .train.pretrain import pretrain, read_pretrain_recipe
 
-    recipe = read_pretrain_recipe(args.config, max_updates=args.max_updates, lr=args.lr,
-                                  max_batch_seconds=args.batch_seconds, bf16=args.bf16 or None, seed=args.seed,
-                                  save_every=args.save_every, replace_prob=args.replace_prob, alpha=args.alpha,
-                                  mask_prob=args.mask_prob, stop_after=args.stop_after)
+    recipe = read_pretrain_recipe(args.recipe, **train_overrides(args), replace_prob=args.replace_prob,
+                                  alpha=args.alpha, mask_prob=args.mask_prob)
     out = pretrain(args.init, args.out, labeled=args.labeled, unlabeled=args.unlabeled, recipe=recipe,
-                   resume=args.resume, language=args.language)
+                   resume=args.resume, language=args.language, valid_data=args.valid)
     print(f"pretrained model: {out} (fine-tune it with: unispeech finetune --init {out} ...)")
     return 0
 
 
+def port_number(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, not {text}")
+    return value
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
-    p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default: 8)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="utterances per forward pass (default: 8)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
                    help="compute precision; auto: bfloat16 on CPUs with AVX512-bf16/AMX and on CUDA, else float32")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=natural_int, default=0, help="CPU threads (default: torch's choice)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    parser = argparse.ArgumentParser(prog="unispeech", description="Speech to phones with UniSpeech CTC models.")
-    parser.add_argument("--version", action="version", version=f"unispeech {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_transcribe(sub) -> None:
     p = sub.add_parser("transcribe", help="audio files -> phones with timestamps",
                        description="Transcribe audio files (wav, flac, ogg, mp3; any rate and channel count) to "
                                    "phones. Long files are processed in overlapping chunks.")
@@ -226,9 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", help="phone n-gram LM (ARPA, from `unispeech lm build`) for --decoder beam")
     p.add_argument("--lm-weight", type=float, default=0.5, help="LM weight in beam search (default: 0.5)")
     p.add_argument("--insertion-bonus", type=float, default=0.0, help="score added per phone (default: 0)")
-    p.add_argument("--beam-width", type=int, default=8, help="hypotheses kept per frame (default: 8)")
+    p.add_argument("--beam-width", type=positive_int, default=8, help="hypotheses kept per frame (default: 8)")
     p.set_defaults(func=cmd_transcribe)
 
+
+def add_phonemize(sub) -> None:
     p = sub.add_parser("phonemize", help="Kyrgyz text -> the checkpoint's phones",
                        description="Convert text to phones with espeak-ng (bundled through espeakng-loader). "
                                    "For Kyrgyz the phones are the 39 of the UniSpeech checkpoint.")
@@ -239,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_phonemize)
 
+
+def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="phone error rate on a dataset, with a report",
                        description="Transcribe a dataset and score it against phones (given, or from the "
                                    "sentences by G2P). Writes report.json, report.md and plots to --out; "
@@ -248,9 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "manifest, or a UniSpeech split (name.text / name.phone)")
     p.add_argument("--split", default="test", help="Common Voice split: test, dev, train, validated (default: test)")
     p.add_argument("--audio-dir", help="where the clips are (default: clips/ beside the data)")
-    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N utterances")
+    p.add_argument("--limit", type=natural_int, default=0, help="evaluate only the first N utterances")
     p.add_argument("--out", default="eval-report", help="report folder (default: eval-report)")
     p.set_defaults(func=cmd_evaluate)
+
+
+def add_finetune(sub) -> None:
+    from .train.recipe import TrainOptions
 
     p = sub.add_parser("finetune", help="CTC fine-tuning with the UniSpeech recipe",
                        description="Fine-tune a UniSpeech/wav2vec2 checkpoint (or a config.json, from scratch) "
@@ -262,22 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="training data (Common Voice folder, manifest or split files)")
     p.add_argument("--valid", help="validation data, scored by PER every --valid-every updates")
     p.add_argument("--out", required=True, help="output folder (model, checkpoints/, train_log.jsonl, training.png)")
-    p.add_argument("--recipe", help="TOML file with recipe settings (options given here override it)")
     p.add_argument("--split", default="train", help="Common Voice split for --train (default: train)")
     p.add_argument("--valid-split", default="dev", help="Common Voice split for --valid (default: dev)")
     p.add_argument("--audio-dir", help="where the clips are, for split files / manifests (default: beside the data)")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    p.add_argument("--max-updates", type=int, help="total updates (recipe: 20000)")
-    p.add_argument("--lr", type=float, help="peak learning rate (recipe: 2e-5)")
-    p.add_argument("--batch-seconds", type=float, help="padded audio seconds per batch and process (default: 200)")
-    p.add_argument("--grad-accum", type=int, help="batches per update and process (default: 1)")
-    p.add_argument("--freeze-encoder-updates", type=int, help="updates that train only the head (recipe: 2000)")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on CPUs with AMX / AVX512-bf16)")
-    p.add_argument("--seed", type=int, help="random seed (recipe: 1337)")
-    p.add_argument("--valid-every", type=int, help="updates between validations (default: 500)")
-    p.add_argument("--save-every", type=int, help="updates between checkpoints (default: 500)")
-    p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many updates in this run")
+    p.add_argument("--freeze-encoder-updates", type=natural_int, help="updates that train only the head (recipe: 2000)")
+    add_train_options(p, TrainOptions())
     p.set_defaults(func=cmd_finetune)
+
+
+def add_pretrain(sub) -> None:
+    from .train.pretrain import PretrainRecipe
 
     p = sub.add_parser("pretrain", help="UniSpeech multi-task pretraining (CTC + contrastive + replacement)",
                        description="Stage 1: --labeled (phones or text, G2P'd with --language) and optionally "
@@ -285,36 +275,34 @@ def build_parser() -> argparse.ArgumentParser:
                                    "replace_prob r. Stage 2 ('+' models): --init a stage-1 output, --unlabeled "
                                    "only, --mask-prob 0.65. Writes transformers' UniSpeechForPreTraining layout.")
     p.add_argument("--init", required=True, help="a config.json (random initialisation) or a pretraining checkpoint")
-    p.add_argument("--config", help="TOML recipe (defaults: the paper's stage-1 script)")
     p.add_argument("--labeled", help="labelled data (phones, or text for G2P)")
     p.add_argument("--unlabeled", help="unlabelled audio (a manifest or Common Voice folder; labels ignored)")
+    p.add_argument("--valid", help="held-out audio: contrastive loss, accuracy and perplexity every --valid-every")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--language", default="ky", help="G2P language for labelled text (default: ky)")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    p.add_argument("--max-updates", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-seconds", type=float)
-    p.add_argument("--bf16", action="store_true")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--save-every", type=int)
-    p.add_argument("--stop-after", type=int)
     p.add_argument("--replace-prob", type=float, help="r: 0.5 in the paper; 0 for the r=0 ablation")
     p.add_argument("--alpha", type=float, help="CTC weight (default 0.5); 1 = CTC-only transfer")
     p.add_argument("--mask-prob", type=float, help="span-mask probability (0.5 stage 1, 0.65 stage 2)")
+    add_train_options(p, PretrainRecipe().train)
+    p.add_argument("--config", dest="recipe", help=argparse.SUPPRESS)  # the old name of --recipe
     p.set_defaults(func=cmd_pretrain)
 
+
+def add_serve(sub) -> None:
     p = sub.add_parser("serve", help="HTTP API and web page",
                        description="Serve the model over HTTP: POST /v1/transcribe, /v1/phonemize, /v1/compare, "
                                    "GET /health, OpenAPI at /openapi.json, and a web page at /.")
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default: 25 MB)")
-    p.add_argument("--max-seconds", type=float, default=600.0, help="longest audio accepted (default: 600 s)")
-    p.add_argument("--timeout", type=float, default=120.0, help="request timeout in seconds (default: 120)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for inference (default: torch's choice)")
+    p.add_argument("--port", type=port_number, default=8000, help="port (default: 8000)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=25.0, help="largest upload accepted (default: 25 MB)")
+    p.add_argument("--max-seconds", type=positive_float, default=600.0, help="longest audio accepted (default: 600 s)")
+    p.add_argument("--timeout", type=positive_float, default=120.0, help="request timeout in seconds (default: 120)")
+    p.add_argument("--threads", type=natural_int, default=0, help="CPU threads for inference (default: torch's choice)")
     p.set_defaults(func=cmd_serve)
 
+
+def add_align(sub) -> None:
     p = sub.add_parser("align", help="forced alignment of a known sentence: phone and word times",
                        description="Align the phones of a known Kyrgyz sentence (via G2P) to the audio with CTC "
                                    "Viterbi; phones and words with start/end times and scores.")
@@ -330,13 +318,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_align)
 
+
+def add_lm(sub) -> None:
     p = sub.add_parser("lm", help="phone language models").add_subparsers(dest="lm_command", required=True)
     b = p.add_parser("build", help="build a phone n-gram LM (ARPA) from text through our G2P")
     b.add_argument("--text", nargs="+", required=True, help="text files: one sentence per line (or id TAB sentence)")
-    b.add_argument("--order", type=int, default=3, help="n-gram order (default: 3)")
+    b.add_argument("--order", type=positive_int, default=3, help="n-gram order (default: 3)")
     b.add_argument("--language", default="ky", help="G2P language (default: ky)")
     b.add_argument("--out", required=True, help="ARPA file to write")
     b.set_defaults(func=cmd_lm_build)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="unispeech", description="Speech to phones with UniSpeech CTC models.")
+    parser.add_argument("--version", action="version", version=f"unispeech {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (add_transcribe, add_phonemize, add_evaluate, add_finetune, add_pretrain, add_serve, add_align, add_lm):
+        add(sub)
     return parser
 
 

@@ -7,12 +7,13 @@ changes the result for the valid part of a row.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .precision import bf16_conv_is_exact, runs_in_bf16
 
 ACTIVATIONS = {
     "gelu": nn.GELU,
@@ -69,7 +70,6 @@ class ConvLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T, C_in) -> (B, T', C_out)
         B, _, C = x.shape
-        x = x.to(self.conv.weight.dtype)
         windows = x.unfold(1, self.kernel, self.stride).transpose(2, 3)  # (B, T', k, C_in), a view
         weight = self.conv.weight.permute(2, 1, 0).reshape(self.kernel * C, -1)  # (k * C_in, C_out)
         x = windows.reshape(B, windows.shape[1], self.kernel * C) @ weight
@@ -112,7 +112,7 @@ class FeatureProjection(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        normed = self.layer_norm(x.to(self.layer_norm.weight.dtype))  # the quantizer reads these (pretraining)
+        normed = self.layer_norm(x)  # the quantizer reads these (pretraining)
         return self.dropout(self.projection(normed)), normed
 
 
@@ -140,31 +140,11 @@ class WeightNormConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.weight(), self.bias
-        bf16 = torch.bfloat16 in (x.dtype, weight.dtype) or (
-            torch.is_autocast_enabled(x.device.type) and torch.get_autocast_dtype(x.device.type) == torch.bfloat16)
-        if bf16 and not bf16_conv_is_exact(weight.shape[0], self.groups, weight.shape[2], x.device.type):
+        if runs_in_bf16(x, weight) and not bf16_conv_is_exact(weight.shape[0], self.groups, weight.shape[2], x.device.type):
             with torch.autocast(x.device.type, enabled=False):
                 y = F.conv1d(x.float(), weight.float(), bias.float(), padding=self.padding, groups=self.groups)
             return y.to(x.dtype)
         return F.conv1d(x, weight, bias, padding=self.padding, groups=self.groups)
-
-
-@functools.lru_cache(maxsize=None)
-def bf16_conv_is_exact(channels: int, groups: int, kernel: int, device: str) -> bool:
-    """Whether this machine's bfloat16 grouped conv1d of this shape agrees with float32 on bf16-rounded inputs.
-
-    It does not everywhere: with torch 2.13 on CPUs with AMX, oneDNN's bf16 kernel returns garbage (relative
-    error ~1) for 2-12 channels per group and wide kernels, i.e. the positional conv of small models (hidden
-    192, 16 groups). Checked once per shape, on two groups of the real per-group size.
-    """
-    per_group, probe_groups = channels // groups, min(groups, 2)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(1, per_group * probe_groups, 2 * kernel, generator=gen).bfloat16()
-    w = torch.randn(per_group * probe_groups, per_group, kernel, generator=gen).bfloat16()
-    with torch.autocast(device, enabled=False):
-        exact = F.conv1d(x.float(), w.float(), padding=kernel // 2, groups=probe_groups)
-        low = F.conv1d(x.to(device), w.to(device), padding=kernel // 2, groups=probe_groups).float().cpu()
-    return bool((low - exact).norm() <= 0.02 * exact.norm())
 
 
 class ConvPositionalEmbedding(nn.Module):
@@ -177,14 +157,10 @@ class ConvPositionalEmbedding(nn.Module):
         self.activation = ACTIVATIONS[act]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
-        y = self.conv(x.transpose(1, 2).to(_param_dtype(self.conv)))
+        y = self.conv(x.transpose(1, 2))
         if self.trim:
             y = y[:, :, : -self.trim]
         return self.activation(y).transpose(1, 2)
-
-
-def _param_dtype(module: nn.Module) -> torch.dtype:
-    return next(module.parameters()).dtype
 
 
 class SelfAttention(nn.Module):
@@ -198,7 +174,6 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
-        x = x.to(self.q_proj.weight.dtype)  # the residual stream may be kept in a wider type
         q, k, v = (proj(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)
                    for proj in (self.q_proj, self.k_proj, self.v_proj))  # (B, H, T, D)
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, T)
@@ -217,7 +192,6 @@ class FeedForward(nn.Module):
         self.output_dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.intermediate_dense.weight.dtype)
         x = self.intermediate_dropout(self.activation(self.intermediate_dense(x)))
         return self.output_dropout(self.output_dense(x))
 
@@ -256,8 +230,7 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T, C)
-        # The residual stream takes the layer norms' type: float32 under bf16 matmuls (see load_folder).
-        x = x.to(self.layer_norm.weight.dtype)
+        # The residual stream takes the layer norms' type (float32 under bf16 matmuls: precision.py).
         key_mask = None
         if bool((lengths < x.shape[1]).any()):
             key_mask = valid_mask(lengths, x.shape[1])
@@ -271,3 +244,14 @@ class Encoder(nn.Module):
                 continue
             x = layer(x, key_mask)
         return self.layer_norm(x) if self.pre_norm else x
+
+
+# Box -> the submodule whose type its inputs take (precision.Precision.apply casts them on entry).
+BOX_INPUT_TYPES = {
+    ConvLayer: "conv",
+    FeatureProjection: "layer_norm",
+    ConvPositionalEmbedding: "conv",
+    SelfAttention: "q_proj",
+    FeedForward: "intermediate_dense",
+    Encoder: "layer_norm",
+}

@@ -61,27 +61,12 @@ class ModelConfig:
     proj_codevector_dim: int = 768
     num_ctc_classes: int = 80
     replace_prob: float = 0.5
+    feat_quantizer_dropout: float = 0.0  # dropout on the CNN features before the quantizer
     # Every other key of the original config.json, kept so that saving round-trips it.
     extra: dict = dataclasses.field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         self.validate()
-
-    @property
-    def total_stride(self) -> int:
-        """Input samples per output frame (320 = 20 ms at 16 kHz)."""
-        stride = 1
-        for s in self.conv_stride:
-            stride *= s
-        return stride
-
-    @property
-    def receptive_field(self) -> int:
-        """Input samples seen by one output frame (400 = 25 ms for the standard encoder)."""
-        field = 1
-        for kernel, stride in reversed(list(zip(self.conv_kernel, self.conv_stride))):
-            field = (field - 1) * stride + kernel
-        return field
 
     def validate(self) -> None:
         def bad(what: str) -> ValueError:

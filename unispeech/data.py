@@ -158,3 +158,32 @@ def _find_audio(audio_dir: Path, uid: str) -> Path:
         if candidate.is_file():
             return candidate
     return audio_dir / f"{uid}.mp3"  # reported as missing when read
+
+
+def read_sentences(path: Path) -> list[str]:
+    """Sentences of a text file: one per line, or `id TAB sentence` (UniSpeech *.text); blank lines dropped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [s for s in ((line.split("\t", 1)[1] if "\t" in line else line).strip() for line in lines) if s]
+
+
+def sentence_pool(data_dir: Path) -> tuple[list[str], list[str]]:
+    """From a folder laid out like the repository's data/ky: the held-out test sentences (val.text, the
+    checkpoint's own validation set) and every other sentence (train.text and cv-sentences/*.txt), sorted,
+    without duplicates and without any test sentence. What recipes, benches and tests synthesise from."""
+    data_dir = Path(data_dir)
+    test = read_sentences(data_dir / "val.text")
+    pool = read_sentences(data_dir / "train.text")
+    for f in sorted((data_dir / "cv-sentences").glob("*.txt")):
+        pool += read_sentences(f)
+    held = set(test)
+    return test, sorted({s for s in pool if s not in held})
+
+
+def sentence_splits(data_dir: Path, valid_size: int = 150, seed: int = 0) -> dict[str, list[str]]:
+    """The demo model's sentence splits: train / valid from a seeded shuffle of the pool, test held out."""
+    import random
+
+    test, pool = sentence_pool(data_dir)
+    random.Random(seed).shuffle(pool)
+    return {"valid": pool[:valid_size], "train": pool[valid_size:], "test": test}
+

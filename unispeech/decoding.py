@@ -1,14 +1,14 @@
-"""CTC decoding: frame logits -> phones with times."""
+"""CTC decoding: frame logits -> phones with times. Decoders are strategy objects (`GreedyDecoder` here,
+`beam.BeamSearchDecoder` with a phone LM) that a `Recognizer` is given."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Protocol
 
 import numpy as np
 
 from .vocab import Vocabulary
-
-FRAME_SECONDS = 0.02  # one output frame per 320 samples at 16 kHz
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,8 +37,29 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def greedy_decode(logits: np.ndarray, vocab: Vocabulary, duration: float | None = None,
-                  frame_seconds: float = FRAME_SECONDS) -> Transcription:
+class Decoder(Protocol):
+    def decode(self, logits: np.ndarray, vocab: Vocabulary, frame_seconds: float,
+               duration: float | None = None) -> Transcription:
+        """(frames, vocab) logits -> phones; `frame_seconds` is the model's frame stride in seconds."""
+
+    def describe(self) -> str:
+        """What decodes, for reports and for telling one evaluation run from another."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GreedyDecoder:
+    """Best path decoding (argmax per frame)."""
+
+    def decode(self, logits: np.ndarray, vocab: Vocabulary, frame_seconds: float,
+               duration: float | None = None) -> Transcription:
+        return greedy_decode(logits, vocab, frame_seconds, duration)
+
+    def describe(self) -> str:
+        return "greedy"
+
+
+def greedy_decode(logits: np.ndarray, vocab: Vocabulary, frame_seconds: float,
+                  duration: float | None = None) -> Transcription:
     """Best path: argmax per frame, merge repeats, drop the blank and special tokens.
 
     A phone's time span runs from the first to the end of the last frame of its run of argmax frames.

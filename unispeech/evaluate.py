@@ -1,76 +1,15 @@
-"""Phone error rate: alignment, corpus statistics, a resumable evaluation run and its report."""
+"""A resumable evaluation run: transcribe a dataset, score each utterance, write the report."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-from collections import Counter
 from pathlib import Path
 
 from .data import Skipped, Utterance, with_phones
+from .metrics import ErrorCounts, edit_ops
+from .report import write_report
 from .transcribe import Recognizer
-
-EMPTY = "∅"  # the missing side of an insertion or deletion in confusion counts
-
-
-def align(ref: list[str], hyp: list[str]) -> list[tuple[str, str | None, str | None]]:
-    """Minimum-edit alignment: ("=", r, h), ("S", r, h), ("D", r, None), ("I", None, h) in order."""
-    n, m = len(ref), len(hyp)
-    cost = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        cost[i][0] = i
-    for j in range(m + 1):
-        cost[0][j] = j
-    for i in range(1, n + 1):
-        row, prev, r = cost[i], cost[i - 1], ref[i - 1]
-        for j in range(1, m + 1):
-            row[j] = min(prev[j - 1] + (r != hyp[j - 1]), prev[j] + 1, row[j - 1] + 1)
-    ops, i, j = [], n, m
-    while i or j:
-        if i and j and cost[i][j] == cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            ops.append(("=" if ref[i - 1] == hyp[j - 1] else "S", ref[i - 1], hyp[j - 1]))
-            i, j = i - 1, j - 1
-        elif i and cost[i][j] == cost[i - 1][j] + 1:
-            ops.append(("D", ref[i - 1], None))
-            i -= 1
-        else:
-            ops.append(("I", None, hyp[j - 1]))
-            j -= 1
-    return ops[::-1]
-
-
-@dataclasses.dataclass
-class ErrorCounts:
-    substitutions: int = 0
-    deletions: int = 0
-    insertions: int = 0
-    reference_phones: int = 0
-
-    @property
-    def edits(self) -> int:
-        return self.substitutions + self.deletions + self.insertions
-
-    @property
-    def per(self) -> float:
-        """Edits / reference phones; an empty reference scores 0 if the hypothesis is empty too, else 1 per insertion."""
-        return self.edits / self.reference_phones if self.reference_phones else float(self.edits)
-
-    def add(self, ops) -> "ErrorCounts":
-        kinds = Counter(op for op, _, _ in ops)
-        self.substitutions += kinds["S"]
-        self.deletions += kinds["D"]
-        self.insertions += kinds["I"]
-        self.reference_phones += kinds["="] + kinds["S"] + kinds["D"]
-        return self
-
-
-def phone_error_rate(refs: list[list[str]], hyps: list[list[str]]) -> ErrorCounts:
-    """Corpus-level counts: total edits over total reference phones."""
-    total = ErrorCounts()
-    for ref, hyp in zip(refs, hyps, strict=True):
-        total.add(align(list(ref), list(hyp)))
-    return total
 
 
 def evaluate(recognizer: Recognizer, utterances: list[Utterance], out_dir: str | Path,
@@ -78,8 +17,6 @@ def evaluate(recognizer: Recognizer, utterances: list[Utterance], out_dir: str |
              language: str = "ky", meta: dict | None = None) -> dict:
     """Transcribe, score and report. Rows already in `out_dir/utterances.jsonl` are reused (resume) when
     they came from the same model, precision and decoder; results of another model are refused, not mixed."""
-    from .report import write_report
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "utterances.jsonl"
@@ -116,12 +53,10 @@ def _run_identity(recognizer: Recognizer) -> dict:
 
     with torch.no_grad():  # a checksum of the weights: a retrained model in the same folder is another model
         checksum = sum(float(p.double().sum()) for p in recognizer.model.parameters())
-    lm, options = recognizer.beam if recognizer.beam is not None else (None, None)
-    cnn = next(recognizer.model.backbone.feature_extractor.parameters()).dtype
+    precision = recognizer.precision
     return {"model": recognizer.name, "weights_checksum": f"{checksum:.9e}",
-            "dtype": f"{recognizer.dtype} (CNN {cnn})".replace("torch.", ""),
-            "decoder": "greedy" if options is None else
-            f"beam {options}, " + (f"LM of order {lm.order} with {len(lm.probs)} n-grams" if lm else "no LM")}
+            "dtype": f"{precision.compute} (CNN {precision.features})".replace("torch.", ""),
+            "decoder": recognizer.decoder.describe()}
 
 
 def _check_same_run(path: Path, identity: dict, rows_path: Path) -> None:
@@ -142,7 +77,7 @@ def _score(u: Utterance, result) -> dict:
         return {"id": u.id, "skipped": str(result)}
     if not u.phones:
         return {"id": u.id, "skipped": "sentence phonemizes to nothing"}
-    ops = align(list(u.phones), result.phones)
+    ops = edit_ops(list(u.phones), result.phones)
     counts = ErrorCounts().add(ops)
     return {"id": u.id, "audio": str(u.audio), "text": u.text, "ref": " ".join(u.phones), "hyp": result.text,
             "per": counts.per, "substitutions": counts.substitutions, "deletions": counts.deletions,

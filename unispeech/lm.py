@@ -6,6 +6,8 @@ import math
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from .files import atomic_write
+
 BOS, EOS = "<s>", "</s>"
 LOG10 = math.log(10)
 
@@ -58,9 +60,7 @@ class PhoneLM:
                 lines.append(row)
             lines.append("")
         lines.append("\\end\\")
-        tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        atomic_write(path, "\n".join(lines) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "PhoneLM":

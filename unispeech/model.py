@@ -1,21 +1,27 @@
-"""UniSpeech / wav2vec 2.0 models assembled from the boxes in `components`."""
+"""UniSpeech / wav2vec 2.0 models assembled from the boxes in `components`: the backbone, the CTC model that
+transcribes, and the pretraining model that wraps the same backbone with the quantizer and its heads."""
 
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 from torch import nn
 
 from .components import (
+    BOX_INPUT_TYPES,
     ConvPositionalEmbedding,
     Encoder,
     EncoderLayer,
     FeatureEncoder,
     FeatureProjection,
     conv_output_lengths,
+    valid_mask,
 )
 from .config import ModelConfig
+from .masking import SpanMasker, SpanMasks
+from .precision import Precision, Roles
+from .quantizer import GumbelQuantizer
+
+PRECISION_ROLES = Roles(cnn=FeatureEncoder, transformer=Encoder, boxes=BOX_INPUT_TYPES)
 
 
 class UniSpeechModel(nn.Module):
@@ -29,8 +35,8 @@ class UniSpeechModel(nn.Module):
                                                 c.feat_extract_norm, c.feat_extract_activation)
         self.feature_projection = FeatureProjection(c.conv_dim[-1], c.hidden_size, c.layer_norm_eps,
                                                     c.feat_proj_dropout)
-        if c.mask_time_prob > 0 or c.mask_feature_prob > 0:  # as in transformers, so state dicts match
-            self.masked_spec_embed = nn.Parameter(torch.empty(c.hidden_size).uniform_())
+        # As in transformers, the mask embedding exists only where the config masks, so state dicts match.
+        self.masker = SpanMasker(c.hidden_size) if c.mask_time_prob > 0 or c.mask_feature_prob > 0 else None
         layers = [
             EncoderLayer(c.hidden_size, c.num_attention_heads, c.intermediate_size, c.hidden_act, c.layer_norm_eps,
                          c.do_stable_layer_norm, c.attention_dropout, c.activation_dropout, c.hidden_dropout)
@@ -56,13 +62,18 @@ class UniSpeechModel(nn.Module):
         return x, z_normed, frame_lengths
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor,
-                mask_fn: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """`mask_fn(x, frame_lengths) -> x` applies training-time masking to the projected frames."""
+                masks: SpanMasks | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`masks` (training): frames and channels of the projected features to mask, drawn by `self.masker`."""
         x, _, frame_lengths = self.features(wav, lengths)
+        return self.contextualize(x, frame_lengths, masks), frame_lengths
+
+    def contextualize(self, x: torch.Tensor, frame_lengths: torch.Tensor, masks: SpanMasks | None) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
-            if mask_fn is not None:
-                x = mask_fn(x, frame_lengths)
-            return self.encoder(x, frame_lengths), frame_lengths
+            if masks is not None:
+                if self.masker is None:
+                    raise ValueError("this model's config masks nothing (mask_time_prob = mask_feature_prob = 0)")
+                x = self.masker(x, masks)
+            return self.encoder(x, frame_lengths)
 
 
 class CTCModel(nn.Module):
@@ -76,12 +87,54 @@ class CTCModel(nn.Module):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor,
-                mask_fn: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                masks: SpanMasks | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S) normalised 16 kHz waveform, (B,) valid samples -> logits (B, T, V), valid frames (B,)."""
-        hidden, frame_lengths = self.backbone(wav, lengths, mask_fn)
-        hidden = self.dropout(hidden).to(self.lm_head.weight.dtype)  # the head may stay fp32 under a bf16 body
-        return self.lm_head(hidden), frame_lengths
+        hidden, frame_lengths = self.backbone(wav, lengths, masks)
+        return self.lm_head(self.dropout(hidden)), frame_lengths  # the encoder's output is float32 (precision.py)
+
+
+class UniSpeechPretrainModel(nn.Module):
+    """The backbone wrapped with the quantizer and the heads that pretraining needs (UniSpeechForPreTraining)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = UniSpeechModel(config)
+        self.dropout_features = nn.Dropout(config.feat_quantizer_dropout)
+        self.quantizer = GumbelQuantizer(config.conv_dim[-1], config.num_codevector_groups,
+                                         config.num_codevectors_per_group, config.codevector_dim)
+        self.project_q = nn.Linear(config.codevector_dim, config.proj_codevector_dim)
+        self.project_hid = nn.Linear(config.proj_codevector_dim, config.hidden_size)
+        self.ctc_proj = nn.Linear(config.hidden_size, config.num_ctc_classes)
+        self.dropout = nn.Dropout(config.final_dropout)
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor, masks: SpanMasks | None = None):
+        """-> transformer output c (B, T, H), projected quantized latents (B, T, H), perplexity, frame lengths."""
+        x, z_normed, frame_lengths = self.backbone.features(wav, lengths)
+        context = self.backbone.contextualize(x, frame_lengths, masks)
+        valid = valid_mask(frame_lengths, x.shape[1])
+        quantized, perplexity = self.quantizer(self.dropout_features(z_normed), valid)
+        targets = self.project_hid(self.project_q(quantized))
+        return context, targets, perplexity, frame_lengths
+
+    def ctc_logits(self, context: torch.Tensor, targets: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
+        """The phonetic CTC head over c, each frame replaced by its quantized latent where `replace` (B, T)."""
+        return self.ctc_proj(self.dropout(replace_mix(context, targets, replace)))
+
+
+def replace_mix(context: torch.Tensor, quantized: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
+    """Each frame of the transformer output replaced by its (projected) quantized latent where `replace` (B, T)."""
+    return torch.where(replace[:, :, None], quantized.to(context.dtype), context)
 
 
 def build_model(config: ModelConfig) -> CTCModel:
     return CTCModel(config)
+
+
+def set_precision(model: nn.Module, precision: Precision) -> nn.Module:
+    """Cast a CTC or pretraining model by the one rule in precision.py."""
+    return precision.apply(model, PRECISION_ROLES)
+
+
+def parameter_dtypes(model: nn.Module, precision: Precision) -> dict[str, torch.dtype]:
+    return precision.parameter_dtypes(model, PRECISION_ROLES)

@@ -6,7 +6,8 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .evaluate import EMPTY, ErrorCounts
+from .files import atomic_write
+from .metrics import EMPTY, ErrorCounts
 
 WORST_SHOWN = 15
 PAIRS_SHOWN = 20
@@ -126,13 +127,9 @@ def plot_confusions(report: dict, path: Path) -> None:
 def _save_figure(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
-    tmp.replace(path)
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, text)

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from .audio import AudioError, AudioTooLong, decode_audio
-from .evaluate import ErrorCounts, align
+from .metrics import ErrorCounts, edit_ops
 from .transcribe import Recognizer
 
 PAGE = Path(__file__).parent / "static" / "index.html"
@@ -93,9 +93,8 @@ def create_app(model: str | None = None, recognizer: Recognizer | None = None,
     async def lifespan(app: FastAPI):
         if recognizer is None:
             from . import load_model
-            from .cli import default_model
 
-            app.state.recognizer = load_model(model or default_model())
+            app.state.recognizer = load_model(model)
         else:
             app.state.recognizer = recognizer
         app.state.model_name = model_name or model or "bundled demo model"
@@ -150,7 +149,7 @@ def create_app(model: str | None = None, recognizer: Recognizer | None = None,
         if not expected:
             raise ApiError(422, "the text has no pronounceable words")
         result = await run_transcription(request, data, limits)
-        ops = align(expected, result["phones"])
+        ops = edit_ops(expected, result["phones"])
         counts = ErrorCounts().add(ops)
         return {**result, "expected": expected, "per": counts.per, "substitutions": counts.substitutions,
                 "deletions": counts.deletions, "insertions": counts.insertions,

@@ -11,10 +11,19 @@ from typing import Union
 import numpy as np
 import torch
 
-from .audio import AudioError, check_audio, load_audio, normalize, to_float_mono
-from .checkpoint import AudioSettings, save_folder
-from .decoding import Transcription, greedy_decode
+from .audio import (
+    AudioError,
+    AudioSettings,
+    FrameGeometry,
+    check_audio,
+    load_audio,
+    normalize,
+    to_float_mono,
+)
+from .checkpoint import save_folder
+from .decoding import Decoder, GreedyDecoder, Transcription
 from .model import CTCModel
+from .precision import Precision
 from .vocab import Vocabulary
 
 AudioInput = Union[str, os.PathLike, np.ndarray]
@@ -41,13 +50,20 @@ class _Piece:
 
 
 class Recognizer:
-    """A loaded model with its vocabulary and audio settings; what `unispeech.load_model` returns."""
+    """A loaded model with its vocabulary, audio settings, precision and decoder; what `unispeech.load_model`
+    returns. Change a setting with `dataclasses.replace`-style copies: `recognizer.with_decoder(...)`."""
 
     def __init__(self, model: CTCModel, vocab: Vocabulary, audio: AudioSettings, name: str = "",
-                 chunking: ChunkOptions = ChunkOptions()):
+                 chunking: ChunkOptions = ChunkOptions(), precision: Precision = Precision(),
+                 decoder: Decoder = GreedyDecoder()):
         self.model, self.vocab, self.audio, self.name, self.chunking = model.eval(), vocab, audio, name, chunking
+        self.precision, self.decoder = precision, decoder
         self.config = model.config
-        self.beam = None  # (PhoneLM or None, BeamOptions): decode with beam search instead of greedy
+        self.frames = FrameGeometry.of(model.config, audio)
+
+    def with_decoder(self, decoder: Decoder) -> "Recognizer":
+        """The same model (shared, not copied) decoding with another strategy."""
+        return Recognizer(self.model, self.vocab, self.audio, self.name, self.chunking, self.precision, decoder)
 
     @property
     def device(self) -> torch.device:
@@ -56,8 +72,8 @@ class Recognizer:
     @property
     def dtype(self) -> torch.dtype:
         """The precision of the transformer's matmuls (the CTC head, layer norms and residual stream are
-        float32; the CNN may be either)."""
-        return self.model.backbone.feature_projection.projection.weight.dtype
+        float32; the CNN may be either: `precision.features`)."""
+        return self.precision.compute
 
     def prepare(self, audio: AudioInput, sampling_rate: int | None = None) -> np.ndarray:
         """A path or an array -> the model's input: mono, resampled, normalised if the model wants it."""
@@ -72,7 +88,7 @@ class Recognizer:
                 raise ValueError("an audio array needs its sampling_rate")
             wav = to_float_mono(audio, sampling_rate, rate)
             name = "audio"
-        check_audio(wav, rate, name, min_samples=self.config.receptive_field)
+        check_audio(wav, rate, name, min_samples=self.frames.receptive_field)
         return normalize(wav) if self.audio.do_normalize else wav
 
     def logits(self, audio: AudioInput, sampling_rate: int | None = None) -> np.ndarray:
@@ -85,11 +101,7 @@ class Recognizer:
 
     def decode(self, logits: np.ndarray, num_samples: int) -> Transcription:
         duration = num_samples / self.audio.sampling_rate
-        if self.beam is not None:
-            from .beam import beam_search
-            lm, options = self.beam
-            return beam_search(logits, self.vocab, lm, options, duration=duration)
-        return greedy_decode(logits, self.vocab, duration=duration)
+        return self.decoder.decode(logits, self.vocab, self.frames.seconds_per_frame, duration)
 
     def transcribe_many(self, items: Iterable[AudioInput], batch_size: int = 8, progress: bool = False,
                         sampling_rate: int | None = None) -> Iterator[Transcription | AudioError]:
@@ -116,7 +128,7 @@ class Recognizer:
     def logits_batch(self, wavs: list[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
         """Prepared waveforms -> their logits, batching pieces of similar length together."""
         pieces = [p for i, w in enumerate(wavs) for p in self._plan(i, w.size)]
-        n_frames = [int(self.model.backbone.output_lengths(torch.tensor(w.size))) for w in wavs]
+        n_frames = [self.frames.frames(w.size) for w in wavs]
         out = [np.empty((n, len(self.vocab)), np.float32) for n in n_frames]
         pieces.sort(key=lambda p: p.sample_end - p.sample_start, reverse=True)
         max_samples = int(self.chunking.max_batch_seconds * self.audio.sampling_rate)
@@ -135,8 +147,8 @@ class Recognizer:
 
     def _plan(self, item: int, num_samples: int) -> list[_Piece]:
         """Split one utterance into windows whose core frames tile [0, n_frames) exactly."""
-        rate, stride, field = self.audio.sampling_rate, self.config.total_stride, self.config.receptive_field
-        n = int(self.model.backbone.output_lengths(torch.tensor(num_samples)))
+        rate, stride, field = self.audio.sampling_rate, self.frames.stride, self.frames.receptive_field
+        n = self.frames.frames(num_samples)
         if num_samples <= self.chunking.max_seconds * rate:
             return [_Piece(item, 0, num_samples, 0, (0, n))]
         core = max(1, int(self.chunking.chunk_seconds * rate) // stride)

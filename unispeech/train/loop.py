@@ -17,48 +17,22 @@ import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..precision import bf16_autocast
 from .batches import Batch, Example, collate, plan_batches
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainOptions:
-    """Optimisation settings. Defaults are the UniSpeech fine-tuning recipe (finetune.sh)."""
-
-    max_updates: int = 20000
-    lr: float = 2e-5
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    warmup_fraction: float = 0.1  # tri-stage schedule: warm-up / hold / decay of max_updates
-    hold_fraction: float = 0.4
-    decay_fraction: float = 0.5
-    init_lr_scale: float = 0.01
-    final_lr_scale: float = 0.05
-    max_batch_seconds: float = 200.0  # padded audio per batch and process
-    grad_accum: int = 1
-    clip_norm: float = 10.0  # 0 = off
-    bf16: bool = False  # autocast matmuls to bfloat16 (CPU with AMX/AVX512-bf16, or CUDA)
-    seed: int = 1337
-    valid_every: int = 500  # 0 = validate only at the end
-    save_every: int = 500  # 0 = checkpoint only at the end (and on Ctrl-C)
-    log_every: int = 10
-    keep_last: int = 2
-    stop_after: int = 0  # stop (with a checkpoint) after this many updates in this run; 0 = run to max_updates
-
-    def __post_init__(self):
-        for name in ("max_updates", "log_every", "keep_last", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        for name in ("valid_every", "save_every", "stop_after", "max_batch_seconds", "lr", "clip_norm"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
-
+from .checkpoints import (
+    Progress,
+    data_fingerprint,
+    resume_from_latest,
+    write_checkpoint,
+)
+from .log import LOG_NAME, plot_training
+from .recipe import TrainOptions
 
 MAX_NONFINITE_UPDATES = 20
 
@@ -104,163 +78,210 @@ def distributed() -> tuple[int, int]:
 
 
 @dataclasses.dataclass
-class Progress:
-    """Where the run is: restored exactly on resume."""
+class Run:
+    """Everything one training run holds; the functions below each do one step of it."""
 
-    step: int = 0
-    epoch: int = 0
-    position: int = 0  # next batch of the epoch's plan
-    best_per: float = float("inf")
-    best_step: int = -1
+    task: Task
+    examples: list[Example]
+    options: TrainOptions
+    out: Path
+    model: torch.nn.Module
+    ddp: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    progress: Progress
+    rank: int
+    world: int
+    device: str
+    meta: dict
+    log: Any = None
+    nonfinite: int = 0  # updates in a row whose gradients were not finite (not applied)
+    skipped: int = 0  # such updates in this run
+    batch: Batch | None = None  # the batch being computed, saved if it crashes
+    started: float = dataclasses.field(default_factory=time.perf_counter)  # the logged seconds count from here
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoints"
+
+    @property
+    def params(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
 
 
 def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: str | Path,
           resume: bool = False, meta: dict | None = None, device: str = "cpu", progress_bar: bool = True) -> Progress:
-    rank, world = distributed()
-    out = Path(out_dir)
-    ckpt_dir = out / "checkpoints"
-    if rank == 0:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-    model = task.model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=options.lr, betas=options.betas, eps=options.eps,
-                                  weight_decay=options.weight_decay)
-    progress = Progress()
-    _seed_everything(options.seed + rank)
-    if resume:
-        progress = _load_latest(ckpt_dir, model, optimizer, rank)
-    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
-    log = open(out / "train_log.jsonl", "a", encoding="utf-8") if rank == 0 else None
-    autocast = (torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-                if options.bf16 else nullcontext())
-    per_step = world * options.grad_accum
-    first_step, started, batch = progress.step, time.perf_counter(), None
-    nonfinite = skipped = 0  # updates in a row / in this run whose gradients were not finite (not applied)
-    bar = _progress_bar(options.max_updates, progress.step, rank if progress_bar else 1)
+    """Train `task.model` on `examples` to `options.max_updates`; checkpoints, logs and the exported model go
+    to `out_dir`. With `resume`, continue exactly from the newest intact checkpoint there."""
+    run = start_run(task, examples, options, Path(out_dir), resume, meta or {}, device)
+    if resume and run.progress.step >= options.max_updates:
+        if run.rank == 0:
+            print(f"unispeech: nothing to do: the run is at update {run.progress.step}, --max-updates is "
+                  f"{options.max_updates} (raise it to train on)", file=sys.stderr)
+        return run.progress
+    bar = _progress_bar(options.max_updates, run.progress.step, run.rank if progress_bar else 1)
     ctrl_c = _StopRequest()
+    first_step = run.progress.step
+    run.log = open(run.out / LOG_NAME, "a", encoding="utf-8") if run.rank == 0 else None
     try:
-        while progress.step < options.max_updates:
-            if options.stop_after and progress.step - first_step >= options.stop_after:
+        while run.progress.step < options.max_updates:
+            if options.stop_after and run.progress.step - first_step >= options.stop_after:
                 break
-            plan = plan_batches(examples, options.max_batch_seconds, options.seed, progress.epoch, world)
-            if len(plan) < per_step:
-                raise ValueError(f"{len(plan)} batches per epoch, fewer than one update needs ({per_step}): "
-                                 "too little data for this world size and grad_accum")
-            if progress.position + per_step > len(plan):  # the epoch's remainder is dropped
-                progress.epoch, progress.position = progress.epoch + 1, 0
+            plan = next_plan(run)
+            if plan is None:
                 continue
-            model.train()
-            for g in optimizer.param_groups:
-                g["lr"] = options.lr * tri_stage(progress.step, options)
-            total_loss, total_size, stats = 0.0, 0.0, {}
-            for k in range(options.grad_accum):
-                index = progress.position + k * world + rank
-                batch = collate([examples[i] for i in plan[index]], index=progress.epoch * 1_000_003 + index)
-                sync = k == options.grad_accum - 1 or world == 1
-                with (nullcontext() if sync else ddp.no_sync()), autocast:
-                    loss, size, batch_stats = task.compute_loss(ddp, _to(batch, device), progress.step)
-                if loss.requires_grad:
-                    loss.float().backward()
-                total_loss += float(loss.detach())
-                total_size += size
-                for key, value in batch_stats.items():
-                    stats[key] = stats.get(key, 0.0) + value
-            total_loss, total_size, stop = _all_sum([total_loss, total_size, float(ctrl_c.requested)], world)
-            for p in params:  # DDP averaged the summed losses' gradients: rescale to the global normaliser
-                if p.grad is not None:
-                    p.grad.mul_(world / max(total_size, 1.0))
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, options.clip_norm if options.clip_norm > 0
-                                                             else float("inf")))
-            if math.isfinite(grad_norm):
-                optimizer.step()
-                nonfinite = 0
-            else:  # skipped; a run of them means the model can no longer learn, not a passing overflow
-                nonfinite, skipped = nonfinite + 1, skipped + 1
-                if nonfinite >= MAX_NONFINITE_UPDATES:
-                    raise RuntimeError(f"training stopped at update {progress.step + 1}: the gradients of the last "
-                                       f"{nonfinite} updates were not finite (loss {total_loss / max(total_size, 1):.4g}) "
-                                       "and were not applied; the checkpoints written before are kept")
-            optimizer.zero_grad(set_to_none=True)
-            progress.step += 1
-            progress.position += per_step
-            loss_value = total_loss / max(total_size, 1.0)
+            stop = train_one_update(run, plan, ctrl_c.requested)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-            if log and (progress.step % options.log_every == 0 or progress.step == 1):
-                _log(log, step=progress.step, loss=loss_value, lr=optimizer.param_groups[0]["lr"],
-                     grad_norm=grad_norm, skipped_updates=skipped, epoch=progress.epoch,
-                     seconds=time.perf_counter() - started,
-                     **{k: v / max(total_size, 1.0) for k, v in stats.items()})
-            if _every(progress.step, options.valid_every) or progress.step == options.max_updates:
-                _validate(task, model, progress, out, log, rank, world)
-            if stop:  # every rank saw the same sum, so all stop after the same update; the handler below saves
-                raise KeyboardInterrupt
-            if _every(progress.step, options.save_every):
-                _save(ckpt_dir, model, optimizer, progress, options, meta, rank)
+            bar.set_postfix(lr=f"{run.optimizer.param_groups[0]['lr']:.2e}")
+            after_update(run, stop)
     except KeyboardInterrupt:
-        _save(ckpt_dir, model, optimizer, progress, options, meta, rank)
-        if rank == 0:
-            print(f"\ninterrupted: saved a checkpoint at update {progress.step}; continue with --resume",
+        save_checkpoint(run)
+        if run.rank == 0:
+            print(f"\ninterrupted: saved a checkpoint at update {run.progress.step}; continue with --resume",
                   file=sys.stderr)
         raise
     except Exception:
-        if rank == 0 and batch is not None:  # forensics: the state and the batch that failed
-            torch.save({"batch": batch, "step": progress.step}, ckpt_dir / "crash-batch.pt")
+        save_crash(run)
         raise
     finally:
         ctrl_c.restore()
         bar.close()
-        if log:
-            log.close()
-    _save(ckpt_dir, model, optimizer, progress, options, meta, rank)
-    if progress.best_step < 0 and rank == 0:  # no validation data: the last model is the result
-        task.export(model, out)
+        if run.log:
+            run.log.close()
+    finish(run)
+    return run.progress
+
+
+def start_run(task: Task, examples: list[Example], options: TrainOptions, out: Path, resume: bool, meta: dict,
+              device: str) -> Run:
+    rank, world = distributed()
     if rank == 0:
-        plot_training(out)
-    return progress
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    model = task.model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=options.lr, betas=options.betas, eps=options.eps,
+                                  weight_decay=options.weight_decay)
+    _seed_everything(options.seed + rank)
+    meta = {**meta, "world_size": world, "data": data_fingerprint(examples)}
+    progress = Progress()
+    if resume:
+        progress = resume_from_latest(out / "checkpoints", model, optimizer, options, meta, rank)
+    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
+    return Run(task, examples, options, out, model, ddp, optimizer, progress, rank, world, device, meta)
 
 
-def _validate(task: Task, model, progress: Progress, out: Path, log, rank: int, world: int) -> None:
-    if rank != 0:
-        _barrier(world)
+def next_plan(run: Run) -> list[list[int]] | None:
+    """This epoch's batch plan if the next update fits in it; else move to the next epoch (None)."""
+    o, p = run.options, run.progress
+    per_step = run.world * o.grad_accum
+    plan = plan_batches(run.examples, o.max_batch_seconds, o.seed, p.epoch, run.world)
+    if len(plan) < per_step:
+        raise ValueError(f"{len(plan)} batches per epoch, fewer than one update needs ({per_step}): "
+                         "too little data for this world size and grad_accum")
+    if p.position + per_step > len(plan):  # the epoch's remainder is dropped
+        p.epoch, p.position = p.epoch + 1, 0
+        return None
+    return plan
+
+
+def train_one_update(run: Run, plan: list[list[int]], stop_requested: bool) -> bool:
+    """Accumulate the gradients of grad_accum batches per process, apply them; -> whether to stop now."""
+    o, p = run.options, run.progress
+    run.model.train()
+    for group in run.optimizer.param_groups:
+        group["lr"] = o.lr * tri_stage(p.step, o)
+    total_loss, total_size, stats = 0.0, 0.0, {}
+    autocast = bf16_autocast(run.device, o.bf16)
+    for k in range(o.grad_accum):
+        index = p.position + k * run.world + run.rank
+        run.batch = collate([run.examples[i] for i in plan[index]], index=p.epoch * 1_000_003 + index)
+        sync = k == o.grad_accum - 1 or run.world == 1
+        with (nullcontext() if sync else run.ddp.no_sync()), autocast:
+            loss, size, batch_stats = run.task.compute_loss(run.ddp, _to(run.batch, run.device), p.step)
+        if loss.requires_grad:
+            loss.float().backward()
+        total_loss += float(loss.detach())
+        total_size += size
+        for key, value in batch_stats.items():
+            stats[key] = stats.get(key, 0.0) + value
+    total_loss, total_size, stop = _all_sum([total_loss, total_size, float(stop_requested)], run.world)
+    grad_norm = apply_gradients(run, total_loss, total_size)
+    p.step += 1
+    p.position += run.world * o.grad_accum
+    if run.log and (p.step % o.log_every == 0 or p.step == 1):
+        _log(run.log, step=p.step, loss=total_loss / max(total_size, 1.0), lr=run.optimizer.param_groups[0]["lr"],
+             grad_norm=grad_norm, skipped_updates=run.skipped, epoch=p.epoch, seconds=time.perf_counter() - run.started,
+             **{k: v / max(total_size, 1.0) for k, v in stats.items()})
+    return bool(stop)
+
+
+def apply_gradients(run: Run, total_loss: float, total_size: float) -> float:
+    """Rescale to the global normaliser, clip, step unless non-finite; -> the gradient norm."""
+    params = run.params
+    for p in params:  # DDP averaged the summed losses' gradients: rescale to the global normaliser
+        if p.grad is not None:
+            p.grad.mul_(run.world / max(total_size, 1.0))
+    clip = run.options.clip_norm if run.options.clip_norm > 0 else float("inf")
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+    if math.isfinite(grad_norm):
+        run.optimizer.step()
+        run.nonfinite = 0
+    else:  # skipped; a run of them means the model can no longer learn, not a passing overflow
+        run.nonfinite, run.skipped = run.nonfinite + 1, run.skipped + 1
+        if run.nonfinite >= MAX_NONFINITE_UPDATES:
+            raise RuntimeError(f"training stopped at update {run.progress.step + 1}: the gradients of the last "
+                               f"{run.nonfinite} updates were not finite (loss {total_loss / max(total_size, 1):.4g}) "
+                               "and were not applied; the checkpoints written before are kept")
+    run.optimizer.zero_grad(set_to_none=True)
+    return grad_norm
+
+
+def after_update(run: Run, stop: bool) -> None:
+    """Validate, stop on a Ctrl-C seen by any rank (all stop at the same update), checkpoint."""
+    step = run.progress.step
+    if _every(step, run.options.valid_every) or step == run.options.max_updates:
+        validate(run)
+    if stop:  # the handler in train() saves the checkpoint
+        raise KeyboardInterrupt
+    if _every(step, run.options.save_every):
+        save_checkpoint(run)
+
+
+def validate(run: Run) -> None:
+    """The task's validation figures, logged as valid_*; a new best PER exports the model."""
+    if run.rank != 0:
+        _barrier(run.world)
         return
-    metrics = task.validate(model)
-    per = metrics.get("per")
-    if per is not None and per < progress.best_per:
-        progress.best_per, progress.best_step = per, progress.step
-        task.export(model, out)
-    _log(log, step=progress.step, **{f"valid_{k}": v for k, v in metrics.items()}, best_per=progress.best_per)
-    _barrier(world)
+    metrics = run.task.validate(run.model)
+    per, p = metrics.get("per"), run.progress
+    if per is not None and per < p.best_per:
+        p.best_per, p.best_step = per, p.step
+        run.task.export(run.model, run.out)
+    best = {"best_per": p.best_per} if per is not None else {}
+    _log(run.log, step=p.step, **{f"valid_{k}": v for k, v in metrics.items()}, **best)
+    _barrier(run.world)
 
 
-def _save(ckpt_dir: Path, model, optimizer, progress: Progress, options: TrainOptions, meta: dict | None,
-          rank: int) -> None:
-    if rank != 0:
-        return
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "progress": dataclasses.asdict(progress), "options": dataclasses.asdict(options), "meta": meta or {},
-             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
-    path = ckpt_dir / f"checkpoint-{progress.step:07d}.pt"
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a checkpoint is either complete or absent
-    for old in sorted(ckpt_dir.glob("checkpoint-*.pt"))[:-options.keep_last]:
-        old.unlink()
+def finish(run: Run) -> None:
+    save_checkpoint(run)
+    if run.rank == 0:
+        if run.progress.best_step < 0:  # no validation PER: the last model is the result
+            run.task.export(run.model, run.out)
+        plot_training(run.out)
 
 
-def _load_latest(ckpt_dir: Path, model, optimizer, rank: int) -> Progress:
-    checkpoints = sorted(ckpt_dir.glob("checkpoint-*.pt"))
-    if not checkpoints:
-        raise ValueError(f"--resume: no checkpoint in {ckpt_dir}")
-    state = torch.load(checkpoints[-1], map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng"]["torch"])
-    np.random.set_state(state["rng"]["numpy"])
-    random.setstate(state["rng"]["python"])
-    if rank == 0:
-        print(f"resuming from {checkpoints[-1].name}", file=sys.stderr)
-    return Progress(**state["progress"])
+def save_checkpoint(run: Run) -> None:
+    if run.rank == 0:
+        write_checkpoint(run.ckpt_dir, run.model, run.optimizer, run.progress, run.options, run.meta)
+
+
+def save_crash(run: Run) -> None:
+    """Forensics (icefall): the state at the failing update and the batch it failed on, beside the checkpoints."""
+    if run.rank == 0 and run.batch is not None:
+        write_checkpoint(run.ckpt_dir, run.model, run.optimizer, run.progress, run.options, run.meta,
+                         name=f"crash-{run.progress.step:07d}.pt", extra={"batch": run.batch})
+        print(f"unispeech: the state and the failing batch are in {run.ckpt_dir / f'crash-{run.progress.step:07d}.pt'}",
+              file=sys.stderr)
+
 
 
 def _seed_everything(seed: int) -> None:
@@ -319,76 +340,3 @@ def _progress_bar(total: int, start: int, rank: int):
     from tqdm import tqdm
     return tqdm(total=total, initial=start, unit="upd", desc="training", dynamic_ncols=True,
                 disable=rank != 0, file=sys.stderr)
-
-
-def plot_training(out: Path) -> None:
-    """training.png from train_log.jsonl: training loss and validation PER against updates; for pretraining
-    also the contrastive accuracy and the codevector perplexity (is the codebook collapsing?)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if line.strip()]
-    train_rows = {r["step"]: r["loss"] for r in rows if "loss" in r}
-    valid_rows = {r["step"]: r["valid_per"] for r in rows if r.get("valid_per") is not None}
-    quantizer_rows = {r["step"]: (r.get("accuracy", float("nan")), r["perplexity"]) for r in rows if "perplexity" in r}
-    fig, axes = plt.subplots(1, 2 if quantizer_rows else 1, figsize=(12 if quantizer_rows else 7, 4), squeeze=False)
-    ax = axes[0, 0]
-    ax.plot(list(train_rows), list(train_rows.values()), color="#4472c4", label="training loss")
-    ax.set_xlabel("update")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    if valid_rows:
-        ax2 = ax.twinx()
-        ax2.plot(list(valid_rows), [100 * v for v in valid_rows.values()], "o-", color="#c0504d", label="valid PER")
-        ax2.set_ylabel("validation PER (%)")
-        ax2.legend(loc="upper center")
-    ax.legend(loc="upper right")
-    if quantizer_rows:
-        steps, (accuracy, perplexity) = list(quantizer_rows), zip(*quantizer_rows.values())
-        ax = axes[0, 1]
-        ax.plot(steps, accuracy, color="#4472c4", label="contrastive accuracy")
-        ax.set_xlabel("update")
-        ax.set_ylabel("contrastive accuracy")
-        ax.set_ylim(0, 1)
-        ax.legend(loc="upper left")
-        ax2 = ax.twinx()
-        ax2.plot(steps, perplexity, color="#9bbb59", label="codevector perplexity")
-        ax2.set_ylabel("codevector perplexity")
-        ax2.set_yscale("log")
-        ax2.legend(loc="upper right")
-    fig.tight_layout()
-    tmp = out / ".training.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out / "training.png")
-
-
-def read_recipe(recipe_cls, path: str | Path | None, **overrides):
-    """A recipe dataclass (with a `train: TrainOptions` field) from a TOML file (recipe keys at the top,
-    optimisation in [train]), with explicit overrides on top; None overrides are ignored."""
-    recipe_keys: dict = {}
-    if path:
-        try:
-            import tomllib
-        except ImportError as e:  # Python 3.10
-            raise ValueError("TOML recipes need Python 3.11 or newer; pass the settings as options") from e
-        try:
-            recipe_keys = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise ValueError(f"{path}: cannot read the recipe ({e})") from e
-    train_fields = {f.name for f in dataclasses.fields(TrainOptions)}
-    base_train = dataclasses.asdict(recipe_cls().train)
-    train_keys = {**base_train, **recipe_keys.pop("train", {})}
-    for key, value in overrides.items():
-        if value is not None:
-            (train_keys if key in train_fields else recipe_keys)[key] = value
-    try:
-        for key in ("betas",):
-            train_keys[key] = tuple(train_keys[key])
-        for key, value in list(recipe_keys.items()):
-            if isinstance(value, list):
-                recipe_keys[key] = tuple(value)
-        return recipe_cls(train=TrainOptions(**train_keys), **recipe_keys)
-    except TypeError as e:
-        raise ValueError(f"unknown recipe setting ({e})") from e

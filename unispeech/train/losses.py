@@ -37,8 +37,3 @@ def diversity_loss(perplexity: torch.Tensor, groups: int, entries: int) -> torch
     """(G·V − perplexity) / (G·V): 0 when every codeword is used equally, near 1 when one is used."""
     total = groups * entries
     return (total - perplexity) / total
-
-
-def replace_mix(context: torch.Tensor, quantized: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
-    """Each frame of the transformer output replaced by its (projected) quantized latent where `replace` (B, T)."""
-    return torch.where(replace[:, :, None], quantized.to(context.dtype), context)

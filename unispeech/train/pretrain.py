@@ -16,19 +16,24 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..checkpoint import AudioSettings, from_hf_keys, read_state_dict, to_hf_keys
+from ..checkpoint import load_pretraining_folder, save_folder
 from ..config import ModelConfig
-from ..masking import span_mask
-from ..model import UniSpeechModel
-from ..quantizer import GumbelQuantizer
-from ..vocab import Vocabulary
-from .batches import Batch
-from .losses import contrastive_logits, contrastive_loss, diversity_loss, replace_mix, sample_negatives
-from .loop import TrainOptions
+from ..data import load_dataset, with_phones
+from ..masking import MaskOptions, SpanMasks, draw_span_masks
+from ..model import UniSpeechPretrainModel
+from ..vocab import Vocabulary, phone_vocabulary
+from .batches import Batch, Example, collate, load_examples, plan_batches
+from .loop import train
+from .losses import (
+    contrastive_logits,
+    contrastive_loss,
+    diversity_loss,
+    sample_negatives,
+)
+from .recipe import TrainOptions, read_recipe
 
-PRETRAIN_HEADS = ("quantizer.", "project_q.", "project_hid.", "ctc_proj.")
+VALID_BATCH_INDEX = 1_000_000_000  # validation batches' mask seeds: apart from every training batch's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,35 +54,9 @@ class PretrainRecipe:
     dropout: float = 0.1
     layerdrop: float = 0.0
 
-
-class UniSpeechPretrainModel(nn.Module):
-    """The encoder wrapped with the quantizer and the heads that pretraining needs (UniSpeechForPreTraining)."""
-
-    def __init__(self, config: ModelConfig):
-        super().__init__()
-        self.config = config
-        self.backbone = UniSpeechModel(config)
-        self.dropout_features = nn.Dropout(config.extra.get("feat_quantizer_dropout", 0.0))
-        self.quantizer = GumbelQuantizer(config.conv_dim[-1], config.num_codevector_groups,
-                                         config.num_codevectors_per_group, config.codevector_dim)
-        self.project_q = nn.Linear(config.codevector_dim, config.proj_codevector_dim)
-        self.project_hid = nn.Linear(config.proj_codevector_dim, config.hidden_size)
-        self.ctc_proj = nn.Linear(config.hidden_size, config.num_ctc_classes)
-        self.dropout = nn.Dropout(config.final_dropout)
-
-    def forward(self, wav: torch.Tensor, lengths: torch.Tensor, time_mask: torch.Tensor | None = None):
-        """-> transformer output c (B, T, H), projected quantized latents (B, T, H), perplexity, frame lengths."""
-        x, z_normed, frame_lengths = self.backbone.features(wav, lengths)
-        if time_mask is not None:
-            x = torch.where(time_mask[:, :, None], self.backbone.masked_spec_embed.to(x.dtype), x)
-        context = self.backbone.encoder(x, frame_lengths)
-        valid = torch.arange(x.shape[1], device=x.device)[None, :] < frame_lengths[:, None]
-        quantized, perplexity = self.quantizer(self.dropout_features(z_normed), valid)
-        targets = self.project_hid(self.project_q(quantized))
-        return context, targets, perplexity, frame_lengths
-
-    def ctc_logits(self, context: torch.Tensor, targets: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
-        return self.ctc_proj(self.dropout(replace_mix(context, targets, replace)))
+    @property
+    def masking(self) -> MaskOptions:
+        return MaskOptions(time_prob=self.mask_prob, time_length=self.mask_length, min_time_spans=2)
 
 
 @dataclasses.dataclass
@@ -114,25 +93,35 @@ def draw_masks_and_negatives(recipe: PretrainRecipe, frame_lengths: torch.Tensor
     resumed run, or another model trained on the same plan (bench/contrastive_reference.py), draws the same."""
     gen = torch.Generator().manual_seed(recipe.train.seed * 7919 + batch_index)
     frame_lengths = frame_lengths.cpu()
-    mask = span_mask(len(frame_lengths), int(frame_lengths.max()), recipe.mask_prob, recipe.mask_length,
-                     frame_lengths, min_masks=2, generator=gen)
+    mask = draw_span_masks(recipe.masking, frame_lengths, width=0, generator=gen).time
     rows, steps = mask.nonzero(as_tuple=True)
     negatives = sample_negatives(frame_lengths, rows, steps, recipe.num_negatives, gen)
     return mask, rows, steps, negatives, gen
 
 
 class PretrainTask:
-    def __init__(self, model: UniSpeechPretrainModel, vocab: Vocabulary | None, recipe: PretrainRecipe):
-        self.model, self.vocab, self.recipe = model, vocab, recipe
+    """The UniSpeech losses for the shared training loop; validation reuses them on held-out batches."""
+
+    def __init__(self, model: UniSpeechPretrainModel, vocab: Vocabulary | None, recipe: PretrainRecipe,
+                 valid: list[Example] = ()):
+        self.model, self.vocab, self.recipe, self.valid = model, vocab, recipe, list(valid)
         self.collapse = CollapseWatch(model.quantizer.groups * model.quantizer.entries)
 
     def compute_loss(self, model, batch: Batch, step: int):
+        loss, n_masked, stats = self.losses(model, batch, step)
+        warning = self.collapse.update(step, stats["perplexity"] / max(n_masked, 1.0))
+        if warning:
+            print(f"\n{warning}", file=sys.stderr)
+        return loss, n_masked, stats
+
+    def losses(self, model, batch: Batch, step: int):
+        """Summed loss, masked frames, and summed stats (contrastive, accuracy, perplexity, ctc) of a batch."""
         r, core = self.recipe, self.model
         core.quantizer.temperature = gumbel_temperature(r, step)
         frame_lengths = core.backbone.output_lengths(batch.lengths)
         mask, rows, steps, negatives, gen = draw_masks_and_negatives(r, frame_lengths, batch.index)
         B, T = mask.shape
-        context, targets, perplexity, frame_lengths = model(batch.wav, batch.lengths, mask)
+        context, targets, perplexity, frame_lengths = model(batch.wav, batch.lengths, SpanMasks(mask, None))
         logits = contrastive_logits(context[rows, steps], targets[rows, steps], targets[rows[:, None], negatives],
                                     r.logit_temperature)
         label_lengths = batch.label_lengths
@@ -144,9 +133,6 @@ class PretrainTask:
         loss = contrastive + r.diversity_weight * diversity * float(row_weight.mean()) * n_masked
         stats = {"contrastive": float(contrastive.detach()), "accuracy": float(correct),
                  "perplexity": float(perplexity.detach()) * n_masked, "masked": n_masked}
-        warning = self.collapse.update(step, float(perplexity.detach()))
-        if warning:
-            print(f"\n{warning}", file=sys.stderr)
         if labelled.any() and r.alpha > 0:
             replace = torch.rand(B, T, generator=gen) < r.replace_prob  # Bernoulli(r) per frame
             ctc_logits = core.ctc_logits(context[labelled], targets[labelled], replace[labelled])
@@ -157,44 +143,29 @@ class PretrainTask:
             stats["ctc"] = float(ctc.detach())
         return loss, n_masked, stats
 
+    @torch.no_grad()
     def validate(self, model) -> dict:
-        return {}
+        """Held-out loss, contrastive accuracy and codevector perplexity (of the hard codes: eval mode) per
+        masked frame; the masks are the same at every validation."""
+        if not self.valid:
+            return {}
+        model.eval()
+        totals: dict[str, float] = {}
+        plan = plan_batches(self.valid, self.recipe.train.max_batch_seconds, seed=0, epoch=0)
+        for i, rows in enumerate(plan):
+            batch = collate([self.valid[k] for k in rows], index=VALID_BATCH_INDEX + i)
+            loss, n_masked, stats = self.losses(model, batch, step=0)
+            for key, value in {"loss": float(loss), **stats}.items():
+                totals[key] = totals.get(key, 0.0) + value
+        model.train()
+        masked = max(totals.pop("masked"), 1.0)
+        return {**{k: v / masked for k, v in totals.items()}, "utterances": len(self.valid)}
 
     def export(self, model, folder: Path) -> None:
-        save_pretraining_folder(folder, self.model, self.vocab)
-
-
-def save_pretraining_folder(folder: str | Path, model: UniSpeechPretrainModel, vocab: Vocabulary | None) -> Path:
-    """transformers' UniSpeechForPreTraining layout; `unispeech finetune --init` starts from it."""
-    from ..checkpoint import write_folder
-
-    hf = model.config.to_hf_dict()
-    hf["architectures"] = ["UniSpeechForPreTraining"]
-    texts = {"config.json": json.dumps(hf, indent=2, ensure_ascii=False),
-             "preprocessor_config.json": AudioSettings().to_json()}
-    if vocab is not None:  # the labels of ctc_proj
-        texts.update(vocab.files())
-    tensors = to_hf_keys({k: v.float() for k, v in model.state_dict().items()}, model.config.model_type)
-    return write_folder(Path(folder), tensors, texts)
-
-
-def load_pretraining_folder(folder: str | Path) -> UniSpeechPretrainModel:
-    folder = Path(folder)
-    config = ModelConfig.from_json(folder / "config.json")
-    model = UniSpeechPretrainModel(config)
-    state = read_state_dict(folder)
-    prefix = "unispeech." if config.model_type == "unispeech" else "wav2vec2."
-    heads = {k: v for k, v in state.items() if k.startswith(PRETRAIN_HEADS)}
-    body = from_hf_keys({k: v for k, v in state.items() if k.startswith(prefix)}, config.model_type)
-    missing, unexpected = model.load_state_dict({**heads, **body}, strict=False)
-    if unexpected or [k for k in missing if k != "backbone.masked_spec_embed"]:
-        raise ValueError(f"{folder}: not a pretraining checkpoint (missing {missing[:5]}, unexpected {unexpected[:5]})")
-    return model
+        save_folder(folder, self.model, self.vocab)
 
 
 def read_pretrain_recipe(path, **overrides) -> PretrainRecipe:
-    from .loop import read_recipe
-
     return read_recipe(PretrainRecipe, path, **overrides)
 
 
@@ -223,21 +194,15 @@ def _vocab_tokens(folder: Path) -> dict:
 
 def pretrain(init: str | Path, out_dir: str | Path, labeled: str | Path | None = None,
              unlabeled: str | Path | None = None, recipe: PretrainRecipe = PretrainRecipe(), resume: bool = False,
-             language: str = "ky", progress: bool = True) -> Path:
-    """Stage 1 (labelled + optional unlabelled) or stage 2 (unlabelled only); the model goes to `out_dir`."""
-    from ..data import load_dataset, with_phones
-    from ..vocab import phone_vocabulary
-    from .batches import load_examples
-    from .loop import train
-
+             language: str = "ky", progress: bool = True, valid_data: str | Path | None = None) -> Path:
+    """Stage 1 (labelled + optional unlabelled) or stage 2 (unlabelled only); the model goes to `out_dir`.
+    `valid_data` (audio; labels used where the model has a CTC vocabulary) is scored every valid_every updates."""
     if not labeled and not unlabeled:
         raise ValueError("give --labeled and/or --unlabeled data")
-    labelled_utts = load_dataset(labeled, split="train")[0] if labeled else []
+    labelled_utts = with_phones(load_dataset(labeled, split="train")[0], language) if labeled else []
     unlabelled_utts = load_dataset(unlabeled, split="train")[0] if unlabeled else []
     vocab = None
-    examples = []
     if labelled_utts:
-        labelled_utts = with_phones(labelled_utts, language)
         vocab = phone_vocabulary(sorted({p for u in labelled_utts for p in (u.phones or ())}), lang=language)
     model, init_vocab = init_pretrain_model(init, recipe, len(vocab) if vocab else None)
     model.config = dataclasses.replace(model.config, replace_prob=recipe.replace_prob)  # the saved config says r
@@ -246,15 +211,17 @@ def pretrain(init: str | Path, out_dir: str | Path, labeled: str | Path | None =
     if vocab is not None and len(vocab) != model.config.num_ctc_classes:
         raise ValueError(f"the labelled data has {len(vocab)} CTC classes, the model's ctc_proj "
                          f"{model.config.num_ctc_classes}")
-    if labelled_utts:
-        examples += load_examples(labelled_utts, vocab, language=language, progress=progress)[0]
+    examples = load_examples(labelled_utts, vocab, language=language, progress=progress)[0] if labelled_utts else []
     if unlabelled_utts:
         examples += load_examples(unlabelled_utts, None, progress=progress, labelled=False)[0]
     if not examples:
         raise ValueError("none of the clips could be read")
-    print(f"unispeech: pretraining on {len(examples)} clips "
-          f"({sum(bool(e.labels) for e in examples)} labelled)", file=sys.stderr)
-    task = PretrainTask(model, vocab, recipe)
+    valid = []
+    if valid_data:
+        valid = load_examples(load_dataset(valid_data, split="dev")[0], None, progress=progress, labelled=False)[0]
+    print(f"unispeech: pretraining on {len(examples)} clips ({sum(bool(e.labels) for e in examples)} labelled), "
+          f"validating on {len(valid)}", file=sys.stderr)
+    task = PretrainTask(model, vocab, recipe, valid)
     train(task, examples, recipe.train, out_dir, resume=resume, progress_bar=progress,
           meta={"kind": "pretrain", "recipe": dataclasses.asdict(recipe), "init": str(init)})
     return Path(out_dir)

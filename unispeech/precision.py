@@ -1,0 +1,163 @@
+"""Numeric precision: dtype names, what the hardware does fast, and the one rule for which parts stay float32.
+
+The rule (`Precision.dtype_of`): the CTC head and every LayerNorm of the transformer (its residual stream
+with them) stay float32; the CNN feature encoder takes `features`; everything else takes `compute`.
+Each box computes in the type of its own weights: `apply` casts a box's inputs on entry (a forward
+pre-hook), so the boxes themselves never mention a dtype.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DTYPE_NAMES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set extensions of this CPU that matter for matmul speed (Linux /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            words = set(f.read().split())
+    except OSError:
+        return frozenset()
+    return frozenset(flag for flag in CPU_FEATURES if flag in words)
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 matmuls are native (and so faster than float32) on this device."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    """The types a model runs in: `compute` for the transformer's matmuls, `features` for the CNN."""
+
+    compute: torch.dtype = torch.float32
+    features: torch.dtype = torch.float32
+
+    @classmethod
+    def choose(cls, dtype: torch.dtype | str | None, device: torch.device) -> "Precision":
+        """"auto" (or None): bfloat16 matmuls with a float32 CNN where bf16 is native (the CNN's rounding is what
+        changes phones most), float32 elsewhere; a named type: that type throughout (head and norms aside)."""
+        if dtype is None or dtype == "auto":
+            return cls(torch.bfloat16, torch.float32) if fast_bf16(device) else cls()
+        if isinstance(dtype, str):
+            if dtype not in DTYPE_NAMES:
+                raise ValueError(f"unknown dtype {dtype!r} (expected auto or one of {', '.join(DTYPE_NAMES)})")
+            dtype = DTYPE_NAMES[dtype]
+        return cls(dtype, dtype)
+
+    def describe(self) -> str:
+        name = str(self.compute).replace("torch.", "")
+        return name if self.features == self.compute else f"{name} (CNN {str(self.features).replace('torch.', '')})"
+
+    def dtype_of(self, name: str, module: nn.Module, inside_features: bool, inside_encoder: bool) -> torch.dtype:
+        """The type of the parameters of `module` (named `name` in the model)."""
+        if name.endswith("lm_head") or (inside_encoder and isinstance(module, nn.LayerNorm)):
+            # fp32 layer norms make the residual stream add in fp32: rounding does not pile up over the layers
+            return torch.float32
+        return self.features if inside_features else self.compute
+
+    def parameter_dtypes(self, model: nn.Module, roles: "Roles") -> dict[str, torch.dtype]:
+        """Every parameter's and buffer's final type, by name; works on a model on the meta device."""
+        out: dict[str, torch.dtype] = {}
+        for name, module, features, encoder in _walk(model, roles.cnn, roles.transformer):
+            dtype = self.dtype_of(name, module, features, encoder)
+            for key, _ in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
+                out[f"{name}.{key}" if name else key] = dtype
+        return out
+
+    def apply(self, model: nn.Module, roles: "Roles") -> nn.Module:
+        """Cast `model`'s weights by the rule and make each box cast its inputs to its own type."""
+        dtypes = self.parameter_dtypes(model, roles)
+        with torch.no_grad():
+            for key, tensor in list(model.state_dict(keep_vars=True).items()):
+                if tensor.is_floating_point() and tensor.dtype != dtypes[key]:
+                    tensor.data = tensor.data.to(dtypes[key])
+        if self.compute != torch.float32 or self.features != torch.float32:
+            cast_inputs_to_own_type(model, roles.boxes)
+        return model
+
+
+@dataclasses.dataclass(frozen=True)
+class Roles:
+    """Which module classes play which part in the rule (the model module names them)."""
+
+    cnn: type  # its parameters take `features`
+    transformer: type  # its LayerNorms stay float32
+    boxes: dict[type, str]  # box class -> the submodule whose type its inputs are cast to on entry
+
+
+def _walk(model: nn.Module, features_cls: type, encoder_cls: type):
+    """(name, module, inside the CNN, inside the transformer) for every module."""
+    features_roots = [n for n, m in model.named_modules() if isinstance(m, features_cls)]
+    encoder_roots = [n for n, m in model.named_modules() if isinstance(m, encoder_cls)]
+    for name, module in model.named_modules():
+        yield (name, module, any(_within(name, r) for r in features_roots),
+               any(_within(name, r) for r in encoder_roots))
+
+
+def _within(name: str, root: str) -> bool:
+    return name == root or name.startswith(root + ".")
+
+
+def cast_inputs_to_own_type(model: nn.Module, boxes: dict[type, str]) -> None:
+    """Register, once per box, a pre-hook casting floating inputs to the type of the box's own weights."""
+    for module in model.modules():
+        sets_type = boxes.get(type(module))
+        if sets_type and not getattr(module, "_casts_inputs", False):
+            module.register_forward_pre_hook(functools.partial(_cast_inputs, getattr(module, sets_type)))
+            module._casts_inputs = True
+
+
+def _cast_inputs(sets_type: nn.Module, module: nn.Module, args: tuple) -> tuple:
+    own = next(sets_type.parameters()).dtype
+    return tuple(a.to(own) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+
+
+def bf16_autocast(device: str | torch.device, enabled: bool):
+    """bfloat16 autocast for training (`--bf16`), or a no-op context."""
+    from contextlib import nullcontext
+
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16) if enabled else nullcontext()
+
+
+def runs_in_bf16(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether an op on `x` with `weight` runs in bfloat16 (either is bf16, or bf16 autocast is on)."""
+    kind = x.device.type
+    return torch.bfloat16 in (x.dtype, weight.dtype) or (
+        torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.bfloat16)
+
+
+@functools.lru_cache(maxsize=None)
+def bf16_conv_is_exact(channels: int, groups: int, kernel: int, device: str) -> bool:
+    """Whether this machine's bfloat16 grouped conv1d of this shape agrees with float32 on bf16-rounded inputs.
+
+    It does not everywhere: with torch 2.13 on CPUs with AMX, oneDNN's bf16 kernel returns garbage (relative
+    error ~1) for 2-12 channels per group and wide kernels, i.e. the positional conv of small models (hidden
+    192, 16 groups). Checked once per shape, on two groups of the real per-group size.
+    """
+    per_group, probe_groups = channels // groups, min(groups, 2)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, per_group * probe_groups, 2 * kernel, generator=gen).bfloat16()
+    w = torch.randn(per_group * probe_groups, per_group, kernel, generator=gen).bfloat16()
+    with torch.autocast(device, enabled=False):
+        exact = F.conv1d(x.float(), w.float(), padding=kernel // 2, groups=probe_groups)
+        low = F.conv1d(x.to(device), w.to(device), padding=kernel // 2, groups=probe_groups).float().cpu()
+    return bool((low - exact).norm() <= 0.02 * exact.norm())
