@@ -14,9 +14,10 @@ from unispeech.synth import UNSEEN_VARIANT, Speaker, Voice, augment
 
 ROOT = Path(__file__).parents[1]
 HELD_OUT = [line.split("\t", 1)[1] for line in (ROOT / "data/ky/val.text").read_text(encoding="utf-8").splitlines()]
-# Measured PER on the 227 held-out sentences is about 5 % (MODEL_CARD.md); a broken model, audio path or
-# decoder gives 60-100 %. The bound leaves room for the few sentences drawn here.
-PER_BOUND = 0.25
+# Measured on the 227 held-out sentences: about 5 % (MODEL_CARD.md); on the 12 drawn below (seeded), on an
+# AVX512-bf16 CPU: m1 2.7 %, f2 + noise 8.4 %, m3 3.2 %; the README example 0.0 %. The bounds sit just above
+# (precision and CPU move them by a fraction of a point); a broken model, audio path or decoder gives 60-100 %.
+README_EXAMPLE_BOUND = 0.03
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +33,12 @@ def test_readme_first_command_prints_phones_with_times():
     assert len(rows) > 20 and all(float(r[3]) < float(r[4]) for r in rows)
     assert done.stderr.count("\n") == 1 and "microsoft/unispeech-1350-en-17h-ky-ft-1h" in done.stderr
     expected = unispeech.phonemize((ROOT / "examples/ky_example.txt").read_text(encoding="utf-8"))
-    assert phone_error_rate([expected], [[r[2] for r in rows]]).per < PER_BOUND
+    assert phone_error_rate([expected], [[r[2] for r in rows]]).per <= README_EXAMPLE_BOUND
 
 
-@pytest.mark.parametrize("variant,augmented", [("m1", False), ("f2", True), (UNSEEN_VARIANT, False)])
-def test_held_out_sentences(demo, variant, augmented):
+@pytest.mark.parametrize("variant,augmented,bound", [("m1", False, 0.05), ("f2", True, 0.13),
+                                                     (UNSEEN_VARIANT, False, 0.06)])
+def test_held_out_sentences(demo, variant, augmented, bound):
     speaker = Speaker("ky")
     rng = np.random.default_rng(7)
     sentences = HELD_OUT[20:32]
@@ -50,7 +52,7 @@ def test_held_out_sentences(demo, variant, augmented):
     per = phone_error_rate(refs, hyps).per
     print(f"demo model, {len(sentences)} held-out sentences, voice {variant}{' + noise' if augmented else ''}: "
           f"PER {100 * per:.1f} %")
-    assert per < PER_BOUND
+    assert per <= bound
 
 
 def test_forced_alignment_boundaries_match_espeak(demo):
