@@ -45,9 +45,13 @@ class ReferenceTask:
         import transformers
 
         hf = {k: v for k, v in config.to_hf_dict().items() if k != "architectures"}
-        hf.update(model_type="wav2vec2", num_negatives=recipe.num_negatives,
-                  contrastive_logits_temperature=recipe.logit_temperature,
-                  diversity_loss_weight=recipe.diversity_weight, mask_time_prob=max(config.mask_time_prob, 0.05))
+        hf.update(
+            model_type="wav2vec2",
+            num_negatives=recipe.num_negatives,
+            contrastive_logits_temperature=recipe.logit_temperature,
+            diversity_loss_weight=recipe.diversity_weight,
+            mask_time_prob=max(config.mask_time_prob, 0.05),
+        )
         torch.manual_seed(recipe.train.seed)
         self.model = transformers.Wav2Vec2ForPreTraining(transformers.Wav2Vec2Config(**hf))
         self.recipe = recipe
@@ -62,12 +66,19 @@ class ReferenceTask:
         sampled[rows, steps] = negatives + rows[:, None] * T  # transformers indexes the flattened (B*T) frames
         attention = valid_mask(batch.lengths, batch.wav.shape[1]).long()
         out = model(batch.wav, attention_mask=attention, mask_time_indices=mask, sampled_negative_indices=sampled)
-        logits = contrastive_logits(out.projected_states[rows, steps], out.projected_quantized_states[rows, steps],
-                                    out.projected_quantized_states[rows[:, None], negatives], r.logit_temperature)
+        logits = contrastive_logits(
+            out.projected_states[rows, steps],
+            out.projected_quantized_states[rows, steps],
+            out.projected_quantized_states[rows[:, None], negatives],
+            r.logit_temperature,
+        )
         n = float(rows.numel())
-        stats = {"contrastive": float(out.contrastive_loss.detach()),
-                 "accuracy": float((logits.argmax(-1) == 0).sum()),
-                 "perplexity": float(out.codevector_perplexity) * n, "masked": n}
+        stats = {
+            "contrastive": float(out.contrastive_loss.detach()),
+            "accuracy": float((logits.argmax(-1) == 0).sum()),
+            "perplexity": float(out.codevector_perplexity) * n,
+            "masked": n,
+        }
         return out.loss, n, stats
 
     def validate(self, model) -> dict:
@@ -89,8 +100,9 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--batch-seconds", type=float, default=40)
-    parser.add_argument("--stop-after", type=int, default=0,
-                        help="end each run early (the schedule stays that of --updates)")
+    parser.add_argument(
+        "--stop-after", type=int, default=0, help="end each run early (the schedule stays that of --updates)"
+    )
     parser.add_argument("--impls", default="ours,transformers")
     parser.add_argument("--every", type=int, help="table rows every this many updates (default: updates / 10)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "contrastive-reference"))
@@ -98,11 +110,23 @@ def main() -> None:
     args = parser.parse_args()
     from unispeech.data import load_dataset
 
-    recipe = read_pretrain_recipe(args.recipe, max_updates=args.updates, lr=args.lr,
-                                  max_batch_seconds=args.batch_seconds, bf16=args.bf16 or None,
-                                  warmup_fraction=0.1, hold_fraction=0.0, decay_fraction=0.9, init_lr_scale=0.0,
-                                  final_lr_scale=0.0, clip_norm=10.0, log_every=10, save_every=0, seed=1,
-                                  stop_after=args.stop_after)
+    recipe = read_pretrain_recipe(
+        args.recipe,
+        max_updates=args.updates,
+        lr=args.lr,
+        max_batch_seconds=args.batch_seconds,
+        bf16=args.bf16 or None,
+        warmup_fraction=0.1,
+        hold_fraction=0.0,
+        decay_fraction=0.9,
+        init_lr_scale=0.0,
+        final_lr_scale=0.0,
+        clip_norm=10.0,
+        log_every=10,
+        save_every=0,
+        seed=1,
+        stop_after=args.stop_after,
+    )
     if not args.recipe:  # the reproduction's anneal: 2 -> 0.5 within the run
         recipe = dataclasses.replace(recipe, gumbel=(2.0, 0.5, 0.25 ** (1 / args.updates)))
     examples = load_examples(load_dataset(args.data, split="train")[0], None, labelled=False)[0]

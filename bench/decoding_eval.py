@@ -57,11 +57,14 @@ def main() -> None:
         cached[name] = (logits, [w.size for w in wavs], refs, acoustic)
     logits, lengths, refs, _ = cached["valid"]
     grid = list(itertools.product((0.1, 0.3, 0.5, 0.8, 1.2), (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)))
-    tuned = min(grid, key=lambda wb: per_with(model, logits, lengths, refs,
-                                              BeamSearchDecoder(BeamOptions(8, wb[0], wb[1]), lm)))
+    tuned = min(
+        grid, key=lambda wb: per_with(model, logits, lengths, refs, BeamSearchDecoder(BeamOptions(8, wb[0], wb[1]), lm))
+    )
     logits, lengths, refs, acoustic = cached["test"]
     results["greedy_test_per"] = per_with(model, logits, lengths, refs, GreedyDecoder())
-    results["beam_no_lm_test_per"] = per_with(model, logits, lengths, refs, BeamSearchDecoder(BeamOptions(beam_width=8)))
+    results["beam_no_lm_test_per"] = per_with(
+        model, logits, lengths, refs, BeamSearchDecoder(BeamOptions(beam_width=8))
+    )
     t0 = time.perf_counter()
     best = BeamSearchDecoder(BeamOptions(beam_width=8, lm_weight=tuned[0], insertion_bonus=tuned[1]), lm)
     results["beam_lm_test_per"] = per_with(model, logits, lengths, refs, best)
@@ -80,7 +83,7 @@ def boundary_error(model, sentences: list[str]) -> dict:
 
     speaker = Speaker("ky")
     errors, skipped = [], 0
-    for i, text in enumerate(sentences):
+    for text in sentences:
         wav = speaker.speak(text, Voice("m1", rate=160, pitch=50))
         onsets = speaker.phone_onsets()
         if len(onsets) != len(phonemize(text)):
@@ -89,9 +92,13 @@ def boundary_error(model, sentences: list[str]) -> dict:
         result = align(model, wav, text=text, sampling_rate=16000)
         errors += [abs(p.start - o) for p, o in zip(result.phones, onsets)]
     errors = np.array(errors)
-    return {"boundary_mean_error_ms": 1000 * float(errors.mean()), "boundary_median_error_ms":
-            1000 * float(np.median(errors)), "boundary_within_20ms": float((errors <= 0.02).mean()),
-            "boundary_phones": int(errors.size), "boundary_sentences_skipped": skipped}
+    return {
+        "boundary_mean_error_ms": 1000 * float(errors.mean()),
+        "boundary_median_error_ms": 1000 * float(np.median(errors)),
+        "boundary_within_20ms": float((errors <= 0.02).mean()),
+        "boundary_phones": int(errors.size),
+        "boundary_sentences_skipped": skipped,
+    }
 
 
 if __name__ == "__main__":

@@ -25,13 +25,21 @@ def payloads(rng: np.random.Generator) -> list[tuple[str, bytes, str]]:
     def wav(seconds: float) -> bytes:
         buf = io.BytesIO()
         t = np.arange(int(seconds * 16000)) / 16000
-        sf.write(buf, (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32),
-                 16000, format="WAV")
+        sf.write(
+            buf,
+            (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32),
+            16000,
+            format="WAV",
+        )
         return buf.getvalue()
 
     good = [("good", wav(s), "audio/wav") for s in (1.0, 2.5, 4.0, 6.0)]
-    bad = [("bad-not-audio", b"not audio at all" * 64, "audio/wav"), ("bad-empty", b"", "audio/wav"),
-           ("bad-truncated", wav(2.0)[:60], "audio/wav"), ("bad-type", b"hello", "text/plain")]
+    bad = [
+        ("bad-not-audio", b"not audio at all" * 64, "audio/wav"),
+        ("bad-empty", b"", "audio/wav"),
+        ("bad-truncated", wav(2.0)[:60], "audio/wav"),
+        ("bad-type", b"hello", "text/plain"),
+    ]
     return good * 3 + bad  # 3 good for each bad
 
 
@@ -61,11 +69,14 @@ async def main_async(args) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "unispeech", "serve", "--port", str(port)] + (["--model", args.model] if args.model else [])
+    cmd = [sys.executable, "-m", "unispeech", "serve", "--port", str(port)] + (
+        ["--model", args.model] if args.model else []
+    )
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         import httpx
+
         for _ in range(240):
             try:
                 httpx.get(f"{base}/health", timeout=1)
@@ -77,8 +88,10 @@ async def main_async(args) -> None:
         results: list = []
         memory = [rss_mb(server.pid)]
         stop_at = time.perf_counter() + args.seconds
-        tasks = [asyncio.create_task(client(base, items, np.random.default_rng(i), stop_at, results))
-                 for i in range(args.clients)]
+        tasks = [
+            asyncio.create_task(client(base, items, np.random.default_rng(i), stop_at, results))
+            for i in range(args.clients)
+        ]
         started = time.perf_counter()
         while not all(t.done() for t in tasks):
             await asyncio.sleep(1)
@@ -100,11 +113,15 @@ def report(results, elapsed, memory, healthy, args) -> None:
     for (kind, status), n in sorted(counts.items(), key=str):
         print(f"  {kind:5s} -> {status}: {n}")
     if ok:
-        print(f"  successful: {len(ok)} ({len(ok) / elapsed:.2f}/s), latency p50 {np.percentile(ok, 50):.2f} s, "
-              f"p95 {np.percentile(ok, 95):.2f} s")
+        print(
+            f"  successful: {len(ok)} ({len(ok) / elapsed:.2f}/s), latency p50 {np.percentile(ok, 50):.2f} s, "
+            f"p95 {np.percentile(ok, 95):.2f} s"
+        )
     print(f"  5xx or exceptions: {sum(1 for _, s, _ in results if not isinstance(s, int) or s >= 500)}")
-    print(f"  server RSS: start {memory[0]:.0f} MB, max {max(memory):.0f} MB, end {memory[-1]:.0f} MB; "
-          f"healthy after: {healthy}")
+    print(
+        f"  server RSS: start {memory[0]:.0f} MB, max {max(memory):.0f} MB, end {memory[-1]:.0f} MB; "
+        f"healthy after: {healthy}"
+    )
 
 
 def main() -> None:

@@ -58,9 +58,11 @@ def main() -> None:
     t0 = time.perf_counter()
     result = recognizer.transcribe(WORK / f"noise-{args.minutes:g}min.flac")
     wall = time.perf_counter() - t0
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-    print(f"| Large, random weights | {args.minutes:g} min | {args.dtype} | load {load_s:.1f} s | wall {wall:.1f} s "
-          f"| RTF {wall / (args.minutes * 60):.3f} | peak RSS {peak_gb:.2f} GB | {len(result.phones)} phones |")
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(
+        f"| Large, random weights | {args.minutes:g} min | {args.dtype} | load {load_s:.1f} s | wall {wall:.1f} s "
+        f"| RTF {wall / (args.minutes * 60):.3f} | peak RSS {peak_gb:.2f} GB | {len(result.phones)} phones |"
+    )
 
 
 if __name__ == "__main__":

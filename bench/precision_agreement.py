@@ -27,8 +27,10 @@ def main() -> None:
     for dtype in ("auto", "bfloat16"):
         same = sum(x == y for x, y in zip(out["float32"], out[dtype])) / len(utterances)
         per = phone_error_rate(refs, out[dtype]).per
-        print(f"dtype {dtype}: identical phones {100 * same:.1f} %, PER {100 * per:.2f} % "
-              f"(change {100 * (per - per32):+.2f} points)")
+        print(
+            f"dtype {dtype}: identical phones {100 * same:.1f} %, PER {100 * per:.2f} % "
+            f"(change {100 * (per - per32):+.2f} points)"
+        )
 
 
 if __name__ == "__main__":

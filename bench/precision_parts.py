@@ -26,10 +26,15 @@ def transcribe(model_dir: str, paths: list[Path], parts: list[str]) -> list[list
     recognizer = load_model(model_dir, dtype="float32")
     m = recognizer.model.backbone
     conv = list(m.feature_extractor.conv_layers)
-    groups = {"cnn": [m.feature_extractor], "cnn1-2": conv[1:3], "cnn3-6": conv[3:],
-              "proj": [m.feature_projection], "pos": [m.encoder.pos_conv_embed],
-              "attn": [layer.attention for layer in m.encoder.layers],
-              "ffn": [layer.feed_forward for layer in m.encoder.layers]}
+    groups = {
+        "cnn": [m.feature_extractor],
+        "cnn1-2": conv[1:3],
+        "cnn3-6": conv[3:],
+        "proj": [m.feature_projection],
+        "pos": [m.encoder.pos_conv_embed],
+        "attn": [layer.attention for layer in m.encoder.layers],
+        "ffn": [layer.feed_forward for layer in m.encoder.layers],
+    }
     unknown = set(parts) - set(groups)
     if unknown:
         raise SystemExit(f"unknown parts {sorted(unknown)}; choose from {sorted(groups)}")
@@ -54,8 +59,11 @@ def main() -> None:
     for variant in a.variants:
         out = transcribe(a.model, paths, variant.split("+"))
         same = sum(x == y for x, y in zip(reference, out)) / len(utterances)
-        print(f"{variant:24s} in bf16: identical phones {100 * same:.1f} %, "
-              f"PER {100 * phone_error_rate(refs, out).per:.2f} %", flush=True)
+        print(
+            f"{variant:24s} in bf16: identical phones {100 * same:.1f} %, "
+            f"PER {100 * phone_error_rate(refs, out).per:.2f} %",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,13 @@ from pathlib import Path
 import numpy as np
 
 WORK = Path("/tmp/unispeech-bench")
-IMPLS = {"hf-fp32": ("transformers", "float32"), "hf-bf16-autocast": ("transformers", "autocast"),
-         "ours-fp32": ("ours", "float32"), "ours-auto": ("ours", "auto"), "ours-bf16": ("ours", "bfloat16")}
+IMPLS = {
+    "hf-fp32": ("transformers", "float32"),
+    "hf-bf16-autocast": ("transformers", "autocast"),
+    "ours-fp32": ("ours", "float32"),
+    "ours-auto": ("ours", "auto"),
+    "ours-bf16": ("ours", "bfloat16"),
+}
 
 
 def prepare(minutes: float, clips: int) -> None:
@@ -40,17 +45,24 @@ def prepare(minutes: float, clips: int) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     if not (WORK / "large" / "model.safetensors").is_file():
         torch.manual_seed(0)
-        save_folder(WORK / "large", build_model(large_config()).eval(), phone_vocabulary(list(kyrgyz_inventory())),
-                    AudioSettings())
+        save_folder(
+            WORK / "large",
+            build_model(large_config()).eval(),
+            phone_vocabulary(list(kyrgyz_inventory())),
+            AudioSettings(),
+        )
     rng = np.random.default_rng(0)
-    sets = {inputs_name("clip", clips): lambda: [speechlike(10.0, rng)],
-            inputs_name("mixed", clips): lambda: [speechlike(float(s), rng) for s in rng.uniform(1, 15, clips)]}
+    sets = {
+        inputs_name("clip", clips): lambda: [speechlike(10.0, rng)],
+        inputs_name("mixed", clips): lambda: [speechlike(float(s), rng) for s in rng.uniform(1, 15, clips)],
+    }
     for name, make in sets.items():
         if not (WORK / f"{name}.npz").is_file():
             save_arrays(WORK / f"{name}.npz", make())
     if minutes and not (WORK / f"long{minutes:g}.flac").is_file():
-        sf.write(WORK / f"long{minutes:g}.flac", np.concatenate([speechlike(60.0, rng) for _ in range(int(minutes))]),
-                 16000)
+        sf.write(
+            WORK / f"long{minutes:g}.flac", np.concatenate([speechlike(60.0, rng) for _ in range(int(minutes))]), 16000
+        )
 
 
 def save_arrays(path: Path, arrays: list[np.ndarray]) -> None:
@@ -79,9 +91,11 @@ def measure(impl: str, case: str, clips: int, minutes: float, threads: int, batc
     t0 = time.perf_counter()
     if kind == "ours":
         from unispeech import load_model
+
         model = load_model(WORK / "large", dtype=dtype)
     else:
         import transformers
+
         model = transformers.UniSpeechForCTC.from_pretrained(WORK / "large").eval()
     load_s = time.perf_counter() - t0
     if case == "long":
@@ -93,8 +107,11 @@ def measure(impl: str, case: str, clips: int, minutes: float, threads: int, batc
     else:
         waves = load_arrays(WORK / f"{inputs_name(case, clips)}.npz")
         audio_seconds = sum(w.size for w in waves) / 16000
-        run = (lambda: ours_logits(model, waves, batch)) if kind == "ours" else \
-            (lambda: hf_logits(model, waves, batch, autocast=dtype == "autocast"))
+        run = (
+            (lambda: ours_logits(model, waves, batch))
+            if kind == "ours"
+            else (lambda: hf_logits(model, waves, batch, autocast=dtype == "autocast"))
+        )
         run() if case == "clip" else ours_or_hf_warmup(kind, model, waves, batch)
         t0 = time.perf_counter()
         outputs = run()
@@ -104,11 +121,10 @@ def measure(impl: str, case: str, clips: int, minutes: float, threads: int, batc
                 t0 = time.perf_counter()
                 run()
                 wall = min(wall, time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     if outputs is not None:
         save_arrays(outputs_path(impl, case, clips), outputs)
-    return {"impl": impl, "case": case, "wall": wall, "audio_seconds": audio_seconds, "load_s": load_s,
-            "peak_gb": peak}
+    return {"impl": impl, "case": case, "wall": wall, "audio_seconds": audio_seconds, "load_s": load_s, "peak_gb": peak}
 
 
 def ours_or_hf_warmup(kind, model, waves, batch):
@@ -132,7 +148,7 @@ def hf_logits(model, waves, batch, autocast: bool):
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     with torch.inference_mode(), ctx:
         for lo in range(0, len(order), batch):
-            idx = order[lo:lo + batch]
+            idx = order[lo : lo + batch]
             normed = [(waves[i] - waves[i].mean()) / np.sqrt(waves[i].var() + 1e-7) for i in idx]
             width = max(w.size for w in normed)
             x = torch.zeros(len(idx), width)
@@ -188,8 +204,21 @@ def main() -> None:
         for impl in a.impls.split(","):
             if case == "long" and not impl.startswith("ours"):
                 continue
-            cmd = [sys.executable, __file__, "--child", impl, case, "--clips", str(a.clips), "--long-minutes",
-                   str(a.long_minutes), "--threads", str(a.threads), "--batch", str(a.batch)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                impl,
+                case,
+                "--clips",
+                str(a.clips),
+                "--long-minutes",
+                str(a.long_minutes),
+                "--threads",
+                str(a.threads),
+                "--batch",
+                str(a.batch),
+            ]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode:
                 print(f"{impl} {case} failed: {done.stderr[-500:]}", file=sys.stderr)
@@ -202,8 +231,10 @@ def main() -> None:
 def print_table(rows: list[dict], a) -> None:
     base = {(r["case"]): r for r in rows if r["impl"] == "hf-fp32"}
     base_bf16 = {(r["case"]): r for r in rows if r["impl"] == "hf-bf16-autocast"}
-    print("\n| case | implementation | wall (s) | RTF | audio s / s | vs transformers fp32 | vs transformers bf16 "
-          "| peak RSS (GB) | load (s) | phones = ours fp32 | max logit diff | min cosine |")
+    print(
+        "\n| case | implementation | wall (s) | RTF | audio s / s | vs transformers fp32 | vs transformers bf16 "
+        "| peak RSS (GB) | load (s) | phones = ours fp32 | max logit diff | min cosine |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         rtf = r["wall"] / r["audio_seconds"]
@@ -218,8 +249,10 @@ def print_table(rows: list[dict], a) -> None:
             agree = "- | - | -"
         ratio = f"{up / r['wall']:.2f}x" if up else "-"
         ratio16 = f"{up16 / r['wall']:.2f}x" if up16 else "-"
-        print(f"| {r['case']} | {r['impl']} | {r['wall']:.2f} | {rtf:.3f} | {1 / rtf:.1f} | {ratio} | {ratio16} | "
-              f"{r['peak_gb']:.2f} | {r['load_s']:.2f} | {agree} |")
+        print(
+            f"| {r['case']} | {r['impl']} | {r['wall']:.2f} | {rtf:.3f} | {1 / rtf:.1f} | {ratio} | {ratio16} | "
+            f"{r['peak_gb']:.2f} | {r['load_s']:.2f} | {agree} |"
+        )
 
 
 if __name__ == "__main__":

@@ -44,9 +44,13 @@ def main() -> None:
     parser.add_argument("--work", default=str(ROOT / "runs" / "demo"))
     parser.add_argument("--copies", type=int, default=2, help="voices per training sentence")
     parser.add_argument("--max-updates", type=int, default=1500, help="stage 1 updates (from scratch)")
-    parser.add_argument("--continue-updates", type=int, nargs="*", default=[1500],
-                        help="updates of stages 2, 3, ... (each from the previous stage's best model); "
-                             "none = stage 1 only")
+    parser.add_argument(
+        "--continue-updates",
+        type=int,
+        nargs="*",
+        default=[1500],
+        help="updates of stages 2, 3, ... (each from the previous stage's best model); none = stage 1 only",
+    )
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--skip-bundle", action="store_true", help="do not copy the result into the package")
     args = parser.parse_args()
@@ -56,27 +60,46 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     splits = sentence_splits(DATA, VALID_SENTENCES)
-    sets = {"train": (splits["train"], TRAIN_VARIANTS, args.copies, 1),
-            "valid": (splits["valid"], TRAIN_VARIANTS, 1, 2),
-            "test": (splits["test"], TRAIN_VARIANTS, 1, 3),
-            "test-unseen-voice": (splits["test"], (UNSEEN_VARIANT,), 1, 4)}
+    sets = {
+        "train": (splits["train"], TRAIN_VARIANTS, args.copies, 1),
+        "valid": (splits["valid"], TRAIN_VARIANTS, 1, 2),
+        "test": (splits["test"], TRAIN_VARIANTS, 1, 3),
+        "test-unseen-voice": (splits["test"], (UNSEEN_VARIANT,), 1, 4),
+    }
     for name, (sentences, variants, copies, seed) in sets.items():
         synthesize_corpus(sentences, work / name, variants=variants, copies=copies, seed=seed)
     train_stage(CONFIG, RECIPE, stage_dir(work, 1), args.max_updates, work, args.bf16)
     continued = [n for n in args.continue_updates if n]
     for stage, updates in enumerate(continued, start=2):
-        train_stage(stage_dir(work, stage - 1), RECIPE_STAGE2, stage_dir(work, stage), updates, work, args.bf16,
-                    seed=stage)
+        train_stage(
+            stage_dir(work, stage - 1), RECIPE_STAGE2, stage_dir(work, stage), updates, work, args.bf16, seed=stage
+        )
     stages = 1 + len(continued)
     model_dir = stage_dir(work, stages)
     results = {}
     for name in ("test", "test-unseen-voice"):
         out = work / f"eval-{model_dir.name}-{name}"
-        run([sys.executable, "-m", "unispeech", "evaluate", "--model", str(model_dir),
-             "--data", str(work / name / "manifest.jsonl"), "--out", str(out)])
+        run(
+            [
+                sys.executable,
+                "-m",
+                "unispeech",
+                "evaluate",
+                "--model",
+                str(model_dir),
+                "--data",
+                str(work / name / "manifest.jsonl"),
+                "--out",
+                str(out),
+            ]
+        )
         results[name] = json.loads((out / "report.json").read_text())["summary"]
-    summary = {"per_test": results["test"]["per"], "per_unseen_voice": results["test-unseen-voice"]["per"],
-               "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:]), "stages": stages}
+    summary = {
+        "per_test": results["test"]["per"],
+        "per_unseen_voice": results["test-unseen-voice"]["per"],
+        "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:]),
+        "stages": stages,
+    }
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     if not args.skip_bundle:
@@ -88,13 +111,33 @@ def stage_dir(work: Path, stage: int) -> Path:
     return work / ("model" if stage == 1 else f"model-stage{stage}")
 
 
-def train_stage(init: Path, recipe: Path, out: Path, updates: int, work: Path, bf16: bool,
-                seed: int | None = None) -> None:
+def train_stage(
+    init: Path, recipe: Path, out: Path, updates: int, work: Path, bf16: bool, seed: int | None = None
+) -> None:
     resume = ["--resume"] if any((out / "checkpoints").glob("checkpoint-*.pt")) else []
-    run([sys.executable, "-m", "unispeech", "finetune", "--init", str(init), "--recipe", str(recipe),
-         "--train", str(work / "train" / "manifest.jsonl"), "--valid", str(work / "valid" / "manifest.jsonl"),
-         "--out", str(out), "--max-updates", str(updates)] + (["--bf16"] if bf16 else [])
-        + (["--seed", str(seed)] if seed is not None else []) + resume)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "unispeech",
+            "finetune",
+            "--init",
+            str(init),
+            "--recipe",
+            str(recipe),
+            "--train",
+            str(work / "train" / "manifest.jsonl"),
+            "--valid",
+            str(work / "valid" / "manifest.jsonl"),
+            "--out",
+            str(out),
+            "--max-updates",
+            str(updates),
+        ]
+        + (["--bf16"] if bf16 else [])
+        + (["--seed", str(seed)] if seed is not None else [])
+        + resume
+    )
 
 
 def bundle(work: Path) -> None:
@@ -103,8 +146,14 @@ def bundle(work: Path) -> None:
     stages = [stage_dir(work, k) for k in range(1, summary["stages"] + 1)]
     model_dir = stages[-1]
     ASSET.mkdir(parents=True, exist_ok=True)
-    for f in ("config.json", "model.safetensors", "vocab.json", "tokenizer_config.json",
-              "special_tokens_map.json", "preprocessor_config.json"):
+    for f in (
+        "config.json",
+        "model.safetensors",
+        "vocab.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "preprocessor_config.json",
+    ):
         shutil.copy2(model_dir / f, ASSET / f)
     config = json.loads((model_dir / "config.json").read_text())
     logs = [read_log(d) for d in stages]
@@ -117,16 +166,31 @@ def bundle(work: Path) -> None:
 
     params = sum(t.numel() for t in load_file(ASSET / "model.safetensors").values())
     card = MODEL_CARD.format(
-        params=params / 1e6, hidden=config["hidden_size"], layers=config["num_hidden_layers"],
-        heads=config["num_attention_heads"], ffn=config["intermediate_size"], conv=config["conv_dim"],
-        clips=len(manifest), hours=hours, sentences=len(set(r["text"] for r in manifest)),
-        updates=" + ".join(map(str, updates)), best_step=best["step"], valid_per=100 * best["valid_per"],
+        params=params / 1e6,
+        hidden=config["hidden_size"],
+        layers=config["num_hidden_layers"],
+        heads=config["num_attention_heads"],
+        ffn=config["intermediate_size"],
+        conv=config["conv_dim"],
+        clips=len(manifest),
+        hours=hours,
+        sentences=len(set(r["text"] for r in manifest)),
+        updates=" + ".join(map(str, updates)),
+        best_step=best["step"],
+        valid_per=100 * best["valid_per"],
         test=100 * summary["per_test"],
-        unseen=100 * summary["per_unseen_voice"], minutes=sum(map(logged_seconds, logs)) / 60,
-        command=summary["command"], torch=torch.__version__, work=_shown(work),
-        continued="" if len(stages) == 1 else (
+        unseen=100 * summary["per_unseen_voice"],
+        minutes=sum(map(logged_seconds, logs)) / 60,
+        command=summary["command"],
+        torch=torch.__version__,
+        work=_shown(work),
+        continued=""
+        if len(stages) == 1
+        else (
             ", then continued from the previous stage's best model with further tri-stage schedules at lr 4e-4\n"
-            "  (`recipes/demo_recipe_stage2.toml`, seed = stage number)"))
+            "  (`recipes/demo_recipe_stage2.toml`, seed = stage number)"
+        ),
+    )
     (ASSET / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     print(f"bundled into {ASSET}")
 

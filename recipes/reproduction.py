@@ -53,6 +53,7 @@ def run(cmd: list[str]) -> float:
     subprocess.run(cmd, check=True)
     return time.time() - started
 
+
 # (name, label, pretraining stages: data and settings; "fraction" of the pretraining updates; "recipe": extra
 # lines for the pretraining TOML)
 ROWS = [
@@ -61,15 +62,26 @@ ROWS = [
     ("contrastive", "contrastive only (source + target audio)", [dict(unlabeled="all")]),
     ("unispeech", "UniSpeech, r = 0.5", [dict(labeled="source", unlabeled="target", replace_prob=0.5)]),
     ("unispeech-r0", "UniSpeech, r = 0", [dict(labeled="source", unlabeled="target", replace_prob=0.0)]),
-    ("unispeech-plus", "UniSpeech r = 0.5 + stage 2 (target audio)",
-     [dict(labeled="source", unlabeled="target", replace_prob=0.5, fraction=0.75),
-      dict(unlabeled="target", mask_prob=0.65, fraction=0.25)]),
+    (
+        "unispeech-plus",
+        "UniSpeech r = 0.5 + stage 2 (target audio)",
+        [
+            dict(labeled="source", unlabeled="target", replace_prob=0.5, fraction=0.75),
+            dict(unlabeled="target", mask_prob=0.65, fraction=0.25),
+        ],
+    ),
     # not in the paper, run only when named in --rows: two attempts to avoid the codebook collapse that alpha 0.5
     # gives at this scale (docs/reproduction.md)
-    ("unispeech-alpha0.1", "UniSpeech, r = 0.5, alpha = 0.1 (ours)",
-     [dict(labeled="source", unlabeled="target", replace_prob=0.5, alpha=0.1)]),
-    ("unispeech-div1", "UniSpeech, r = 0.5, diversity weight 1.0 (ours)",
-     [dict(labeled="source", unlabeled="target", replace_prob=0.5, recipe="diversity_weight = 1.0\n")]),
+    (
+        "unispeech-alpha0.1",
+        "UniSpeech, r = 0.5, alpha = 0.1 (ours)",
+        [dict(labeled="source", unlabeled="target", replace_prob=0.5, alpha=0.1)],
+    ),
+    (
+        "unispeech-div1",
+        "UniSpeech, r = 0.5, diversity weight 1.0 (ours)",
+        [dict(labeled="source", unlabeled="target", replace_prob=0.5, recipe="diversity_weight = 1.0\n")],
+    ),
 ]
 
 PAPER_ROWS = 6  # the first six rows are the paper's Table 1 regimes
@@ -122,7 +134,7 @@ def sentence_sets() -> dict[str, list[str]]:
     random.Random(1).shuffle(pool)
     sets, start = {}, 0
     for name, size in SIZES.items():
-        sets[name], start = pool[start:start + size], start + size
+        sets[name], start = pool[start : start + size], start + size
     return {**sets, "test": test}
 
 
@@ -144,11 +156,17 @@ def main() -> None:
     parser.add_argument("--pretrain-updates", type=int, default=500)
     parser.add_argument("--finetune-updates", type=int, default=800)
     parser.add_argument("--bf16", action="store_true")
-    parser.add_argument("--seeds", default="1", help="fine-tuning seeds, e.g. 1,2: each row is fine-tuned once per "
-                        "seed and the table gives each seed's PER and their mean")
-    parser.add_argument("--rows", default=",".join(r[0] for r in ROWS[:PAPER_ROWS]),
-                        help="comma-separated rows (default: the paper's six; also " +
-                        ", ".join(r[0] for r in ROWS[PAPER_ROWS:]) + ")")
+    parser.add_argument(
+        "--seeds",
+        default="1",
+        help="fine-tuning seeds, e.g. 1,2: each row is fine-tuned once per "
+        "seed and the table gives each seed's PER and their mean",
+    )
+    parser.add_argument(
+        "--rows",
+        default=",".join(r[0] for r in ROWS[:PAPER_ROWS]),
+        help="comma-separated rows (default: the paper's six; also " + ", ".join(r[0] for r in ROWS[PAPER_ROWS:]) + ")",
+    )
     args = parser.parse_args()
     from unispeech.synth import TRAIN_VARIANTS, synthesize_corpus
 
@@ -156,8 +174,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     sets = sentence_sets()
     for seed, (name, sentences) in enumerate(sets.items()):
-        synthesize_corpus(sentences, work / name, variants=TRAIN_VARIANTS, seed=100 + seed,
-                          language="kk" if name == "source" else "ky")
+        synthesize_corpus(
+            sentences,
+            work / name,
+            variants=TRAIN_VARIANTS,
+            seed=100 + seed,
+            language="kk" if name == "source" else "ky",
+        )
     manifests = {name: work / name / "manifest.jsonl" for name in sets}
     manifests["all"] = combined(work, ["source", "target"])
     P, F = args.pretrain_updates, args.finetune_updates
@@ -174,10 +197,26 @@ def main() -> None:
         for i, stage in enumerate(stages):
             updates = round(P * stage.get("fraction", 1.0))
             toml = row / f"pretrain-{i}.toml"
-            toml.write_text(PRETRAIN_TOML.format(decay=0.25 ** (1 / updates), batch=PRETRAIN_BATCH_SECONDS,
-                                                 extra=stage.get("recipe", "")))
-            cmd = unispeech + ["pretrain", "--init", str(init), "--config", str(toml), "--out", str(row / f"pretrain-{i}"),
-                               "--max-updates", str(updates)] + bf16
+            toml.write_text(
+                PRETRAIN_TOML.format(
+                    decay=0.25 ** (1 / updates), batch=PRETRAIN_BATCH_SECONDS, extra=stage.get("recipe", "")
+                )
+            )
+            cmd = (
+                unispeech
+                + [
+                    "pretrain",
+                    "--init",
+                    str(init),
+                    "--recipe",
+                    str(toml),
+                    "--out",
+                    str(row / f"pretrain-{i}"),
+                    "--max-updates",
+                    str(updates),
+                ]
+                + bf16
+            )
             if "labeled" in stage:
                 cmd += ["--labeled", str(manifests[stage["labeled"]]), "--language", "kk"]
             if "unlabeled" in stage:
@@ -193,20 +232,52 @@ def main() -> None:
             suffix = seed_suffix(seed)
             toml = row / f"finetune{suffix}.toml"
             toml.write_text(FINETUNE_TOML.format(batch=FINETUNE_BATCH_SECONDS, valid_every=max(F // 6, 1), seed=seed))
-            done = step(row / f"finetune{suffix}.done", unispeech + [
-                "finetune", "--init", str(init), "--recipe", str(toml), "--train", str(manifests["finetune"]),
-                "--valid", str(manifests["valid"]), "--out", str(row / f"finetune{suffix}"), "--max-updates", str(F)]
-                + bf16)
+            done = step(
+                row / f"finetune{suffix}.done",
+                unispeech
+                + [
+                    "finetune",
+                    "--init",
+                    str(init),
+                    "--recipe",
+                    str(toml),
+                    "--train",
+                    str(manifests["finetune"]),
+                    "--valid",
+                    str(manifests["valid"]),
+                    "--out",
+                    str(row / f"finetune{suffix}"),
+                    "--max-updates",
+                    str(F),
+                ]
+                + bf16,
+            )
             commands.append(done["command"])
             evaluation = row / f"eval-test{suffix}"
             if not (evaluation / "report.json").is_file():
-                run(unispeech + ["evaluate", "--model", str(row / f"finetune{suffix}"), "--data",
-                                 str(manifests["test"]), "--out", str(evaluation)])
+                run(
+                    unispeech
+                    + [
+                        "evaluate",
+                        "--model",
+                        str(row / f"finetune{suffix}"),
+                        "--data",
+                        str(manifests["test"]),
+                        "--out",
+                        str(evaluation),
+                    ]
+                )
             pers.append(json.loads((evaluation / "report.json").read_text())["summary"]["per"])
             finetune_seconds.append(done["seconds"])
-        results[name] = {"label": label, "per": sum(pers) / len(pers), "pers": dict(zip(map(str, seeds), pers)),
-                         "pretrain_seconds": seconds, "finetune_seconds": sum(finetune_seconds) / len(seeds),
-                         "commands": commands, "pretrain_stats": last_stats(row, len(stages))}
+        results[name] = {
+            "label": label,
+            "per": sum(pers) / len(pers),
+            "pers": dict(zip(map(str, seeds), pers)),
+            "pretrain_seconds": seconds,
+            "finetune_seconds": sum(finetune_seconds) / len(seeds),
+            "commands": commands,
+            "pretrain_stats": last_stats(row, len(stages)),
+        }
     (work / "results.json").write_text(json.dumps(results, indent=2))
     write_report(work, results, sets, P, F, " ".join(["python", "recipes/reproduction.py"] + sys.argv[1:]))
 
@@ -243,6 +314,7 @@ def hours(work: Path, name: str) -> float:
 
 def write_report(work: Path, results: dict, sets: dict, P: int, F: int, command: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -260,37 +332,47 @@ def write_report(work: Path, results: dict, sets: dict, P: int, F: int, command:
             suffix = seed_suffix(seed)
             log = read_log(work / n / f"finetune{suffix}")
             valid = [(r["step"], 100 * r["valid_per"]) for r in log if r.get("valid_per") is not None]
-            ax2.plot(*zip(*valid), "o-" if seed == "1" else "o--", color=f"C{i}", ms=3,
-                     label=results[n]["label"] if seed == "1" else None)
+            ax2.plot(
+                *zip(*valid),
+                "o-" if seed == "1" else "o--",
+                color=f"C{i}",
+                ms=3,
+                label=results[n]["label"] if seed == "1" else None,
+            )
     ax2.set_xlabel("fine-tuning update" + (" (solid: seed 1, dashed: other seeds)" if shown else ""))
     ax2.set_ylabel("validation PER (%)")
     ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(DOC.with_suffix(".png"), dpi=100)
     plt.close(fig)
-    table = [f"| pretraining | held-out PER{', mean' if shown else ''} | {''.join(f'seed {s} | ' for s in shown)}"
-             "pretraining min | fine-tuning min (per seed) | last pretraining stats |",
-             "|---|---|" + "---|" * len(shown) + "---|---|---|"]
+    table = [
+        f"| pretraining | held-out PER{', mean' if shown else ''} | {''.join(f'seed {s} | ' for s in shown)}"
+        "pretraining min | fine-tuning min (per seed) | last pretraining stats |",
+        "|---|---|" + "---|" * len(shown) + "---|---|---|",
+    ]
     for n in names:
         r = results[n]
         stats = ", ".join(f"{k} {v:.3g}" for k, v in r["pretrain_stats"].items()) or "-"
         per_seed = "".join(f"{100 * r['pers'][s]:.2f} % | " for s in shown)
-        table.append(f"| {r['label']} | **{100 * r['per']:.2f} %** | {per_seed}{r['pretrain_seconds'] / 60:.1f} | "
-                     f"{r['finetune_seconds'] / 60:.1f} | {stats} |")
+        table.append(
+            f"| {r['label']} | **{100 * r['per']:.2f} %** | {per_seed}{r['pretrain_seconds'] / 60:.1f} | "
+            f"{r['finetune_seconds'] / 60:.1f} | {stats} |"
+        )
     commands = "\n".join(f"# {n}\n" + "\n".join(results[n]["commands"]) for n in names)
     params = "hidden 192, 4 layers, 4 heads, FFN 768, quantizer 2 x 320"
     discussion = ""
     if DOC.is_file() and "<!-- discussion -->" in DOC.read_text(encoding="utf-8"):
         discussion = DOC.read_text(encoding="utf-8").split("<!-- discussion -->", 1)[1]
-    DOC.write_text(f"""# UniSpeech's comparison, reproduced small (synthetic speech)
+    DOC.write_text(
+        f"""# UniSpeech's comparison, reproduced small (synthetic speech)
 
 Made by `{command}` (all of this file above the discussion is written by that script).
 
 - Data (espeak-ng voices with random rate/pitch, reverberation, noise 10-40 dB SNR, gain; disjoint sentences):
-  source language Kazakh, labelled with Kazakh phones ({hours(work, 'source'):.2f} h, {len(sets['source'])} clips);
-  unlabelled Kyrgyz ({hours(work, 'target'):.2f} h); labelled Kyrgyz for fine-tuning
-  ({hours(work, 'finetune'):.2f} h) and validation ({hours(work, 'valid'):.2f} h); test: the
-  {len(sets['test'])} held-out sentences of `data/ky/val.text` ({hours(work, 'test'):.2f} h).
+  source language Kazakh, labelled with Kazakh phones ({hours(work, "source"):.2f} h, {len(sets["source"])} clips);
+  unlabelled Kyrgyz ({hours(work, "target"):.2f} h); labelled Kyrgyz for fine-tuning
+  ({hours(work, "finetune"):.2f} h) and validation ({hours(work, "valid"):.2f} h); test: the
+  {len(sets["test"])} held-out sentences of `data/ky/val.text` ({hours(work, "test"):.2f} h).
 - Model: `recipes/reproduction_config.json` ({params}).
 - Budget per row: {P} pretraining updates of up to {PRETRAIN_BATCH_SECONDS} s of audio (none for "no
   pretraining"; 3/4 + 1/4 for stage 1 + stage 2), then {F} fine-tuning updates of up to
@@ -306,7 +388,9 @@ The commands each row ran:
 ```
 {commands}
 ```
-<!-- discussion -->{discussion}""", encoding="utf-8")
+<!-- discussion -->{discussion}""",
+        encoding="utf-8",
+    )
     print(f"wrote {DOC}")
 
 

@@ -13,9 +13,16 @@ from unispeech.config import tiny_config
 
 PHONES = list(json.loads((Path(__file__).parents[1] / "unispeech" / "data" / "phones_ky.json").read_text()))
 VOCAB = {**{p: i for i, p in enumerate(PHONES)}, "<pad>": 39, "<s>": 40, "</s>": 41, "<unk>": 42}
-TOKENIZER_CONFIG = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>",
-                    "phonemizer_lang": "ky", "phonemizer_backend": "espeak", "do_lower_case": False,
-                    "tokenizer_class": "Wav2Vec2PhonemeCTCTokenizer"}
+TOKENIZER_CONFIG = {
+    "unk_token": "<unk>",
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "pad_token": "<pad>",
+    "phonemizer_lang": "ky",
+    "phonemizer_backend": "espeak",
+    "do_lower_case": False,
+    "tokenizer_class": "Wav2Vec2PhonemeCTCTokenizer",
+}
 
 
 def randomize(model: torch.nn.Module, seed: int = 0) -> None:
@@ -30,8 +37,15 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) * (1.5 / fan_in) ** 0.5)
 
 
-def make_reference(folder: Path, *, model_type: str = "unispeech", safe: bool = True, seed: int = 0,
-                   shard: str | None = None, **overrides):
+def make_reference(
+    folder: Path,
+    *,
+    model_type: str = "unispeech",
+    safe: bool = True,
+    seed: int = 0,
+    shard: str | None = None,
+    **overrides,
+):
     """A randomly initialised transformers CTC model saved as a Hugging Face folder with the ky vocab."""
     import transformers
 
@@ -46,13 +60,24 @@ def make_reference(folder: Path, *, model_type: str = "unispeech", safe: bool = 
     model.save_pretrained(folder, **kwargs)
     if not safe:  # transformers 5 writes only safetensors; older releases wrote this pickle
         from safetensors.torch import load_file
+
         torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
         (folder / "model.safetensors").unlink()
     (folder / "vocab.json").write_text(json.dumps(VOCAB, ensure_ascii=False), encoding="utf-8")
     (folder / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG), encoding="utf-8")
-    (folder / "preprocessor_config.json").write_text(json.dumps(
-        {"do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
-         "padding_side": "right", "padding_value": 0, "return_attention_mask": True, "sampling_rate": 16000}))
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "do_normalize": True,
+                "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+                "feature_size": 1,
+                "padding_side": "right",
+                "padding_value": 0,
+                "return_attention_mask": True,
+                "sampling_rate": 16000,
+            }
+        )
+    )
     return model
 
 

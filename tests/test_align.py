@@ -40,8 +40,10 @@ def test_viterbi_refuses_too_short_audio():
 def test_textgrid_parses_back_with_praatio(tmp_path):
     from praatio import textgrid as praat
 
-    tiers = {"phones": [(0.1, 0.25, "q", 0.9), (0.25, 0.4, "ɯ", 0.8), (0.5, 0.7, "r", 0.7)],
-             "words": [(0.1, 0.7, "кыр", 0.8)]}
+    tiers = {
+        "phones": [(0.1, 0.25, "q", 0.9), (0.25, 0.4, "ɯ", 0.8), (0.5, 0.7, "r", 0.7)],
+        "words": [(0.1, 0.7, "кыр", 0.8)],
+    }
     path = tmp_path / "a.TextGrid"
     path.write_text(textgrid(tiers, 1.0), encoding="utf-8")
     grid = praat.openTextgrid(str(path), includeEmptyIntervals=False)
@@ -76,8 +78,20 @@ def test_align_command_writes_a_textgrid(tiny_model_dir, tmp_path, capsys):
     sf.write(clip, speechlike(2.0), 16000)
     out = tmp_path / "a.TextGrid"
     with pytest.raises(SystemExit) as stop:
-        main(["align", str(clip), "--text", "эки дос", "--model", str(tiny_model_dir), "--format", "textgrid",
-              "--output", str(out)])
+        main(
+            [
+                "align",
+                str(clip),
+                "--text",
+                "эки дос",
+                "--model",
+                str(tiny_model_dir),
+                "--format",
+                "textgrid",
+                "--output",
+                str(out),
+            ]
+        )
     assert stop.value.code == 0
     grid = praat.openTextgrid(str(out), includeEmptyIntervals=False)
     assert [e.label for e in grid.getTier("phones").entries] == unispeech.phonemize("эки дос")
@@ -98,12 +112,31 @@ def test_align_manifest_batch_form(tiny_model_dir, tmp_path, capsys):
         sf.write(tmp_path / f"{name}.wav", speechlike(1.5), 16000)
     (tmp_path / "bad.wav").write_text("not audio")
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [
-        {"audio": "a.wav", "text": "эки дос"}, {"audio": "b.wav", "phones": "s ɑ l ɑ m"},
-        {"audio": "bad.wav", "text": "салам"}]), encoding="utf-8")
+    manifest.write_text(
+        "".join(
+            json.dumps(r, ensure_ascii=False) + "\n"
+            for r in [
+                {"audio": "a.wav", "text": "эки дос"},
+                {"audio": "b.wav", "phones": "s ɑ l ɑ m"},
+                {"audio": "bad.wav", "text": "салам"},
+            ]
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(SystemExit) as stop:
-        main(["align", "--manifest", str(manifest), "--out-dir", str(tmp_path / "out"), "--format", "textgrid",
-              "--model", str(tiny_model_dir)])
+        main(
+            [
+                "align",
+                "--manifest",
+                str(manifest),
+                "--out-dir",
+                str(tmp_path / "out"),
+                "--format",
+                "textgrid",
+                "--model",
+                str(tiny_model_dir),
+            ]
+        )
     assert stop.value.code == 1  # one utterance could not be aligned, the others were
     assert "skipped bad" in capsys.readouterr().err
     grid = praat.openTextgrid(str(tmp_path / "out" / "b.TextGrid"), includeEmptyIntervals=False)

@@ -12,10 +12,16 @@ def tone(seconds: float, rate: int, freq: float = 440.0) -> np.ndarray:
     return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-@pytest.mark.parametrize("ext,kwargs", [
-    ("wav", {"subtype": "PCM_16"}), ("wav", {"subtype": "FLOAT"}), ("flac", {}),
-    ("ogg", {"format": "OGG", "subtype": "VORBIS"}), ("mp3", {"format": "MP3"}),
-])
+@pytest.mark.parametrize(
+    "ext,kwargs",
+    [
+        ("wav", {"subtype": "PCM_16"}),
+        ("wav", {"subtype": "FLOAT"}),
+        ("flac", {}),
+        ("ogg", {"format": "OGG", "subtype": "VORBIS"}),
+        ("mp3", {"format": "MP3"}),
+    ],
+)
 @pytest.mark.parametrize("rate,channels", [(16000, 1), (48000, 2), (22050, 1), (8000, 3)])
 def test_files_become_16k_mono(tmp_path, ext, kwargs, rate, channels):
     if ext == "mp3":
@@ -49,15 +55,22 @@ def test_normalize_matches_feature_extractor_formula():
     assert abs(y.mean()) < 1e-5 and abs(y.std() - 1) < 1e-4
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda p: None, "no such file"),
-    (lambda p: p.mkdir(), "is a directory"),
-    (lambda p: p.write_text("this is not audio\n" * 50), "not a readable audio file"),
-    (lambda p: p.write_bytes(b""), "not a readable audio file"),
-    (lambda p: sf.write(p, np.zeros(0, np.float32), 16000, format="WAV"), "contains no samples"),
-    (lambda p: sf.write(p, np.array([0.1, np.nan, 0.2] * 1000, np.float32), 16000, format="WAV",
-                        subtype="FLOAT"), "NaN or infinite"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_text("this is not audio\n" * 50), "not a readable audio file"),
+        (lambda p: p.write_bytes(b""), "not a readable audio file"),
+        (lambda p: sf.write(p, np.zeros(0, np.float32), 16000, format="WAV"), "contains no samples"),
+        (
+            lambda p: sf.write(
+                p, np.array([0.1, np.nan, 0.2] * 1000, np.float32), 16000, format="WAV", subtype="FLOAT"
+            ),
+            "NaN or infinite",
+        ),
+    ],
+)
 def test_bad_files_raise_audio_error(tmp_path, make, message):
     path = tmp_path / "bad.wav"
     make(path)
@@ -80,12 +93,15 @@ def test_truncated_mp3(tmp_path):
     assert 0 < audio.size < 32000 and np.isfinite(audio).all()
 
 
-@pytest.mark.parametrize("array,message", [
-    (np.zeros(0, np.float32), "no samples"),
-    (np.array([0.0, np.inf] * 500, np.float32), "NaN or infinite"),
-    (np.zeros((2, 2, 2), np.float32), "shape"),
-    (np.array(["a", "b"]), "dtype"),
-])
+@pytest.mark.parametrize(
+    "array,message",
+    [
+        (np.zeros(0, np.float32), "no samples"),
+        (np.array([0.0, np.inf] * 500, np.float32), "NaN or infinite"),
+        (np.zeros((2, 2, 2), np.float32), "shape"),
+        (np.array(["a", "b"]), "dtype"),
+    ],
+)
 def test_bad_arrays(array, message):
     with pytest.raises(AudioError, match=message):
         to_float_mono(array, 16000)

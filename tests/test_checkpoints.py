@@ -12,8 +12,18 @@ from unispeech.train.finetune import finetune, load_recipe
 
 from .conftest import make_reference, run_main, write_tiny_config, write_tone_dataset
 
-TOY = dict(mask_time_prob=0.0, mask_channel_prob=0.0, layerdrop=0.0, dropout=0.0, freeze_encoder_updates=0,
-           lr=3e-3, max_batch_seconds=8, valid_every=100, save_every=2, log_every=1)
+TOY = dict(
+    mask_time_prob=0.0,
+    mask_channel_prob=0.0,
+    layerdrop=0.0,
+    dropout=0.0,
+    freeze_encoder_updates=0,
+    lr=3e-3,
+    max_batch_seconds=8,
+    valid_every=100,
+    save_every=2,
+    log_every=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +64,40 @@ def test_init_from_a_folder_without_weights_is_refused(toy, tmp_path, capsys):
     folder = tmp_path / "no-weights"
     folder.mkdir()
     (folder / "config.json").write_text(config.read_text())
-    code, _, err = run_main(["finetune", "--init", str(folder), "--train", str(manifest), "--out",
-                             str(tmp_path / "out"), "--max-updates", "1"], capsys)
+    code, _, err = run_main(
+        [
+            "finetune",
+            "--init",
+            str(folder),
+            "--train",
+            str(manifest),
+            "--out",
+            str(tmp_path / "out"),
+            "--max-updates",
+            "1",
+        ],
+        capsys,
+    )
     assert code == 2 and "no weights" in err and str(folder / "config.json") in err
 
 
 def train_cli(manifest, config, out, *extra) -> list[str]:
-    return ["finetune", "--init", str(config), "--train", str(manifest), "--out", str(out),
-            "--freeze-encoder-updates", "0", "--save-every", "2", "--max-batch-seconds", "8", *extra]
+    return [
+        "finetune",
+        "--init",
+        str(config),
+        "--train",
+        str(manifest),
+        "--out",
+        str(out),
+        "--freeze-encoder-updates",
+        "0",
+        "--save-every",
+        "2",
+        "--max-batch-seconds",
+        "8",
+        *extra,
+    ]
 
 
 def test_resume_with_a_changed_batch_size_is_refused_and_more_updates_are_allowed(toy, tmp_path, capsys):
@@ -98,7 +134,7 @@ def test_resume_falls_back_past_a_damaged_latest_checkpoint(toy, tmp_path, capsy
         data = bytearray()
     else:  # 4 KB in the middle of the tensors: torch.load alone would read this without complaint
         middle = len(data) // 2
-        data[middle:middle + 4096] = bytes(b ^ 0x5A for b in data[middle:middle + 4096])
+        data[middle : middle + 4096] = bytes(b ^ 0x5A for b in data[middle : middle + 4096])
     latest.write_bytes(bytes(data))
     code, _, err = run_main(train_cli(manifest, config, out, "--max-updates", "5", "--resume"), capsys)
     assert code == 0, err
@@ -111,10 +147,23 @@ def test_pretraining_logs_validation_figures(tmp_path):
 
     manifest = write_tone_dataset(tmp_path / "data", n=12)
     held_out = write_tone_dataset(tmp_path / "held-out", n=4, seed=1)
-    config = write_tiny_config(tmp_path / "config.json", num_codevector_groups=2, num_codevectors_per_group=8,
-                               codevector_dim=16, proj_codevector_dim=16)
-    recipe = read_pretrain_recipe(None, max_updates=4, valid_every=2, max_batch_seconds=8, num_negatives=5,
-                                  mask_length=3, mask_prob=0.4, save_every=0)
+    config = write_tiny_config(
+        tmp_path / "config.json",
+        num_codevector_groups=2,
+        num_codevectors_per_group=8,
+        codevector_dim=16,
+        proj_codevector_dim=16,
+    )
+    recipe = read_pretrain_recipe(
+        None,
+        max_updates=4,
+        valid_every=2,
+        max_batch_seconds=8,
+        num_negatives=5,
+        mask_length=3,
+        mask_prob=0.4,
+        save_every=0,
+    )
     out = pretrain(config, tmp_path / "pt", labeled=manifest, recipe=recipe, progress=False, valid_data=held_out)
     rows = validation_rows(out)
     assert [r["step"] for r in rows] == [2, 4]

@@ -37,20 +37,24 @@ def test_formats_agree(tiny_model_dir, clips, capsys, tmp_path):
     code, out, _ = run_main(["transcribe", *clips, "--model", str(tiny_model_dir), "--format", "tsv"], capsys)
     assert len(out.splitlines()) == 1 + sum(len(r["phones"]) for r in rows)
     target = tmp_path / "out" / "result.jsonl"
-    code, out, _ = run_main(["transcribe", *clips, "--model", str(tiny_model_dir), "--format", "jsonl",
-                        "--output", str(target)], capsys)
-    assert out == "" and [json.loads(line)["phones"] for line in target.read_text().splitlines()] == \
-        [r["phones"] for r in rows]
+    code, out, _ = run_main(
+        ["transcribe", *clips, "--model", str(tiny_model_dir), "--format", "jsonl", "--output", str(target)], capsys
+    )
+    assert out == "" and [json.loads(line)["phones"] for line in target.read_text().splitlines()] == [
+        r["phones"] for r in rows
+    ]
 
 
 def bad_inputs(tmp_path):
-    cases = {"missing": (tmp_path / "missing.wav", "no such file"),
-             "directory": (tmp_path / "adir", "is a directory"),
-             "text": (tmp_path / "notes.wav", "not a readable audio file"),
-             "corrupt_mp3": (tmp_path / "corrupt.mp3", "not a readable audio file"),
-             "empty": (tmp_path / "empty.wav", "contains no samples"),
-             "too_short": (tmp_path / "short.wav", "too short"),
-             "nan": (tmp_path / "nan.wav", "NaN or infinite")}
+    cases = {
+        "missing": (tmp_path / "missing.wav", "no such file"),
+        "directory": (tmp_path / "adir", "is a directory"),
+        "text": (tmp_path / "notes.wav", "not a readable audio file"),
+        "corrupt_mp3": (tmp_path / "corrupt.mp3", "not a readable audio file"),
+        "empty": (tmp_path / "empty.wav", "contains no samples"),
+        "too_short": (tmp_path / "short.wav", "too short"),
+        "nan": (tmp_path / "nan.wav", "NaN or infinite"),
+    }
     (tmp_path / "adir").mkdir()
     (tmp_path / "notes.wav").write_text("hello\n" * 100)
     sf.write(tmp_path / "good.mp3", speechlike(1.0), 16000, format="MP3")
@@ -72,8 +76,9 @@ def test_each_bad_file_gets_one_clear_line(tiny_model_dir, tmp_path, capsys):
 def test_batch_with_a_bad_file_keeps_the_good_ones(tiny_model_dir, clips, tmp_path, capsys):
     bad = tmp_path / "bad.wav"
     bad.write_text("nope")
-    code, out, err = run_main(["transcribe", clips[0], str(bad), clips[1], "--model", str(tiny_model_dir),
-                          "--format", "jsonl"], capsys)
+    code, out, err = run_main(
+        ["transcribe", clips[0], str(bad), clips[1], "--model", str(tiny_model_dir), "--format", "jsonl"], capsys
+    )
     assert code == 1
     assert [json.loads(line)["path"] for line in out.splitlines()] == [clips[0], clips[1]]
     assert f"skipped {bad}: not a readable audio file" in err and "1 of 3 files" in err
@@ -95,8 +100,13 @@ def broken_models(tmp_path, tiny_model_dir):
     config = json.loads((bad_option / "config.json").read_text())
     config["feat_extract_norm"] = "batch"
     (bad_option / "config.json").write_text(json.dumps(config))
-    return {no_config: "no config.json", no_weights: "no weights", bad_vocab: "has 42 tokens but the model's CTC head "
-            "has 43", bad_option: "feat_extract_norm 'batch'", tmp_path / "nowhere": "no such model folder"}
+    return {
+        no_config: "no config.json",
+        no_weights: "no weights",
+        bad_vocab: "has 42 tokens but the model's CTC head has 43",
+        bad_option: "feat_extract_norm 'batch'",
+        tmp_path / "nowhere": "no such model folder",
+    }
 
 
 def test_bad_model_folders(tiny_model_dir, clips, tmp_path, capsys):
@@ -115,10 +125,15 @@ def test_offline_hub_id_says_how_to_pass_a_folder(clips, capsys, monkeypatch, tm
 
 
 def test_console_script_runs(tiny_model_dir, clips):
-    done = subprocess.run([sys.executable, "-m", "unispeech", "transcribe", clips[0], "--model", str(tiny_model_dir)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "unispeech", "transcribe", clips[0], "--model", str(tiny_model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == load_model(tiny_model_dir).transcribe(clips[0]).text + "\n"
-    help_text = subprocess.run([sys.executable, "-m", "unispeech", "transcribe", "--help"], capture_output=True,
-                               text=True, timeout=60).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "unispeech", "transcribe", "--help"], capture_output=True, text=True, timeout=60
+    ).stdout
     assert "--format" in help_text and "--batch-size" in help_text

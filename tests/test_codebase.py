@@ -47,7 +47,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if nxt == "unispeech":  # every module's package: importing it is not a dependency on its contents
                 continue
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt, path + [nxt])):
                 return cycle
         state[node] = 2
@@ -91,6 +91,7 @@ def test_no_function_over_the_line_cap():
 
 
 def test_no_module_over_the_line_cap():
-    sizes = {p.relative_to(PACKAGE.parent): len(p.read_text(encoding="utf-8").splitlines())
-             for p in PACKAGE.rglob("*.py")}
+    sizes = {
+        p.relative_to(PACKAGE.parent): len(p.read_text(encoding="utf-8").splitlines()) for p in PACKAGE.rglob("*.py")
+    }
     assert not {p: n for p, n in sizes.items() if n > MAX_MODULE_LINES}

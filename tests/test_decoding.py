@@ -1,4 +1,5 @@
-"""Greedy CTC decoding: collapse repeats, drop blanks and special tokens, times from the model's frame stride; decoders as strategies."""
+"""Greedy CTC decoding: collapse repeats, drop blanks and special tokens, times from the model's frame stride;
+decoders as strategies."""
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ def one_hot_logits(ids: list[int]) -> np.ndarray:
 
 
 def test_known_sequence_decodes_to_known_phones_and_times():
-    a, l, r = VOCAB.ids["ɑ"], VOCAB.ids["l"], VOCAB.ids["r"]
+    a, l, r = VOCAB.ids["ɑ"], VOCAB.ids["l"], VOCAB.ids["r"]  # noqa: E741 (the phone l)
     s_tok = VOCAB.ids["<s>"]
     #        0  1  2  3      4      5  6      7  8  9
     frames = [a, a, BLANK, l, s_tok, a, BLANK, a, r, r]

@@ -26,8 +26,12 @@ def demo():
 
 
 def test_readme_first_command_prints_phones_with_times():
-    done = subprocess.run([sys.executable, "-m", "unispeech", "transcribe", str(ROOT / "examples/ky_example.flac"),
-                           "--format", "tsv"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "unispeech", "transcribe", str(ROOT / "examples/ky_example.flac"), "--format", "tsv"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     rows = [line.split("\t") for line in done.stdout.splitlines()[1:]]
     assert len(rows) > 20 and all(float(r[3]) < float(r[4]) for r in rows)
@@ -36,8 +40,9 @@ def test_readme_first_command_prints_phones_with_times():
     assert phone_error_rate([expected], [[r[2] for r in rows]]).per <= README_EXAMPLE_BOUND
 
 
-@pytest.mark.parametrize("variant,augmented,bound", [("m1", False, 0.05), ("f2", True, 0.13),
-                                                     (UNSEEN_VARIANT, False, 0.06)])
+@pytest.mark.parametrize(
+    "variant,augmented,bound", [("m1", False, 0.05), ("f2", True, 0.13), (UNSEEN_VARIANT, False, 0.06)]
+)
 def test_held_out_sentences(demo, variant, augmented, bound):
     speaker = Speaker("ky")
     rng = np.random.default_rng(7)
@@ -50,8 +55,10 @@ def test_held_out_sentences(demo, variant, augmented, bound):
         refs.append(unispeech.phonemize(text))
         hyps.append(demo.transcribe(wav, 16000).phones)
     per = phone_error_rate(refs, hyps).per
-    print(f"demo model, {len(sentences)} held-out sentences, voice {variant}{' + noise' if augmented else ''}: "
-          f"PER {100 * per:.1f} %")
+    print(
+        f"demo model, {len(sentences)} held-out sentences, voice {variant}{' + noise' if augmented else ''}: "
+        f"PER {100 * per:.1f} %"
+    )
     assert per <= bound
 
 
@@ -93,9 +100,9 @@ def test_several_corpora_in_one_process(tmp_path):
 import sys
 from unispeech.data import sentence_splits
 from unispeech.synth import synthesize_corpus
-splits = sentence_splits({str(ROOT / 'data' / 'ky')!r})
-synthesize_corpus(splits["train"][:1500], {str(tmp_path / 'a')!r}, clean=True, progress=False)
-synthesize_corpus(splits["valid"][:20], {str(tmp_path / 'b')!r}, progress=False)
+splits = sentence_splits({str(ROOT / "data" / "ky")!r})
+synthesize_corpus(splits["train"][:1500], {str(tmp_path / "a")!r}, clean=True, progress=False)
+synthesize_corpus(splits["valid"][:20], {str(tmp_path / "b")!r}, progress=False)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -25,8 +25,11 @@ CASES = [
 def test_per_matches_jiwer(refs, hyps):
     ours = phone_error_rate([r.split() for r in refs], [h.split() for h in hyps])
     theirs = jiwer.process_words(refs, hyps)
-    assert (ours.substitutions, ours.deletions, ours.insertions) == \
-        (theirs.substitutions, theirs.deletions, theirs.insertions)
+    assert (ours.substitutions, ours.deletions, ours.insertions) == (
+        theirs.substitutions,
+        theirs.deletions,
+        theirs.insertions,
+    )
     if ours.reference_phones:
         assert ours.per == pytest.approx(theirs.wer)
 
@@ -71,8 +74,9 @@ def build_common_voice(root, n_clips=6):
 def test_evaluate_common_voice_folder_end_to_end(tiny_model_dir, tmp_path, capsys):
     data = build_common_voice(tmp_path)
     out = tmp_path / "report"
-    code, stdout, err = run_main(["evaluate", "--model", str(tiny_model_dir), "--data", str(data),
-                                 "--out", str(out)], capsys)
+    code, stdout, err = run_main(
+        ["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(out)], capsys
+    )
     assert code == 0, err
     assert "PER" in stdout
     for name in ("report.json", "report.md", "per_phone_errors.png", "confusion.png", "utterances.jsonl"):
@@ -88,9 +92,13 @@ def test_evaluate_common_voice_folder_end_to_end(tiny_model_dir, tmp_path, capsy
     rows = [json.loads(line) for line in (out / "utterances.jsonl").read_text().splitlines()]
     scored = [r for r in rows if "per" in r]
     # the corpus PER is total edits over total reference phones of the per-utterance rows
-    assert s["per"] == pytest.approx(sum(r["substitutions"] + r["deletions"] + r["insertions"] for r in scored)
-                                     / sum(r["reference_phones"] for r in scored))
-    assert s["per"] == pytest.approx(jiwer.wer([r["ref"] for r in scored], [r["hyp"] if r["hyp"] else "" for r in scored]))
+    assert s["per"] == pytest.approx(
+        sum(r["substitutions"] + r["deletions"] + r["insertions"] for r in scored)
+        / sum(r["reference_phones"] for r in scored)
+    )
+    assert s["per"] == pytest.approx(
+        jiwer.wer([r["ref"] for r in scored], [r["hyp"] if r["hyp"] else "" for r in scored])
+    )
     md = (out / "report.md").read_text()
     assert "## Worst utterances" in md and "## Most confused phone pairs" in md and "common_voice_ky_missing" in md
 
@@ -102,8 +110,10 @@ def test_evaluate_common_voice_folder_end_to_end(tiny_model_dir, tmp_path, capsy
 
     # another model (or precision) into the same folder is refused, and the results stay as they were
     before = (out / "utterances.jsonl").read_bytes()
-    code, _, err = run_main(["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(out),
-                             "--dtype", "float16"], capsys)
+    code, _, err = run_main(
+        ["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(out), "--dtype", "float16"],
+        capsys,
+    )
     assert code == 2 and "holds results of another run" in err and "float16" in err
     assert (out / "utterances.jsonl").read_bytes() == before
 
@@ -112,10 +122,27 @@ def test_limit_and_manifest(tiny_model_dir, tmp_path, capsys):
     clip = tmp_path / "a.wav"
     sf.write(clip, speechlike(1.0), 16000)
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
-        {"audio": "a.wav", "phones": "s ɑ l ɑ m"}, {"audio": "a.wav", "text": "Салам"}, "not an object"]) + "\n{bad")
-    code, _, err = run_main(["evaluate", "--model", str(tiny_model_dir), "--data", str(manifest),
-                            "--out", str(tmp_path / "r"), "--limit", "1"], capsys)
+    manifest.write_text(
+        "\n".join(
+            json.dumps(r, ensure_ascii=False)
+            for r in [{"audio": "a.wav", "phones": "s ɑ l ɑ m"}, {"audio": "a.wav", "text": "Салам"}, "not an object"]
+        )
+        + "\n{bad"
+    )
+    code, _, err = run_main(
+        [
+            "evaluate",
+            "--model",
+            str(tiny_model_dir),
+            "--data",
+            str(manifest),
+            "--out",
+            str(tmp_path / "r"),
+            "--limit",
+            "1",
+        ],
+        capsys,
+    )
     assert code == 0, err
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["summary"]["utterances"] == 1 and report["summary"]["reference_phones"] == 5
@@ -124,6 +151,7 @@ def test_limit_and_manifest(tiny_model_dir, tmp_path, capsys):
 
 def test_tsv_without_needed_columns_is_a_clear_error(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "test.tsv").write_text("client_id\tup_votes\nx\t1\n")
-    code, _, err = run_main(["evaluate", "--model", str(tiny_model_dir), "--data", str(tmp_path),
-                            "--out", str(tmp_path / "r")], capsys)
+    code, _, err = run_main(
+        ["evaluate", "--model", str(tiny_model_dir), "--data", str(tmp_path), "--out", str(tmp_path / "r")], capsys
+    )
     assert code == 2 and "needs an audio column" in err and "found: client_id, up_votes" in err

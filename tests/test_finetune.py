@@ -16,8 +16,18 @@ from unispeech.train.finetune import FinetuneRecipe, finetune, load_recipe
 
 from .conftest import write_tiny_config, write_tone_dataset
 
-TOY = dict(mask_time_prob=0.0, mask_channel_prob=0.0, layerdrop=0.0, dropout=0.0, freeze_encoder_updates=0,
-           lr=3e-3, max_batch_seconds=8, valid_every=100, save_every=50, log_every=1)
+TOY = dict(
+    mask_time_prob=0.0,
+    mask_channel_prob=0.0,
+    layerdrop=0.0,
+    dropout=0.0,
+    freeze_encoder_updates=0,
+    lr=3e-3,
+    max_batch_seconds=8,
+    valid_every=100,
+    save_every=50,
+    log_every=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +42,14 @@ def log_rows(out: Path) -> list[dict]:
 
 def test_learns_the_toy_task_and_recovers_its_labels(toy, tmp_path):
     manifest, config = toy
-    out = finetune(config, manifest, tmp_path / "out", valid_data=manifest,
-                   recipe=load_recipe(None, max_updates=300, **TOY), progress=False)
+    out = finetune(
+        config,
+        manifest,
+        tmp_path / "out",
+        valid_data=manifest,
+        recipe=load_recipe(None, max_updates=300, **TOY),
+        progress=False,
+    )
     losses = [r["loss"] for r in log_rows(out) if "loss" in r]
     assert losses[-1] < 0.05 * losses[0]
     assert [r["valid_per"] for r in log_rows(out) if "valid_per" in r][-1] < 0.05
@@ -50,8 +66,7 @@ def test_output_loads_in_transformers(toy, tmp_path):
     import transformers
 
     manifest, config = toy
-    out = finetune(config, manifest, tmp_path / "out", recipe=load_recipe(None, max_updates=5, **TOY),
-                   progress=False)
+    out = finetune(config, manifest, tmp_path / "out", recipe=load_recipe(None, max_updates=5, **TOY), progress=False)
     hf = transformers.AutoModelForCTC.from_pretrained(out).eval()
     ours = unispeech.load_model(out, dtype="float32")
     wav = ours.prepare(manifest.parent / "clips" / "0.wav")
@@ -62,11 +77,16 @@ def test_output_loads_in_transformers(toy, tmp_path):
 
 def test_resume_continues_exactly(toy, tmp_path):
     manifest, config = toy
-    recipe = load_recipe(None, max_updates=40, **{**TOY, "dropout": 0.1, "mask_time_prob": 0.3,
-                                                    "mask_time_length": 3, "layerdrop": 0.2})
+    recipe = load_recipe(
+        None, max_updates=40, **{**TOY, "dropout": 0.1, "mask_time_prob": 0.3, "mask_time_length": 3, "layerdrop": 0.2}
+    )
     straight = finetune(config, manifest, tmp_path / "straight", recipe=recipe, progress=False)
-    half = load_recipe(None, max_updates=40, stop_after=20, **{**TOY, "dropout": 0.1, "mask_time_prob": 0.3,
-                                                               "mask_time_length": 3, "layerdrop": 0.2})
+    half = load_recipe(
+        None,
+        max_updates=40,
+        stop_after=20,
+        **{**TOY, "dropout": 0.1, "mask_time_prob": 0.3, "mask_time_length": 3, "layerdrop": 0.2},
+    )
     finetune(config, manifest, tmp_path / "resumed", recipe=half, progress=False)
     assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").glob("*.pt"))[-1] == "checkpoint-0000020.pt"
     finetune(config, manifest, tmp_path / "resumed", recipe=recipe, resume=True, progress=False)
@@ -86,14 +106,36 @@ def run_cli(args, env=None, launcher=None):
 def test_two_processes_match_one_with_the_same_global_batch(toy, tmp_path):
     manifest, config = toy
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text("mask_time_prob = 0.3\nmask_time_length = 3\nlayerdrop = 0.0\ndropout = 0.0\n"
-                      "[train]\nlr = 3e-3\nmax_batch_seconds = 4\nsave_every = 100\nvalid_every = 100\nlog_every = 1\n")
-    common = ["finetune", "--init", str(config), "--train", str(manifest), "--recipe", str(recipe),
-              "--max-updates", "12", "--freeze-encoder-updates", "0"]
+    recipe.write_text(
+        "mask_time_prob = 0.3\nmask_time_length = 3\nlayerdrop = 0.0\ndropout = 0.0\n"
+        "[train]\nlr = 3e-3\nmax_batch_seconds = 4\nsave_every = 100\nvalid_every = 100\nlog_every = 1\n"
+    )
+    common = [
+        "finetune",
+        "--init",
+        str(config),
+        "--train",
+        str(manifest),
+        "--recipe",
+        str(recipe),
+        "--max-updates",
+        "12",
+        "--freeze-encoder-updates",
+        "0",
+    ]
     one = run_cli(common + ["--out", str(tmp_path / "one"), "--grad-accum", "2"])
     assert one.returncode == 0, one.stderr[-2000:]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-                "-m", "unispeech"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "unispeech",
+    ]
     two = run_cli(common + ["--out", str(tmp_path / "two")], env={"OMP_NUM_THREADS": "1"}, launcher=torchrun)
     assert two.returncode == 0, two.stderr[-2000:]
     losses_one = [r["loss"] for r in log_rows(tmp_path / "one") if "loss" in r]
@@ -130,16 +172,18 @@ def test_bad_inputs_have_clear_messages(toy, tmp_path):
 
 def test_init_with_another_head_size_reinitialises_it(toy, tmp_path, capsys):
     manifest, config = toy
-    first = finetune(config, manifest, tmp_path / "first", recipe=load_recipe(None, max_updates=3, **TOY),
-                     progress=False)
+    first = finetune(
+        config, manifest, tmp_path / "first", recipe=load_recipe(None, max_updates=3, **TOY), progress=False
+    )
     vocab = json.loads((first / "vocab.json").read_text())
     vocab["extra"] = len(vocab)  # a 44-token vocabulary against a 43-output head
     (first / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     cfg = json.loads((first / "config.json").read_text())
     cfg["vocab_size"] = 44
     (first / "config.json").write_text(json.dumps(cfg))
-    second = finetune(first, manifest, tmp_path / "second", recipe=load_recipe(None, max_updates=3, **TOY),
-                      progress=False)
+    second = finetune(
+        first, manifest, tmp_path / "second", recipe=load_recipe(None, max_updates=3, **TOY), progress=False
+    )
     assert "head is re-initialised" in capsys.readouterr().err
     assert unispeech.load_model(second).model.lm_head.out_features == 44
 
@@ -170,13 +214,31 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(toy, tmp_path):
 
     manifest, config = toy
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "unispeech", "finetune", "--init", str(config), "--train", str(manifest),
-           "--out", str(out), "--max-updates", "100000", "--freeze-encoder-updates", "0", "--save-every", "100000",
-           "--batch-seconds", "8"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "unispeech",
+        "finetune",
+        "--init",
+        str(config),
+        "--train",
+        str(manifest),
+        "--out",
+        str(out),
+        "--max-updates",
+        "100000",
+        "--freeze-encoder-updates",
+        "0",
+        "--save-every",
+        "100000",
+        "--batch-seconds",
+        "8",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not ((out / "train_log.jsonl").is_file()
-                                          and (out / "train_log.jsonl").read_text().count("\n") >= 2):
+    while time.time() < deadline and not (
+        (out / "train_log.jsonl").is_file() and (out / "train_log.jsonl").read_text().count("\n") >= 2
+    ):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -186,9 +248,24 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(toy, tmp_path):
     assert saved and not list((out / "checkpoints").glob(".*.tmp"))
     step = int(saved[-1].stem.split("-")[1])
     assert step >= 10
-    done = run_cli(["finetune", "--init", str(config), "--train", str(manifest), "--out", str(out),
-                    "--max-updates", str(step + 3), "--freeze-encoder-updates", "0", "--batch-seconds", "8",
-                    "--resume"])
+    done = run_cli(
+        [
+            "finetune",
+            "--init",
+            str(config),
+            "--train",
+            str(manifest),
+            "--out",
+            str(out),
+            "--max-updates",
+            str(step + 3),
+            "--freeze-encoder-updates",
+            "0",
+            "--batch-seconds",
+            "8",
+            "--resume",
+        ]
+    )
     assert done.returncode == 0, done.stderr[-1000:]
     assert f"resuming from {saved[-1].name}" in done.stderr
     assert sorted((out / "checkpoints").glob("checkpoint-*.pt"))[-1].name == f"checkpoint-{step + 3:07d}.pt"

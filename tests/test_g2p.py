@@ -25,18 +25,29 @@ def test_reproduces_reference_phones_of_all_977_sentences():
     hyps = phonemize(texts, word_boundaries=True)
     counts = phone_error_rate([[p for p in r if p != "|"] for r in refs], [[p for p in h if p != "|"] for h in hyps])
     agreement = 1 - counts.per
-    print(f"G2P phone agreement over {len(texts)} sentences: {100 * agreement:.3f} % "
-          f"({counts.edits} edits / {counts.reference_phones} phones)")
+    print(
+        f"G2P phone agreement over {len(texts)} sentences: {100 * agreement:.3f} % "
+        f"({counts.edits} edits / {counts.reference_phones} phones)"
+    )
     assert agreement >= 0.999
     # word boundaries too (the reference lines end with a trailing "|")
-    assert sum(h == [p for p in r][: len(h)] and r[len(h):] in ([], ["|"]) for h, r in zip(hyps, refs)) >= 0.999 * 977
+    assert sum(h == [p for p in r][: len(h)] and r[len(h) :] in ([], ["|"]) for h, r in zip(hyps, refs)) >= 0.999 * 977
 
 
-@pytest.mark.parametrize("text", [
-    "«Кыргызстан» — сонун өлкө!", "Мен 2024-жылы Москвага бардым.", "iPhone 15 Pro жакшы",
-    "Привет, как дела?", "COVID-19 жана 1/2", "  Жаңы\tсөз\n  ", "Hello world", "Ош, Бишкек; Нарын: Талас...",
-    "“Тырмакча” жана 'бир' (кашаа) [квадрат]",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "«Кыргызстан» — сонун өлкө!",
+        "Мен 2024-жылы Москвага бардым.",
+        "iPhone 15 Pro жакшы",
+        "Привет, как дела?",
+        "COVID-19 жана 1/2",
+        "  Жаңы\tсөз\n  ",
+        "Hello world",
+        "Ош, Бишкек; Нарын: Талас...",
+        "“Тырмакча” жана 'бир' (кашаа) [квадрат]",
+    ],
+)
 def test_real_sentence_noise_stays_in_the_inventory(text):
     inventory = set(kyrgyz_inventory())
     with warnings.catch_warnings():

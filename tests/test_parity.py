@@ -99,8 +99,12 @@ def test_old_weight_norm_names_load(tmp_path):
 
     ref = make_reference(tmp_path)
     state = load_file(tmp_path / "model.safetensors")
-    renamed = {k.replace("parametrizations.weight.original0", "weight_g")
-                .replace("parametrizations.weight.original1", "weight_v"): v for k, v in state.items()}
+    renamed = {
+        k.replace("parametrizations.weight.original0", "weight_g").replace(
+            "parametrizations.weight.original1", "weight_v"
+        ): v
+        for k, v in state.items()
+    }
     assert any(k.endswith("pos_conv_embed.conv.weight_g") for k in renamed)
     save_file(renamed, tmp_path / "model.safetensors")
     wav = speechlike(1.0)
@@ -114,8 +118,14 @@ def test_saved_folder_loads_in_transformers(tmp_path):
     make_reference(tmp_path / "src")
     ours = unispeech.load_model(tmp_path / "src", dtype="float32")
     out = ours.save(tmp_path / "saved")
-    assert {"config.json", "model.safetensors", "vocab.json", "tokenizer_config.json",
-            "preprocessor_config.json", "special_tokens_map.json"} <= {p.name for p in out.iterdir()}
+    assert {
+        "config.json",
+        "model.safetensors",
+        "vocab.json",
+        "tokenizer_config.json",
+        "preprocessor_config.json",
+        "special_tokens_map.json",
+    } <= {p.name for p in out.iterdir()}
     hf = transformers.AutoModelForCTC.from_pretrained(out).eval()
     assert type(hf).__name__ == "UniSpeechForCTC"
     extractor = transformers.AutoFeatureExtractor.from_pretrained(out)
@@ -148,8 +158,18 @@ def test_config_round_trips(tmp_path, tiny_model_dir):
     ours = unispeech.load_model(tiny_model_dir, dtype="float32")
     original = json.loads((tiny_model_dir / "config.json").read_text())
     saved = json.loads((ours.save(tmp_path / "saved") / "config.json").read_text())
-    for key in ("hidden_size", "conv_dim", "conv_kernel", "feat_extract_norm", "do_stable_layer_norm", "vocab_size",
-                "pad_token_id", "num_conv_pos_embeddings", "model_type", "layer_norm_eps"):
+    for key in (
+        "hidden_size",
+        "conv_dim",
+        "conv_kernel",
+        "feat_extract_norm",
+        "do_stable_layer_norm",
+        "vocab_size",
+        "pad_token_id",
+        "num_conv_pos_embeddings",
+        "model_type",
+        "layer_norm_eps",
+    ):
         assert saved[key] == original[key], key
 
 

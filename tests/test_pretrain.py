@@ -127,12 +127,29 @@ def test_transformers_loads_our_pretraining_checkpoint(tmp_path):
 
 def test_short_pretraining_run_learns_without_collapse(tmp_path):
     manifest = write_tone_dataset(tmp_path / "data", n=40)
-    config = write_tiny_config(tmp_path / "config.json", num_codevector_groups=2, num_codevectors_per_group=16,
-                               codevector_dim=32, proj_codevector_dim=32)
-    recipe = read_pretrain_recipe(None, max_updates=120, lr=2e-3, max_batch_seconds=8, warmup_fraction=0.1,
-                                  decay_fraction=0.5, hold_fraction=0.4, save_every=60, log_every=10,
-                                  num_negatives=10, mask_length=3, mask_prob=0.4, dropout=0.0,
-                                  gumbel=(2.0, 0.5, 0.98))  # anneal within the short run
+    config = write_tiny_config(
+        tmp_path / "config.json",
+        num_codevector_groups=2,
+        num_codevectors_per_group=16,
+        codevector_dim=32,
+        proj_codevector_dim=32,
+    )
+    recipe = read_pretrain_recipe(
+        None,
+        max_updates=120,
+        lr=2e-3,
+        max_batch_seconds=8,
+        warmup_fraction=0.1,
+        decay_fraction=0.5,
+        hold_fraction=0.4,
+        save_every=60,
+        log_every=10,
+        num_negatives=10,
+        mask_length=3,
+        mask_prob=0.4,
+        dropout=0.0,
+        gumbel=(2.0, 0.5, 0.98),
+    )  # anneal within the short run
     out = pretrain(config, tmp_path / "pt", labeled=manifest, recipe=recipe, progress=False)
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     acc = [r["accuracy"] for r in rows if "accuracy" in r]
@@ -142,12 +159,15 @@ def test_short_pretraining_run_learns_without_collapse(tmp_path):
     assert np.mean(acc[-3:]) > max(np.mean(acc[:2]) + 0.05, 1.5 * chance)
     assert min(ppl) > 2.0  # of 32 codewords in two groups: not collapsed to one per group
     import matplotlib.image
+
     width = matplotlib.image.imread(out / "training.png").shape[1]
     assert width == 1200  # two panels: losses, and contrastive accuracy with codevector perplexity
     # the checkpoint starts fine-tuning: the pretraining heads are dropped, a fresh CTC head is made
     from unispeech.train.finetune import finetune, load_recipe
-    tuned = finetune(out, manifest, tmp_path / "ft", recipe=load_recipe(None, max_updates=2, max_batch_seconds=8),
-                     progress=False)
+
+    tuned = finetune(
+        out, manifest, tmp_path / "ft", recipe=load_recipe(None, max_updates=2, max_batch_seconds=8), progress=False
+    )
     cfg = json.loads((tuned / "config.json").read_text())
     assert cfg["architectures"] == ["UniSpeechForCTC"] and cfg["vocab_size"] == 43
 

@@ -55,6 +55,7 @@ def test_phonemize(client):
     r = client.post("/v1/phonemize", json={"text": "Кыргызстан", "word_boundaries": True})
     assert r.status_code == 200
     from unispeech import phonemize
+
     assert r.json()["phones"] == phonemize("Кыргызстан", word_boundaries=True)
     r = client.post("/v1/phonemize", json={"text": ["Салам", "эки сөз"]})
     assert len(r.json()["phones"]) == 2
@@ -65,6 +66,7 @@ def test_compare_aligns_recognised_and_expected(client):
     assert r.status_code == 200, r.text
     body = r.json()
     from unispeech import phonemize
+
     assert body["expected"] == phonemize("Салам")
     assert [a["expected"] for a in body["alignment"] if a["expected"]] == body["expected"]
     assert [a["recognised"] for a in body["alignment"] if a["recognised"]] == body["phones"]
@@ -72,17 +74,35 @@ def test_compare_aligns_recognised_and_expected(client):
     assert body["per"] == pytest.approx(edits / len(body["expected"]))
 
 
-@pytest.mark.parametrize("name,request_kwargs,status,message", [
-    ("non-audio bytes", {"files": {"file": ("a.wav", b"hello world" * 100, "audio/wav")}}, 422, "not a readable audio"),
-    ("empty body", {"content": b"", "headers": {"content-type": "audio/wav"}}, 422, "empty upload"),
-    ("oversized upload", {"content": b"\0" * 500_000, "headers": {"content-type": "audio/wav"}}, 413, "larger than"),
-    ("too-long audio", {"files": {"file": ("a.wav", None, "audio/wav")}}, 413, "longer than the limit"),
-    ("corrupt mp3", {"files": {"file": ("a.mp3", b"ID3" + bytes(300), "audio/mpeg")}}, 422, "not a readable audio"),
-    ("wrong content type", {"content": b"x", "headers": {"content-type": "text/plain"}}, 415, "unsupported content"),
-    ("missing file field", {"files": {"other": ("a.wav", b"x", "audio/wav")}}, 422, "missing file field"),
-    ("too short", {"files": {"file": ("a.wav", None, "audio/wav")}, "seconds": 0.01}, 422, "too short"),
-    ("NaN samples", {"files": {"file": ("a.wav", None, "audio/wav")}, "nan": True}, 422, "NaN"),
-])
+@pytest.mark.parametrize(
+    "name,request_kwargs,status,message",
+    [
+        (
+            "non-audio bytes",
+            {"files": {"file": ("a.wav", b"hello world" * 100, "audio/wav")}},
+            422,
+            "not a readable audio",
+        ),
+        ("empty body", {"content": b"", "headers": {"content-type": "audio/wav"}}, 422, "empty upload"),
+        (
+            "oversized upload",
+            {"content": b"\0" * 500_000, "headers": {"content-type": "audio/wav"}},
+            413,
+            "larger than",
+        ),
+        ("too-long audio", {"files": {"file": ("a.wav", None, "audio/wav")}}, 413, "longer than the limit"),
+        ("corrupt mp3", {"files": {"file": ("a.mp3", b"ID3" + bytes(300), "audio/mpeg")}}, 422, "not a readable audio"),
+        (
+            "wrong content type",
+            {"content": b"x", "headers": {"content-type": "text/plain"}},
+            415,
+            "unsupported content",
+        ),
+        ("missing file field", {"files": {"other": ("a.wav", b"x", "audio/wav")}}, 422, "missing file field"),
+        ("too short", {"files": {"file": ("a.wav", None, "audio/wav")}, "seconds": 0.01}, 422, "too short"),
+        ("NaN samples", {"files": {"file": ("a.wav", None, "audio/wav")}, "nan": True}, 422, "NaN"),
+    ],
+)
 def test_bad_uploads_get_a_clear_4xx(client, name, request_kwargs, status, message):
     kwargs = dict(request_kwargs)
     seconds, nan = kwargs.pop("seconds", 6.0), kwargs.pop("nan", False)
@@ -119,8 +139,9 @@ def test_concurrent_requests_are_batched_and_all_answered(client):
 
     data = [audio_bytes(0.5 + 0.1 * i) for i in range(12)]
     with ThreadPoolExecutor(12) as pool:
-        replies = list(pool.map(lambda d: client.post("/v1/transcribe", content=d,
-                                                      headers={"content-type": "audio/wav"}), data))
+        replies = list(
+            pool.map(lambda d: client.post("/v1/transcribe", content=d, headers={"content-type": "audio/wav"}), data)
+        )
     assert all(r.status_code == 200 for r in replies)
     for d, r in zip(data, replies):
         wav, rate = sf.read(io.BytesIO(d), dtype="float32")

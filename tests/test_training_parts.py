@@ -14,8 +14,9 @@ from unispeech.train.finetune import FinetuneRecipe
 from unispeech.train.loop import tri_stage
 from unispeech.train.recipe import TrainOptions, read_recipe
 
-SCHEDULE = TrainOptions(max_updates=100, warmup_fraction=0.1, hold_fraction=0.4, decay_fraction=0.5,
-                        init_lr_scale=0.01, final_lr_scale=0.05)
+SCHEDULE = TrainOptions(
+    max_updates=100, warmup_fraction=0.1, hold_fraction=0.4, decay_fraction=0.5, init_lr_scale=0.01, final_lr_scale=0.05
+)
 
 
 def test_tri_stage_warms_up_linearly_holds_then_decays_exponentially():
@@ -29,8 +30,9 @@ def test_tri_stage_warms_up_linearly_holds_then_decays_exponentially():
 
 
 def test_tri_stage_with_a_zero_final_scale_decays_linearly_to_zero():
-    linear = TrainOptions(max_updates=10, warmup_fraction=0.0, hold_fraction=0.0, decay_fraction=1.0,
-                          final_lr_scale=0.0)
+    linear = TrainOptions(
+        max_updates=10, warmup_fraction=0.0, hold_fraction=0.0, decay_fraction=1.0, final_lr_scale=0.0
+    )
     assert [round(tri_stage(s, linear), 6) for s in range(0, 11, 5)] == [1.0, 0.5, 0.0]
 
 
@@ -57,8 +59,11 @@ def test_span_mask_expected_coverage_matches_fairseq_counting():
 def test_span_masker_replaces_masked_frames_by_its_embedding_and_zeroes_masked_channels():
     masker = SpanMasker(8)
     x = torch.randn(2, 30, 8)
-    masks = masker.draw(MaskOptions(time_prob=0.5, time_length=3, channel_prob=0.5, channel_length=2),
-                        torch.tensor([30, 12]), torch.Generator().manual_seed(0))
+    masks = masker.draw(
+        MaskOptions(time_prob=0.5, time_length=3, channel_prob=0.5, channel_length=2),
+        torch.tensor([30, 12]),
+        torch.Generator().manual_seed(0),
+    )
     y = masker(x, masks)
     time, channels = masks.time, masks.channels
     assert time.any() and channels.any() and not time[1, 12:].any()
@@ -92,13 +97,17 @@ def test_batch_plan_count_is_a_multiple_of_the_world_size():
 
 
 def test_collate_pads_normalises_and_concatenates_labels():
-    data = [Example("a", (np.sin(np.arange(800)) * 8000).astype(np.int16), [3, 4, 5]),
-            Example("b", (np.cos(np.arange(500)) * 3000).astype(np.int16), [6])]
+    data = [
+        Example("a", (np.sin(np.arange(800)) * 8000).astype(np.int16), [3, 4, 5]),
+        Example("b", (np.cos(np.arange(500)) * 3000).astype(np.int16), [6]),
+    ]
     batch = collate(data, index=7)
     assert batch.wav.shape == (2, 800) and batch.lengths.tolist() == [800, 500]
     assert torch.all(batch.wav[1, 500:] == 0)
     for row, n in zip(batch.wav, (800, 500)):
-        assert float(row[:n].mean()) == pytest.approx(0, abs=1e-5) and float(row[:n].std()) == pytest.approx(1, rel=1e-2)
+        assert float(row[:n].mean()) == pytest.approx(0, abs=1e-5) and float(row[:n].std()) == pytest.approx(
+            1, rel=1e-2
+        )
     assert batch.labels.tolist() == [3, 4, 5, 6] and batch.label_lengths.tolist() == [3, 1] and batch.index == 7
 
 
@@ -123,8 +132,11 @@ TIERS = {"phones": [(0.1, 0.2, "s", 0.9), (0.25, 0.4, "ɑ", 0.8)], "words": [(0.
 def test_tsv_has_one_row_per_interval_of_every_tier():
     rows = format_tiers([("a.wav", TIERS, 0.5)], "tsv").splitlines()
     assert rows[0] == "path\ttier\tlabel\tstart\tend\tscore"
-    assert rows[1:] == ["a.wav\tphones\ts\t0.10\t0.20\t0.900", "a.wav\tphones\tɑ\t0.25\t0.40\t0.800",
-                        "a.wav\twords\tса\t0.10\t0.40\t0.850"]
+    assert rows[1:] == [
+        "a.wav\tphones\ts\t0.10\t0.20\t0.900",
+        "a.wav\tphones\tɑ\t0.25\t0.40\t0.800",
+        "a.wav\twords\tса\t0.10\t0.40\t0.850",
+    ]
 
 
 def test_ctm_writes_start_and_duration_of_the_first_tier():

@@ -16,12 +16,30 @@ from .transcribe import ChunkOptions, Recognizer
 
 __version__ = "0.1.0"
 
-__all__ = ["load_model", "Recognizer", "Transcription", "ModelConfig", "ChunkOptions", "AudioError", "Precision",
-           "GreedyDecoder", "load_audio", "greedy_decode", "phonemize", "SAMPLE_RATE", "REAL_MODEL", "__version__"]
+__all__ = [
+    "load_model",
+    "Recognizer",
+    "Transcription",
+    "ModelConfig",
+    "ChunkOptions",
+    "AudioError",
+    "Precision",
+    "GreedyDecoder",
+    "load_audio",
+    "greedy_decode",
+    "phonemize",
+    "SAMPLE_RATE",
+    "REAL_MODEL",
+    "__version__",
+]
 
 
-def load_model(name_or_path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-               dtype: torch.dtype | str | None = "auto", decoder=None) -> Recognizer:
+def load_model(
+    name_or_path: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str | None = "auto",
+    decoder=None,
+) -> Recognizer:
     """Load a CTC checkpoint: the bundled demo model (no argument, or "default"), a local Hugging Face
     folder, or a hub id such as "microsoft/unispeech-1350-en-17h-ky-ft-1h" (downloaded with huggingface_hub
     when online).
@@ -37,5 +55,6 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str | torc
     precision = Precision.choose(dtype, device)
     model, vocab, audio = load_folder(folder, precision)
     name = "bundled demo model" if name_or_path in (None, "default") else str(name_or_path)
-    return Recognizer(model.to(device=device), vocab, audio, name=name, precision=precision,
-                      decoder=decoder or GreedyDecoder())
+    return Recognizer(
+        model.to(device=device), vocab, audio, name=name, precision=precision, decoder=decoder or GreedyDecoder()
+    )

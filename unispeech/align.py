@@ -26,8 +26,11 @@ class Alignment:
     duration: float
 
     def to_dict(self) -> dict:
-        return {"phones": [dataclasses.asdict(p) for p in self.phones],
-                "words": [dataclasses.asdict(w) for w in self.words], "duration": self.duration}
+        return {
+            "phones": [dataclasses.asdict(p) for p in self.phones],
+            "words": [dataclasses.asdict(w) for w in self.words],
+            "duration": self.duration,
+        }
 
 
 def viterbi(log_probs: np.ndarray, tokens: list[int], blank: int, frame_seconds: float) -> list[tuple[int, int]]:
@@ -35,8 +38,10 @@ def viterbi(log_probs: np.ndarray, tokens: list[int], blank: int, frame_seconds:
     T, L = log_probs.shape[0], len(tokens)
     repeats = sum(a == b for a, b in zip(tokens, tokens[1:]))
     if T < L + repeats:
-        raise ValueError(f"the audio is too short for the text: {L} phones need at least "
-                         f"{(L + repeats) * frame_seconds:.2f} s, the audio gives {T * frame_seconds:.2f} s")
+        raise ValueError(
+            f"the audio is too short for the text: {L} phones need at least "
+            f"{(L + repeats) * frame_seconds:.2f} s, the audio gives {T * frame_seconds:.2f} s"
+        )
     S = 2 * L + 1
     if T * S > MAX_TRELLIS:
         raise ValueError(f"alignment too large ({T} frames x {S} states); split the audio and text into pieces")
@@ -63,8 +68,14 @@ def viterbi(log_probs: np.ndarray, tokens: list[int], blank: int, frame_seconds:
     return [tuple(spans[i]) for i in range(L)]
 
 
-def align(recognizer: Recognizer, audio: AudioInput, text: str | None = None, phones: list[str] | None = None,
-          sampling_rate: int | None = None, language: str = "ky") -> Alignment:
+def align(
+    recognizer: Recognizer,
+    audio: AudioInput,
+    text: str | None = None,
+    phones: list[str] | None = None,
+    sampling_rate: int | None = None,
+    language: str = "ky",
+) -> Alignment:
     """Phone and word intervals of `text` (via G2P) or of given `phones` in `audio`."""
     from .g2p import WORD_BOUNDARY, phonemize
 
@@ -86,11 +97,18 @@ def align(recognizer: Recognizer, audio: AudioInput, text: str | None = None, ph
     intervals = []
     for i, ((first, last), token) in enumerate(zip(spans, tokens)):
         end_frame = spans[i + 1][0] if i + 1 < len(spans) else last + 1  # a phone lasts until the next begins
-        score = float(np.exp(log_probs[first:last + 1, token]).mean())
-        intervals.append(Interval(sequence[i], frames.seconds(first), round(min(frames.seconds(end_frame), duration), 3),
-                                  round(score, 4)))
-    word_intervals = [Interval(word, intervals[a].start, intervals[b - 1].end,
-                               round(float(np.mean([p.score for p in intervals[a:b]])), 4)) for word, a, b in words]
+        score = float(np.exp(log_probs[first : last + 1, token]).mean())
+        intervals.append(
+            Interval(
+                sequence[i], frames.seconds(first), round(min(frames.seconds(end_frame), duration), 3), round(score, 4)
+            )
+        )
+    word_intervals = [
+        Interval(
+            word, intervals[a].start, intervals[b - 1].end, round(float(np.mean([p.score for p in intervals[a:b]])), 4)
+        )
+        for word, a, b in words
+    ]
     return Alignment(intervals, word_intervals, round(duration, 3))
 
 

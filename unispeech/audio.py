@@ -22,7 +22,7 @@ class AudioSettings:
     do_normalize: bool = True
 
     @classmethod
-    def from_folder(cls, folder: Path) -> "AudioSettings":
+    def from_folder(cls, folder: Path) -> AudioSettings:
         path = Path(folder) / "preprocessor_config.json"
         if not path.is_file():
             return cls()
@@ -30,16 +30,24 @@ class AudioSettings:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON ({e})") from e
-        return cls(sampling_rate=int(data.get("sampling_rate", SAMPLE_RATE)),
-                   do_normalize=bool(data.get("do_normalize", True)))
+        return cls(
+            sampling_rate=int(data.get("sampling_rate", SAMPLE_RATE)), do_normalize=bool(data.get("do_normalize", True))
+        )
 
     def to_json(self) -> str:
-        return json.dumps({
-            "do_normalize": self.do_normalize, "feature_extractor_type": "Wav2Vec2FeatureExtractor",
-            "feature_size": 1, "padding_side": "right", "padding_value": 0.0,
-            "processor_class": "Wav2Vec2Processor", "return_attention_mask": True,
-            "sampling_rate": self.sampling_rate,
-        }, indent=2)
+        return json.dumps(
+            {
+                "do_normalize": self.do_normalize,
+                "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+                "feature_size": 1,
+                "padding_side": "right",
+                "padding_value": 0.0,
+                "processor_class": "Wav2Vec2Processor",
+                "return_attention_mask": True,
+                "sampling_rate": self.sampling_rate,
+            },
+            indent=2,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +60,7 @@ class FrameGeometry:
     sampling_rate: int = SAMPLE_RATE
 
     @classmethod
-    def of(cls, config, audio: AudioSettings = AudioSettings()) -> "FrameGeometry":
+    def of(cls, config, audio: AudioSettings = AudioSettings()) -> FrameGeometry:
         """From a ModelConfig and the audio settings it was trained with."""
         return cls(tuple(config.conv_kernel), tuple(config.conv_stride), audio.sampling_rate)
 
@@ -116,8 +124,11 @@ def decode_audio(source, name: str, sampling_rate: int = SAMPLE_RATE, max_second
         with f:
             source_rate = f.samplerate
             block = max(1, READ_BLOCK_SECONDS * source_rate)
-            resampler = None if source_rate == sampling_rate else soxr.ResampleStream(
-                source_rate, sampling_rate, 1, dtype="float32")
+            resampler = (
+                None
+                if source_rate == sampling_rate
+                else soxr.ResampleStream(source_rate, sampling_rate, 1, dtype="float32")
+            )
             pieces = []
             decoded = 0
             while len(data := f.read(block, dtype="float32", always_2d=True)):  # not blocks(): it trusts
@@ -131,8 +142,11 @@ def decode_audio(source, name: str, sampling_rate: int = SAMPLE_RATE, max_second
             if resampler is not None:
                 pieces.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
             if 0 < f.frames and decoded < 0.98 * f.frames:
-                warnings.warn(f"{path}: decoded {decoded / source_rate:.2f} s of the {f.frames / source_rate:.2f} s "
-                              "its header announces (truncated file?)", stacklevel=2)
+                warnings.warn(
+                    f"{path}: decoded {decoded / source_rate:.2f} s of the {f.frames / source_rate:.2f} s "
+                    "its header announces (truncated file?)",
+                    stacklevel=2,
+                )
     except (sf.LibsndfileError, RuntimeError) as e:
         raise AudioError(f"{path}: decoding failed, truncated or corrupt file ({_first_line(e)})") from e
     audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
@@ -176,8 +190,10 @@ def check_audio(audio: np.ndarray, sampling_rate: int, name: str, min_samples: i
     if not np.isfinite(audio).all():
         raise AudioError(f"{name}: contains NaN or infinite samples")
     if audio.size < min_samples:
-        raise AudioError(f"{name}: too short ({audio.size} samples, {audio.size / sampling_rate * 1000:.1f} ms); "
-                         f"the model needs at least {min_samples} samples at {sampling_rate} Hz")
+        raise AudioError(
+            f"{name}: too short ({audio.size} samples, {audio.size / sampling_rate * 1000:.1f} ms); "
+            f"the model needs at least {min_samples} samples at {sampling_rate} Hz"
+        )
     return audio
 
 

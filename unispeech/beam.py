@@ -44,8 +44,9 @@ class BeamSearchDecoder:
     options: BeamOptions = BeamOptions()
     lm: PhoneLM | None = None
 
-    def decode(self, logits: np.ndarray, vocab: Vocabulary, frame_seconds: float,
-               duration: float | None = None) -> Transcription:
+    def decode(
+        self, logits: np.ndarray, vocab: Vocabulary, frame_seconds: float, duration: float | None = None
+    ) -> Transcription:
         return beam_search(logits, vocab, frame_seconds, self.lm, self.options, duration)
 
     def describe(self) -> str:
@@ -53,8 +54,14 @@ class BeamSearchDecoder:
         return f"beam {self.options}, {lm}"
 
 
-def beam_search(logits: np.ndarray, vocab: Vocabulary, frame_seconds: float, lm: PhoneLM | None = None,
-                options: BeamOptions = BeamOptions(), duration: float | None = None) -> Transcription:
+def beam_search(
+    logits: np.ndarray,
+    vocab: Vocabulary,
+    frame_seconds: float,
+    lm: PhoneLM | None = None,
+    options: BeamOptions = BeamOptions(),
+    duration: float | None = None,
+) -> Transcription:
     logits = np.asarray(logits, dtype=np.float32)
     log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
     blank, specials = vocab.blank_id, vocab.special_ids
@@ -65,11 +72,12 @@ def beam_search(logits: np.ndarray, vocab: Vocabulary, frame_seconds: float, lm:
     def lm_score(prefix: tuple[int, ...], token: int | None) -> float:
         if not alpha:
             return 0.0
-        key = (prefix[-(lm.order - 1):] if lm.order > 1 else (), -1 if token is None else token)
+        key = (prefix[-(lm.order - 1) :] if lm.order > 1 else (), -1 if token is None else token)
         if key not in lm_cache:
             history = (BOS,) + tuple(vocab.tokens[t] for t in key[0])
-            lm_cache[key] = alpha * lm.logprob(history[-(lm.order - 1):] if lm.order > 1 else (),
-                                               EOS if token is None else vocab.tokens[token])
+            lm_cache[key] = alpha * lm.logprob(
+                history[-(lm.order - 1) :] if lm.order > 1 else (), EOS if token is None else vocab.tokens[token]
+            )
         return lm_cache[key]
 
     beam = [_Hyp(0.0, (), (), blank)]
@@ -94,8 +102,12 @@ def beam_search(logits: np.ndarray, vocab: Vocabulary, frame_seconds: float, lm:
                 elif not emit_ok[c]:  # a special token is never emitted: treat like a blank frame
                     new = _Hyp(h.score + lp, h.prefix, h.spans, blank)
                 else:
-                    new = _Hyp(h.score + lp + lm_score(h.prefix, c) + options.insertion_bonus,
-                               h.prefix + (c,), h.spans + ((t, t + 1),), c)
+                    new = _Hyp(
+                        h.score + lp + lm_score(h.prefix, c) + options.insertion_bonus,
+                        h.prefix + (c,),
+                        h.spans + ((t, t + 1),),
+                        c,
+                    )
                 key = (new.prefix, new.last)
                 if key not in merged or merged[key].score < new.score:
                     merged[key] = new
@@ -108,4 +120,6 @@ def beam_search(logits: np.ndarray, vocab: Vocabulary, frame_seconds: float, lm:
         phones=phones,
         timestamps=[(round(a * frame_seconds, 3), round(b * frame_seconds, 3)) for a, b in best.spans],
         confidences=[round(float(probs[a:b, tok].mean()), 4) for (a, b), tok in zip(best.spans, best.prefix)],
-        duration=round(float(total), 3), text=vocab.join(phones))
+        duration=round(float(total), 3),
+        text=vocab.join(phones),
+    )

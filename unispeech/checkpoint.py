@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -26,7 +26,12 @@ from .vocab import Vocabulary
 
 REAL_MODEL = "microsoft/unispeech-1350-en-17h-ky-ft-1h"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default-model"
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.bin"]
 BACKBONE_PREFIXES = {"unispeech": "unispeech.", "wav2vec2": "wav2vec2."}
 CTC_HEADS = ("lm_head.",)
@@ -45,10 +50,15 @@ KEY_MAP = {
 def default_model_folder() -> Path:
     """The bundled demo model's folder; says on stderr that it is the demo model."""
     if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-        raise ValueError(f"no default model is bundled; pass a model, e.g. {REAL_MODEL} "
-                         "(needs the Hugging Face hub) or /path/to/downloaded/folder")
-    print(f"unispeech: using the bundled demo model (trained on synthetic speech); for real recordings "
-          f"use --model {REAL_MODEL}", file=sys.stderr)
+        raise ValueError(
+            f"no default model is bundled; pass a model, e.g. {REAL_MODEL} "
+            "(needs the Hugging Face hub) or /path/to/downloaded/folder"
+        )
+    print(
+        f"unispeech: using the bundled demo model (trained on synthetic speech); for real recordings "
+        f"use --model {REAL_MODEL}",
+        file=sys.stderr,
+    )
     return DEFAULT_MODEL_DIR
 
 
@@ -73,7 +83,8 @@ def resolve_folder(name_or_path: str | os.PathLike | None) -> Path:
         raise RuntimeError(
             f"could not fetch {text!r} from the Hugging Face hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
             f"If you have the files, pass the local folder instead: --model /path/to/folder "
-            f"(download it elsewhere with: huggingface-cli download {text} --local-dir FOLDER)") from e
+            f"(download it elsewhere with: huggingface-cli download {text} --local-dir FOLDER)"
+        ) from e
 
 
 def weights_file(folder: Path) -> Path | None:
@@ -81,8 +92,9 @@ def weights_file(folder: Path) -> Path | None:
     return next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
 
 
-def read_state_dict(folder: Path, dtype: torch.dtype | Callable[[str], torch.dtype | None] | None = None
-                    ) -> dict[str, torch.Tensor]:
+def read_state_dict(
+    folder: Path, dtype: torch.dtype | Callable[[str], torch.dtype | None] | None = None
+) -> dict[str, torch.Tensor]:
     """All tensors of a folder's weights: safetensors first, then pytorch_model.bin; sharded or not.
 
     With `dtype` (a type, or a function of the key), floating tensors are converted one at a time as they
@@ -137,13 +149,13 @@ def _read_weight_file(path: Path, dtype) -> dict[str, torch.Tensor]:
 def from_hf_key(key: str, model_type: str) -> str:
     prefix = BACKBONE_PREFIXES[model_type]
     if key.startswith(prefix):
-        key = "backbone." + key[len(prefix):]
+        key = "backbone." + key[len(prefix) :]
     return KEY_MAP.get(key, key)
 
 
 def to_hf_key(key: str, model_type: str) -> str:
     key = {ours: theirs for theirs, ours in KEY_MAP.items()}.get(key, key)
-    return BACKBONE_PREFIXES[model_type] + key[len("backbone."):] if key.startswith("backbone.") else key
+    return BACKBONE_PREFIXES[model_type] + key[len("backbone.") :] if key.startswith("backbone.") else key
 
 
 def from_hf_keys(state: dict[str, torch.Tensor], model_type: str) -> dict[str, torch.Tensor]:
@@ -159,8 +171,14 @@ def to_hf_keys(state: dict[str, torch.Tensor], model_type: str) -> dict[str, tor
     return {to_hf_key(k, model_type): v.detach().contiguous() for k, v in state.items()}
 
 
-def load_weights(model: CTCModel | UniSpeechPretrainModel, folder: Path, *, strict: bool = True,
-                 dtypes: dict[str, torch.dtype] | None = None, assign: bool = False) -> list[str]:
+def load_weights(
+    model: CTCModel | UniSpeechPretrainModel,
+    folder: Path,
+    *,
+    strict: bool = True,
+    dtypes: dict[str, torch.dtype] | None = None,
+    assign: bool = False,
+) -> list[str]:
     """Load a folder's weights (any layout, either model kind's folder) into `model`.
 
     Strict: every tensor of the model must be in the folder. Lenient (the start of fine-tuning): the CTC
@@ -173,17 +191,23 @@ def load_weights(model: CTCModel | UniSpeechPretrainModel, folder: Path, *, stri
     heads, foreign = (CTC_HEADS, PRETRAINING_HEADS) if isinstance(model, CTCModel) else (PRETRAINING_HEADS, CTC_HEADS)
     state = {k: v for k, v in state.items() if not k.startswith(foreign)}
     if isinstance(model, CTCModel) and "lm_head.weight" not in state and strict:
-        raise ValueError(f"{folder}: the weights have no CTC head (lm_head); this looks like a pretraining "
-                         "checkpoint: fine-tune it first (unispeech finetune --init ...)")
+        raise ValueError(
+            f"{folder}: the weights have no CTC head (lm_head); this looks like a pretraining "
+            "checkpoint: fine-tune it first (unispeech finetune --init ...)"
+        )
     notes = []
     if not strict:
         resized = [k for k in own if k.startswith(heads) and k in state and state[k].shape != own[k].shape]
         absent = [k for k in own if k.startswith(heads) and k not in state]
         if resized:
-            notes.append(f"the checkpoint's head has {tuple(state[resized[0]].shape)} weights where this model's "
-                         f"vocabulary needs {tuple(own[resized[0]].shape)}: the head is re-initialised")
+            notes.append(
+                f"the checkpoint's head has {tuple(state[resized[0]].shape)} weights where this model's "
+                f"vocabulary needs {tuple(own[resized[0]].shape)}: the head is re-initialised"
+            )
         elif absent:
-            notes.append("the checkpoint has no CTC head (a pretraining checkpoint?): the head starts from random weights")
+            notes.append(
+                "the checkpoint has no CTC head (a pretraining checkpoint?): the head starts from random weights"
+            )
         if resized or absent:
             state = {k: v for k, v in state.items() if not k.startswith(heads)}
     if MASK_EMBED in own and MASK_EMBED not in state:
@@ -199,14 +223,20 @@ def _check_keys(own: dict, state: dict, folder: Path, strict: bool) -> None:
     missing = sorted(k for k in set(own) - set(state) if strict or not k.startswith(CTC_HEADS + PRETRAINING_HEADS))
     unexpected = sorted(set(state) - set(own) - {MASK_EMBED})
     if missing or unexpected:
-        detail = "; ".join(part for part in (
-            f"missing {len(missing)}: {', '.join(missing[:5])}" if missing else "",
-            f"unexpected {len(unexpected)}: {', '.join(unexpected[:5])}" if unexpected else "") if part)
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {len(missing)}: {', '.join(missing[:5])}" if missing else "",
+                f"unexpected {len(unexpected)}: {', '.join(unexpected[:5])}" if unexpected else "",
+            )
+            if part
+        )
         raise ValueError(f"{folder}: weights do not match config.json ({detail})")
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:
-            raise ValueError(f"{folder}: {key} has shape {tuple(value.shape)}, config.json implies "
-                             f"{tuple(own[key].shape)}")
+            raise ValueError(
+                f"{folder}: {key} has shape {tuple(value.shape)}, config.json implies {tuple(own[key].shape)}"
+            )
 
 
 def read_config(folder: Path) -> ModelConfig:
@@ -238,8 +268,12 @@ def load_pretraining_folder(folder: str | Path) -> UniSpeechPretrainModel:
     return model
 
 
-def save_folder(folder: str | os.PathLike, model: CTCModel | UniSpeechPretrainModel, vocab: Vocabulary | None,
-                audio: AudioSettings = AudioSettings()) -> Path:
+def save_folder(
+    folder: str | os.PathLike,
+    model: CTCModel | UniSpeechPretrainModel,
+    vocab: Vocabulary | None,
+    audio: AudioSettings = AudioSettings(),
+) -> Path:
     """Write a folder that transformers (AutoModelForCTC / UniSpeechForPreTraining, AutoProcessor) and we read.
 
     Every file is written to a temporary name and renamed into place, so an interrupted save never
@@ -249,12 +283,18 @@ def save_folder(folder: str | os.PathLike, model: CTCModel | UniSpeechPretrainMo
     config = model.config
     hf = config.to_hf_dict()
     if isinstance(model, CTCModel):
-        hf.update(pad_token_id=vocab.blank_id, vocab_size=len(vocab),
-                  architectures=["UniSpeechForCTC" if config.model_type == "unispeech" else "Wav2Vec2ForCTC"])
+        hf.update(
+            pad_token_id=vocab.blank_id,
+            vocab_size=len(vocab),
+            architectures=["UniSpeechForCTC" if config.model_type == "unispeech" else "Wav2Vec2ForCTC"],
+        )
     else:
         hf["architectures"] = ["UniSpeechForPreTraining"]
-    texts = {"config.json": json.dumps(hf, indent=2, ensure_ascii=False), "preprocessor_config.json": audio.to_json(),
-             **(vocab.files() if vocab is not None else {})}  # a pretraining model's vocab: the labels of ctc_proj
+    texts = {
+        "config.json": json.dumps(hf, indent=2, ensure_ascii=False),
+        "preprocessor_config.json": audio.to_json(),
+        **(vocab.files() if vocab is not None else {}),
+    }  # a pretraining model's vocab: the labels of ctc_proj
     tensors = to_hf_keys({k: v.float() for k, v in model.state_dict().items()}, config.model_type)
     from safetensors.torch import save_file
 

@@ -88,14 +88,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not utterances:
         raise ValueError(f"{args.data}: no usable utterances ({len(skipped)} skipped)")
     recognizer = load_recognizer(args)
-    report = evaluate(recognizer, utterances, args.out, skipped=skipped, batch_size=args.batch_size,
-                      progress=True, meta={"model": args.model or "bundled demo model", "data": str(args.data),
-                                           "split": args.split})
+    report = evaluate(
+        recognizer,
+        utterances,
+        args.out,
+        skipped=skipped,
+        batch_size=args.batch_size,
+        progress=True,
+        meta={"model": args.model or "bundled demo model", "data": str(args.data), "split": args.split},
+    )
     s = report["summary"]
     per = "n/a" if s["per"] is None else f"{100 * s['per']:.2f} %"
-    print(f"PER {per} over {s['utterances']} utterances ({s['reference_phones']} phones; "
-          f"S {s['substitutions']} D {s['deletions']} I {s['insertions']}); {s['skipped']} skipped. "
-          f"Report: {Path(args.out) / 'report.md'}")
+    print(
+        f"PER {per} over {s['utterances']} utterances ({s['reference_phones']} phones; "
+        f"S {s['substitutions']} D {s['deletions']} I {s['insertions']}); {s['skipped']} skipped. "
+        f"Report: {Path(args.out) / 'report.md'}"
+    )
     return 0
 
 
@@ -103,8 +111,17 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from .train.finetune import finetune, load_recipe
 
     recipe = load_recipe(args.recipe, **train_overrides(args), freeze_encoder_updates=args.freeze_encoder_updates)
-    out = finetune(args.init, args.train, args.out, valid_data=args.valid, recipe=recipe, resume=args.resume,
-                   split=args.split, valid_split=args.valid_split, audio_dir=args.audio_dir)
+    out = finetune(
+        args.init,
+        args.train,
+        args.out,
+        valid_data=args.valid,
+        recipe=recipe,
+        resume=args.resume,
+        split=args.split,
+        valid_split=args.valid_split,
+        audio_dir=args.audio_dir,
+    )
     print(f"fine-tuned model: {out} (load it with --model {out})")
     return 0
 
@@ -112,9 +129,16 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import ServerLimits, serve
 
-    serve(args.model, host=args.host, port=args.port,
-          limits=ServerLimits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_seconds=args.max_seconds,
-                              timeout_seconds=args.timeout))
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        limits=ServerLimits(
+            max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+            max_seconds=args.max_seconds,
+            timeout_seconds=args.timeout,
+        ),
+    )
     return 0
 
 
@@ -137,14 +161,16 @@ def cmd_align(args: argparse.Namespace) -> int:
     suffix = {"json": ".json", "tsv": ".tsv", "ctm": ".ctm", "textgrid": ".TextGrid"}[args.format]
     for u in utterances:
         try:
-            result = align(recognizer, u.audio, text=u.text, phones=list(u.phones) if u.phones else None,
-                           language=args.language)
+            result = align(
+                recognizer, u.audio, text=u.text, phones=list(u.phones) if u.phones else None, language=args.language
+            )
         except ValueError as e:  # AudioError included: report it and go on with the rest
             print(f"unispeech: skipped {u.id}: {e}", file=sys.stderr)
             failed += 1
             continue
-        write_output(_alignment_text(str(u.audio), u.text, result, args.format),
-                     str(Path(args.out_dir) / f"{u.id}{suffix}"))
+        write_output(
+            _alignment_text(str(u.audio), u.text, result, args.format), str(Path(args.out_dir) / f"{u.id}{suffix}")
+        )
         aligned += 1
     print(f"aligned {aligned} of {aligned + failed} utterances into {args.out_dir}", file=sys.stderr)
     return 1 if failed else 0
@@ -155,8 +181,10 @@ def _alignment_text(name: str, text: str | None, result, fmt: str) -> str:
 
     if fmt == "json":
         return format_rows([dict(path=name, text=text, **result.to_dict())], "json")
-    tiers = {tier: [(i.start, i.end, i.label, i.score) for i in intervals]
-             for tier, intervals in (("phones", result.phones), ("words", result.words))}
+    tiers = {
+        tier: [(i.start, i.end, i.label, i.score) for i in intervals]
+        for tier, intervals in (("phones", result.phones), ("words", result.words))
+    }
     return format_tiers([(name, tiers, result.duration)], fmt)
 
 
@@ -168,18 +196,29 @@ def cmd_lm_build(args: argparse.Namespace) -> int:
     sentences = [s for name in args.text for s in read_sentences(Path(name))]
     lm = build_lm(phonemize(sentences, language=args.language), order=args.order)
     lm.save(args.out)
-    print(f"{args.out}: {args.order}-gram phone LM from {len(sentences)} sentences, "
-          f"{sum(1 for g in lm.probs if len(g) == args.order)} {args.order}-grams")
+    print(
+        f"{args.out}: {args.order}-gram phone LM from {len(sentences)} sentences, "
+        f"{sum(1 for g in lm.probs if len(g) == args.order)} {args.order}-grams"
+    )
     return 0
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from .train.pretrain import pretrain, read_pretrain_recipe
 
-    recipe = read_pretrain_recipe(args.recipe, **train_overrides(args), replace_prob=args.replace_prob,
-                                  alpha=args.alpha, mask_prob=args.mask_prob)
-    out = pretrain(args.init, args.out, labeled=args.labeled, unlabeled=args.unlabeled, recipe=recipe,
-                   resume=args.resume, language=args.language, valid_data=args.valid)
+    recipe = read_pretrain_recipe(
+        args.recipe, **train_overrides(args), replace_prob=args.replace_prob, alpha=args.alpha, mask_prob=args.mask_prob
+    )
+    out = pretrain(
+        args.init,
+        args.out,
+        labeled=args.labeled,
+        unlabeled=args.unlabeled,
+        recipe=recipe,
+        resume=args.resume,
+        language=args.language,
+        valid_data=args.valid,
+    )
     print(f"pretrained model: {out} (fine-tune it with: unispeech finetune --init {out} ...)")
     return 0
 
@@ -195,20 +234,31 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="utterances per forward pass (default: 8)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                   help="compute precision; auto: bfloat16 on CPUs with AVX512-bf16/AMX and on CUDA, else float32")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="compute precision; auto: bfloat16 on CPUs with AVX512-bf16/AMX and on CUDA, else float32",
+    )
     p.add_argument("--threads", type=natural_int, default=0, help="CPU threads (default: torch's choice)")
 
 
 def add_transcribe(sub) -> None:
-    p = sub.add_parser("transcribe", help="audio files -> phones with timestamps",
-                       description="Transcribe audio files (wav, flac, ogg, mp3; any rate and channel count) to "
-                                   "phones. Long files are processed in overlapping chunks.")
+    p = sub.add_parser(
+        "transcribe",
+        help="audio files -> phones with timestamps",
+        description="Transcribe audio files (wav, flac, ogg, mp3; any rate and channel count) to "
+        "phones. Long files are processed in overlapping chunks.",
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     add_model_options(p)
-    p.add_argument("--format", choices=("txt", "json", "jsonl", "tsv", "ctm", "textgrid"), default="txt",
-                   help="txt: phones per file; json/jsonl: phones, text, per-phone times and confidences; "
-                        "tsv: one row per phone; ctm; textgrid: Praat (one file) (default: txt)")
+    p.add_argument(
+        "--format",
+        choices=("txt", "json", "jsonl", "tsv", "ctm", "textgrid"),
+        default="txt",
+        help="txt: phones per file; json/jsonl: phones, text, per-phone times and confidences; "
+        "tsv: one row per phone; ctm; textgrid: Praat (one file) (default: txt)",
+    )
     p.add_argument("--output", help="write to this file instead of stdout")
     p.add_argument("--decoder", choices=("greedy", "beam"), default="greedy", help="CTC decoding (default: greedy)")
     p.add_argument("--lm", help="phone n-gram LM (ARPA, from `unispeech lm build`) for --decoder beam")
@@ -219,9 +269,12 @@ def add_transcribe(sub) -> None:
 
 
 def add_phonemize(sub) -> None:
-    p = sub.add_parser("phonemize", help="Kyrgyz text -> the checkpoint's phones",
-                       description="Convert text to phones with espeak-ng (bundled through espeakng-loader). "
-                                   "For Kyrgyz the phones are the 39 of the UniSpeech checkpoint.")
+    p = sub.add_parser(
+        "phonemize",
+        help="Kyrgyz text -> the checkpoint's phones",
+        description="Convert text to phones with espeak-ng (bundled through espeakng-loader). "
+        "For Kyrgyz the phones are the 39 of the UniSpeech checkpoint.",
+    )
     p.add_argument("text", nargs="*", help="sentences (one output line each)")
     p.add_argument("--file", help="read sentences from this file, one per line")
     p.add_argument("--language", default="ky", help="espeak-ng language (default: ky)")
@@ -231,13 +284,20 @@ def add_phonemize(sub) -> None:
 
 
 def add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="phone error rate on a dataset, with a report",
-                       description="Transcribe a dataset and score it against phones (given, or from the "
-                                   "sentences by G2P). Writes report.json, report.md and plots to --out; "
-                                   "re-running with the same --out resumes.")
+    p = sub.add_parser(
+        "evaluate",
+        help="phone error rate on a dataset, with a report",
+        description="Transcribe a dataset and score it against phones (given, or from the "
+        "sentences by G2P). Writes report.json, report.md and plots to --out; "
+        "re-running with the same --out resumes.",
+    )
     add_model_options(p)
-    p.add_argument("--data", required=True, help="Common Voice language folder (cv-corpus-*/ky), a .tsv/.jsonl "
-                                                 "manifest, or a UniSpeech split (name.text / name.phone)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="Common Voice language folder (cv-corpus-*/ky), a .tsv/.jsonl "
+        "manifest, or a UniSpeech split (name.text / name.phone)",
+    )
     p.add_argument("--split", default="test", help="Common Voice split: test, dev, train, validated (default: test)")
     p.add_argument("--audio-dir", help="where the clips are (default: clips/ beside the data)")
     p.add_argument("--limit", type=natural_int, default=0, help="evaluate only the first N utterances")
@@ -248,13 +308,19 @@ def add_evaluate(sub) -> None:
 def add_finetune(sub) -> None:
     from .train.recipe import TrainOptions
 
-    p = sub.add_parser("finetune", help="CTC fine-tuning with the UniSpeech recipe",
-                       description="Fine-tune a UniSpeech/wav2vec2 checkpoint (or a config.json, from scratch) "
-                                   "on phone-labelled speech. Defaults are the paper's 1-hour recipe; the "
-                                   "best model by validation PER is written to --out as a Hugging Face folder. "
-                                   "Multi-process: torchrun --nproc_per_node N -m unispeech finetune ...")
-    p.add_argument("--init", required=True, help="checkpoint folder (any head, or a pretraining checkpoint) "
-                                                 "or a config.json for random initialisation")
+    p = sub.add_parser(
+        "finetune",
+        help="CTC fine-tuning with the UniSpeech recipe",
+        description="Fine-tune a UniSpeech/wav2vec2 checkpoint (or a config.json, from scratch) "
+        "on phone-labelled speech. Defaults are the paper's 1-hour recipe; the "
+        "best model by validation PER is written to --out as a Hugging Face folder. "
+        "Multi-process: torchrun --nproc_per_node N -m unispeech finetune ...",
+    )
+    p.add_argument(
+        "--init",
+        required=True,
+        help="checkpoint folder (any head, or a pretraining checkpoint) or a config.json for random initialisation",
+    )
     p.add_argument("--train", required=True, help="training data (Common Voice folder, manifest or split files)")
     p.add_argument("--valid", help="validation data, scored by PER every --valid-every updates")
     p.add_argument("--out", required=True, help="output folder (model, checkpoints/, train_log.jsonl, training.png)")
@@ -269,11 +335,14 @@ def add_finetune(sub) -> None:
 def add_pretrain(sub) -> None:
     from .train.pretrain import PretrainRecipe
 
-    p = sub.add_parser("pretrain", help="UniSpeech multi-task pretraining (CTC + contrastive + replacement)",
-                       description="Stage 1: --labeled (phones or text, G2P'd with --language) and optionally "
-                                   "--unlabeled audio: alpha*CTC + (1-alpha)*(contrastive + 0.1*diversity) with "
-                                   "replace_prob r. Stage 2 ('+' models): --init a stage-1 output, --unlabeled "
-                                   "only, --mask-prob 0.65. Writes transformers' UniSpeechForPreTraining layout.")
+    p = sub.add_parser(
+        "pretrain",
+        help="UniSpeech multi-task pretraining (CTC + contrastive + replacement)",
+        description="Stage 1: --labeled (phones or text, G2P'd with --language) and optionally "
+        "--unlabeled audio: alpha*CTC + (1-alpha)*(contrastive + 0.1*diversity) with "
+        "replace_prob r. Stage 2 ('+' models): --init a stage-1 output, --unlabeled "
+        "only, --mask-prob 0.65. Writes transformers' UniSpeechForPreTraining layout.",
+    )
     p.add_argument("--init", required=True, help="a config.json (random initialisation) or a pretraining checkpoint")
     p.add_argument("--labeled", help="labelled data (phones, or text for G2P)")
     p.add_argument("--unlabeled", help="unlabelled audio (a manifest or Common Voice folder; labels ignored)")
@@ -289,13 +358,18 @@ def add_pretrain(sub) -> None:
 
 
 def add_serve(sub) -> None:
-    p = sub.add_parser("serve", help="HTTP API and web page",
-                       description="Serve the model over HTTP: POST /v1/transcribe, /v1/phonemize, /v1/compare, "
-                                   "GET /health, OpenAPI at /openapi.json, and a web page at /.")
+    p = sub.add_parser(
+        "serve",
+        help="HTTP API and web page",
+        description="Serve the model over HTTP: POST /v1/transcribe, /v1/phonemize, /v1/compare, "
+        "GET /health, OpenAPI at /openapi.json, and a web page at /.",
+    )
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=port_number, default=8000, help="port (default: 8000)")
-    p.add_argument("--max-upload-mb", type=positive_float, default=25.0, help="largest upload accepted (default: 25 MB)")
+    p.add_argument(
+        "--max-upload-mb", type=positive_float, default=25.0, help="largest upload accepted (default: 25 MB)"
+    )
     p.add_argument("--max-seconds", type=positive_float, default=600.0, help="longest audio accepted (default: 600 s)")
     p.add_argument("--timeout", type=positive_float, default=120.0, help="request timeout in seconds (default: 120)")
     p.add_argument("--threads", type=natural_int, default=0, help="CPU threads for inference (default: torch's choice)")
@@ -303,18 +377,25 @@ def add_serve(sub) -> None:
 
 
 def add_align(sub) -> None:
-    p = sub.add_parser("align", help="forced alignment of a known sentence: phone and word times",
-                       description="Align the phones of a known Kyrgyz sentence (via G2P) to the audio with CTC "
-                                   "Viterbi; phones and words with start/end times and scores.")
+    p = sub.add_parser(
+        "align",
+        help="forced alignment of a known sentence: phone and word times",
+        description="Align the phones of a known Kyrgyz sentence (via G2P) to the audio with CTC "
+        "Viterbi; phones and words with start/end times and scores.",
+    )
     p.add_argument("audio", nargs="?", help="audio file (or use --manifest)")
     p.add_argument("--text", help="the sentence that was spoken")
-    p.add_argument("--manifest", help="batch form: a manifest / Common Voice TSV / split files with audio and text "
-                                      "(or phones); writes one file per utterance into --out-dir")
+    p.add_argument(
+        "--manifest",
+        help="batch form: a manifest / Common Voice TSV / split files with audio and text "
+        "(or phones); writes one file per utterance into --out-dir",
+    )
     p.add_argument("--out-dir", help="output folder for --manifest")
     add_model_options(p)
     p.add_argument("--language", default="ky", help="G2P language (default: ky)")
-    p.add_argument("--format", choices=("json", "tsv", "ctm", "textgrid"), default="json",
-                   help="output format (default: json)")
+    p.add_argument(
+        "--format", choices=("json", "tsv", "ctm", "textgrid"), default="json", help="output format (default: json)"
+    )
     p.add_argument("--output", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_align)
 
@@ -345,6 +426,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", 0):
         import torch
+
         torch.set_num_threads(args.threads)
     try:
         code = args.func(args)

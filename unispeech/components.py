@@ -140,7 +140,9 @@ class WeightNormConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.weight(), self.bias
-        if runs_in_bf16(x, weight) and not bf16_conv_is_exact(weight.shape[0], self.groups, weight.shape[2], x.device.type):
+        if runs_in_bf16(x, weight) and not bf16_conv_is_exact(
+            weight.shape[0], self.groups, weight.shape[2], x.device.type
+        ):
             with torch.autocast(x.device.type, enabled=False):
                 y = F.conv1d(x.float(), weight.float(), bias.float(), padding=self.padding, groups=self.groups)
             return y.to(x.dtype)
@@ -174,11 +176,14 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = (proj(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)
-                   for proj in (self.q_proj, self.k_proj, self.v_proj))  # (B, H, T, D)
+        q, k, v = (
+            proj(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)
+            for proj in (self.q_proj, self.k_proj, self.v_proj)
+        )  # (B, H, T, D)
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, T)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -199,8 +204,18 @@ class FeedForward(nn.Module):
 class EncoderLayer(nn.Module):
     """One transformer block; `pre_norm` selects the stable (pre-LN) or the original (post-LN) layout."""
 
-    def __init__(self, dim: int, heads: int, ffn: int, act: str, eps: float, pre_norm: bool,
-                 attention_dropout: float, activation_dropout: float, dropout: float):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        ffn: int,
+        act: str,
+        eps: float,
+        pre_norm: bool,
+        attention_dropout: float,
+        activation_dropout: float,
+        dropout: float,
+    ):
         super().__init__()
         self.pre_norm = pre_norm
         self.attention = SelfAttention(dim, heads, attention_dropout)
@@ -220,8 +235,16 @@ class EncoderLayer(nn.Module):
 class Encoder(nn.Module):
     """Positional convolution + transformer layers (the paper's "Transformer" box), with LayerDrop."""
 
-    def __init__(self, layers: list[EncoderLayer], pos_conv: ConvPositionalEmbedding, dim: int, eps: float,
-                 pre_norm: bool, dropout: float, layerdrop: float):
+    def __init__(
+        self,
+        layers: list[EncoderLayer],
+        pos_conv: ConvPositionalEmbedding,
+        dim: int,
+        eps: float,
+        pre_norm: bool,
+        dropout: float,
+        layerdrop: float,
+    ):
         super().__init__()
         self.pre_norm, self.layerdrop = pre_norm, layerdrop
         self.pos_conv_embed = pos_conv

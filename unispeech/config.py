@@ -82,7 +82,9 @@ class ModelConfig:
         if not (len(self.conv_dim) == len(self.conv_kernel) == len(self.conv_stride)) or not self.conv_dim:
             raise bad("conv_dim, conv_kernel and conv_stride must be non-empty and of equal length")
         if self.hidden_size % self.num_attention_heads:
-            raise bad(f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}")
+            raise bad(
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
+            )
         if self.hidden_size % self.num_conv_pos_embedding_groups:
             raise bad("hidden_size is not divisible by num_conv_pos_embedding_groups")
         if not 0 <= self.pad_token_id < self.vocab_size:
@@ -92,7 +94,7 @@ class ModelConfig:
                 raise bad(f"{key}={self.extra[key]!r} ({what} is not implemented)")
 
     @classmethod
-    def from_hf_dict(cls, hf: dict[str, Any]) -> "ModelConfig":
+    def from_hf_dict(cls, hf: dict[str, Any]) -> ModelConfig:
         fields = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: (tuple(v) if isinstance(v, list) else v) for k, v in hf.items() if k in fields}
         if known.get("pad_token_id") is None:
@@ -115,7 +117,7 @@ class ModelConfig:
         return out
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "ModelConfig":
+    def from_json(cls, path: str | Path) -> ModelConfig:
         try:
             hf = json.loads(Path(path).read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
@@ -156,9 +158,15 @@ def large_config(**overrides: Any) -> ModelConfig:
 def tiny_config(**overrides: Any) -> ModelConfig:
     """A few-thousand-parameter model of the same family, for tests."""
     small = dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        conv_dim=(16, 16, 16, 16, 16, 16, 16), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-        codevector_dim=32, proj_codevector_dim=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        conv_dim=(16, 16, 16, 16, 16, 16, 16),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        codevector_dim=32,
+        proj_codevector_dim=32,
     )
     small.update(overrides)
     return dataclasses.replace(ModelConfig(), **small)

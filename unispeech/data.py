@@ -40,8 +40,9 @@ def with_phones(utterances: list[Utterance], language: str = "ky") -> list[Utter
     return out
 
 
-def load_dataset(path: str | Path, split: str = "test",
-                 audio_dir: str | Path | None = None) -> tuple[list[Utterance], list[Skipped]]:
+def load_dataset(
+    path: str | Path, split: str = "test", audio_dir: str | Path | None = None
+) -> tuple[list[Utterance], list[Skipped]]:
     """Read whatever `path` is: a Common Voice folder (`<split>.tsv` + `clips/`), a `.tsv`/`.jsonl`
     manifest, or a UniSpeech split (`name.text` and/or `name.phone`, audio in `audio_dir`)."""
     path = Path(path)
@@ -104,8 +105,10 @@ def _from_rows(rows: list[dict], columns: list[str], audio_dir: Path, source: st
     audio_key = next((k for k in ("path", "audio") if k in columns), None)
     label_keys = [k for k in ("phones", "sentence", "text") if k in columns]
     if audio_key is None or not label_keys:
-        raise ValueError(f"{source}: needs an audio column ('path' or 'audio') and a label column "
-                         f"('sentence', 'text' or 'phones'); found: {', '.join(columns) or 'none'}")
+        raise ValueError(
+            f"{source}: needs an audio column ('path' or 'audio') and a label column "
+            f"('sentence', 'text' or 'phones'); found: {', '.join(columns) or 'none'}"
+        )
     utterances, skipped, seen = [], [], set()
     for n, row in enumerate(rows, 1):
         name = row.get(audio_key)
@@ -186,4 +189,3 @@ def sentence_splits(data_dir: Path, valid_size: int = 150, seed: int = 0) -> dic
     test, pool = sentence_pool(data_dir)
     random.Random(seed).shuffle(pool)
     return {"valid": pool[:valid_size], "train": pool[valid_size:], "test": test}
-

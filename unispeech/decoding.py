@@ -25,8 +25,10 @@ class Transcription:
         return {
             "text": self.text,
             "phones": self.phones,
-            "timestamps": [{"phone": p, "start": s, "end": e, "confidence": c}
-                           for p, (s, e), c in zip(self.phones, self.timestamps, self.confidences)],
+            "timestamps": [
+                {"phone": p, "start": s, "end": e, "confidence": c}
+                for p, (s, e), c in zip(self.phones, self.timestamps, self.confidences)
+            ],
             "duration": self.duration,
         }
 
@@ -38,8 +40,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Decoder(Protocol):
-    def decode(self, logits: np.ndarray, vocab: Vocabulary, frame_seconds: float,
-               duration: float | None = None) -> Transcription:
+    def decode(
+        self, logits: np.ndarray, vocab: Vocabulary, frame_seconds: float, duration: float | None = None
+    ) -> Transcription:
         """(frames, vocab) logits -> phones; `frame_seconds` is the model's frame stride in seconds."""
 
     def describe(self) -> str:
@@ -50,16 +53,18 @@ class Decoder(Protocol):
 class GreedyDecoder:
     """Best path decoding (argmax per frame)."""
 
-    def decode(self, logits: np.ndarray, vocab: Vocabulary, frame_seconds: float,
-               duration: float | None = None) -> Transcription:
+    def decode(
+        self, logits: np.ndarray, vocab: Vocabulary, frame_seconds: float, duration: float | None = None
+    ) -> Transcription:
         return greedy_decode(logits, vocab, frame_seconds, duration)
 
     def describe(self) -> str:
         return "greedy"
 
 
-def greedy_decode(logits: np.ndarray, vocab: Vocabulary, frame_seconds: float,
-                  duration: float | None = None) -> Transcription:
+def greedy_decode(
+    logits: np.ndarray, vocab: Vocabulary, frame_seconds: float, duration: float | None = None
+) -> Transcription:
     """Best path: argmax per frame, merge repeats, drop the blank and special tokens.
 
     A phone's time span runs from the first to the end of the last frame of its run of argmax frames.
@@ -80,5 +85,10 @@ def greedy_decode(logits: np.ndarray, vocab: Vocabulary, frame_seconds: float,
         stamps.append((round(start * frame_seconds, 3), round(end * frame_seconds, 3)))
         confidences.append(round(float(posterior[start:end].mean()), 4))
     total = duration if duration is not None else best.size * frame_seconds
-    return Transcription(phones=phones, timestamps=stamps, confidences=confidences,
-                         duration=round(float(total), 3), text=vocab.join(phones))
+    return Transcription(
+        phones=phones,
+        timestamps=stamps,
+        confidences=confidences,
+        duration=round(float(total), 3),
+        text=vocab.join(phones),
+    )

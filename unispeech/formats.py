@@ -19,8 +19,10 @@ def format_results(results: list[tuple[str, Transcription]], fmt: str) -> str:
         return "".join(f"{name}\t{r.text}\n" for name, r in results)
     if fmt in ("json", "jsonl"):
         return format_rows([dict(path=name, **r.to_dict()) for name, r in results], fmt)
-    tiers = [(name, {"phones": [(s, e, p, c) for p, (s, e), c in zip(r.phones, r.timestamps, r.confidences)]},
-              r.duration) for name, r in results]
+    tiers = [
+        (name, {"phones": [(s, e, p, c) for p, (s, e), c in zip(r.phones, r.timestamps, r.confidences)]}, r.duration)
+        for name, r in results
+    ]
     return format_tiers(tiers, fmt)
 
 
@@ -34,12 +36,19 @@ def format_tiers(items: list[tuple[str, dict[str, list[Interval]], float]], fmt:
     """(name, {tier: intervals}, duration) per file -> tsv, ctm or textgrid text."""
     if fmt == "tsv":
         lines = ["path\ttier\tlabel\tstart\tend\tscore"]
-        lines += [f"{name}\t{tier}\t{label}\t{s:.2f}\t{e:.2f}\t{c:.3f}"
-                  for name, tiers, _ in items for tier, intervals in tiers.items() for s, e, label, c in intervals]
+        lines += [
+            f"{name}\t{tier}\t{label}\t{s:.2f}\t{e:.2f}\t{c:.3f}"
+            for name, tiers, _ in items
+            for tier, intervals in tiers.items()
+            for s, e, label, c in intervals
+        ]
         return "\n".join(lines) + "\n"
     if fmt == "ctm":  # NIST CTM: utterance, channel, start, duration, token, confidence (first tier: phones)
-        return "".join(f"{name} 1 {s:.2f} {e - s:.2f} {label} {c:.3f}\n"
-                       for name, tiers, _ in items for s, e, label, c in next(iter(tiers.values())))
+        return "".join(
+            f"{name} 1 {s:.2f} {e - s:.2f} {label} {c:.3f}\n"
+            for name, tiers, _ in items
+            for s, e, label, c in next(iter(tiers.values()))
+        )
     if fmt == "textgrid":
         if len(items) != 1:
             raise ValueError("a TextGrid holds one recording: give one audio file for --format textgrid")
@@ -49,8 +58,16 @@ def format_tiers(items: list[tuple[str, dict[str, list[Interval]], float]], fmt:
 
 def textgrid(tiers: dict[str, list[Interval]], duration: float) -> str:
     """Praat's long TextGrid format; gaps between intervals become empty intervals, as Praat requires."""
-    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {duration}",
-             "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
+    lines = [
+        'File type = "ooTextFile"',
+        'Object class = "TextGrid"',
+        "",
+        "xmin = 0",
+        f"xmax = {duration}",
+        "tiers? <exists>",
+        f"size = {len(tiers)}",
+        "item []:",
+    ]
     for n, (name, intervals) in enumerate(tiers.items(), 1):
         filled, t = [], 0.0
         for s, e, label, _ in intervals:
@@ -60,10 +77,20 @@ def textgrid(tiers: dict[str, list[Interval]], duration: float) -> str:
             t = e
         if t < duration or not filled:
             filled.append((t, duration, ""))
-        lines += [f"    item [{n}]:", '        class = "IntervalTier"', f'        name = "{name}"', "        xmin = 0",
-                  f"        xmax = {duration}", f"        intervals: size = {len(filled)}"]
+        lines += [
+            f"    item [{n}]:",
+            '        class = "IntervalTier"',
+            f'        name = "{name}"',
+            "        xmin = 0",
+            f"        xmax = {duration}",
+            f"        intervals: size = {len(filled)}",
+        ]
         for k, (s, e, label) in enumerate(filled, 1):
             text = label.replace('"', '""')
-            lines += [f"        intervals [{k}]:", f"            xmin = {s}", f"            xmax = {e}",
-                      f'            text = "{text}"']
+            lines += [
+                f"        intervals [{k}]:",
+                f"            xmin = {s}",
+                f"            xmax = {e}",
+                f'            text = "{text}"',
+            ]
     return "\n".join(lines) + "\n"

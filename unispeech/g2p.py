@@ -18,13 +18,56 @@ WORD_BOUNDARY = "|"
 
 # espeak-ng English phones (from Latin words and spelled letters) -> the Kyrgyz inventory.
 FOREIGN_PHONES = {
-    "ɪ": ["i"], "iː": ["i:"], "ɹ": ["r"], "əʊ": ["o"], "oʊ": ["o"], "ɛ": ["e"], "e": ["e"], "æ": ["e"],
-    "d": ["d["], "t": ["t["], "aɪ": ["ɑ", "j"], "eɪ": ["e", "j"], "ɔɪ": ["o", "j"], "aʊ": ["ɑ", "u"],
-    "tʃ": ["tS"], "dʒ": ["dZ"], "ʃ": ["S"], "ʒ": ["dZ"], "ŋ": ["N"], "x": ["X"], "h": ["X"],
-    "ɑː": ["ɑ:"], "ʌ": ["ɑ"], "a": ["ɑ"], "ɐ": ["ɑ"], "ɒ": ["o"], "ɔ": ["o"], "ɔː": ["o:"], "ʊ": ["u"],
-    "uː": ["u:"], "ɜː": ["oe:"], "ɜ": ["oe"], "əl": ["ə", "l"], "əː": ["ə"], "w": ["u"], "θ": ["s"], "ð": ["z"],
-    "ɾ": ["r"], "ɡ": ["ɡ"], "g": ["ɡ"], "ʔ": [], "n̩": ["n"], "l̩": ["l"], "ɚ": ["ə", "r"], "ɬ": ["l"],
-    "ɪə": ["i", "ə"], "eə": ["e", "ə"], "ʊə": ["u", "ə"], "aɪə": ["ɑ", "j", "ə"], "r": ["r"],
+    "ɪ": ["i"],
+    "iː": ["i:"],
+    "ɹ": ["r"],
+    "əʊ": ["o"],
+    "oʊ": ["o"],
+    "ɛ": ["e"],
+    "e": ["e"],
+    "æ": ["e"],
+    "d": ["d["],
+    "t": ["t["],
+    "aɪ": ["ɑ", "j"],
+    "eɪ": ["e", "j"],
+    "ɔɪ": ["o", "j"],
+    "aʊ": ["ɑ", "u"],
+    "tʃ": ["tS"],
+    "dʒ": ["dZ"],
+    "ʃ": ["S"],
+    "ʒ": ["dZ"],
+    "ŋ": ["N"],
+    "x": ["X"],
+    "h": ["X"],
+    "ɑː": ["ɑ:"],
+    "ʌ": ["ɑ"],
+    "a": ["ɑ"],
+    "ɐ": ["ɑ"],
+    "ɒ": ["o"],
+    "ɔ": ["o"],
+    "ɔː": ["o:"],
+    "ʊ": ["u"],
+    "uː": ["u:"],
+    "ɜː": ["oe:"],
+    "ɜ": ["oe"],
+    "əl": ["ə", "l"],
+    "əː": ["ə"],
+    "w": ["u"],
+    "θ": ["s"],
+    "ð": ["z"],
+    "ɾ": ["r"],
+    "ɡ": ["ɡ"],
+    "g": ["ɡ"],
+    "ʔ": [],
+    "n̩": ["n"],
+    "l̩": ["l"],
+    "ɚ": ["ə", "r"],
+    "ɬ": ["l"],
+    "ɪə": ["i", "ə"],
+    "eə": ["e", "ə"],
+    "ʊə": ["u", "ə"],
+    "aɪə": ["ɑ", "j", "ə"],
+    "r": ["r"],
 }
 
 
@@ -49,14 +92,18 @@ def _backend(language: str):
     quiet = logging.getLogger("unispeech.g2p.phonemizer")
     quiet.setLevel(logging.ERROR)
     try:
-        return EspeakBackend(language, preserve_punctuation=False, with_stress=False,
-                             language_switch="remove-flags", logger=quiet)
+        return EspeakBackend(
+            language, preserve_punctuation=False, with_stress=False, language_switch="remove-flags", logger=quiet
+        )
     except RuntimeError as e:
         raise ValueError(f"espeak-ng has no voice for language {language!r}") from e
 
 
-def phonemize(texts: str | list[str], language: str = "ky", word_boundaries: bool = False,
-              ) -> list[str] | list[list[str]]:
+def phonemize(
+    texts: str | list[str],
+    language: str = "ky",
+    word_boundaries: bool = False,
+) -> list[str] | list[list[str]]:
     """Text -> phones. A string gives one phone list; a list of strings gives one list per string.
 
     For Kyrgyz the phones are those of the checkpoint's vocabulary: foreign phones are mapped to the
@@ -70,8 +117,13 @@ def phonemize(texts: str | list[str], language: str = "ky", word_boundaries: boo
     from phonemizer.separator import Separator
 
     cleaned = [" ".join(t.split()) for t in batch]  # stray whitespace and newlines
-    raw = _backend(language).phonemize(cleaned, separator=Separator(phone=" ", word=f" {WORD_BOUNDARY} "),
-                                       strip=True, njobs=1) if cleaned else []
+    raw = (
+        _backend(language).phonemize(
+            cleaned, separator=Separator(phone=" ", word=f" {WORD_BOUNDARY} "), strip=True, njobs=1
+        )
+        if cleaned
+        else []
+    )
     inventory = set(kyrgyz_inventory()) if language == "ky" else None
     dropped: Counter = Counter()
     out = [_to_inventory(line, inventory, word_boundaries, dropped) for line in raw]

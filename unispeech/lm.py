@@ -22,7 +22,7 @@ class PhoneLM:
 
     def logprob(self, history: tuple[str, ...], phone: str) -> float:
         """ln P(phone | last order-1 phones of history), backing off as ARPA prescribes."""
-        history = history[-(self.order - 1):] if self.order > 1 else ()
+        history = history[-(self.order - 1) :] if self.order > 1 else ()
         key = (history, phone)
         cached = self._cache.get(key)
         if cached is None:
@@ -63,7 +63,7 @@ class PhoneLM:
         atomic_write(path, "\n".join(lines) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "PhoneLM":
+    def load(cls, path: str | Path) -> PhoneLM:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"{path}: no such language model file")
@@ -80,7 +80,7 @@ class PhoneLM:
                 raise ValueError(f"{path}:{n}: not an ARPA file (no \\data\\ section before the n-grams)")
             parts = line.split()
             try:
-                gram = tuple(parts[1:1 + section])
+                gram = tuple(parts[1 : 1 + section])
                 probs[gram] = float(parts[0])
                 if len(parts) > 1 + section:
                     backoffs[gram] = float(parts[1 + section])
@@ -103,7 +103,7 @@ def build_lm(sentences: list[list[str]], order: int = 3) -> PhoneLM:
         seq = [BOS] * max(1, order - 1) + phones + [EOS]
         for n in range(1, order + 1):
             for i in range(len(seq) - n + 1):
-                gram = tuple(seq[i:i + n])
+                gram = tuple(seq[i : i + n])
                 if gram[-1] != BOS:  # <s> is only ever a context
                     counts[n][gram] += 1
     vocab = sorted({g[0] for g in counts[1]} | {"<unk>"})

@@ -27,8 +27,15 @@ class SpanMasks:
     channels: torch.Tensor | None  # (B, C) bool: channels set to 0 in every frame
 
 
-def span_mask(batch: int, size: int, prob: float, length: int, lengths: torch.Tensor | None = None,
-              min_masks: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
+def span_mask(
+    batch: int,
+    size: int,
+    prob: float,
+    length: int,
+    lengths: torch.Tensor | None = None,
+    min_masks: int = 0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """(batch, size) bool mask of random spans of `length` steps.
 
     As in fairseq's `compute_mask_indices` ("static" lengths): each row gets
@@ -60,8 +67,9 @@ class SpanMasker(nn.Module):
         super().__init__()
         self.masked_spec_embed = nn.Parameter(torch.empty(hidden_size).uniform_())
 
-    def draw(self, options: MaskOptions, frame_lengths: torch.Tensor,
-             generator: torch.Generator | None = None) -> SpanMasks:
+    def draw(
+        self, options: MaskOptions, frame_lengths: torch.Tensor, generator: torch.Generator | None = None
+    ) -> SpanMasks:
         return draw_span_masks(options, frame_lengths, self.masked_spec_embed.numel(), generator)
 
     def forward(self, x: torch.Tensor, masks: SpanMasks) -> torch.Tensor:  # (B, T, C)
@@ -72,17 +80,19 @@ class SpanMasker(nn.Module):
         return x
 
 
-def draw_span_masks(options: MaskOptions, frame_lengths: torch.Tensor, width: int,
-                    generator: torch.Generator | None = None) -> SpanMasks:
+def draw_span_masks(
+    options: MaskOptions, frame_lengths: torch.Tensor, width: int, generator: torch.Generator | None = None
+) -> SpanMasks:
     """Masks for a batch whose rows have `frame_lengths` valid frames of `width` channels (time first)."""
     frame_lengths = frame_lengths.cpu()
     batch, frames = len(frame_lengths), int(frame_lengths.max())
     time = channels = None
     if options.time_prob > 0:
-        time = span_mask(batch, frames, options.time_prob, options.time_length, frame_lengths,
-                         options.min_time_spans, generator)
+        time = span_mask(
+            batch, frames, options.time_prob, options.time_length, frame_lengths, options.min_time_spans, generator
+        )
     if options.channel_prob > 0:
-        channels = span_mask(batch, width, options.channel_prob, min(options.channel_length, width),
-                             generator=generator)
+        channels = span_mask(
+            batch, width, options.channel_prob, min(options.channel_length, width), generator=generator
+        )
     return SpanMasks(time, channels)
-

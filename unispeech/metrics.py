@@ -47,10 +47,11 @@ class ErrorCounts:
 
     @property
     def per(self) -> float:
-        """Edits / reference phones; an empty reference scores 0 if the hypothesis is empty too, else 1 per insertion."""
+        """Edits / reference phones; an empty reference scores 0 if the hypothesis is empty too, else 1 per
+        insertion."""
         return self.edits / self.reference_phones if self.reference_phones else float(self.edits)
 
-    def add(self, ops) -> "ErrorCounts":
+    def add(self, ops) -> ErrorCounts:
         kinds = Counter(op for op, _, _ in ops)
         self.substitutions += kinds["S"]
         self.deletions += kinds["D"]

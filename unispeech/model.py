@@ -31,21 +31,34 @@ class UniSpeechModel(nn.Module):
         super().__init__()
         c = config
         self.config = c
-        self.feature_extractor = FeatureEncoder(c.conv_dim, c.conv_kernel, c.conv_stride, c.conv_bias,
-                                                c.feat_extract_norm, c.feat_extract_activation)
-        self.feature_projection = FeatureProjection(c.conv_dim[-1], c.hidden_size, c.layer_norm_eps,
-                                                    c.feat_proj_dropout)
+        self.feature_extractor = FeatureEncoder(
+            c.conv_dim, c.conv_kernel, c.conv_stride, c.conv_bias, c.feat_extract_norm, c.feat_extract_activation
+        )
+        self.feature_projection = FeatureProjection(
+            c.conv_dim[-1], c.hidden_size, c.layer_norm_eps, c.feat_proj_dropout
+        )
         # As in transformers, the mask embedding exists only where the config masks, so state dicts match.
         self.masker = SpanMasker(c.hidden_size) if c.mask_time_prob > 0 or c.mask_feature_prob > 0 else None
         layers = [
-            EncoderLayer(c.hidden_size, c.num_attention_heads, c.intermediate_size, c.hidden_act, c.layer_norm_eps,
-                         c.do_stable_layer_norm, c.attention_dropout, c.activation_dropout, c.hidden_dropout)
+            EncoderLayer(
+                c.hidden_size,
+                c.num_attention_heads,
+                c.intermediate_size,
+                c.hidden_act,
+                c.layer_norm_eps,
+                c.do_stable_layer_norm,
+                c.attention_dropout,
+                c.activation_dropout,
+                c.hidden_dropout,
+            )
             for _ in range(c.num_hidden_layers)
         ]
-        pos_conv = ConvPositionalEmbedding(c.hidden_size, c.num_conv_pos_embeddings,
-                                           c.num_conv_pos_embedding_groups, c.feat_extract_activation)
-        self.encoder = Encoder(layers, pos_conv, c.hidden_size, c.layer_norm_eps, c.do_stable_layer_norm,
-                               c.hidden_dropout, c.layerdrop)
+        pos_conv = ConvPositionalEmbedding(
+            c.hidden_size, c.num_conv_pos_embeddings, c.num_conv_pos_embedding_groups, c.feat_extract_activation
+        )
+        self.encoder = Encoder(
+            layers, pos_conv, c.hidden_size, c.layer_norm_eps, c.do_stable_layer_norm, c.hidden_dropout, c.layerdrop
+        )
 
     def output_lengths(self, num_samples: torch.Tensor) -> torch.Tensor:
         return conv_output_lengths(num_samples, self.config.conv_kernel, self.config.conv_stride)
@@ -61,8 +74,9 @@ class UniSpeechModel(nn.Module):
             x, z_normed = self.feature_projection(z)
         return x, z_normed, frame_lengths
 
-    def forward(self, wav: torch.Tensor, lengths: torch.Tensor,
-                masks: SpanMasks | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, wav: torch.Tensor, lengths: torch.Tensor, masks: SpanMasks | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`masks` (training): frames and channels of the projected features to mask, drawn by `self.masker`."""
         x, _, frame_lengths = self.features(wav, lengths)
         return self.contextualize(x, frame_lengths, masks), frame_lengths
@@ -86,8 +100,9 @@ class CTCModel(nn.Module):
         self.dropout = nn.Dropout(config.final_dropout)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
 
-    def forward(self, wav: torch.Tensor, lengths: torch.Tensor,
-                masks: SpanMasks | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, wav: torch.Tensor, lengths: torch.Tensor, masks: SpanMasks | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S) normalised 16 kHz waveform, (B,) valid samples -> logits (B, T, V), valid frames (B,)."""
         hidden, frame_lengths = self.backbone(wav, lengths, masks)
         return self.lm_head(self.dropout(hidden)), frame_lengths  # the encoder's output is float32 (precision.py)
@@ -101,8 +116,9 @@ class UniSpeechPretrainModel(nn.Module):
         self.config = config
         self.backbone = UniSpeechModel(config)
         self.dropout_features = nn.Dropout(config.feat_quantizer_dropout)
-        self.quantizer = GumbelQuantizer(config.conv_dim[-1], config.num_codevector_groups,
-                                         config.num_codevectors_per_group, config.codevector_dim)
+        self.quantizer = GumbelQuantizer(
+            config.conv_dim[-1], config.num_codevector_groups, config.num_codevectors_per_group, config.codevector_dim
+        )
         self.project_q = nn.Linear(config.codevector_dim, config.proj_codevector_dim)
         self.project_hid = nn.Linear(config.proj_codevector_dim, config.hidden_size)
         self.ctc_proj = nn.Linear(config.hidden_size, config.num_ctc_classes)

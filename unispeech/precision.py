@@ -52,8 +52,8 @@ class Precision:
     features: torch.dtype = torch.float32
 
     @classmethod
-    def choose(cls, dtype: torch.dtype | str | None, device: torch.device) -> "Precision":
-        """"auto" (or None): bfloat16 matmuls with a float32 CNN where bf16 is native (the CNN's rounding is what
+    def choose(cls, dtype: torch.dtype | str | None, device: torch.device) -> Precision:
+        """ "auto" (or None): bfloat16 matmuls with a float32 CNN where bf16 is native (the CNN's rounding is what
         changes phones most), float32 elsewhere; a named type: that type throughout (head and norms aside)."""
         if dtype is None or dtype == "auto":
             return cls(torch.bfloat16, torch.float32) if fast_bf16(device) else cls()
@@ -74,7 +74,7 @@ class Precision:
             return torch.float32
         return self.features if inside_features else self.compute
 
-    def parameter_dtypes(self, model: nn.Module, roles: "Roles") -> dict[str, torch.dtype]:
+    def parameter_dtypes(self, model: nn.Module, roles: Roles) -> dict[str, torch.dtype]:
         """Every parameter's and buffer's final type, by name; works on a model on the meta device."""
         out: dict[str, torch.dtype] = {}
         for name, module, features, encoder in _walk(model, roles.cnn, roles.transformer):
@@ -83,7 +83,7 @@ class Precision:
                 out[f"{name}.{key}" if name else key] = dtype
         return out
 
-    def apply(self, model: nn.Module, roles: "Roles") -> nn.Module:
+    def apply(self, model: nn.Module, roles: Roles) -> nn.Module:
         """Cast `model`'s weights by the rule and make each box cast its inputs to its own type."""
         dtypes = self.parameter_dtypes(model, roles)
         with torch.no_grad():
@@ -109,8 +109,12 @@ def _walk(model: nn.Module, features_cls: type, encoder_cls: type):
     features_roots = [n for n, m in model.named_modules() if isinstance(m, features_cls)]
     encoder_roots = [n for n, m in model.named_modules() if isinstance(m, encoder_cls)]
     for name, module in model.named_modules():
-        yield (name, module, any(_within(name, r) for r in features_roots),
-               any(_within(name, r) for r in encoder_roots))
+        yield (
+            name,
+            module,
+            any(_within(name, r) for r in features_roots),
+            any(_within(name, r) for r in encoder_roots),
+        )
 
 
 def _within(name: str, root: str) -> bool:
@@ -142,10 +146,11 @@ def runs_in_bf16(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether an op on `x` with `weight` runs in bfloat16 (either is bf16, or bf16 autocast is on)."""
     kind = x.device.type
     return torch.bfloat16 in (x.dtype, weight.dtype) or (
-        torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.bfloat16)
+        torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.bfloat16
+    )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bf16_conv_is_exact(channels: int, groups: int, kernel: int, device: str) -> bool:
     """Whether this machine's bfloat16 grouped conv1d of this shape agrees with float32 on bf16-rounded inputs.
 

@@ -33,17 +33,31 @@ def summarize(rows: list[dict], skipped: list, meta: dict) -> dict:
             else:
                 per_phone[hyp]["insertions"] += 1
             confusion[(ref or EMPTY, hyp or EMPTY)] += 1
-    phones = {p: {"count": c["count"], "substitutions": c["substitutions"], "deletions": c["deletions"],
-                  "insertions": c["insertions"],
-                  "error_rate": (c["substitutions"] + c["deletions"]) / c["count"] if c["count"] else None}
-              for p, c in sorted(per_phone.items())}
-    all_skipped = [{"id": s.id, "reason": s.reason} for s in skipped] + \
-                  [{"id": r["id"], "reason": r["skipped"]} for r in rows if "skipped" in r]
+    phones = {
+        p: {
+            "count": c["count"],
+            "substitutions": c["substitutions"],
+            "deletions": c["deletions"],
+            "insertions": c["insertions"],
+            "error_rate": (c["substitutions"] + c["deletions"]) / c["count"] if c["count"] else None,
+        }
+        for p, c in sorted(per_phone.items())
+    }
+    all_skipped = [{"id": s.id, "reason": s.reason} for s in skipped] + [
+        {"id": r["id"], "reason": r["skipped"]} for r in rows if "skipped" in r
+    ]
     return {
-        "summary": {"per": total.per if total.reference_phones else None, "substitutions": total.substitutions,
-                    "deletions": total.deletions, "insertions": total.insertions,
-                    "reference_phones": total.reference_phones, "utterances": len(scored),
-                    "skipped": len(all_skipped), "audio_seconds": sum(r["duration"] for r in scored), **meta},
+        "summary": {
+            "per": total.per if total.reference_phones else None,
+            "substitutions": total.substitutions,
+            "deletions": total.deletions,
+            "insertions": total.insertions,
+            "reference_phones": total.reference_phones,
+            "utterances": len(scored),
+            "skipped": len(all_skipped),
+            "audio_seconds": sum(r["duration"] for r in scored),
+            **meta,
+        },
         "phones": phones,
         "confusions": [{"ref": a, "hyp": b, "count": n} for (a, b), n in confusion.most_common()],
         "worst": sorted(scored, key=lambda r: (-r["per"], r["id"]))[:WORST_SHOWN],
@@ -63,22 +77,45 @@ def write_report(out: Path, rows: list[dict], skipped: list, meta: dict) -> dict
 def markdown(report: dict) -> str:
     s = report["summary"]
     per = "n/a" if s["per"] is None else f"{100 * s['per']:.2f} %"
-    lines = ["# Evaluation report", "", "| | |", "|---|---|",
-             f"| PER | **{per}** |", f"| utterances scored | {s['utterances']} |",
-             f"| reference phones | {s['reference_phones']} |", f"| substitutions | {s['substitutions']} |",
-             f"| deletions | {s['deletions']} |", f"| insertions | {s['insertions']} |",
-             f"| skipped | {s['skipped']} |", f"| audio | {s['audio_seconds'] / 60:.1f} min |"]
+    lines = [
+        "# Evaluation report",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| PER | **{per}** |",
+        f"| utterances scored | {s['utterances']} |",
+        f"| reference phones | {s['reference_phones']} |",
+        f"| substitutions | {s['substitutions']} |",
+        f"| deletions | {s['deletions']} |",
+        f"| insertions | {s['insertions']} |",
+        f"| skipped | {s['skipped']} |",
+        f"| audio | {s['audio_seconds'] / 60:.1f} min |",
+    ]
     lines += [f"| {k} | {v} |" for k, v in s.items() if k in ("model", "data", "split")]
     lines += ["", "## Worst utterances", "", "| id | PER | reference | recognised |", "|---|---|---|---|"]
     lines += [f"| {r['id']} | {100 * r['per']:.1f} % | {r['ref']} | {r['hyp']} |" for r in report["worst"]]
-    lines += ["", "## Most confused phone pairs", "", f"({EMPTY} = nothing: deletions and insertions)", "",
-              "| reference | recognised | count |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Most confused phone pairs",
+        "",
+        f"({EMPTY} = nothing: deletions and insertions)",
+        "",
+        "| reference | recognised | count |",
+        "|---|---|---|",
+    ]
     lines += [f"| {c['ref']} | {c['hyp']} | {c['count']} |" for c in report["confusions"][:PAIRS_SHOWN]]
-    lines += ["", "## Per-phone error rate (substitutions + deletions over occurrences)", "",
-              "| phone | count | error rate | sub | del | ins |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Per-phone error rate (substitutions + deletions over occurrences)",
+        "",
+        "| phone | count | error rate | sub | del | ins |",
+        "|---|---|---|---|---|---|",
+    ]
     for phone, p in sorted(report["phones"].items(), key=lambda kv: -(kv[1]["error_rate"] or 0)):
         rate = "n/a" if p["error_rate"] is None else f"{100 * p['error_rate']:.1f} %"
-        lines.append(f"| {phone} | {p['count']} | {rate} | {p['substitutions']} | {p['deletions']} | {p['insertions']} |")
+        lines.append(
+            f"| {phone} | {p['count']} | {rate} | {p['substitutions']} | {p['deletions']} | {p['insertions']} |"
+        )
     lines += ["", "## Skipped", ""]
     lines += [f"- {k['id']}: {k['reason']}" for k in report["skipped"]] or ["none"]
     lines += ["", "Plots: `per_phone_errors.png`, `confusion.png`."]
@@ -87,6 +124,7 @@ def markdown(report: dict) -> str:
 
 def plot_phone_errors(report: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -102,6 +140,7 @@ def plot_phone_errors(report: dict, path: Path) -> None:
 
 def plot_confusions(report: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np

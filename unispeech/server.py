@@ -77,7 +77,8 @@ class Batcher:
                 continue
             try:
                 results = await loop.run_in_executor(
-                    self.executor, self.recognizer.logits_batch, [w for w, _ in items], len(items))
+                    self.executor, self.recognizer.logits_batch, [w for w, _ in items], len(items)
+                )
                 for (_, future), logits in zip(items, results):
                     if not future.done():
                         future.set_result(logits)
@@ -87,8 +88,12 @@ class Batcher:
                         future.set_exception(e)
 
 
-def create_app(model: str | None = None, recognizer: Recognizer | None = None,
-               limits: ServerLimits = ServerLimits(), model_name: str | None = None):
+def create_app(
+    model: str | None = None,
+    recognizer: Recognizer | None = None,
+    limits: ServerLimits = ServerLimits(),
+    model_name: str | None = None,
+):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if recognizer is None:
@@ -103,8 +108,12 @@ def create_app(model: str | None = None, recognizer: Recognizer | None = None,
         yield
         await app.state.batcher.stop()
 
-    app = FastAPI(title="unispeech", version=_version(), lifespan=lifespan,
-                  description="Speech to phones with UniSpeech CTC models (Kyrgyz first).")
+    app = FastAPI(
+        title="unispeech",
+        version=_version(),
+        lifespan=lifespan,
+        description="Speech to phones with UniSpeech CTC models (Kyrgyz first).",
+    )
 
     @app.exception_handler(ApiError)
     async def api_error(_, e: ApiError):
@@ -121,20 +130,32 @@ def create_app(model: str | None = None, recognizer: Recognizer | None = None,
 
     @app.get("/health")
     async def health(request: Request):
-        return {"status": "ok", "model": request.app.state.model_name, "queued": request.app.state.batcher.queue.qsize()}
+        return {
+            "status": "ok",
+            "model": request.app.state.model_name,
+            "queued": request.app.state.batcher.queue.qsize(),
+        }
+
+    add_speech_routes(app, limits)
+    return app
+
+
+def add_speech_routes(app: FastAPI, limits: ServerLimits) -> None:
+    """The API: transcribe, phonemize, compare."""
 
     @app.post("/v1/transcribe", summary="Audio (multipart field `file`, or the raw body) -> phones with times")
     async def transcribe(request: Request):
         data, _ = await read_upload(request, limits)
         return await run_transcription(request, data, limits)
 
-    @app.post("/v1/phonemize", summary="Text -> phones: JSON {\"text\": str | [str], \"word_boundaries\": bool}")
+    @app.post("/v1/phonemize", summary='Text -> phones: JSON {"text": str | [str], "word_boundaries": bool}')
     async def phonemize_route(request: Request):
         body = await read_json(request)
         text = body.get("text")
         if not isinstance(text, (str, list)) or (isinstance(text, list) and not all(isinstance(t, str) for t in text)):
             raise ApiError(422, "field 'text' must be a string or a list of strings")
         from .g2p import phonemize
+
         phones = phonemize(text, word_boundaries=bool(body.get("word_boundaries", False)))
         return {"phones": phones}
 
@@ -145,17 +166,22 @@ def create_app(model: str | None = None, recognizer: Recognizer | None = None,
         if not text:
             raise ApiError(422, "missing field 'text' (the sentence the speaker read)")
         from .g2p import phonemize
+
         expected = phonemize(text)
         if not expected:
             raise ApiError(422, "the text has no pronounceable words")
         result = await run_transcription(request, data, limits)
         ops = edit_ops(expected, result["phones"])
         counts = ErrorCounts().add(ops)
-        return {**result, "expected": expected, "per": counts.per, "substitutions": counts.substitutions,
-                "deletions": counts.deletions, "insertions": counts.insertions,
-                "alignment": [{"op": op, "expected": r, "recognised": h} for op, r, h in ops]}
-
-    return app
+        return {
+            **result,
+            "expected": expected,
+            "per": counts.per,
+            "substitutions": counts.substitutions,
+            "deletions": counts.deletions,
+            "insertions": counts.insertions,
+            "alignment": [{"op": op, "expected": r, "recognised": h} for op, r, h in ops],
+        }
 
 
 async def read_upload(request, limits: ServerLimits) -> tuple[bytes, dict]:
@@ -180,8 +206,11 @@ async def read_upload(request, limits: ServerLimits) -> tuple[bytes, dict]:
                 break
         data = bytes(data)
     else:
-        raise ApiError(415, f"unsupported content type {ctype!r}: send multipart/form-data with a 'file' field, "
-                            "or the audio itself as audio/* or application/octet-stream")
+        raise ApiError(
+            415,
+            f"unsupported content type {ctype!r}: send multipart/form-data with a 'file' field, "
+            "or the audio itself as audio/* or application/octet-stream",
+        )
     if len(data) > limits.max_upload_bytes:
         raise ApiError(413, f"upload larger than the limit of {limits.max_upload_bytes} bytes")
     if not data:
@@ -221,6 +250,7 @@ async def read_json(request) -> dict:
 
 def _version() -> str:
     from . import __version__
+
     return __version__
 
 

@@ -27,9 +27,16 @@ _EVENT_PHONEME = 7
 
 
 class _Event(ctypes.Structure):  # espeak_EVENT
-    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
-                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    ]
 
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
@@ -46,12 +53,16 @@ class Voice:
     pitch_range: int = 50  # 0..100
 
     @classmethod
-    def random(cls, rng: np.random.Generator, variants=TRAIN_VARIANTS) -> "Voice":
-        return cls(variant=str(rng.choice(variants)), rate=int(rng.integers(125, 211)),
-                   pitch=int(rng.integers(25, 76)), pitch_range=int(rng.integers(20, 81)))
+    def random(cls, rng: np.random.Generator, variants=TRAIN_VARIANTS) -> Voice:
+        return cls(
+            variant=str(rng.choice(variants)),
+            rate=int(rng.integers(125, 211)),
+            pitch=int(rng.integers(25, 76)),
+            pitch_range=int(rng.integers(20, 81)),
+        )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _espeak() -> tuple[ctypes.CDLL, int]:
     """The espeak-ng library, initialised once per process, and its sample rate. espeak-ng keeps global
     state: initialising it a second time after a few thousand sentences crashed it (segfault)."""
@@ -114,7 +125,7 @@ def room_response(rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     rt60, drr_db = float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.0, 20.0))
     t = np.arange(1, int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
     tail = rng.standard_normal(t.size) * np.exp(-6.9 * t / rt60)  # -60 dB (e^-6.9) at t = rt60
-    tail *= np.sqrt(10 ** (-drr_db / 10) / np.sum(tail ** 2))
+    tail *= np.sqrt(10 ** (-drr_db / 10) / np.sum(tail**2))
     return np.concatenate([[1.0], tail]), {"rt60": round(rt60, 3), "drr_db": round(drr_db, 1)}
 
 
@@ -122,8 +133,9 @@ def augment(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict
     """Silence padding, reverberation, additive noise and gain, each drawn at random; returns what was drawn."""
     info: dict = {}
     pad = rng.uniform(0.05, 0.4, size=2)
-    wav = np.concatenate([np.zeros(int(pad[0] * SAMPLE_RATE), np.float32), wav,
-                          np.zeros(int(pad[1] * SAMPLE_RATE), np.float32)])
+    wav = np.concatenate(
+        [np.zeros(int(pad[0] * SAMPLE_RATE), np.float32), wav, np.zeros(int(pad[1] * SAMPLE_RATE), np.float32)]
+    )
     if rng.random() < 0.5:
         ir, room = room_response(rng)
         n = wav.size + ir.size - 1
@@ -136,8 +148,8 @@ def augment(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict
         if rng.random() < 0.5:  # brown-ish noise: more energy at low frequencies
             noise = np.cumsum(noise)
             noise -= np.convolve(noise, np.ones(400) / 400, mode="same")
-        power = np.mean(wav ** 2) + 1e-12
-        noise *= np.sqrt(power / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr / 10))
+        power = np.mean(wav**2) + 1e-12
+        noise *= np.sqrt(power / (np.mean(noise**2) + 1e-12) / 10 ** (snr / 10))
         wav = (wav + noise).astype(np.float32)
         info["snr_db"] = round(snr, 1)
     gain_db = float(rng.uniform(-12, 4))
@@ -146,8 +158,16 @@ def augment(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict
     return wav, info
 
 
-def synthesize_corpus(sentences: list[str], out_dir: str | Path, variants=TRAIN_VARIANTS, copies: int = 1,
-                      seed: int = 0, clean: bool = False, progress: bool = True, language: str = "ky") -> Path:
+def synthesize_corpus(
+    sentences: list[str],
+    out_dir: str | Path,
+    variants=TRAIN_VARIANTS,
+    copies: int = 1,
+    seed: int = 0,
+    clean: bool = False,
+    progress: bool = True,
+    language: str = "ky",
+) -> Path:
     """Speak every sentence `copies` times with random voices of espeak-ng's `language`; write FLAC clips and
     `manifest.jsonl` (text, that language's G2P phones, duration, voice, augmentation).
 
@@ -161,8 +181,11 @@ def synthesize_corpus(sentences: list[str], out_dir: str | Path, variants=TRAIN_
     out = Path(out_dir)
     (out / "clips").mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
-    done = {json.loads(line)["audio"] for line in manifest.read_text(encoding="utf-8").splitlines()
-            if line.strip()} if manifest.is_file() else set()
+    done = (
+        {json.loads(line)["audio"] for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()}
+        if manifest.is_file()
+        else set()
+    )
     phones = phonemize(sentences, language=language)
     speaker = Speaker(language)
     rng = np.random.default_rng(seed)
@@ -177,8 +200,14 @@ def synthesize_corpus(sentences: list[str], out_dir: str | Path, variants=TRAIN_
             wav = speaker.speak(text, voice)
             wav, info = (wav, {}) if clean else augment(wav, clip_rng)
             sf.write(out / name, wav, SAMPLE_RATE)
-            row = {"audio": name, "text": text, "phones": " ".join(labels), "duration": round(wav.size / SAMPLE_RATE, 3),
-                   "voice": dataclasses.asdict(voice), **info}
+            row = {
+                "audio": name,
+                "text": text,
+                "phones": " ".join(labels),
+                "duration": round(wav.size / SAMPLE_RATE, 3),
+                "voice": dataclasses.asdict(voice),
+                **info,
+            }
             log.write(json.dumps(row, ensure_ascii=False) + "\n")
             log.flush()
     return manifest

@@ -53,15 +53,22 @@ class Recognizer:
     """A loaded model with its vocabulary, audio settings, precision and decoder; what `unispeech.load_model`
     returns. Change a setting with `dataclasses.replace`-style copies: `recognizer.with_decoder(...)`."""
 
-    def __init__(self, model: CTCModel, vocab: Vocabulary, audio: AudioSettings, name: str = "",
-                 chunking: ChunkOptions = ChunkOptions(), precision: Precision = Precision(),
-                 decoder: Decoder = GreedyDecoder()):
+    def __init__(
+        self,
+        model: CTCModel,
+        vocab: Vocabulary,
+        audio: AudioSettings,
+        name: str = "",
+        chunking: ChunkOptions = ChunkOptions(),
+        precision: Precision = Precision(),
+        decoder: Decoder = GreedyDecoder(),
+    ):
         self.model, self.vocab, self.audio, self.name, self.chunking = model.eval(), vocab, audio, name, chunking
         self.precision, self.decoder = precision, decoder
         self.config = model.config
         self.frames = FrameGeometry.of(model.config, audio)
 
-    def with_decoder(self, decoder: Decoder) -> "Recognizer":
+    def with_decoder(self, decoder: Decoder) -> Recognizer:
         """The same model (shared, not copied) decoding with another strategy."""
         return Recognizer(self.model, self.vocab, self.audio, self.name, self.chunking, self.precision, decoder)
 
@@ -103,15 +110,16 @@ class Recognizer:
         duration = num_samples / self.audio.sampling_rate
         return self.decoder.decode(logits, self.vocab, self.frames.seconds_per_frame, duration)
 
-    def transcribe_many(self, items: Iterable[AudioInput], batch_size: int = 8, progress: bool = False,
-                        sampling_rate: int | None = None) -> Iterator[Transcription | AudioError]:
+    def transcribe_many(
+        self, items: Iterable[AudioInput], batch_size: int = 8, progress: bool = False, sampling_rate: int | None = None
+    ) -> Iterator[Transcription | AudioError]:
         """Results in input order; an unusable input yields its AudioError instead of stopping the rest."""
         items = list(items)
         group = max(1, batch_size) * 16  # decode this many files at a time, sorted by length inside
         bar = _progress(len(items), progress)
         for lo in range(0, len(items), group):
             wavs: list[np.ndarray | AudioError] = []
-            for item in items[lo:lo + group]:
+            for item in items[lo : lo + group]:
                 try:
                     wavs.append(self.prepare(item, sampling_rate))
                 except AudioError as e:
@@ -136,13 +144,13 @@ class Recognizer:
         while start < len(pieces):
             longest = pieces[start].sample_end - pieces[start].sample_start
             size = max(1, min(batch_size, max_samples // max(longest, 1)))
-            batch = pieces[start:start + size]
+            batch = pieces[start : start + size]
             start += size
-            logits, lengths = self._forward([wavs[p.item][p.sample_start:p.sample_end] for p in batch])
+            logits, lengths = self._forward([wavs[p.item][p.sample_start : p.sample_end] for p in batch])
             for p, row, n in zip(batch, logits, lengths):
                 a, b = p.core[0] - p.frame_offset, p.core[1] - p.frame_offset
                 assert b <= n, "piece shorter than its core"
-                out[p.item][p.core[0]:p.core[1]] = row[a:b]
+                out[p.item][p.core[0] : p.core[1]] = row[a:b]
         return out
 
     def _plan(self, item: int, num_samples: int) -> list[_Piece]:
@@ -176,4 +184,5 @@ class Recognizer:
 
 def _progress(total: int, enabled: bool):
     from tqdm import tqdm
+
     return tqdm(total=total, unit="file", desc="transcribing", dynamic_ncols=True, disable=not enabled)

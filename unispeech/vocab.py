@@ -48,7 +48,7 @@ class Vocabulary:
         return [ids[p] for p in phones]
 
     @classmethod
-    def from_folder(cls, folder: Path, blank_id: int, head_size: int) -> "Vocabulary":
+    def from_folder(cls, folder: Path, blank_id: int, head_size: int) -> Vocabulary:
         vocab_path = folder / "vocab.json"
         if not vocab_path.is_file():
             raise ValueError(f"{folder}: no vocab.json (the model's output tokens)")
@@ -57,8 +57,10 @@ class Vocabulary:
         except json.JSONDecodeError as e:
             raise ValueError(f"{vocab_path}: not valid JSON ({e})") from e
         if not isinstance(raw, dict) or not all(isinstance(v, int) for v in raw.values()):
-            raise ValueError(f"{vocab_path}: expected an object mapping tokens to integer ids "
-                             "(multi-language vocabularies are not supported)")
+            raise ValueError(
+                f"{vocab_path}: expected an object mapping tokens to integer ids "
+                "(multi-language vocabularies are not supported)"
+            )
         if sorted(raw.values()) != list(range(len(raw))):
             raise ValueError(f"{vocab_path}: ids must be 0..{len(raw) - 1}, each once")
         if len(raw) != head_size:
@@ -67,25 +69,34 @@ class Vocabulary:
         for token, i in raw.items():
             tokens[i] = token
         settings = _tokenizer_settings(folder)
-        specials = {settings.get(k, d) for k, d in
-                    (("pad_token", "<pad>"), ("unk_token", "<unk>"), ("bos_token", "<s>"), ("eos_token", "</s>"))}
+        specials = {
+            settings.get(k, d)
+            for k, d in (("pad_token", "<pad>"), ("unk_token", "<unk>"), ("bos_token", "<s>"), ("eos_token", "</s>"))
+        }
         if tokens[blank_id] != settings.get("pad_token", tokens[blank_id]):
-            raise ValueError(f"{folder}: config pad_token_id {blank_id} is {tokens[blank_id]!r} in vocab.json, "
-                             f"but the tokenizer's pad token is {settings['pad_token']!r}")
+            raise ValueError(
+                f"{folder}: config pad_token_id {blank_id} is {tokens[blank_id]!r} in vocab.json, "
+                f"but the tokenizer's pad token is {settings['pad_token']!r}"
+            )
         return cls(
             tokens=tuple(tokens),
             blank_id=blank_id,
             special_ids=frozenset(i for i, t in enumerate(tokens) if t in specials) | {blank_id},
-            word_delimiter=settings.get("word_delimiter_token", "|" if settings.get("tokenizer_class") ==
-                                        CHAR_TOKENIZER else None),
+            word_delimiter=settings.get(
+                "word_delimiter_token", "|" if settings.get("tokenizer_class") == CHAR_TOKENIZER else None
+            ),
             tokenizer_class=settings.get("tokenizer_class", PHONEME_TOKENIZER),
             phonemizer_lang=settings.get("phonemizer_lang"),
         )
 
     def files(self) -> dict[str, str]:
         """The files transformers' AutoTokenizer reads: vocab.json, tokenizer_config.json, special_tokens_map.json."""
-        special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
-                   "pad_token": self.tokens[self.blank_id]}
+        special = {
+            "bos_token": "<s>",
+            "eos_token": "</s>",
+            "unk_token": "<unk>",
+            "pad_token": self.tokens[self.blank_id],
+        }
         tokenizer_config = dict(special, tokenizer_class=self.tokenizer_class, do_lower_case=False)
         if self.is_phonemes:
             tokenizer_config.update(phonemizer_lang=self.phonemizer_lang or "ky", phonemizer_backend="espeak")
@@ -118,5 +129,10 @@ def phone_vocabulary(phones: list[str], lang: str = "ky") -> Vocabulary:
     """The Kyrgyz checkpoint's layout: phones 0..N-1, then <pad> (blank), <s>, </s>, <unk>."""
     tokens = tuple(phones) + ("<pad>", "<s>", "</s>", "<unk>")
     n = len(phones)
-    return Vocabulary(tokens=tokens, blank_id=n, special_ids=frozenset(range(n, n + 4)),
-                      tokenizer_class=PHONEME_TOKENIZER, phonemizer_lang=lang)
+    return Vocabulary(
+        tokens=tokens,
+        blank_id=n,
+        special_ids=frozenset(range(n, n + 4)),
+        tokenizer_class=PHONEME_TOKENIZER,
+        phonemizer_lang=lang,
+    )

@@ -30,8 +30,13 @@ class Batch:
     index: int  # position in the epoch's batch plan: seeds this batch's random masks
 
 
-def load_examples(utterances: list[Utterance], vocab: Vocabulary | None, language: str = "ky",
-                  progress: bool = True, labelled: bool = True) -> tuple[list[Example], list[str]]:
+def load_examples(
+    utterances: list[Utterance],
+    vocab: Vocabulary | None,
+    language: str = "ky",
+    progress: bool = True,
+    labelled: bool = True,
+) -> tuple[list[Example], list[str]]:
     """Decode every clip once and encode its phones; returns the examples and one line per skipped clip."""
     from tqdm import tqdm
 
@@ -40,8 +45,10 @@ def load_examples(utterances: list[Utterance], vocab: Vocabulary | None, languag
     if labelled and vocab is not None:
         unknown = sorted({p for u in utterances for p in (u.phones or ()) if p not in vocab.ids})
         if unknown:
-            raise ValueError(f"labels use phones that are not in the vocabulary: {' '.join(unknown)} "
-                             f"(vocabulary: {' '.join(t for i, t in enumerate(vocab.tokens) if i not in vocab.special_ids)})")
+            raise ValueError(
+                f"labels use phones that are not in the vocabulary: {' '.join(unknown)} "
+                f"(vocabulary: {' '.join(t for i, t in enumerate(vocab.tokens) if i not in vocab.special_ids)})"
+            )
     examples, skipped = [], []
     for u in tqdm(utterances, desc="loading audio", unit="clip", disable=not progress, file=sys.stderr):
         if labelled and not u.phones:
@@ -58,8 +65,9 @@ def load_examples(utterances: list[Utterance], vocab: Vocabulary | None, languag
     return examples, skipped
 
 
-def plan_batches(examples: list[Example], max_seconds: float, seed: int, epoch: int,
-                 world_size: int = 1, rate: int = 16000) -> list[list[int]]:
+def plan_batches(
+    examples: list[Example], max_seconds: float, seed: int, epoch: int, world_size: int = 1, rate: int = 16000
+) -> list[list[int]]:
     """Example indices grouped into batches of similar length whose padded audio stays under `max_seconds`.
 
     Lengths are jittered before sorting so the buckets differ between epochs; batch order is shuffled.

@@ -33,18 +33,31 @@ def data_fingerprint(examples) -> dict:
     return {"examples": len(examples), "samples_sha256": hashlib.sha256(lengths.tobytes()).hexdigest()[:16]}
 
 
-def write_checkpoint(ckpt_dir: Path, model, optimizer, progress: Progress, options: TrainOptions, meta: dict,
-                     name: str | None = None, extra: dict | None = None) -> Path:
+def write_checkpoint(
+    ckpt_dir: Path,
+    model,
+    optimizer,
+    progress: Progress,
+    options: TrainOptions,
+    meta: dict,
+    name: str | None = None,
+    extra: dict | None = None,
+) -> Path:
     """checkpoint-STEP.pt (+ .sha256); keeps the last `options.keep_last` regular checkpoints."""
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "progress": dataclasses.asdict(progress), "options": dataclasses.asdict(options), "meta": meta,
-             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-             **(extra or {})}
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "progress": dataclasses.asdict(progress),
+        "options": dataclasses.asdict(options),
+        "meta": meta,
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        **(extra or {}),
+    }
     path = ckpt_dir / (name or f"checkpoint-{progress.step:07d}.pt")
     atomic_write(path, lambda tmp: torch.save(state, tmp))  # a checkpoint is either complete or absent
     atomic_write(_digest_path(path), f"{_sha256(path)}  {path.name}\n")
     if name is None:
-        for old in sorted(ckpt_dir.glob("checkpoint-*.pt"))[:-options.keep_last]:
+        for old in sorted(ckpt_dir.glob("checkpoint-*.pt"))[: -options.keep_last]:
             old.unlink()
             _digest_path(old).unlink(missing_ok=True)
     return path
@@ -106,9 +119,11 @@ def check_same_run(state: dict, options: TrainOptions, meta: dict, path: Path) -
         if key in saved_meta and saved_meta[key] != meta.get(key):
             changed.append(f"{key}: {saved_meta[key]} -> {meta.get(key)}")
     if changed:
-        raise ValueError(f"--resume: {path.name} was written with other settings ({'; '.join(changed)}); "
-                         "resume with the same settings (only --max-updates, --stop-after, --valid-every and "
-                         "--save-every may change), or train into a new --out folder")
+        raise ValueError(
+            f"--resume: {path.name} was written with other settings ({'; '.join(changed)}); "
+            "resume with the same settings (only --max-updates, --stop-after, --valid-every and "
+            "--save-every may change), or train into a new --out folder"
+        )
 
 
 def _digest_path(path: Path) -> Path:

@@ -41,8 +41,9 @@ class FinetuneRecipe:
 
     @property
     def masking(self) -> MaskOptions:
-        return MaskOptions(self.mask_time_prob, self.mask_time_length, 2, self.mask_channel_prob,
-                           self.mask_channel_length)
+        return MaskOptions(
+            self.mask_time_prob, self.mask_time_length, 2, self.mask_channel_prob, self.mask_channel_length
+        )
 
 
 class FinetuneTask:
@@ -62,8 +63,15 @@ class FinetuneTask:
             masks = backbone.masker.draw(r.masking, backbone.output_lengths(batch.lengths), gen)
         logits, frame_lengths = model(batch.wav, batch.lengths, masks)
         log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (T, B, V)
-        loss = F.ctc_loss(log_probs, batch.labels.to(logits.device), frame_lengths, batch.label_lengths,
-                          blank=self.vocab.blank_id, reduction="sum", zero_infinity=True)
+        loss = F.ctc_loss(
+            log_probs,
+            batch.labels.to(logits.device),
+            frame_lengths,
+            batch.label_lengths,
+            blank=self.vocab.blank_id,
+            reduction="sum",
+            zero_infinity=True,
+        )
         sentences = float(batch.lengths.numel())  # fairseq --sentence-avg
         return loss, sentences, {}
 
@@ -94,20 +102,30 @@ def init_model(init: str | Path, recipe: FinetuneRecipe) -> tuple[CTCModel, Voca
     if not config_path.is_file():
         raise ValueError(f"--init {init}: expected a model folder with config.json, or a config.json file")
     if folder.is_dir() and weights_file(folder) is None:
-        raise ValueError(f"--init {init}: the folder has a config.json but no weights; to train from random "
-                         f"weights pass the file itself: --init {config_path}")
+        raise ValueError(
+            f"--init {init}: the folder has a config.json but no weights; to train from random "
+            f"weights pass the file itself: --init {config_path}"
+        )
     base = ModelConfig.from_json(config_path)
     vocab = phone_vocabulary(list(kyrgyz_inventory()))
     pretraining = "UniSpeechForPreTraining" in base.extra.get("architectures", [])
     if folder.is_dir() and (folder / "vocab.json").is_file() and not pretraining:  # a pretraining vocab is not ours
         vocab = Vocabulary.from_folder(folder, blank_id=base.pad_token_id, head_size=base.vocab_size)
     config = dataclasses.replace(
-        base, vocab_size=len(vocab), pad_token_id=vocab.blank_id, layerdrop=recipe.layerdrop,
-        hidden_dropout=recipe.dropout, attention_dropout=recipe.dropout, activation_dropout=recipe.dropout,
-        feat_proj_dropout=recipe.dropout, final_dropout=recipe.dropout,
-        mask_time_prob=max(base.mask_time_prob, recipe.mask_time_prob), mask_time_length=recipe.mask_time_length,
+        base,
+        vocab_size=len(vocab),
+        pad_token_id=vocab.blank_id,
+        layerdrop=recipe.layerdrop,
+        hidden_dropout=recipe.dropout,
+        attention_dropout=recipe.dropout,
+        activation_dropout=recipe.dropout,
+        feat_proj_dropout=recipe.dropout,
+        final_dropout=recipe.dropout,
+        mask_time_prob=max(base.mask_time_prob, recipe.mask_time_prob),
+        mask_time_length=recipe.mask_time_length,
         mask_feature_prob=max(base.mask_feature_prob, recipe.mask_channel_prob),
-        mask_feature_length=recipe.mask_channel_length)
+        mask_feature_length=recipe.mask_channel_length,
+    )
     torch.manual_seed(recipe.train.seed)
     model = build_model(config)
     if folder.is_dir():
@@ -116,9 +134,18 @@ def init_model(init: str | Path, recipe: FinetuneRecipe) -> tuple[CTCModel, Voca
     return model, vocab
 
 
-def finetune(init: str | Path, train_data: str | Path, out_dir: str | Path, valid_data: str | Path | None = None,
-             recipe: FinetuneRecipe = FinetuneRecipe(), resume: bool = False, split: str = "train",
-             valid_split: str = "dev", progress: bool = True, audio_dir: str | Path | None = None) -> Path:
+def finetune(
+    init: str | Path,
+    train_data: str | Path,
+    out_dir: str | Path,
+    valid_data: str | Path | None = None,
+    recipe: FinetuneRecipe = FinetuneRecipe(),
+    resume: bool = False,
+    split: str = "train",
+    valid_split: str = "dev",
+    progress: bool = True,
+    audio_dir: str | Path | None = None,
+) -> Path:
     """Fine-tune `init` on `train_data`; the best model (by validation PER) is written to `out_dir`."""
     model, vocab = init_model(init, recipe)
     train_utts, skipped = load_dataset(train_data, split=split, audio_dir=audio_dir)

@@ -36,6 +36,7 @@ def plot_training(out: Path) -> None:
     """training.png from train_log.jsonl: training loss and validation PER against updates; for pretraining
     also the contrastive accuracy and the codevector perplexity (is the codebook collapsing?)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -108,15 +108,26 @@ class Run:
         return [p for p in self.model.parameters() if p.requires_grad]
 
 
-def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: str | Path,
-          resume: bool = False, meta: dict | None = None, device: str = "cpu", progress_bar: bool = True) -> Progress:
+def train(
+    task: Task,
+    examples: list[Example],
+    options: TrainOptions,
+    out_dir: str | Path,
+    resume: bool = False,
+    meta: dict | None = None,
+    device: str = "cpu",
+    progress_bar: bool = True,
+) -> Progress:
     """Train `task.model` on `examples` to `options.max_updates`; checkpoints, logs and the exported model go
     to `out_dir`. With `resume`, continue exactly from the newest intact checkpoint there."""
     run = start_run(task, examples, options, Path(out_dir), resume, meta or {}, device)
     if resume and run.progress.step >= options.max_updates:
         if run.rank == 0:
-            print(f"unispeech: nothing to do: the run is at update {run.progress.step}, --max-updates is "
-                  f"{options.max_updates} (raise it to train on)", file=sys.stderr)
+            print(
+                f"unispeech: nothing to do: the run is at update {run.progress.step}, --max-updates is "
+                f"{options.max_updates} (raise it to train on)",
+                file=sys.stderr,
+            )
         return run.progress
     bar = _progress_bar(options.max_updates, run.progress.step, run.rank if progress_bar else 1)
     ctrl_c = _StopRequest()
@@ -136,8 +147,10 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
     except KeyboardInterrupt:
         save_checkpoint(run)
         if run.rank == 0:
-            print(f"\ninterrupted: saved a checkpoint at update {run.progress.step}; continue with --resume",
-                  file=sys.stderr)
+            print(
+                f"\ninterrupted: saved a checkpoint at update {run.progress.step}; continue with --resume",
+                file=sys.stderr,
+            )
         raise
     except Exception:
         save_crash(run)
@@ -151,15 +164,17 @@ def train(task: Task, examples: list[Example], options: TrainOptions, out_dir: s
     return run.progress
 
 
-def start_run(task: Task, examples: list[Example], options: TrainOptions, out: Path, resume: bool, meta: dict,
-              device: str) -> Run:
+def start_run(
+    task: Task, examples: list[Example], options: TrainOptions, out: Path, resume: bool, meta: dict, device: str
+) -> Run:
     rank, world = distributed()
     if rank == 0:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     model = task.model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=options.lr, betas=options.betas, eps=options.eps,
-                                  weight_decay=options.weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=options.lr, betas=options.betas, eps=options.eps, weight_decay=options.weight_decay
+    )
     _seed_everything(options.seed + rank)
     meta = {**meta, "world_size": world, "data": data_fingerprint(examples)}
     progress = Progress()
@@ -175,8 +190,10 @@ def next_plan(run: Run) -> list[list[int]] | None:
     per_step = run.world * o.grad_accum
     plan = plan_batches(run.examples, o.max_batch_seconds, o.seed, p.epoch, run.world)
     if len(plan) < per_step:
-        raise ValueError(f"{len(plan)} batches per epoch, fewer than one update needs ({per_step}): "
-                         "too little data for this world size and grad_accum")
+        raise ValueError(
+            f"{len(plan)} batches per epoch, fewer than one update needs ({per_step}): "
+            "too little data for this world size and grad_accum"
+        )
     if p.position + per_step > len(plan):  # the epoch's remainder is dropped
         p.epoch, p.position = p.epoch + 1, 0
         return None
@@ -195,7 +212,7 @@ def train_one_update(run: Run, plan: list[list[int]], stop_requested: bool) -> b
         index = p.position + k * run.world + run.rank
         run.batch = collate([run.examples[i] for i in plan[index]], index=p.epoch * 1_000_003 + index)
         sync = k == o.grad_accum - 1 or run.world == 1
-        with (nullcontext() if sync else run.ddp.no_sync()), autocast:
+        with nullcontext() if sync else run.ddp.no_sync(), autocast:
             loss, size, batch_stats = run.task.compute_loss(run.ddp, _to(run.batch, run.device), p.step)
         if loss.requires_grad:
             loss.float().backward()
@@ -208,9 +225,17 @@ def train_one_update(run: Run, plan: list[list[int]], stop_requested: bool) -> b
     p.step += 1
     p.position += run.world * o.grad_accum
     if run.log and (p.step % o.log_every == 0 or p.step == 1):
-        _log(run.log, step=p.step, loss=total_loss / max(total_size, 1.0), lr=run.optimizer.param_groups[0]["lr"],
-             grad_norm=grad_norm, skipped_updates=run.skipped, epoch=p.epoch, seconds=time.perf_counter() - run.started,
-             **{k: v / max(total_size, 1.0) for k, v in stats.items()})
+        _log(
+            run.log,
+            step=p.step,
+            loss=total_loss / max(total_size, 1.0),
+            lr=run.optimizer.param_groups[0]["lr"],
+            grad_norm=grad_norm,
+            skipped_updates=run.skipped,
+            epoch=p.epoch,
+            seconds=time.perf_counter() - run.started,
+            **{k: v / max(total_size, 1.0) for k, v in stats.items()},
+        )
     return bool(stop)
 
 
@@ -228,9 +253,11 @@ def apply_gradients(run: Run, total_loss: float, total_size: float) -> float:
     else:  # skipped; a run of them means the model can no longer learn, not a passing overflow
         run.nonfinite, run.skipped = run.nonfinite + 1, run.skipped + 1
         if run.nonfinite >= MAX_NONFINITE_UPDATES:
-            raise RuntimeError(f"training stopped at update {run.progress.step + 1}: the gradients of the last "
-                               f"{run.nonfinite} updates were not finite (loss {total_loss / max(total_size, 1):.4g}) "
-                               "and were not applied; the checkpoints written before are kept")
+            raise RuntimeError(
+                f"training stopped at update {run.progress.step + 1}: the gradients of the last "
+                f"{run.nonfinite} updates were not finite (loss {total_loss / max(total_size, 1):.4g}) "
+                "and were not applied; the checkpoints written before are kept"
+            )
     run.optimizer.zero_grad(set_to_none=True)
     return grad_norm
 
@@ -277,11 +304,20 @@ def save_checkpoint(run: Run) -> None:
 def save_crash(run: Run) -> None:
     """Forensics (icefall): the state at the failing update and the batch it failed on, beside the checkpoints."""
     if run.rank == 0 and run.batch is not None:
-        write_checkpoint(run.ckpt_dir, run.model, run.optimizer, run.progress, run.options, run.meta,
-                         name=f"crash-{run.progress.step:07d}.pt", extra={"batch": run.batch})
-        print(f"unispeech: the state and the failing batch are in {run.ckpt_dir / f'crash-{run.progress.step:07d}.pt'}",
-              file=sys.stderr)
-
+        write_checkpoint(
+            run.ckpt_dir,
+            run.model,
+            run.optimizer,
+            run.progress,
+            run.options,
+            run.meta,
+            name=f"crash-{run.progress.step:07d}.pt",
+            extra={"batch": run.batch},
+        )
+        print(
+            f"unispeech: the state and the failing batch are in {run.ckpt_dir / f'crash-{run.progress.step:07d}.pt'}",
+            file=sys.stderr,
+        )
 
 
 def _seed_everything(seed: int) -> None:
@@ -338,5 +374,7 @@ def _log(log, **row: Any) -> None:
 
 def _progress_bar(total: int, start: int, rank: int):
     from tqdm import tqdm
-    return tqdm(total=total, initial=start, unit="upd", desc="training", dynamic_ncols=True,
-                disable=rank != 0, file=sys.stderr)
+
+    return tqdm(
+        total=total, initial=start, unit="upd", desc="training", dynamic_ncols=True, disable=rank != 0, file=sys.stderr
+    )

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 
-def sample_negatives(lengths: torch.Tensor, rows: torch.Tensor, steps: torch.Tensor, count: int,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_negatives(
+    lengths: torch.Tensor, rows: torch.Tensor, steps: torch.Tensor, count: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """For masked step i at (rows[i], steps[i]): `count` other steps of the same utterance, uniformly,
     never the step itself (draw from length-1 positions and skip over the positive). (N, count) indices."""
     high = (lengths[rows] - 1).clamp(min=1).to(torch.float64)  # (N,)
@@ -15,8 +16,9 @@ def sample_negatives(lengths: torch.Tensor, rows: torch.Tensor, steps: torch.Ten
     return draws + (draws >= steps[:, None]).long()
 
 
-def contrastive_logits(context: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor,
-                       temperature: float = 0.1) -> torch.Tensor:
+def contrastive_logits(
+    context: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, temperature: float = 0.1
+) -> torch.Tensor:
     """context (N, D), targets (N, D), negatives (N, K, D) -> logits (N, 1 + K); column 0 is the positive.
     A negative identical to its positive gets -inf: it is not a distractor."""
     candidates = torch.cat([targets[:, None, :], negatives], dim=1).float()  # (N, 1+K, D)

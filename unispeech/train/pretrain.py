@@ -40,9 +40,18 @@ VALID_BATCH_INDEX = 1_000_000_000  # validation batches' mask seeds: apart from 
 class PretrainRecipe:
     """Defaults: the UniSpeech stage-1 script (one2one_large_pretrain_en1350.sh)."""
 
-    train: TrainOptions = TrainOptions(lr=1e-3, eps=1e-6, weight_decay=0.01, max_updates=250000,
-                                       warmup_fraction=0.1, hold_fraction=0.0, decay_fraction=0.9,
-                                       init_lr_scale=0.0, final_lr_scale=0.0, clip_norm=0.0)
+    train: TrainOptions = TrainOptions(
+        lr=1e-3,
+        eps=1e-6,
+        weight_decay=0.01,
+        max_updates=250000,
+        warmup_fraction=0.1,
+        hold_fraction=0.0,
+        decay_fraction=0.9,
+        init_lr_scale=0.0,
+        final_lr_scale=0.0,
+        clip_norm=0.0,
+    )
     alpha: float = 0.5  # CTC weight for labelled utterances
     replace_prob: float = 0.5  # r: frames whose transformer output is replaced by the quantized latent
     mask_prob: float = 0.5  # 0.65 in stage 2
@@ -76,15 +85,17 @@ class CollapseWatch:
         if self.below < self.patience or self.warned:
             return None
         self.warned = True
-        return (f"unispeech: warning: the quantizer's codebook has collapsed (perplexity {perplexity:.1f} of "
-                f"{self.total} for {self.patience} batches, update {step}); contrastive accuracy is meaningless "
-                "now. In our small-scale runs a larger diversity weight (diversity_weight = 1.0 in the recipe) "
-                "avoided it and a smaller --alpha did not; see docs/reproduction.md.")
+        return (
+            f"unispeech: warning: the quantizer's codebook has collapsed (perplexity {perplexity:.1f} of "
+            f"{self.total} for {self.patience} batches, update {step}); contrastive accuracy is meaningless "
+            "now. In our small-scale runs a larger diversity weight (diversity_weight = 1.0 in the recipe) "
+            "avoided it and a smaller --alpha did not; see docs/reproduction.md."
+        )
 
 
 def gumbel_temperature(recipe: PretrainRecipe, step: int) -> float:
     start, floor, decay = recipe.gumbel
-    return max(start * decay ** step, floor)
+    return max(start * decay**step, floor)
 
 
 def draw_masks_and_negatives(recipe: PretrainRecipe, frame_lengths: torch.Tensor, batch_index: int):
@@ -102,8 +113,9 @@ def draw_masks_and_negatives(recipe: PretrainRecipe, frame_lengths: torch.Tensor
 class PretrainTask:
     """The UniSpeech losses for the shared training loop; validation reuses them on held-out batches."""
 
-    def __init__(self, model: UniSpeechPretrainModel, vocab: Vocabulary | None, recipe: PretrainRecipe,
-                 valid: list[Example] = ()):
+    def __init__(
+        self, model: UniSpeechPretrainModel, vocab: Vocabulary | None, recipe: PretrainRecipe, valid: list[Example] = ()
+    ):
         self.model, self.vocab, self.recipe, self.valid = model, vocab, recipe, list(valid)
         self.collapse = CollapseWatch(model.quantizer.groups * model.quantizer.entries)
 
@@ -122,8 +134,9 @@ class PretrainTask:
         mask, rows, steps, negatives, gen = draw_masks_and_negatives(r, frame_lengths, batch.index)
         B, T = mask.shape
         context, targets, perplexity, frame_lengths = model(batch.wav, batch.lengths, SpanMasks(mask, None))
-        logits = contrastive_logits(context[rows, steps], targets[rows, steps], targets[rows[:, None], negatives],
-                                    r.logit_temperature)
+        logits = contrastive_logits(
+            context[rows, steps], targets[rows, steps], targets[rows[:, None], negatives], r.logit_temperature
+        )
         label_lengths = batch.label_lengths
         labelled = label_lengths > 0
         row_weight = torch.where(labelled, 1 - r.alpha, 1.0)[rows]  # unlabelled rows: contrastive alone
@@ -131,14 +144,25 @@ class PretrainTask:
         n_masked = float(rows.numel())
         diversity = diversity_loss(perplexity, core.quantizer.groups, core.quantizer.entries)
         loss = contrastive + r.diversity_weight * diversity * float(row_weight.mean()) * n_masked
-        stats = {"contrastive": float(contrastive.detach()), "accuracy": float(correct),
-                 "perplexity": float(perplexity.detach()) * n_masked, "masked": n_masked}
+        stats = {
+            "contrastive": float(contrastive.detach()),
+            "accuracy": float(correct),
+            "perplexity": float(perplexity.detach()) * n_masked,
+            "masked": n_masked,
+        }
         if labelled.any() and r.alpha > 0:
             replace = torch.rand(B, T, generator=gen) < r.replace_prob  # Bernoulli(r) per frame
             ctc_logits = core.ctc_logits(context[labelled], targets[labelled], replace[labelled])
             log_probs = ctc_logits.float().log_softmax(-1).transpose(0, 1)
-            ctc = F.ctc_loss(log_probs, batch.labels, frame_lengths[labelled], label_lengths[labelled],
-                             blank=self.vocab.blank_id, reduction="sum", zero_infinity=True)
+            ctc = F.ctc_loss(
+                log_probs,
+                batch.labels,
+                frame_lengths[labelled],
+                label_lengths[labelled],
+                blank=self.vocab.blank_id,
+                reduction="sum",
+                zero_infinity=True,
+            )
             loss = loss + r.alpha * ctc
             stats["ctc"] = float(ctc.detach())
         return loss, n_masked, stats
@@ -176,14 +200,22 @@ def init_pretrain_model(init: str | Path, recipe: PretrainRecipe, num_ctc_classe
         model = load_pretraining_folder(init)
         vocab = None
         if (init / "vocab.json").is_file():
-            vocab = Vocabulary.from_folder(init, blank_id=len(_vocab_tokens(init)) - 4,
-                                           head_size=model.config.num_ctc_classes)
+            vocab = Vocabulary.from_folder(
+                init, blank_id=len(_vocab_tokens(init)) - 4, head_size=model.config.num_ctc_classes
+            )
         return model, vocab
     base = ModelConfig.from_json(init)
     config = dataclasses.replace(
-        base, num_ctc_classes=num_ctc_classes or base.num_ctc_classes, mask_time_prob=max(base.mask_time_prob, 0.05),
-        hidden_dropout=recipe.dropout, attention_dropout=recipe.dropout, activation_dropout=recipe.dropout,
-        feat_proj_dropout=recipe.dropout, final_dropout=0.0, layerdrop=recipe.layerdrop)
+        base,
+        num_ctc_classes=num_ctc_classes or base.num_ctc_classes,
+        mask_time_prob=max(base.mask_time_prob, 0.05),
+        hidden_dropout=recipe.dropout,
+        attention_dropout=recipe.dropout,
+        activation_dropout=recipe.dropout,
+        feat_proj_dropout=recipe.dropout,
+        final_dropout=0.0,
+        layerdrop=recipe.layerdrop,
+    )
     torch.manual_seed(recipe.train.seed)
     return UniSpeechPretrainModel(config), None
 
@@ -192,9 +224,17 @@ def _vocab_tokens(folder: Path) -> dict:
     return json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
 
 
-def pretrain(init: str | Path, out_dir: str | Path, labeled: str | Path | None = None,
-             unlabeled: str | Path | None = None, recipe: PretrainRecipe = PretrainRecipe(), resume: bool = False,
-             language: str = "ky", progress: bool = True, valid_data: str | Path | None = None) -> Path:
+def pretrain(
+    init: str | Path,
+    out_dir: str | Path,
+    labeled: str | Path | None = None,
+    unlabeled: str | Path | None = None,
+    recipe: PretrainRecipe = PretrainRecipe(),
+    resume: bool = False,
+    language: str = "ky",
+    progress: bool = True,
+    valid_data: str | Path | None = None,
+) -> Path:
     """Stage 1 (labelled + optional unlabelled) or stage 2 (unlabelled only); the model goes to `out_dir`.
     `valid_data` (audio; labels used where the model has a CTC vocabulary) is scored every valid_every updates."""
     if not labeled and not unlabeled:
@@ -209,8 +249,9 @@ def pretrain(init: str | Path, out_dir: str | Path, labeled: str | Path | None =
     if init_vocab is not None and vocab is not None:
         vocab = init_vocab  # continue with the checkpoint's CTC classes
     if vocab is not None and len(vocab) != model.config.num_ctc_classes:
-        raise ValueError(f"the labelled data has {len(vocab)} CTC classes, the model's ctc_proj "
-                         f"{model.config.num_ctc_classes}")
+        raise ValueError(
+            f"the labelled data has {len(vocab)} CTC classes, the model's ctc_proj {model.config.num_ctc_classes}"
+        )
     examples = load_examples(labelled_utts, vocab, language=language, progress=progress)[0] if labelled_utts else []
     if unlabelled_utts:
         examples += load_examples(unlabelled_utts, None, progress=progress, labelled=False)[0]
@@ -219,9 +260,19 @@ def pretrain(init: str | Path, out_dir: str | Path, labeled: str | Path | None =
     valid = []
     if valid_data:
         valid = load_examples(load_dataset(valid_data, split="dev")[0], None, progress=progress, labelled=False)[0]
-    print(f"unispeech: pretraining on {len(examples)} clips ({sum(bool(e.labels) for e in examples)} labelled), "
-          f"validating on {len(valid)}", file=sys.stderr)
+    print(
+        f"unispeech: pretraining on {len(examples)} clips ({sum(bool(e.labels) for e in examples)} labelled), "
+        f"validating on {len(valid)}",
+        file=sys.stderr,
+    )
     task = PretrainTask(model, vocab, recipe, valid)
-    train(task, examples, recipe.train, out_dir, resume=resume, progress_bar=progress,
-          meta={"kind": "pretrain", "recipe": dataclasses.asdict(recipe), "init": str(init)})
+    train(
+        task,
+        examples,
+        recipe.train,
+        out_dir,
+        resume=resume,
+        progress_bar=progress,
+        meta={"kind": "pretrain", "recipe": dataclasses.asdict(recipe), "init": str(init)},
+    )
     return Path(out_dir)

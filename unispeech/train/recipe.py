@@ -92,7 +92,8 @@ def _ranged(kind, text: str, low):
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, not {text!r}")
+        kind_name = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {kind_name}, not {text!r}") from None
     if value != value or value < low:  # NaN too
         raise argparse.ArgumentTypeError(f"must be at least {low}, not {text}")
     return value
@@ -105,21 +106,41 @@ def add_train_options(p: argparse.ArgumentParser, defaults: TrainOptions) -> Non
     p.add_argument("--resume", action="store_true", help="continue from the last intact checkpoint in --out")
     p.add_argument("--max-updates", type=positive_int, help=f"total updates (recipe: {d.max_updates})")
     p.add_argument("--lr", type=positive_float, help=f"peak learning rate (recipe: {d.lr:g})")
-    p.add_argument("--max-batch-seconds", "--batch-seconds", dest="max_batch_seconds", type=positive_float,
-                   help=f"padded audio seconds per batch and process (recipe: {d.max_batch_seconds:g})")
+    p.add_argument(
+        "--max-batch-seconds",
+        "--batch-seconds",
+        dest="max_batch_seconds",
+        type=positive_float,
+        help=f"padded audio seconds per batch and process (recipe: {d.max_batch_seconds:g})",
+    )
     p.add_argument("--grad-accum", type=positive_int, help=f"batches per update and process (recipe: {d.grad_accum})")
-    p.add_argument("--bf16", action="store_true", default=None,
-                   help="bfloat16 autocast (fast on CPUs with AMX / AVX512-bf16, and on CUDA)")
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        default=None,
+        help="bfloat16 autocast (fast on CPUs with AMX / AVX512-bf16, and on CUDA)",
+    )
     p.add_argument("--seed", type=int, help=f"random seed (recipe: {d.seed})")
     p.add_argument("--valid-every", type=natural_int, help=f"updates between validations (recipe: {d.valid_every})")
     p.add_argument("--save-every", type=natural_int, help=f"updates between checkpoints (recipe: {d.save_every})")
-    p.add_argument("--stop-after", type=natural_int, help="stop (with a checkpoint) after this many updates in this run")
+    p.add_argument(
+        "--stop-after", type=natural_int, help="stop (with a checkpoint) after this many updates in this run"
+    )
 
 
 def train_overrides(args: argparse.Namespace) -> dict:
     """The TrainOptions fields the command line set (None where it did not)."""
-    names = ("max_updates", "lr", "max_batch_seconds", "grad_accum", "bf16", "seed", "valid_every", "save_every",
-             "stop_after")
+    names = (
+        "max_updates",
+        "lr",
+        "max_batch_seconds",
+        "grad_accum",
+        "bf16",
+        "seed",
+        "valid_every",
+        "save_every",
+        "stop_after",
+    )
     return {name: getattr(args, name) for name in names}
 
 
@@ -129,5 +150,8 @@ def changed_on_resume(saved: dict, current: dict, allowed: tuple[str, ...] = RES
     def plain(value):
         return list(value) if isinstance(value, tuple) else value
 
-    return [f"{key}: {plain(saved.get(key))} -> {plain(value)}" for key, value in current.items()
-            if key not in allowed and plain(saved.get(key)) != plain(value)]
+    return [
+        f"{key}: {plain(saved.get(key))} -> {plain(value)}"
+        for key, value in current.items()
+        if key not in allowed and plain(saved.get(key)) != plain(value)
+    ]
