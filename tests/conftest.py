@@ -142,3 +142,24 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     return stop.value.code, out, err
+
+
+# A toy fine-tuning task (tones as phones) and the recipe settings that learn it in a few hundred updates.
+TOY = dict(
+    mask_time_prob=0.0,
+    mask_channel_prob=0.0,
+    layerdrop=0.0,
+    dropout=0.0,
+    freeze_encoder_updates=0,
+    lr=3e-3,
+    max_batch_seconds=8,
+    valid_every=100,
+    save_every=50,
+    log_every=1,
+)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    return write_tone_dataset(root), write_tiny_config(root / "config.json")

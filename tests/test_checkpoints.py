@@ -10,26 +10,9 @@ from safetensors.torch import load_file
 
 from unispeech.train.finetune import finetune, load_recipe
 
-from .conftest import make_reference, run_main, write_tiny_config, write_tone_dataset
+from .conftest import TOY, make_reference, run_main, write_tiny_config, write_tone_dataset
 
-TOY = dict(
-    mask_time_prob=0.0,
-    mask_channel_prob=0.0,
-    layerdrop=0.0,
-    dropout=0.0,
-    freeze_encoder_updates=0,
-    lr=3e-3,
-    max_batch_seconds=8,
-    valid_every=100,
-    save_every=2,
-    log_every=1,
-)
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy")
-    return write_tone_dataset(root, n=16), write_tiny_config(root / "config.json")
+TOY = {**TOY, "save_every": 2}
 
 
 def write_sharded_bin(folder, shards: int = 3) -> None:

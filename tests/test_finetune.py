@@ -13,31 +13,13 @@ from safetensors.torch import load_file
 
 import unispeech
 from unispeech.train.finetune import FinetuneRecipe, finetune, load_recipe
+from unispeech.train.log import read_log
 
-from .conftest import write_tiny_config, write_tone_dataset
-
-TOY = dict(
-    mask_time_prob=0.0,
-    mask_channel_prob=0.0,
-    layerdrop=0.0,
-    dropout=0.0,
-    freeze_encoder_updates=0,
-    lr=3e-3,
-    max_batch_seconds=8,
-    valid_every=100,
-    save_every=50,
-    log_every=1,
-)
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy")
-    return write_tone_dataset(root), write_tiny_config(root / "config.json")
+from .conftest import TOY
 
 
 def log_rows(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    return read_log(out)
 
 
 def test_learns_the_toy_task_and_recovers_its_labels(toy, tmp_path):
@@ -293,6 +275,6 @@ def test_a_run_of_non_finite_gradients_stops_training_with_a_clear_error(tmp_pat
     options = TrainOptions(max_updates=100, lr=1e-3, max_batch_seconds=0.2, save_every=2, log_every=1)
     with pytest.raises(RuntimeError, match="gradients of the last 20 updates were not finite"):
         train(NaNAfterFive(), examples, options, tmp_path, progress_bar=False)
-    rows = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    rows = read_log(tmp_path)
     assert rows[-1]["skipped_updates"] == MAX_NONFINITE_UPDATES - 1  # logged before the last one stopped it
     assert sorted(tmp_path.glob("checkpoints/checkpoint-*.pt"))  # the checkpoints written before are kept

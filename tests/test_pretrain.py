@@ -13,6 +13,7 @@ from unispeech.checkpoint import load_pretraining_folder, save_folder
 from unispeech.config import tiny_config
 from unispeech.model import UniSpeechPretrainModel, replace_mix
 from unispeech.quantizer import GumbelQuantizer, codevector_perplexity
+from unispeech.train.log import read_log
 from unispeech.train.losses import (
     contrastive_logits,
     contrastive_loss,
@@ -151,7 +152,7 @@ def test_short_pretraining_run_learns_without_collapse(tmp_path):
         gumbel=(2.0, 0.5, 0.98),
     )  # anneal within the short run
     out = pretrain(config, tmp_path / "pt", labeled=manifest, recipe=recipe, progress=False)
-    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    rows = read_log(out)
     acc = [r["accuracy"] for r in rows if "accuracy" in r]
     ppl = [r["perplexity"] for r in rows if "perplexity" in r]
     chance = 1 / (1 + 10)  # the positive among 10 negatives
