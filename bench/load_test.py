@@ -1,10 +1,12 @@
 """Bounded load test of `unispeech serve` on localhost: concurrent clients mixing good and bad uploads.
 
-    python bench/load_test.py [--model DIR] [--clients 50] [--seconds 30]
+    python bench/load_test.py [--model DIR] [--clients 40] [--seconds 30]
 
 Starts the server on 127.0.0.1 (a free port), runs the clients for the given time, then stops everything.
-Prints status counts, p50/p95 latency of successful requests, throughput, and the server's RSS over time.
-Only loopback traffic.
+Uploads: good clips (1-6 s), bad ones (not audio, empty, truncated, wrong type), and oversize ones (30 MB
+with a Content-Length, and 30 MB sent chunked, without one) against the default 25 MB limit.
+Prints the CPU, status counts, p50/p95 latency of successful requests, throughput, and the server's RSS
+over time. Only loopback traffic.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import soundfile as sf
 
 
-def payloads(rng: np.random.Generator) -> list[tuple[str, bytes, str]]:
+def payloads(rng: np.random.Generator, oversize: bool = True) -> list[tuple[str, bytes, str]]:
     def wav(seconds: float) -> bytes:
         buf = io.BytesIO()
         t = np.arange(int(seconds * 16000)) / 16000
@@ -40,7 +42,14 @@ def payloads(rng: np.random.Generator) -> list[tuple[str, bytes, str]]:
         ("bad-truncated", wav(2.0)[:60], "audio/wav"),
         ("bad-type", b"hello", "text/plain"),
     ]
-    return good * 3 + bad  # 3 good for each bad
+    big = [("oversize-length", bytes(30 * 2**20), "audio/wav"), ("oversize-chunked", None, "audio/wav")]
+    return good * 3 + bad + (big if oversize else [])  # 3 good for each bad
+
+
+async def chunked(total: int = 30 * 2**20, piece: int = 64 * 1024):
+    """A body without Content-Length (Transfer-Encoding: chunked): limits must hold while it streams."""
+    for _ in range(total // piece):
+        yield bytes(piece)
 
 
 async def client(base: str, items, rng, stop_at: float, results: list) -> None:
@@ -51,9 +60,10 @@ async def client(base: str, items, rng, stop_at: float, results: list) -> None:
             kind, body, ctype = items[int(rng.integers(len(items)))]
             t0 = time.perf_counter()
             try:
-                r = await http.post(f"{base}/v1/transcribe", content=body, headers={"content-type": ctype})
+                content = chunked() if body is None else body
+                r = await http.post(f"{base}/v1/transcribe", content=content, headers={"content-type": ctype})
                 results.append((kind, r.status_code, time.perf_counter() - t0))
-            except httpx.HTTPError as e:
+            except httpx.HTTPError as e:  # a server may close a connection whose oversize body it refused
                 results.append((kind, f"exception {type(e).__name__}", time.perf_counter() - t0))
 
 
@@ -84,7 +94,7 @@ async def main_async(args) -> None:
             except httpx.HTTPError:
                 await asyncio.sleep(0.25)
         rng = np.random.default_rng(0)
-        items = payloads(rng)
+        items = payloads(rng, not args.no_oversize)
         results: list = []
         memory = [rss_mb(server.pid)]
         stop_at = time.perf_counter() + args.seconds
@@ -107,8 +117,14 @@ async def main_async(args) -> None:
 def report(results, elapsed, memory, healthy, args) -> None:
     from collections import Counter
 
-    counts = Counter((kind.split("-")[0], status) for kind, status, _ in results)
+    from unispeech.precision import cpu_flags
+
+    counts = Counter(
+        (kind.split("-")[0] if kind.startswith(("good", "bad")) else kind, status) for kind, status, _ in results
+    )
     ok = sorted(t for kind, status, t in results if status == 200)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    print(f"CPU: {cpu}, {__import__('os').cpu_count()} cores, flags {' '.join(sorted(cpu_flags())) or 'none of note'}")
     print(f"{args.clients} clients, {elapsed:.1f} s, {len(results)} requests ({len(results) / elapsed:.1f}/s)")
     for (kind, status), n in sorted(counts.items(), key=str):
         print(f"  {kind:5s} -> {status}: {n}")
@@ -127,8 +143,9 @@ def report(results, elapsed, memory, healthy, args) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model")
-    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--clients", type=int, default=40)
     p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--no-oversize", action="store_true", help="good and bad uploads only")
     asyncio.run(main_async(p.parse_args()))
 
 

@@ -92,5 +92,16 @@ def test_upload_and_see_phones(server, tmp_path):
         result = json.loads(driver.find_element(By.ID, "json").text)
         assert shown and shown == result["phones"]
         assert driver.find_elements(By.CSS_SELECTOR, "#diff span")  # the comparison view is filled in
+        bad = tmp_path / "notes.wav"
+        bad.write_text("not audio\n" * 50)
+        driver.find_element(By.ID, "file").send_keys(str(bad))
+        driver.find_element(By.ID, "go").click()
+        WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "status").text.startswith("Error"))
+        assert "not a readable audio file" in driver.find_element(By.ID, "status").text
+        assert not driver.find_elements(By.CSS_SELECTOR, "#phones span.phone")  # the old result is gone
+        assert (
+            driver.find_element(By.ID, "json").text == ""
+            and not driver.find_element(By.ID, "comparison").is_displayed()
+        )
     finally:
         driver.quit()

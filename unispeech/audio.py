@@ -107,11 +107,16 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = SAMPLE_RATE) -> np.
         raise AudioError(f"{path}: no such file")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path}: permission denied (this user may not read the file)")
     return decode_audio(str(path), str(path), sampling_rate)
 
 
-def decode_audio(source, name: str, sampling_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
-    """Decode a path or a binary file object; `max_seconds` refuses longer audio before decoding it all."""
+def decode_audio(
+    source, name: str, sampling_rate: int = SAMPLE_RATE, max_seconds: float | None = None, notes: list | None = None
+) -> np.ndarray:
+    """Decode a path or a binary file object; `max_seconds` refuses longer audio before decoding it all.
+    What the caller should know but is no error (a truncated file) goes to `notes`, else to warnings.warn."""
     import soundfile as sf
     import soxr
 
@@ -142,11 +147,11 @@ def decode_audio(source, name: str, sampling_rate: int = SAMPLE_RATE, max_second
             if resampler is not None:
                 pieces.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
             if 0 < f.frames and decoded < 0.98 * f.frames:
-                warnings.warn(
+                note = (
                     f"{path}: decoded {decoded / source_rate:.2f} s of the {f.frames / source_rate:.2f} s "
-                    "its header announces (truncated file?)",
-                    stacklevel=2,
+                    "its header announces (truncated file?)"
                 )
+                notes.append(note) if notes is not None else warnings.warn(note, stacklevel=2)
     except (sf.LibsndfileError, RuntimeError) as e:
         raise AudioError(f"{path}: decoding failed, truncated or corrupt file ({_first_line(e)})") from e
     audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)

@@ -119,6 +119,8 @@ def read_state_dict(
 def _read_weight_file(path: Path, dtype) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ValueError(f"{path}: weight shard listed in the index is missing")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"{path}: permission denied (this user may not read the weights)")
     kept = []  # keys whose tensors already had their final type
 
     def convert(key: str, t: torch.Tensor) -> torch.Tensor:

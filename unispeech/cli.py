@@ -410,10 +410,17 @@ def add_lm(sub) -> None:
     b.set_defaults(func=cmd_lm_build)
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad usage in one line (the subcommand's --help has the rest), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="unispeech", description="Speech to phones with UniSpeech CTC models.")
+    parser = Parser(prog="unispeech", description="Speech to phones with UniSpeech CTC models.")
     parser.add_argument("--version", action="version", version=f"unispeech {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_transcribe, add_phonemize, add_evaluate, add_finetune, add_pretrain, add_serve, add_align, add_lm):

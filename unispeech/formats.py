@@ -45,7 +45,7 @@ def format_tiers(items: list[tuple[str, dict[str, list[Interval]], float]], fmt:
         return "\n".join(lines) + "\n"
     if fmt == "ctm":  # NIST CTM: utterance, channel, start, duration, token, confidence (first tier: phones)
         return "".join(
-            f"{name} 1 {s:.2f} {e - s:.2f} {label} {c:.3f}\n"
+            f"{ctm_name(name)} 1 {s:.2f} {e - s:.2f} {label} {c:.3f}\n"
             for name, tiers, _ in items
             for s, e, label, c in next(iter(tiers.values()))
         )
@@ -94,3 +94,8 @@ def textgrid(tiers: dict[str, list[Interval]], duration: float) -> str:
                 f'            text = "{text}"',
             ]
     return "\n".join(lines) + "\n"
+
+
+def ctm_name(name: str) -> str:
+    """CTM fields are separated by white space: escape it (and %) in a file name as in URLs, %20 for a space."""
+    return "".join(f"%{ord(c):02X}" if c.isspace() or c == "%" else c for c in name)

@@ -1,13 +1,14 @@
 """HTTP service: FastAPI app with transcribe / phonemize / compare endpoints and a web page.
 
-The model is loaded once (lifespan). Inference runs on one worker thread fed by a queue that groups
-concurrent requests into batches, so the CPU is used well and threads are never oversubscribed.
+The model is loaded once (lifespan). Every CPU-heavy step (decoding audio, G2P, inference) runs on one
+worker thread, off the event loop; inference requests are grouped into batches there, so the CPU is used
+well, threads are never oversubscribed, and `/health` answers while work runs. Request limits are enforced
+while the body streams in (uploads.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -17,31 +18,31 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException
 
 from .audio import AudioError, AudioTooLong, decode_audio
 from .metrics import ErrorCounts, edit_ops
-from .transcribe import Recognizer
+from .transcribe import Cancelled, Recognizer
+from .uploads import (
+    PHONEMIZE_BODY,
+    ApiError,
+    ServerLimits,
+    audio_body,
+    error_responses,
+    read_json,
+    read_upload,
+)
 
 PAGE = Path(__file__).parent / "static" / "index.html"
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerLimits:
-    max_upload_bytes: int = 25 * 1024 * 1024
-    max_seconds: float = 600.0  # longest audio accepted
-    timeout_seconds: float = 120.0  # a request waiting longer (queue + inference) gets 504
-    max_batch: int = 8  # requests run together
-    batch_wait_seconds: float = 0.01  # how long the batcher waits for company
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
+DOCS_PAGE = """<!doctype html><meta charset="utf-8"><title>unispeech API</title>
+<p>The API is described in OpenAPI 3 at <a href="/openapi.json">/openapi.json</a>; load it in any OpenAPI viewer.
+(This page has no interactive viewer: its assets would come from a CDN, which an offline server cannot reach.)"""
+__all__ = ["ServerLimits", "create_app", "serve"]
 
 
 class Batcher:
-    """Collects prepared waveforms from concurrent requests and runs them through the model together."""
+    """Collects prepared waveforms from concurrent requests and runs them through the model together, on the
+    one worker thread that also does the other CPU-heavy steps (`run`)."""
 
     def __init__(self, recognizer: Recognizer, limits: ServerLimits):
         self.recognizer, self.limits = recognizer, limits
@@ -57,35 +58,47 @@ class Batcher:
             self.task.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
+    async def run(self, fn, *args):
+        """`fn(*args)` on the worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
     async def logits(self, wav: np.ndarray) -> np.ndarray:
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((wav, future))
-        return await future
+        return await future  # a timeout cancels the future: the batch then drops this request's work
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            items = [await self.queue.get()]
-            deadline = loop.time() + self.limits.batch_wait_seconds
-            while len(items) < self.limits.max_batch and (left := deadline - loop.time()) > 0:
-                try:
-                    items.append(await asyncio.wait_for(self.queue.get(), left))
-                except asyncio.TimeoutError:
-                    break
-            items = [(w, f) for w, f in items if not f.done()]  # callers that timed out
+            items = await self._next_batch()
             if not items:
                 continue
+            futures = [f for _, f in items]
             try:
-                results = await loop.run_in_executor(
-                    self.executor, self.recognizer.logits_batch, [w for w, _ in items], len(items)
-                )
-                for (_, future), logits in zip(items, results):
+                results = await self.run(self._infer, [w for w, _ in items], futures)
+                for future, logits in zip(futures, results):
                     if not future.done():
                         future.set_result(logits)
+            except Cancelled:  # every caller of this batch timed out
+                pass
             except Exception as e:  # reported to every waiting request; the batcher keeps serving
-                for _, future in items:
+                for future in futures:
                     if not future.done():
                         future.set_exception(e)
+
+    async def _next_batch(self) -> list:
+        loop = asyncio.get_running_loop()
+        items = [await self.queue.get()]
+        deadline = loop.time() + self.limits.batch_wait_seconds
+        while len(items) < self.limits.max_batch and (left := deadline - loop.time()) > 0:
+            try:
+                items.append(await asyncio.wait_for(self.queue.get(), left))
+            except asyncio.TimeoutError:
+                break
+        return [(w, f) for w, f in items if not f.done()]  # callers that timed out while queued
+
+    def _infer(self, wavs: list[np.ndarray], futures: list) -> list[np.ndarray]:
+        # Checked between forward passes: a long file's remaining windows are not computed for nobody.
+        return self.recognizer.logits_batch(wavs, len(wavs), cancelled=lambda: all(f.done() for f in futures))
 
 
 def create_app(
@@ -112,140 +125,135 @@ def create_app(
         title="unispeech",
         version=_version(),
         lifespan=lifespan,
-        description="Speech to phones with UniSpeech CTC models (Kyrgyz first).",
+        docs_url=None,
+        redoc_url=None,
+        description='Speech to phones with UniSpeech CTC models (Kyrgyz first). Errors: {"error": message}.',
     )
+    add_error_handlers(app)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page():
+        return PAGE.read_text(encoding="utf-8")
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/redoc", response_class=HTMLResponse, include_in_schema=False)
+    async def docs():
+        return DOCS_PAGE
+
+    @app.get("/health")
+    async def health(request: Request):
+        state = request.app.state
+        return {"status": "ok", "model": state.model_name, "queued": state.batcher.queue.qsize()}
+
+    add_speech_routes(app, limits)
+    return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error in the API's shape, {"error": message}, FastAPI's and Starlette's own included."""
 
     @app.exception_handler(ApiError)
     async def api_error(_, e: ApiError):
         return JSONResponse({"error": e.message}, status_code=e.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_, e: HTTPException):
+        return JSONResponse({"error": str(e.detail)}, status_code=e.status_code, headers=e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_, e: RequestValidationError):
         fields = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
         return JSONResponse({"error": f"invalid request: {fields}"}, status_code=422)
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def page():
-        return PAGE.read_text(encoding="utf-8")
-
-    @app.get("/health")
-    async def health(request: Request):
-        return {
-            "status": "ok",
-            "model": request.app.state.model_name,
-            "queued": request.app.state.batcher.queue.qsize(),
-        }
-
-    add_speech_routes(app, limits)
-    return app
-
 
 def add_speech_routes(app: FastAPI, limits: ServerLimits) -> None:
     """The API: transcribe, phonemize, compare."""
+    audio_errors = error_responses(400, 413, 415, 422, 504)
 
-    @app.post("/v1/transcribe", summary="Audio (multipart field `file`, or the raw body) -> phones with times")
+    @app.post(
+        "/v1/transcribe",
+        summary="Audio (multipart field `file`, or the raw body) -> phones with times",
+        openapi_extra=audio_body(with_text=False),
+        responses=audio_errors,
+    )
     async def transcribe(request: Request):
         data, _ = await read_upload(request, limits)
         return await run_transcription(request, data, limits)
 
-    @app.post("/v1/phonemize", summary='Text -> phones: JSON {"text": str | [str], "word_boundaries": bool}')
+    @app.post(
+        "/v1/phonemize",
+        summary='Text -> phones: JSON {"text": str | [str], "word_boundaries": bool}',
+        openapi_extra=PHONEMIZE_BODY,
+        responses=error_responses(400, 413, 415, 422),
+    )
     async def phonemize_route(request: Request):
-        body = await read_json(request)
+        body = await read_json(request, limits)
         text = body.get("text")
         if not isinstance(text, (str, list)) or (isinstance(text, list) and not all(isinstance(t, str) for t in text)):
             raise ApiError(422, "field 'text' must be a string or a list of strings")
-        from .g2p import phonemize
-
-        phones = phonemize(text, word_boundaries=bool(body.get("word_boundaries", False)))
+        phones = await run_g2p(request, text, bool(body.get("word_boundaries", False)))
         return {"phones": phones}
 
-    @app.post("/v1/compare", summary="Audio + Kyrgyz text -> recognised vs expected phones, aligned, with PER")
+    @app.post(
+        "/v1/compare",
+        summary="Audio + Kyrgyz text -> recognised vs expected phones, aligned, with PER",
+        openapi_extra=audio_body(with_text=True),
+        responses=audio_errors,
+    )
     async def compare(request: Request):
         data, fields = await read_upload(request, limits)
         text = (fields.get("text") or request.query_params.get("text") or "").strip()
         if not text:
             raise ApiError(422, "missing field 'text' (the sentence the speaker read)")
-        from .g2p import phonemize
-
-        expected = phonemize(text)
+        expected = await run_g2p(request, text, False)
         if not expected:
             raise ApiError(422, "the text has no pronounceable words")
         result = await run_transcription(request, data, limits)
-        ops = edit_ops(expected, result["phones"])
-        counts = ErrorCounts().add(ops)
-        return {
-            **result,
-            "expected": expected,
-            "per": counts.per,
-            "substitutions": counts.substitutions,
-            "deletions": counts.deletions,
-            "insertions": counts.insertions,
-            "alignment": [{"op": op, "expected": r, "recognised": h} for op, r, h in ops],
-        }
+        return {**result, **comparison(expected, result["phones"])}
 
 
-async def read_upload(request, limits: ServerLimits) -> tuple[bytes, dict]:
-    """The audio bytes (multipart `file`, or the raw body) and any other form fields."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limits.max_upload_bytes + 64 * 1024:
-        raise ApiError(413, f"upload larger than the limit of {limits.max_upload_bytes} bytes")
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    fields: dict = {}
-    if ctype == "multipart/form-data":
-        form = await request.form(max_part_size=limits.max_upload_bytes + 1)
-        upload = form.get("file")
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        if upload is None or isinstance(upload, str):
-            raise ApiError(422, "missing file field 'file' in the multipart form")
-        data = await upload.read(limits.max_upload_bytes + 1)
-    elif ctype.startswith("audio/") or ctype in ("application/octet-stream", ""):
-        data = bytearray()
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > limits.max_upload_bytes:
-                break
-        data = bytes(data)
-    else:
-        raise ApiError(
-            415,
-            f"unsupported content type {ctype!r}: send multipart/form-data with a 'file' field, "
-            "or the audio itself as audio/* or application/octet-stream",
-        )
-    if len(data) > limits.max_upload_bytes:
-        raise ApiError(413, f"upload larger than the limit of {limits.max_upload_bytes} bytes")
-    if not data:
-        raise ApiError(422, "empty upload: no audio bytes")
-    return data, fields
+def comparison(expected: list[str], recognised: list[str]) -> dict:
+    ops = edit_ops(expected, recognised)
+    counts = ErrorCounts().add(ops)
+    return {
+        "expected": expected,
+        "per": counts.per,
+        "substitutions": counts.substitutions,
+        "deletions": counts.deletions,
+        "insertions": counts.insertions,
+        "alignment": [{"op": op, "expected": r, "recognised": h} for op, r, h in ops],
+    }
+
+
+async def run_g2p(request, text: str | list[str], word_boundaries: bool):
+    from .g2p import phonemize
+
+    return await request.app.state.batcher.run(lambda: phonemize(text, word_boundaries=word_boundaries))
+
+
+def decode_upload(recognizer: Recognizer, data: bytes, max_seconds: float) -> tuple[np.ndarray, list[str]]:
+    """Bytes -> the model's input, and what the client should know (a truncated file, say)."""
+    notes: list[str] = []
+    rate = recognizer.audio.sampling_rate
+    wav = decode_audio(io.BytesIO(data), "upload", rate, max_seconds, notes=notes)
+    return recognizer.prepare(wav, rate), notes
 
 
 async def run_transcription(request, data: bytes, limits: ServerLimits) -> dict:
     recognizer: Recognizer = request.app.state.recognizer
-    rate = recognizer.audio.sampling_rate
+    batcher: Batcher = request.app.state.batcher
     try:
-        wav = await asyncio.to_thread(decode_audio, io.BytesIO(data), "upload", rate, limits.max_seconds)
-        wav = recognizer.prepare(wav, rate)
+        wav, warnings = await batcher.run(decode_upload, recognizer, data, limits.max_seconds)
     except AudioTooLong as e:
         raise ApiError(413, str(e)) from e
     except AudioError as e:
         raise ApiError(422, str(e)) from e
     try:
-        logits = await asyncio.wait_for(request.app.state.batcher.logits(wav), limits.timeout_seconds)
+        logits = await asyncio.wait_for(batcher.logits(wav), limits.timeout_seconds)
     except asyncio.TimeoutError as e:
         raise ApiError(504, f"no result within {limits.timeout_seconds:g} s; the server is busy, try again") from e
     result = recognizer.decode(logits, wav.size)
-    return {**result.to_dict(), "model": request.app.state.model_name}
-
-
-async def read_json(request) -> dict:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise ApiError(415, "send a JSON body with content type application/json")
-    try:
-        body = await request.json()
-    except ValueError as e:
-        raise ApiError(400, "the body is not valid JSON") from e
-    if not isinstance(body, dict):
-        raise ApiError(422, "the JSON body must be an object")
-    return body
+    return {**result.to_dict(), "warnings": warnings, "model": request.app.state.model_name}
 
 
 def _version() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Union
 
@@ -27,6 +27,10 @@ from .precision import Precision
 from .vocab import Vocabulary
 
 AudioInput = Union[str, os.PathLike, np.ndarray]
+
+
+class Cancelled(Exception):
+    """`logits_batch` stopped because its `cancelled()` said nobody waits for the result any more."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +137,11 @@ class Recognizer:
             yield from results
         bar.close()
 
-    def logits_batch(self, wavs: list[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
-        """Prepared waveforms -> their logits, batching pieces of similar length together."""
+    def logits_batch(
+        self, wavs: list[np.ndarray], batch_size: int = 8, cancelled: Callable[[], bool] | None = None
+    ) -> list[np.ndarray]:
+        """Prepared waveforms -> their logits, batching pieces of similar length together. `cancelled` is
+        asked before each forward pass; when it says yes, Cancelled is raised (nobody wants the rest)."""
         pieces = [p for i, w in enumerate(wavs) for p in self._plan(i, w.size)]
         n_frames = [self.frames.frames(w.size) for w in wavs]
         out = [np.empty((n, len(self.vocab)), np.float32) for n in n_frames]
@@ -142,6 +149,8 @@ class Recognizer:
         max_samples = int(self.chunking.max_batch_seconds * self.audio.sampling_rate)
         start = 0
         while start < len(pieces):
+            if cancelled is not None and cancelled():
+                raise Cancelled
             longest = pieces[start].sample_end - pieces[start].sample_start
             size = max(1, min(batch_size, max_samples // max(longest, 1)))
             batch = pieces[start : start + size]
