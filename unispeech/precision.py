@@ -63,10 +63,6 @@ class Precision:
             dtype = DTYPE_NAMES[dtype]
         return cls(dtype, dtype)
 
-    def describe(self) -> str:
-        name = str(self.compute).replace("torch.", "")
-        return name if self.features == self.compute else f"{name} (CNN {str(self.features).replace('torch.', '')})"
-
     def dtype_of(self, name: str, module: nn.Module, inside_features: bool, inside_encoder: bool) -> torch.dtype:
         """The type of the parameters of `module` (named `name` in the model)."""
         if name.endswith("lm_head") or (inside_encoder and isinstance(module, nn.LayerNorm)):
