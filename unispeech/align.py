@@ -128,3 +128,41 @@ def _words(phones: list[str], text: str | None, boundary: str) -> list[tuple[str
     if len(cleaned) != len(groups):
         cleaned = [f"w{i + 1}" for i in range(len(groups))]
     return [(name, a, b) for name, (a, b) in zip(cleaned, groups)]
+
+
+def alignment_text(name: str, text: str | None, result: Alignment, fmt: str) -> str:
+    """One alignment as json, tsv, ctm or TextGrid (phone and word tiers)."""
+    from .formats import format_rows, format_tiers
+
+    if fmt == "json":
+        return format_rows([dict(path=name, text=text, **result.to_dict())], "json")
+    tiers = {
+        tier: [(i.start, i.end, i.label, i.score) for i in intervals]
+        for tier, intervals in (("phones", result.phones), ("words", result.words))
+    }
+    return format_tiers([(name, tiers, result.duration)], fmt)
+
+
+def align_manifest(recognizer: Recognizer, manifest, out_dir, fmt: str, language: str = "ky") -> tuple[int, int]:
+    """Every utterance of a manifest (audio + text or phones) aligned into `out_dir/ID.EXT`; one that fails
+    is reported on stderr and the rest go on. -> (aligned, failed)."""
+    import sys
+    from pathlib import Path
+
+    from .data import load_dataset
+    from .files import atomic_write
+
+    utterances, skipped = load_dataset(manifest)
+    aligned, failed = 0, len(skipped)
+    suffix = {"json": ".json", "tsv": ".tsv", "ctm": ".ctm", "textgrid": ".TextGrid"}[fmt]
+    for u in utterances:
+        phones = list(u.phones) if u.phones else None
+        try:
+            result = align(recognizer, u.audio, text=u.text, phones=phones, language=language)
+        except ValueError as e:  # AudioError included: report it and go on with the rest
+            print(f"unispeech: skipped {u.id}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        atomic_write(Path(out_dir) / f"{u.id}{suffix}", alignment_text(str(u.audio), u.text, result, fmt))
+        aligned += 1
+    return aligned, failed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -36,6 +37,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from . import AudioError
     from .formats import format_results
 
+    if bool(args.files) == bool(args.input) or bool(args.input) != bool(args.output_dir):
+        raise ValueError("give audio FILEs, or --input LIST with --output-dir DIR (many files, resumable)")
+    if args.input:
+        return transcribe_job(args)
     recognizer = load_recognizer(args, decoder=_decoder(args))
     ok, failed = [], 0
     results = recognizer.transcribe_many(args.files, batch_size=args.batch_size, progress=len(args.files) > 20)
@@ -50,6 +55,47 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if failed:
         print(f"unispeech: {failed} of {len(args.files)} files could not be transcribed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def transcribe_job(args: argparse.Namespace) -> int:
+    from .bulk import read_input_list, run_job
+
+    paths = read_input_list(args.input, split=args.split, audio_dir=args.audio_dir)
+    if not paths:
+        raise ValueError(f"--input {args.input}: no audio paths in it")
+    recognizer = load_recognizer(args, decoder=_decoder(args))
+    job = run_job(
+        recognizer,
+        paths,
+        args.output_dir,
+        batch_size=args.batch_size,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        ray_actors=args.ray_actors,
+        spec=model_spec(args),
+    )
+    if job.transcripts is None:  # a torchrun rank other than 0: its share is written, rank 0 merged
+        return 0
+    errors = sum("error" in json.loads(line) for line in job.transcripts.read_text(encoding="utf-8").splitlines())
+    print(
+        f"unispeech: {len(paths)} inputs ({job.transcribed} transcribed now, {job.already_done} done before, "
+        f"{errors} with an error) -> {job.transcripts}",
+        file=sys.stderr,
+    )
+    return 1 if errors else 0
+
+
+def model_spec(args: argparse.Namespace):
+    """The recognizer as a Ray actor loads it: the same model, precision and decoder, one thread each."""
+    from .bulk import ModelSpec
+
+    return ModelSpec(
+        args.model,
+        args.dtype,
+        args.device,
+        _decoder(args) if hasattr(args, "decoder") else None,
+        threads=args.threads or 1,
+    )
 
 
 def _decoder(args: argparse.Namespace):
@@ -96,7 +142,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=True,
         meta={"model": args.model or "bundled demo model", "data": str(args.data), "split": args.split},
+        engine=args.engine,
+        ray_address=args.ray_address,
+        spec=model_spec(args),
     )
+    if report is None:  # a torchrun rank other than 0
+        return 0
     s = report["summary"]
     per = "n/a" if s["per"] is None else f"{100 * s['per']:.2f} %"
     print(
@@ -143,49 +194,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_align(args: argparse.Namespace) -> int:
-    from .align import align
+    from .align import align, align_manifest, alignment_text
 
     if bool(args.audio) == bool(args.manifest) or (args.audio and not args.text):
         raise ValueError("give AUDIO with --text, or --manifest with --out-dir")
+    if args.manifest and not args.out_dir:
+        raise ValueError("--manifest needs --out-dir (one output file per utterance)")
     recognizer = load_recognizer(args)
     if args.audio:
         result = align(recognizer, args.audio, text=args.text, language=args.language)
-        write_output(_alignment_text(args.audio, args.text, result, args.format), args.output)
+        write_output(alignment_text(args.audio, args.text, result, args.format), args.output)
         return 0
-    from .data import load_dataset
-
-    if not args.out_dir:
-        raise ValueError("--manifest needs --out-dir (one output file per utterance)")
-    utterances, skipped = load_dataset(args.manifest)
-    aligned, failed = 0, len(skipped)
-    suffix = {"json": ".json", "tsv": ".tsv", "ctm": ".ctm", "textgrid": ".TextGrid"}[args.format]
-    for u in utterances:
-        try:
-            result = align(
-                recognizer, u.audio, text=u.text, phones=list(u.phones) if u.phones else None, language=args.language
-            )
-        except ValueError as e:  # AudioError included: report it and go on with the rest
-            print(f"unispeech: skipped {u.id}: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        write_output(
-            _alignment_text(str(u.audio), u.text, result, args.format), str(Path(args.out_dir) / f"{u.id}{suffix}")
-        )
-        aligned += 1
+    aligned, failed = align_manifest(recognizer, args.manifest, args.out_dir, args.format, args.language)
     print(f"aligned {aligned} of {aligned + failed} utterances into {args.out_dir}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _alignment_text(name: str, text: str | None, result, fmt: str) -> str:
-    from .formats import format_rows, format_tiers
-
-    if fmt == "json":
-        return format_rows([dict(path=name, text=text, **result.to_dict())], "json")
-    tiers = {
-        tier: [(i.start, i.end, i.label, i.score) for i in intervals]
-        for tier, intervals in (("phones", result.phones), ("words", result.words))
-    }
-    return format_tiers([(name, tiers, result.duration)], fmt)
 
 
 def cmd_lm_build(args: argparse.Namespace) -> int:
@@ -243,6 +265,18 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=natural_int, default=0, help="CPU threads (default: torch's choice)")
 
 
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (or torchrun's ranks); ray: a Ray Data pipeline (pip install "
+        "'unispeech[ray]') (default: local)",
+    )
+    p.add_argument("--ray-address", help="with --engine ray: a running cluster (default: a new local instance)")
+    p.add_argument("--ray-actors", type=positive_int, help="with --engine ray: model replicas (default: CPUs)")
+
+
 def add_transcribe(sub) -> None:
     p = sub.add_parser(
         "transcribe",
@@ -250,7 +284,16 @@ def add_transcribe(sub) -> None:
         description="Transcribe audio files (wav, flac, ogg, mp3; any rate and channel count) to "
         "phones. Long files are processed in overlapping chunks.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    p.add_argument("files", nargs="*", metavar="FILE", help="audio files")
+    p.add_argument(
+        "--input",
+        help="many files: a list (one path per line), a TSV/JSONL manifest or a Common Voice "
+        "folder; results stream to --output-dir, resumable; under torchrun each rank takes a share",
+    )
+    p.add_argument("--output-dir", help="with --input: parts/, then transcripts.jsonl (one line per input, in order)")
+    p.add_argument("--split", default="test", help="Common Voice split for --input (default: test)")
+    p.add_argument("--audio-dir", help="where the clips of an --input manifest are (default: beside it)")
+    add_engine_options(p)
     add_model_options(p)
     p.add_argument(
         "--format",
@@ -302,6 +345,7 @@ def add_evaluate(sub) -> None:
     p.add_argument("--audio-dir", help="where the clips are (default: clips/ beside the data)")
     p.add_argument("--limit", type=natural_int, default=0, help="evaluate only the first N utterances")
     p.add_argument("--out", default="eval-report", help="report folder (default: eval-report)")
+    add_engine_options(p)
     p.set_defaults(func=cmd_evaluate)
 
 

@@ -1,4 +1,9 @@
-"""A resumable evaluation run: transcribe a dataset, score each utterance, write the report."""
+"""A resumable evaluation run: transcribe a dataset (any engine of bulk.py), score each utterance, write the report.
+
+`out_dir/transcription/` is the bulk job (resumed when re-run, refused for another model, precision or
+decoder); `utterances.jsonl` holds one scored row per utterance; `report.json`, `report.md` and the plots
+are the same whichever engine ran the job; the run's speed goes to `speed.json`.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,14 @@ import json
 import time
 from pathlib import Path
 
+from .bulk import ModelSpec, run_job
 from .data import Skipped, Utterance, with_phones
+from .files import atomic_write
 from .metrics import ErrorCounts, edit_ops
 from .report import write_report
 from .transcribe import Recognizer
+
+TRANSCRIPTION = "transcription"
 
 
 def evaluate(
@@ -21,104 +30,67 @@ def evaluate(
     progress: bool = True,
     language: str = "ky",
     meta: dict | None = None,
-) -> dict:
-    """Transcribe, score and report. Rows already in `out_dir/utterances.jsonl` are reused (resume) when
-    they came from the same model, precision and decoder; results of another model are refused, not mixed."""
+    engine: str = "local",
+    ray_address: str | None = None,
+    spec: ModelSpec | None = None,
+) -> dict | None:
+    """Transcribe, score and report; -> the report (None on torchrun ranks other than 0, which only
+    transcribe their share)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows_path = out / "utterances.jsonl"
-    _check_same_run(out / "run.json", _run_identity(recognizer), rows_path)
-    done = _read_rows(rows_path)
-    skipped = list(skipped)
-    todo = [u for u in utterances if u.id not in done]
-    todo = with_phones(todo, language)
-    from tqdm import tqdm
-
-    start, audio_seconds, fresh = time.perf_counter(), 0.0, 0
-    bar = tqdm(total=len(todo), unit="utt", desc="evaluating", dynamic_ncols=True, disable=not progress)
-    with open(rows_path, "a", encoding="utf-8") as log, bar:
-        for lo in range(0, len(todo), batch_size * 16):
-            group = todo[lo : lo + batch_size * 16]
-            results = recognizer.transcribe_many([u.audio for u in group], batch_size=batch_size)
-            for u, result in zip(group, results):
-                row = _score(u, result)
-                audio_seconds += row.get("duration", 0.0)
-                fresh += "per" in row
-                done[u.id] = row
-                log.write(json.dumps(row, ensure_ascii=False) + "\n")
-            log.flush()
-            bar.update(len(group))
-    elapsed = time.perf_counter() - start
-    rows = [done[u.id] for u in utterances if u.id in done]
-    speed = {
-        "utterances_per_second": fresh / elapsed if fresh and elapsed else None,
-        "real_time_factor": elapsed / audio_seconds if audio_seconds else None,
-        "newly_scored": fresh,
-    }
-    return write_report(out, rows, skipped, {**(meta or {}), **speed})
-
-
-def _run_identity(recognizer: Recognizer) -> dict:
-    import torch
-
-    with torch.no_grad():  # a checksum of the weights: a retrained model in the same folder is another model
-        checksum = sum(float(p.double().sum()) for p in recognizer.model.parameters())
-    precision = recognizer.precision
-    return {
-        "model": recognizer.name,
-        "weights_checksum": f"{checksum:.9e}",
-        "dtype": f"{precision.compute} (CNN {precision.features})".replace("torch.", ""),
-        "decoder": recognizer.decoder.describe(),
-    }
-
-
-def _check_same_run(path: Path, identity: dict, rows_path: Path) -> None:
-    if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        if previous != identity:
-            changed = ", ".join(f"{k}: {previous.get(k)} -> {v}" for k, v in identity.items() if previous.get(k) != v)
-            raise ValueError(
-                f"{path.parent} holds results of another run ({changed}); "
-                "choose another --out folder, or delete this one to start over"
-            )
-    elif rows_path.is_file() and rows_path.stat().st_size:
+    if (out / "utterances.jsonl").is_file() and not (out / TRANSCRIPTION / "job.json").is_file():
         raise ValueError(
-            f"{path.parent} holds results without a run.json (another version or model?); "
+            f"{out} holds results of an older evaluation (no {TRANSCRIPTION}/job.json); "
             "choose another --out folder, or delete this one to start over"
         )
-    path.write_text(json.dumps(identity, indent=2), encoding="utf-8")
+    utterances = with_phones(utterances, language)
+    started = time.perf_counter()
+    job = run_job(
+        recognizer,
+        [str(u.audio) for u in utterances],
+        out / TRANSCRIPTION,
+        batch_size=batch_size,
+        engine=engine,
+        ray_address=ray_address,
+        spec=spec,
+        progress=progress,
+    )
+    if job.transcripts is None:
+        return None
+    elapsed = time.perf_counter() - started
+    results = [json.loads(line) for line in job.transcripts.read_text(encoding="utf-8").splitlines()]
+    rows = [score(u, r) for u, r in zip(utterances, results, strict=True)]
+    atomic_write(out / "utterances.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    audio = sum(r.get("duration", 0.0) for r in results)
+    speed = {
+        "newly_transcribed": job.transcribed,
+        "seconds": elapsed,
+        "utterances_per_second": job.transcribed / elapsed if job.transcribed else None,
+        "real_time_factor": elapsed / audio if job.transcribed and audio else None,
+    }
+    atomic_write(out / "speed.json", json.dumps(speed, indent=2))
+    return write_report(out, rows, list(skipped), {**(meta or {}), "newly_scored": job.transcribed})
 
 
-def _score(u: Utterance, result) -> dict:
-    if isinstance(result, Exception):
-        return {"id": u.id, "skipped": str(result)}
+def score(u: Utterance, result: dict) -> dict:
+    """One utterance's row: its edit operations against the reference phones, or why it was skipped."""
+    if "error" in result:
+        return {"id": u.id, "skipped": result["error"]}
     if not u.phones:
         return {"id": u.id, "skipped": "sentence phonemizes to nothing"}
-    ops = edit_ops(list(u.phones), result.phones)
+    ops = edit_ops(list(u.phones), result["phones"])
     counts = ErrorCounts().add(ops)
     return {
         "id": u.id,
         "audio": str(u.audio),
         "text": u.text,
         "ref": " ".join(u.phones),
-        "hyp": result.text,
+        "hyp": result["text"],
         "per": counts.per,
         "substitutions": counts.substitutions,
         "deletions": counts.deletions,
         "insertions": counts.insertions,
         "reference_phones": counts.reference_phones,
-        "duration": result.duration,
+        "duration": result["duration"],
         "ops": [[op, r, h] for op, r, h in ops if op != "="],
     }
-
-
-def _read_rows(path: Path) -> dict[str, dict]:
-    rows = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by an interruption: recompute it
-                continue
-            rows[row["id"]] = row
-    return rows
