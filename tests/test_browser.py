@@ -92,6 +92,14 @@ def test_upload_and_see_phones(server, tmp_path):
         result = json.loads(driver.find_element(By.ID, "json").text)
         assert shown and shown == result["phones"]
         assert driver.find_elements(By.CSS_SELECTOR, "#diff span")  # the comparison view is filled in
+        driver.find_element(By.ID, "scorebtn").click()  # the same clip and sentence, scored
+        WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "status").text.startswith(("Done", "Error")))
+        assert "pronunciation score" in driver.find_element(By.ID, "status").text
+        words = driver.find_elements(By.CSS_SELECTOR, "#words div.word")
+        assert [w.find_element(By.TAG_NAME, "b").text for w in words] == ["Салам"]
+        assert all(w.get_attribute("class").split()[1] in ("good", "fair", "poor") for w in words)
+        assert driver.find_elements(By.CSS_SELECTOR, "#words div.word span.phone")
+        driver.save_screenshot(str(ARTIFACTS / "browser-score.png"))
         bad = tmp_path / "notes.wav"
         bad.write_text("not audio\n" * 50)
         driver.find_element(By.ID, "file").send_keys(str(bad))

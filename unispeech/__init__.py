@@ -28,6 +28,7 @@ __all__ = [
     "load_audio",
     "greedy_decode",
     "phonemize",
+    "score",
     "SAMPLE_RATE",
     "REAL_MODEL",
     "__version__",
@@ -58,3 +59,18 @@ def load_model(
     return Recognizer(
         model.to(device=device), vocab, audio, name=name, precision=precision, decoder=decoder or GreedyDecoder()
     )
+
+
+def score(
+    audio,
+    text: str,
+    model: Recognizer | str | os.PathLike | None = None,
+    sampling_rate: int | None = None,
+    language: str = "ky",
+):
+    """Pronunciation scores of `text` read in `audio` (scoring.py): per phone, word and utterance, in [0, 1].
+    `model`: a loaded Recognizer (load it once for many calls), a model name or folder, or None (bundled)."""
+    from .scoring import score as score_with
+
+    recognizer = model if isinstance(model, Recognizer) else load_model(model)
+    return score_with(recognizer, audio, text, sampling_rate=sampling_rate, language=language)

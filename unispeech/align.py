@@ -91,9 +91,21 @@ def align(
     wav = recognizer.prepare(audio, sampling_rate)
     logits = recognizer.logits_batch([wav])[0]
     log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
-    frames = recognizer.frames
-    spans = viterbi(log_probs, tokens, recognizer.vocab.blank_id, frames.seconds_per_frame)
     duration = wav.size / recognizer.audio.sampling_rate
+    return align_frames(log_probs, sequence, tokens, words, recognizer.frames, duration, recognizer.vocab.blank_id)
+
+
+def align_frames(
+    log_probs: np.ndarray,
+    sequence: list[str],
+    tokens: list[int],
+    words: list[tuple[str, int, int]],
+    frames,
+    duration: float,
+    blank: int,
+) -> Alignment:
+    """Intervals of `sequence` (its `tokens`) in frame log posteriors (T, V); `words`: (word, first, end)."""
+    spans = viterbi(log_probs, tokens, blank, frames.seconds_per_frame)
     intervals = []
     for i, ((first, last), token) in enumerate(zip(spans, tokens)):
         end_frame = spans[i + 1][0] if i + 1 < len(spans) else last + 1  # a phone lasts until the next begins

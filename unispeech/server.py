@@ -146,6 +146,7 @@ def create_app(
         return {"status": "ok", "model": state.model_name, "queued": state.batcher.queue.qsize()}
 
     add_speech_routes(app, limits)
+    add_scoring_route(app, limits)
     return app
 
 
@@ -210,6 +211,43 @@ def add_speech_routes(app: FastAPI, limits: ServerLimits) -> None:
             raise ApiError(422, "the text has no pronounceable words")
         result = await run_transcription(request, data, limits)
         return {**result, **comparison(expected, result["phones"])}
+
+
+def add_scoring_route(app: FastAPI, limits: ServerLimits) -> None:
+    @app.post(
+        "/v1/score",
+        summary="Audio + Kyrgyz text -> pronunciation scores (0-1) per phone, word and utterance, with verdicts",
+        openapi_extra=audio_body(with_text=True),
+        responses=error_responses(400, 413, 415, 422, 504),
+    )
+    async def score_route(request: Request):
+        data, fields = await read_upload(request, limits)
+        text = (fields.get("text") or request.query_params.get("text") or "").strip()
+        if not text:
+            raise ApiError(422, "missing field 'text' (the sentence that should have been said)")
+        return await run_scoring(request, data, text, limits)
+
+
+async def run_scoring(request, data: bytes, text: str, limits: ServerLimits) -> dict:
+    from .scoring import score
+
+    recognizer: Recognizer = request.app.state.recognizer
+    rate = recognizer.audio.sampling_rate
+
+    def work():
+        notes: list[str] = []
+        wav = decode_audio(io.BytesIO(data), "upload", rate, limits.max_seconds, notes=notes)
+        return score(recognizer, wav, text, sampling_rate=rate), notes
+
+    try:  # on the worker thread, like inference; a timeout answers 504 (the scoring itself runs to its end)
+        result, warnings = await asyncio.wait_for(request.app.state.batcher.run(work), limits.timeout_seconds)
+    except AudioTooLong as e:
+        raise ApiError(413, str(e)) from e
+    except ValueError as e:  # unusable audio, no pronounceable words, audio too short for the text
+        raise ApiError(422, str(e)) from e
+    except asyncio.TimeoutError as e:
+        raise ApiError(504, f"no result within {limits.timeout_seconds:g} s; the server is busy, try again") from e
+    return {**result.to_dict(), "warnings": warnings, "model": request.app.state.model_name}
 
 
 def comparison(expected: list[str], recognised: list[str]) -> dict:
