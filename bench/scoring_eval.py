@@ -55,14 +55,20 @@ def baseline(expected: list[list[str]], heard: list[str]) -> tuple[list[float], 
     return matched, words
 
 
-def variants(words: list[str], phones: list[list[str]], other_words: list[tuple[str, list[str]]], inventory,
-             rng: random.Random):
+def variants(
+    words: list[str], phones: list[list[str]], other_words: list[tuple[str, list[str]]], inventory, rng: random.Random
+):
     """(name, words, word phones, unsaid (word, phone) positions, unsaid words) for (a)-(d)."""
     yield "true", words, phones, set(), set()
     k = rng.randrange(len(words))
     word, new = rng.choice([o for o in other_words if o[1] != phones[k]])
-    yield "word", words[:k] + [word] + words[k + 1 :], phones[:k] + [new] + phones[k + 1 :], \
-        {(k, j) for j in range(len(new))}, {k}
+    yield (
+        "word",
+        words[:k] + [word] + words[k + 1 :],
+        phones[:k] + [new] + phones[k + 1 :],
+        {(k, j) for j in range(len(new))},
+        {k},
+    )
     k = rng.randrange(len(words))
     j = rng.randrange(len(phones[k]))
     swapped = list(phones[k])
@@ -112,8 +118,10 @@ def main() -> None:
             base_phones, base_words = baseline(phs, heard)
             flat = [(k, j) for k, w in enumerate(phs) for j in range(len(w))]
             gop = [p.score for w in result.words for p in w.phones]
-            for method, values, word_values in (("gop", gop, [w.score for w in result.words]),
-                                                 ("baseline", base_phones, base_words)):
+            for method, values, word_values in (
+                ("gop", gop, [w.score for w in result.words]),
+                ("baseline", base_phones, base_words),
+            ):
                 for pos, v in zip(flat, values):
                     phone_scores[method][pos in unsaid].append(v)
                 if name == "word":
@@ -130,10 +138,14 @@ def main() -> None:
         }
         for method in ("gop", "baseline")
     }
-    report.update(sentences=len(wins["gop"]) // 3, phones_said=len(phone_scores["gop"][0]),
-                  phones_not_said=len(phone_scores["gop"][1]), median_score_seconds=float(np.median(seconds)),
-                  command="python bench/scoring_eval.py " + " ".join(f"--{k.replace('_', '-')} {v}"
-                                                                      for k, v in vars(args).items()))
+    report.update(
+        sentences=len(wins["gop"]) // 3,
+        phones_said=len(phone_scores["gop"][0]),
+        phones_not_said=len(phone_scores["gop"][1]),
+        median_score_seconds=float(np.median(seconds)),
+        command="python bench/scoring_eval.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+    )
     out = Path(args.out)
     (out / "SCORING.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     plot(phone_scores, word_scores, report, out / "scoring.png")
@@ -147,8 +159,10 @@ def plot(phone_scores, word_scores, report, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-    for ax, scores, key, title in ((axes[0], phone_scores, "phone_auc", "phones: said vs not said"),
-                                   (axes[1], word_scores, "word_auc", "words: kept vs replaced")):
+    for ax, scores, key, title in (
+        (axes[0], phone_scores, "phone_auc", "phones: said vs not said"),
+        (axes[1], word_scores, "word_auc", "words: kept vs replaced"),
+    ):
         for method, style in (("gop", "-"), ("baseline", "--")):
             fpr, tpr = roc(*scores[method])
             ax.plot(fpr, tpr, style, label=f"{method} (AUC {report[method][key]:.3f})")
