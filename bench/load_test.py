@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -76,27 +73,14 @@ def rss_mb(pid: int) -> float:
 
 
 async def main_async(args) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "unispeech", "serve", "--port", str(port)] + (
-        ["--model", args.model] if args.model else []
-    )
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
+    import httpx
+    from local_server import local_server  # bench/ is on the path when run as a script
 
-        for _ in range(240):
-            try:
-                httpx.get(f"{base}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                await asyncio.sleep(0.25)
+    with local_server(args.model) as (base, pid):
         rng = np.random.default_rng(0)
         items = payloads(rng, not args.no_oversize)
         results: list = []
-        memory = [rss_mb(server.pid)]
+        memory = [rss_mb(pid)]
         stop_at = time.perf_counter() + args.seconds
         tasks = [
             asyncio.create_task(client(base, items, np.random.default_rng(i), stop_at, results))
@@ -105,12 +89,9 @@ async def main_async(args) -> None:
         started = time.perf_counter()
         while not all(t.done() for t in tasks):
             await asyncio.sleep(1)
-            memory.append(rss_mb(server.pid))
+            memory.append(rss_mb(pid))
         elapsed = time.perf_counter() - started
         healthy = httpx.get(f"{base}/health", timeout=10).status_code == 200
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     report(results, elapsed, memory, healthy, args)
 
 

@@ -12,9 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -64,30 +61,13 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=20)
     p.add_argument("--requests", type=int, default=3)
     args = p.parse_args()
-    import httpx
+    from local_server import local_server  # bench/ is on the path when run as a script
 
     from unispeech.precision import cpu_flags
 
     data, text = clip()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "unispeech", "serve", "--port", str(port)] + (
-        ["--model", args.model] if args.model else []
-    )
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                httpx.get(f"{base}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.25)
+    with local_server(args.model) as (base, _):
         alone, together = asyncio.run(measure(base, data, text, args.clients, args.requests))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     print(f"CPU flags: {' '.join(sorted(cpu_flags()))}; 5 s clip, {len(text.split())} words")
     print(f"one client: median {np.median(alone):.2f} s over 5 requests")
     print(
