@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from .g2p import text_words
 from .transcribe import AudioInput, Recognizer
 
 MAX_TRELLIS = 400_000_000  # frames x alignment states; beyond this the backpointers would not fit in memory
@@ -134,9 +135,7 @@ def _words(phones: list[str], text: str | None, boundary: str) -> list[tuple[str
             current = index
         else:
             index += 1
-    names = (text or "").split()
-    cleaned = [w.strip(".,!?;:«»\"'()[]—–-…") for w in names]
-    cleaned = [w for w in cleaned if w]
+    cleaned = text_words(text or "")
     if len(cleaned) != len(groups):
         cleaned = [f"w{i + 1}" for i in range(len(groups))]
     return [(name, a, b) for name, (a, b) in zip(cleaned, groups)]

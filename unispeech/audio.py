@@ -83,9 +83,9 @@ class FrameGeometry:
 
     def frames(self, num_samples: int) -> int:
         """Output frames for `num_samples` input samples."""
-        for kernel, stride in zip(self.kernels, self.strides):
-            num_samples = (num_samples - kernel) // stride + 1
-        return max(num_samples, 0)
+        from .components import conv_output_lengths
+
+        return conv_output_lengths(num_samples, self.kernels, self.strides)
 
     def seconds(self, frame: int) -> float:
         """The start time of `frame` (or the end time of frame - 1), rounded to the millisecond."""

@@ -347,9 +347,8 @@ class JobProgress:
             disable=not enabled,
             file=sys.stderr,
         )
-        if enabled:
-            self._scan()  # what is already there counts as done, not as this run's speed
-            self.audio, self.lines = 0, 0
+        if enabled:  # what is already there counts as done (the bar's initial), not as this run's speed
+            self.offsets = {part: _complete_size(part) for part in (out / PARTS).glob("*.jsonl")}
 
     def _scan(self) -> None:
         for part in sorted((self.out / PARTS).glob("*.jsonl")):
@@ -372,6 +371,18 @@ class JobProgress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _complete_size(path: Path, tail: int = 1 << 16) -> int:
+    """Bytes up to the last complete line of a part file, reading only its end."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(max(0, size - tail))
+        data = f.read()
+    end = data.rfind(b"\n")
+    if end < 0:
+        return 0 if size <= tail else _complete_size(path, 2 * tail)  # one line longer than the tail
+    return size - len(data) + end + 1
 
 
 def _header_seconds(path: str) -> float:

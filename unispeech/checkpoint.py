@@ -47,6 +47,9 @@ KEY_MAP = {
 }
 
 
+TO_HF_KEY_MAP = {ours: theirs for theirs, ours in KEY_MAP.items()}
+
+
 def default_model_folder() -> Path:
     """The bundled demo model's folder; says on stderr that it is the demo model."""
     if not (DEFAULT_MODEL_DIR / "config.json").is_file():
@@ -156,7 +159,7 @@ def from_hf_key(key: str, model_type: str) -> str:
 
 
 def to_hf_key(key: str, model_type: str) -> str:
-    key = {ours: theirs for theirs, ours in KEY_MAP.items()}.get(key, key)
+    key = TO_HF_KEY_MAP.get(key, key)
     return BACKBONE_PREFIXES[model_type] + key[len("backbone.") :] if key.startswith("backbone.") else key
 
 

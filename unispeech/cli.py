@@ -58,7 +58,8 @@ def transcribe_job(args: argparse.Namespace) -> int:
     paths = read_input_list(args.input, split=args.split, audio_dir=args.audio_dir)
     if not paths:
         raise ValueError(f"--input {args.input}: no audio paths in it")
-    recognizer = load_recognizer(args, decoder=_decoder(args))
+    decoder = _decoder(args)  # one phone LM read, shared by this process and the spec Ray actors load from
+    recognizer = load_recognizer(args, decoder=decoder)
     job = run_job(
         recognizer,
         paths,
@@ -67,7 +68,7 @@ def transcribe_job(args: argparse.Namespace) -> int:
         engine=args.engine,
         ray_address=args.ray_address,
         ray_actors=args.ray_actors,
-        spec=model_spec(args),
+        spec=model_spec(args, decoder),
     )
     if job.transcripts is None:  # a torchrun rank other than 0: its share is written, rank 0 merged
         return 0
@@ -80,17 +81,11 @@ def transcribe_job(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def model_spec(args: argparse.Namespace):
+def model_spec(args: argparse.Namespace, decoder=None):
     """The recognizer as a Ray actor loads it: the same model, precision and decoder, one thread each."""
     from .bulk import ModelSpec
 
-    return ModelSpec(
-        args.model,
-        args.dtype,
-        args.device,
-        _decoder(args) if hasattr(args, "decoder") else None,
-        threads=args.threads or 1,
-    )
+    return ModelSpec(args.model, args.dtype, args.device, decoder, threads=args.threads or 1)
 
 
 def _decoder(args: argparse.Namespace):

@@ -30,10 +30,11 @@ def valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def conv_output_lengths(lengths: torch.Tensor, kernels, strides) -> torch.Tensor:
+def conv_output_lengths(lengths: torch.Tensor | int, kernels, strides) -> torch.Tensor | int:
+    """Output frames of the strided convolutions for `lengths` input samples (a tensor, or a plain int)."""
     for kernel, stride in zip(kernels, strides):
-        lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
-    return lengths.clamp(min=0)
+        lengths = (lengths - kernel) // stride + 1  # floor division, for tensors as for ints
+    return lengths.clamp(min=0) if isinstance(lengths, torch.Tensor) else max(lengths, 0)
 
 
 class MaskedGroupNorm(nn.GroupNorm):

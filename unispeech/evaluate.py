@@ -43,7 +43,6 @@ def evaluate(
             f"{out} holds results of an older evaluation (no {TRANSCRIPTION}/job.json); "
             "choose another --out folder, or delete this one to start over"
         )
-    utterances = with_phones(utterances, language)
     started = time.perf_counter()
     job = run_job(
         recognizer,
@@ -58,6 +57,7 @@ def evaluate(
     if job.transcripts is None:
         return None
     elapsed = time.perf_counter() - started
+    utterances = with_phones(utterances, language)  # G2P on rank 0 only: the other ranks score nothing
     results = [json.loads(line) for line in job.transcripts.read_text(encoding="utf-8").splitlines()]
     rows = [score(u, r) for u, r in zip(utterances, results, strict=True)]
     atomic_write(out / "utterances.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
@@ -66,7 +66,8 @@ def evaluate(
         "newly_transcribed": job.transcribed,
         "seconds": elapsed,
         "utterances_per_second": job.transcribed / elapsed if job.transcribed else None,
-        "real_time_factor": elapsed / audio if job.transcribed and audio else None,
+        # audio of this run alone is known only when nothing was done before it
+        "real_time_factor": elapsed / audio if job.transcribed and not job.already_done and audio else None,
     }
     atomic_write(out / "speed.json", json.dumps(speed, indent=2))
     return write_report(out, rows, list(skipped), {**(meta or {}), "newly_scored": job.transcribed})

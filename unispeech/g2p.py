@@ -71,6 +71,14 @@ FOREIGN_PHONES = {
 }
 
 
+PUNCTUATION = ".,!?;:«»\"'()[]—–-…“”„"
+
+
+def text_words(text: str) -> list[str]:
+    """The words of a text, punctuation stripped from their ends (what alignment and scoring name words by)."""
+    return [w for w in (t.strip(PUNCTUATION) for t in text.split()) if w]
+
+
 @functools.lru_cache(maxsize=1)
 def kyrgyz_inventory() -> tuple[str, ...]:
     """The 39 phones of microsoft/unispeech-1350-en-17h-ky-ft-1h, in vocabulary order."""

@@ -21,12 +21,12 @@ import dataclasses
 import numpy as np
 
 from .align import align_frames
+from .g2p import text_words
 from .metrics import edit_ops
 from .transcribe import AudioInput, Recognizer
 
 OK_THRESHOLD = 0.5
 MAX_SEQUENCES = 2048  # rival sequences per ctc_loss call: bounds memory for long sentences
-PUNCTUATION = ".,!?;:«»\"'()[]—–-…“”„"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,11 +59,6 @@ class PronunciationScore:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def text_words(text: str) -> list[str]:
-    """The words of a text, punctuation stripped from their ends."""
-    return [w for w in (t.strip(PUNCTUATION) for t in text.split()) if w]
 
 
 def rival_log_probs(log_probs: np.ndarray, tokens: list[int], candidates: list[int], blank: int) -> np.ndarray:
