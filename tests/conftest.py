@@ -163,3 +163,20 @@ TOY = dict(
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
     return write_tone_dataset(root), write_tiny_config(root / "config.json")
+
+
+def torchrun_unispeech(port: int, processes: int = 2) -> list[str]:
+    """The launcher prefix for `unispeech` under torchrun: `processes` ranks on this machine (gloo on CPU)."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(processes),
+        "--master_port",
+        str(port),
+        "-m",
+        "unispeech",
+    ]

@@ -14,7 +14,7 @@ import soundfile as sf
 from unispeech import load_model
 from unispeech.bulk import FINAL, PARTS, RUNS, plan, run_job, shard
 
-from .conftest import run_main, speechlike
+from .conftest import run_main, speechlike, torchrun_unispeech
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +50,7 @@ def test_one_process_two_torchrun_ranks_and_ray_write_the_same_file(corpus, tiny
     assert lines[5]["path"].endswith("broken.wav") and "not a readable audio file" in lines[5]["error"]
     assert all("phones" in r for i, r in enumerate(lines) if i != 5)
 
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29544",
-        "-m",
-        "unispeech",
-    ]
+    torchrun = torchrun_unispeech(29544)
     two = cli("transcribe", *common, "--output-dir", tmp_path / "two", launcher=torchrun, env={"OMP_NUM_THREADS": "1"})
     assert (tmp_path / "two" / FINAL).read_bytes() == reference, two.stderr[-2000:]
     assert sorted(r["rank"] for r in runs(tmp_path / "two")) == [0, 1]
@@ -128,17 +118,7 @@ def test_evaluate_reports_agree_across_engines(tiny_model_dir, tmp_path, capsys)
     data = build_common_voice(tmp_path)
     common = ["evaluate", "--model", tiny_model_dir, "--data", data, "--threads", "1", "--batch-size", "2"]
     assert cli(*common, "--out", tmp_path / "one").returncode == 0
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29545",
-        "-m",
-        "unispeech",
-    ]
+    torchrun = torchrun_unispeech(29545)
     two = cli(*common, "--out", tmp_path / "two", launcher=torchrun, env={"OMP_NUM_THREADS": "1"})
     assert two.returncode == 0, two.stderr[-2000:]
     engines = ["two"]

@@ -15,7 +15,7 @@ import unispeech
 from unispeech.train.finetune import FinetuneRecipe, finetune, load_recipe
 from unispeech.train.log import read_log
 
-from .conftest import TOY
+from .conftest import TOY, torchrun_unispeech
 
 
 def log_rows(out: Path) -> list[dict]:
@@ -107,17 +107,7 @@ def test_two_processes_match_one_with_the_same_global_batch(toy, tmp_path):
     ]
     one = run_cli(common + ["--out", str(tmp_path / "one"), "--grad-accum", "2"])
     assert one.returncode == 0, one.stderr[-2000:]
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29533",
-        "-m",
-        "unispeech",
-    ]
+    torchrun = torchrun_unispeech(29533)
     two = run_cli(common + ["--out", str(tmp_path / "two")], env={"OMP_NUM_THREADS": "1"}, launcher=torchrun)
     assert two.returncode == 0, two.stderr[-2000:]
     losses_one = [r["loss"] for r in log_rows(tmp_path / "one") if "loss" in r]

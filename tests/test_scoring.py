@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import unispeech
-from unispeech.scoring import phone_scores, text_words
+from unispeech.g2p import text_words
+from unispeech.scoring import phone_scores
 
 from .conftest import run_main
 
