@@ -1,7 +1,9 @@
-"""Reduced precision against fp32 on a trained model's evaluation utterances: identical phones and PER change.
-"auto" is the default (bf16 transformer matmuls, fp32 CNN); "bfloat16" puts the CNN in bf16 too.
+"""Every backend and precision against float32 on a trained model's evaluation utterances: identical phones
+and PER change (the numbers behind precision.MEASURED's agreement column and `auto`'s choice).
 
-    python bench/precision_agreement.py [--model unispeech/assets/default-model] [--data runs/demo/test/manifest.jsonl]
+    python bench/precision_agreement.py [--model unispeech/assets/default-model] [--data runs/remeasure/test/manifest.jsonl]
+
+(runs/remeasure/make_sets.py synthesizes the demo model's 227 held-out utterances.)
 """
 
 import argparse
@@ -10,27 +12,37 @@ from unispeech import load_model
 from unispeech.data import load_dataset
 from unispeech.metrics import phone_error_rate
 
+SETTINGS = {  # name -> (backend, dtype)
+    "torch float32": ("torch", "float32"),
+    "default (auto)": ("auto", "auto"),
+    "torch auto (bf16 matmuls, fp32 CNN)": ("torch", "auto"),
+    "torch bfloat16": ("torch", "bfloat16"),
+    "onnxruntime float32": ("onnxruntime", "float32"),
+    "onnxruntime int8": ("onnxruntime", "int8"),
+}
+
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="unispeech/assets/default-model")
-    p.add_argument("--data", default="runs/demo/test/manifest.jsonl")
+    p.add_argument("--data", default="runs/remeasure/test/manifest.jsonl")
+    p.add_argument("--batch-size", type=int, default=16)
     a = p.parse_args()
     utterances = load_dataset(a.data)[0]
     paths, refs = [u.audio for u in utterances], [u.phones for u in utterances]
-    out = {}
-    for dtype in ("float32", "auto", "bfloat16"):
-        model = load_model(a.model, dtype=dtype)
-        out[dtype] = [r.phones for r in model.transcribe_many(paths, batch_size=16)]
-    per32 = phone_error_rate(refs, out["float32"]).per
-    print(f"{len(utterances)} utterances, PER fp32 {100 * per32:.2f} %")
-    for dtype in ("auto", "bfloat16"):
-        same = sum(x == y for x, y in zip(out["float32"], out[dtype])) / len(utterances)
-        per = phone_error_rate(refs, out[dtype]).per
-        print(
-            f"dtype {dtype}: identical phones {100 * same:.1f} %, PER {100 * per:.2f} % "
-            f"(change {100 * (per - per32):+.2f} points)"
-        )
+    out, runs = {}, {}
+    for name, (backend, dtype) in SETTINGS.items():
+        model = load_model(a.model, backend=backend, dtype=dtype)
+        runs[name] = model.describe()
+        out[name] = [r.phones for r in model.transcribe_many(paths, batch_size=a.batch_size)]
+    per32 = phone_error_rate(refs, out["torch float32"]).per
+    print(f"{len(utterances)} utterances, PER torch float32 {100 * per32:.2f} %\n")
+    print("| setting | runs | identical phones | PER | change |")
+    print("|---|---|---|---|---|")
+    for name in SETTINGS:
+        same = sum(x == y for x, y in zip(out["torch float32"], out[name])) / len(utterances)
+        per = phone_error_rate(refs, out[name]).per
+        print(f"| {name} | {runs[name]} | {100 * same:.1f} % | {100 * per:.2f} % | {100 * (per - per32):+.2f} |")
 
 
 if __name__ == "__main__":

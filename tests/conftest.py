@@ -94,6 +94,14 @@ def speechlike(seconds: float, seed: int = 0, rate: int = 16000) -> np.ndarray:
     return (0.3 * envelope * (tone + 0.3 * rng.standard_normal(t.size))).astype(np.float32)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def onnx_cache(tmp_path_factory):
+    """ONNX exports made by the tests go to a cache of their own (and reach subprocesses through the env)."""
+    import os
+
+    os.environ["UNISPEECH_CACHE"] = str(tmp_path_factory.mktemp("unispeech-cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-layer")

@@ -35,7 +35,8 @@ def test_readme_first_command_prints_phones_with_times():
     assert done.returncode == 0, done.stderr
     rows = [line.split("\t") for line in done.stdout.splitlines()[1:]]
     assert len(rows) > 20 and all(float(r[3]) < float(r[4]) for r in rows)
-    assert done.stderr.count("\n") == 1 and "microsoft/unispeech-1350-en-17h-ky-ft-1h" in done.stderr
+    notes = [line for line in done.stderr.splitlines() if "to ONNX" not in line]  # a first-use export says so
+    assert len(notes) == 1 and "microsoft/unispeech-1350-en-17h-ky-ft-1h" in notes[0]
     expected = unispeech.phonemize((ROOT / "examples/ky_example.txt").read_text(encoding="utf-8"))
     assert phone_error_rate([expected], [[r[2] for r in rows]]).per <= README_EXAMPLE_BOUND
 

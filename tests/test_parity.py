@@ -176,7 +176,8 @@ def test_config_round_trips(tmp_path, tiny_model_dir):
 def test_auto_precision_keeps_cnn_norms_and_head_in_float32(tiny_model_dir, monkeypatch):
     """dtype "auto" on bf16 hardware: bf16 transformer matmuls, everything whose rounding changes phones in fp32."""
     monkeypatch.setattr(unispeech.precision, "fast_bf16", lambda device: True)
-    auto, fp32 = unispeech.load_model(tiny_model_dir), unispeech.load_model(tiny_model_dir, dtype="float32")
+    auto = unispeech.load_model(tiny_model_dir, backend="torch")
+    fp32 = unispeech.load_model(tiny_model_dir, dtype="float32")
     bf16 = unispeech.load_model(tiny_model_dir, dtype="bfloat16")
     backbone = auto.model.backbone
     assert {p.dtype for p in backbone.feature_extractor.parameters()} == {torch.float32}
@@ -198,7 +199,7 @@ def test_mixed_precision_load_releases_the_weight_file(tiny_model_dir, tmp_path,
     would count in RSS on top of the converted copies (for Large: +1.2 GB, over the 3 GB bound)."""
     monkeypatch.setattr(unispeech.precision, "fast_bf16", lambda device: True)
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")  # a file no other test has mapped
-    recognizer = unispeech.load_model(folder, dtype=dtype)
+    recognizer = unispeech.load_model(folder, dtype=dtype, backend="torch")
     weights = str((folder / "model.safetensors").resolve())
     assert weights not in Path("/proc/self/maps").read_text()
     assert recognizer.model.lm_head.weight.dtype == torch.float32  # some weights did keep their type

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import torch
 
 from .audio import SAMPLE_RATE, AudioError, load_audio
-from .checkpoint import REAL_MODEL, load_folder, resolve_folder
+from .checkpoint import REAL_MODEL, load_folder, resolve_folder, weights_file
 from .config import ModelConfig
 from .decoding import GreedyDecoder, Transcription, greedy_decode
 from .g2p import phonemize
-from .precision import Precision
+from .precision import Precision, choose_backend
+from .runners import OnnxRunner, TorchRunner
 from .transcribe import ChunkOptions, Recognizer
 
 __version__ = "0.1.0"
@@ -40,25 +42,49 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | str | None = "auto",
     decoder=None,
+    backend: str = "auto",
 ) -> Recognizer:
     """Load a CTC checkpoint: the bundled demo model (no argument, or "default"), a local Hugging Face
-    folder, or a hub id such as "microsoft/unispeech-1350-en-17h-ky-ft-1h" (downloaded with huggingface_hub
-    when online).
+    folder (or a folder that `unispeech export` wrote), or a hub id such as
+    "microsoft/unispeech-1350-en-17h-ky-ft-1h" (downloaded with huggingface_hub when online).
 
-    dtype "auto", where the hardware has fast bf16 matmuls (CPUs with AVX512-bf16 or AMX, CUDA GPUs): the
-    transformer's matmuls in bfloat16, the CNN feature encoder in float32 (its rounding is what changes
-    phones most), else float32 throughout. "bfloat16" puts the CNN in bfloat16 too (fastest). The CTC head,
-    the transformer's layer norms and its residual stream always stay float32 (precision.py).
+    backend "auto" and dtype "auto" (the defaults) pick per machine (precision.choose_backend): on a CPU the
+    model's int8 ONNX export in onnxruntime (made once, then cached), on CUDA torch with bf16 matmuls.
+    `recognizer.describe()` and `recognizer.choice` say what runs and why. dtype "int8" or backend
+    "onnxruntime" ask for onnxruntime; "float32", "bfloat16", "float16" for torch in that type ("auto" with
+    backend "torch": bf16 transformer matmuls and a float32 CNN where bf16 is native). The CTC head, the
+    transformer's layer norms and its residual stream always stay float32 (precision.py).
     `decoder`: a decoding strategy (default greedy; `unispeech.beam.BeamSearchDecoder` for beam + phone LM).
     """
     folder = resolve_folder(name_or_path)
     device = torch.device(device)
-    precision = Precision.choose(dtype, device)
-    model, vocab, audio = load_folder(folder, precision)
+    choice = choose_backend(backend, dtype, device)
+    if choice.backend == "torch" and weights_file(folder) is None and (folder / "model.onnx").is_file():
+        if backend != "auto" or dtype not in (None, "auto", "float32", torch.float32):
+            raise ValueError(f"{folder} holds an ONNX export, no weights: load it with backend onnxruntime")
+        choice = dataclasses.replace(choose_backend("onnxruntime", "float32", device), reason="an ONNX export folder")
     name = "bundled demo model" if name_or_path in (None, "default") else str(name_or_path)
-    return Recognizer(
-        model.to(device=device), vocab, audio, name=name, precision=precision, decoder=decoder or GreedyDecoder()
-    )
+    if choice.backend == "onnxruntime":
+        runner, vocab, audio = _load_onnx(folder, choice.dtype)
+    else:
+        model, vocab, audio = load_folder(folder, choice.precision)
+        runner = TorchRunner(model.to(device=device), choice.precision)
+    return Recognizer(runner, vocab, audio, name=name, decoder=decoder or GreedyDecoder(), choice=choice.reason)
+
+
+def _load_onnx(folder, dtype: str):
+    """The folder's ONNX export in `dtype` (made and cached on first use), without reading the torch weights."""
+    import sys
+
+    from .audio import AudioSettings
+    from .checkpoint import read_config
+    from .export import cached_export
+    from .vocab import Vocabulary
+
+    path = cached_export(folder, dtype, load=lambda: load_folder(folder), notify=lambda m: print(m, file=sys.stderr))
+    config = read_config(folder)
+    vocab = Vocabulary.from_folder(folder, blank_id=config.pad_token_id, head_size=config.vocab_size)
+    return OnnxRunner(path, config), vocab, AudioSettings.from_folder(folder)
 
 
 def score(

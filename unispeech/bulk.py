@@ -37,6 +37,7 @@ class ModelSpec:
     device: str = "cpu"
     decoder: object = None
     threads: int = 1
+    backend: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,16 +68,11 @@ def read_input_list(path: str | os.PathLike, split: str = "test", audio_dir: str
 
 
 def identity(recognizer: Recognizer) -> dict:
-    """What makes results comparable: the model (by its weights), precision and decoder."""
-    import torch
-
-    with torch.no_grad():  # a checksum of the weights: a retrained model in the same folder is another model
-        checksum = sum(float(p.double().sum()) for p in recognizer.model.parameters())
-    precision = recognizer.precision
+    """What makes results comparable: the model (by its weights, or its export), what runs it and the decoder."""
     return {
         "model": recognizer.name,
-        "weights_checksum": f"{checksum:.9e}",
-        "dtype": f"{precision.compute} (CNN {precision.features})".replace("torch.", ""),
+        "weights": recognizer.runner.identity(),
+        "runs": recognizer.describe(),
         "decoder": recognizer.decoder.describe(),
     }
 
@@ -250,7 +246,9 @@ class _RayTranscriber:
         from . import load_model
 
         torch.set_num_threads(spec.threads)
-        self.recognizer = load_model(spec.name_or_path, spec.device, spec.dtype, decoder=spec.decoder)
+        self.recognizer = load_model(
+            spec.name_or_path, spec.device, spec.dtype, decoder=spec.decoder, backend=spec.backend
+        )
         self.paths = paths
 
     def __call__(self, rows: dict) -> dict:

@@ -285,22 +285,8 @@ def save_folder(
     leaves a half-written file under the final name.
     """
     folder = Path(folder)
-    config = model.config
-    hf = config.to_hf_dict()
-    if isinstance(model, CTCModel):
-        hf.update(
-            pad_token_id=vocab.blank_id,
-            vocab_size=len(vocab),
-            architectures=["UniSpeechForCTC" if config.model_type == "unispeech" else "Wav2Vec2ForCTC"],
-        )
-    else:
-        hf["architectures"] = ["UniSpeechForPreTraining"]
-    texts = {
-        "config.json": json.dumps(hf, indent=2, ensure_ascii=False),
-        "preprocessor_config.json": audio.to_json(),
-        **(vocab.files() if vocab is not None else {}),
-    }  # a pretraining model's vocab: the labels of ctc_proj
-    tensors = to_hf_keys({k: v.float() for k, v in model.state_dict().items()}, config.model_type)
+    texts = metadata_files(model.config, vocab, audio, pretraining=not isinstance(model, CTCModel))
+    tensors = to_hf_keys({k: v.float() for k, v in model.state_dict().items()}, model.config.model_type)
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -308,3 +294,24 @@ def save_folder(
     for name, text in texts.items():
         atomic_write(folder / name, text + "\n")
     return folder
+
+
+def metadata_files(
+    config: ModelConfig, vocab: Vocabulary | None, audio: AudioSettings, pretraining: bool = False
+) -> dict[str, str]:
+    """Everything of a model folder but the weights: config.json, preprocessor_config.json, the vocabulary
+    (for a pretraining model: the labels of ctc_proj), by file name."""
+    hf = config.to_hf_dict()
+    if pretraining:
+        hf["architectures"] = ["UniSpeechForPreTraining"]
+    else:
+        hf.update(
+            pad_token_id=vocab.blank_id,
+            vocab_size=len(vocab),
+            architectures=["UniSpeechForCTC" if config.model_type == "unispeech" else "Wav2Vec2ForCTC"],
+        )
+    return {
+        "config.json": json.dumps(hf, indent=2, ensure_ascii=False),
+        "preprocessor_config.json": audio.to_json(),
+        **(vocab.files() if vocab is not None else {}),
+    }

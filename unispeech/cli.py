@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .precision import BACKENDS
 from .train.commands import add_finetune, add_pretrain
 from .train.recipe import natural_int, positive_float, positive_int
 
@@ -25,7 +26,10 @@ def write_output(text: str, output: str | None) -> None:
 def load_recognizer(args: argparse.Namespace, decoder=None):
     from . import load_model
 
-    return load_model(args.model, device=args.device, dtype=args.dtype, decoder=decoder)
+    recognizer = load_model(args.model, device=args.device, dtype=args.dtype, decoder=decoder, backend=args.backend)
+    if getattr(args, "verbose", False):
+        print(f"unispeech: running {recognizer.describe()}: {recognizer.choice}", file=sys.stderr)
+    return recognizer
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
@@ -85,7 +89,7 @@ def model_spec(args: argparse.Namespace, decoder=None):
     """The recognizer as a Ray actor loads it: the same model, precision and decoder, one thread each."""
     from .bulk import ModelSpec
 
-    return ModelSpec(args.model, args.dtype, args.device, decoder, threads=args.threads or 1)
+    return ModelSpec(args.model, args.dtype, args.device, decoder, threads=args.threads or 1, backend=args.backend)
 
 
 def _decoder(args: argparse.Namespace):
@@ -204,6 +208,66 @@ def cmd_lm_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint import load_folder, resolve_folder
+    from .export import export_onnx
+
+    folder = resolve_folder(args.model)
+    model, vocab, audio = load_folder(folder)
+    dtypes = ("float32", "int8") if args.int8 else ("float32",)
+    paths = export_onnx(model, vocab, audio, args.out, dtypes=dtypes, source=args.model or "bundled demo model")
+    for dtype, path in paths.items():
+        print(f"{dtype}: {path}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    import torch
+
+    from .precision import choose_backend, cpu_class, cpu_flags
+
+    flags = " ".join(sorted(cpu_flags())) or "none of avx2/avx512/amx"
+    print(f"cpu: {platform.processor() or platform.machine()}, {cpu_class(cpu_flags())} class ({flags})")
+    print(f"threads: {torch.get_num_threads()}; torch {torch.__version__}; onnxruntime {_version('onnxruntime')}")
+    choice = choose_backend(args.backend, args.dtype, torch.device(args.device))
+    print(f"would run: {choice.backend} {choice.dtype} ({choice.reason})")
+    return 0
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a model as ONNX (float32, and int8 with --int8) for onnxruntime",
+        description="Export a CTC model to ONNX: waveforms + lengths -> logits + frame lengths, the vocabulary, "
+        "sampling rate, normalisation and frame stride in its metadata. The float32 graph is checked against "
+        "the model (max logit difference <= 1e-4).",
+    )
+    p.add_argument("model", nargs="?", help="model folder or hub id (default: the bundled demo model)")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default: onnx)")
+    p.add_argument("--int8", action="store_true", help="also write model.int8.onnx (int8 matmuls)")
+    p.add_argument("--out", required=True, help="folder to write (model.onnx, config.json, vocab.json, tokens.txt)")
+    p.set_defaults(func=cmd_export)
+
+
+def add_info(sub) -> None:
+    p = sub.add_parser("info", help="this machine's CPU class and what --backend/--dtype auto would run")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--dtype", default="auto", help="as for transcribe (default: auto)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="as for transcribe (default: auto)")
+    p.set_defaults(func=cmd_info)
+
+
 def port_number(text: str) -> int:
     value = positive_int(text)
     if value > 65535:
@@ -218,9 +282,16 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dtype",
         default="auto",
-        choices=("auto", "float32", "bfloat16", "float16"),
-        help="compute precision; auto: bfloat16 on CPUs with AVX512-bf16/AMX and on CUDA, else float32",
+        choices=("auto", "float32", "bfloat16", "float16", "int8"),
+        help="precision; auto: chosen per machine (see `unispeech info`); int8: onnxruntime (default: auto)",
     )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="what runs the model: torch, or its ONNX export in onnxruntime (made once, cached) (default: auto)",
+    )
+    p.add_argument("--verbose", "-v", action="store_true", help="say which backend and precision run, and why")
     p.add_argument("--threads", type=natural_int, default=0, help="CPU threads (default: torch's choice)")
 
 
@@ -403,6 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_align,
         add_score,
         add_lm,
+        add_export,
+        add_info,
     ):
         add(sub)
     return parser

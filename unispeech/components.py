@@ -131,7 +131,7 @@ class WeightNormConv1d(nn.Module):
             self.weight_g.copy_(self.weight_v.norm(dim=(0, 1), keepdim=True))
 
     def weight(self) -> torch.Tensor:
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.compiler.is_exporting():
             return self.weight_g * self.weight_v / self.weight_v.norm(dim=(0, 1), keepdim=True)
         g, v = self.weight_g, self.weight_v
         key = (g.data_ptr(), g._version, v.data_ptr(), v._version, v.dtype, v.device)
@@ -176,16 +176,32 @@ class SelfAttention(nn.Module):
         self.v_proj, self.out_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = (
-            proj(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)
-            for proj in (self.q_proj, self.k_proj, self.v_proj)
-        )  # (B, H, T, D)
-        attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, T)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        if torch.compiler.is_exporting():  # one op in the graph: export.py maps it onto a fused kernel
+            return self.out_proj(fused_attention(q, k, v, key_mask, self.heads))
+        dropout = self.dropout if self.training else 0.0
+        return self.out_proj(_attention(q, k, v, key_mask, self.heads, dropout))
+
+
+def _attention(q, k, v, key_mask: torch.Tensor | None, heads: int, dropout: float = 0.0) -> torch.Tensor:
+    B, T, C = q.shape
+    q, k, v = (t.view(B, T, heads, C // heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
+    attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, T)
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
+    return y.transpose(1, 2).reshape(B, T, C)
+
+
+@torch.library.custom_op("unispeech::attention", mutates_args=())
+def fused_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor, heads: int
+) -> torch.Tensor:
+    """Attention over (B, T, C) projections, keys where `key_mask` is False ignored, as one exportable op."""
+    return _attention(q, k, v, key_mask, heads)
+
+
+@fused_attention.register_fake
+def _(q, k, v, key_mask, heads):
+    return torch.empty_like(q)
 
 
 class FeedForward(nn.Module):
@@ -256,7 +272,7 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T, C)
         # The residual stream takes the layer norms' type (float32 under bf16 matmuls: precision.py).
         key_mask = None
-        if bool((lengths < x.shape[1]).any()):
+        if torch.compiler.is_exporting() or bool((lengths < x.shape[1]).any()):  # an export serves any batch
             key_mask = valid_mask(lengths, x.shape[1])
             x = x * key_mask[:, :, None].to(x.dtype)  # padding must not reach the positional conv
         x = x + self.pos_conv_embed(x)

@@ -91,6 +91,118 @@ class Precision:
         return model
 
 
+BACKENDS = ("auto", "torch", "onnxruntime")
+ONNX_DTYPES = ("float32", "int8")
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """Which backend runs a model, in which precision, and why (`unispeech info`, `--verbose`)."""
+
+    backend: str  # torch | onnxruntime
+    dtype: str  # onnxruntime: float32 | int8; torch: as Precision says
+    precision: Precision  # torch's types (unused by onnxruntime)
+    reason: str
+
+
+def cpu_class(flags: frozenset[str]) -> str:
+    """The CPU families that differ in what is fast: integer dot products (AVX2 vpmaddubsw, AVX512-VNNI,
+    AMX-INT8) and bf16 (AVX512-bf16, AMX)."""
+    for name, flag in (("amx", "amx_int8"), ("avx512-vnni", "avx512_vnni"), ("avx2", "avx2")):
+        if flag in flags:
+            return name
+    return "other"
+
+
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    """One setting as measured on a CPU class (docs/performance.md has the runs and their commands)."""
+
+    backend: str
+    dtype: str
+    seconds: float  # Large, one 10 s clip, 2 threads: bench/speed.py --cases clip
+    agreement: float  # demo model, 227 held-out utterances, phones = float32's: bench/precision_agreement.py
+
+
+AGREEMENT_FLOOR = 0.99  # auto takes the fastest setting that keeps float32's phones on this share of utterances
+MEASURED = {  # per CPU class, in order of preference: fastest first (ties within noise: the faster load first)
+    # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table)
+    "avx512-vnni": (
+        Measured("onnxruntime", "int8", 1.09, 0.969),
+        Measured("torch", "bfloat16", 1.43, 0.965),
+        Measured("torch", "auto", 1.80, 0.987),
+        Measured("torch", "float32", 2.82, 1.0),  # onnxruntime float32 2.67 s, but loads in 2.5-7 s (torch 1.7 s)
+        Measured("onnxruntime", "float32", 2.67, 1.0),
+    ),
+    # AMD EPYC Zen3, AVX2 only: issue #19's run (ONNX Runtime on transformers' export); agreement: as measured
+    # on Zen4 (the int8 kernels compute exact integer sums there; AVX2's vpmaddubsw can only saturate more)
+    "avx2": (
+        Measured("onnxruntime", "int8", 2.13, 0.969),
+        Measured("onnxruntime", "float32", 3.08, 1.0),
+        Measured("torch", "float32", 4.24, 1.0),
+    ),
+    # Intel Xeon with AMX, earlier sessions (transformers bf16 autocast 0.87 s; ONNX Runtime fp32 0.96 s)
+    "amx": (Measured("onnxruntime", "float32", 0.96, 1.0),),
+}
+
+
+def choose_backend(backend: str, dtype: torch.dtype | str | None, device: torch.device) -> Choice:
+    """auto (backend and dtype): on a CPU, the fastest setting measured on its class (MEASURED) whose phones
+    equal float32's on >= AGREEMENT_FLOOR of the demo model's held-out utterances; on CUDA, torch `auto`.
+    A named dtype keeps its backend: float32/bfloat16/float16 run in torch (unless backend says onnxruntime:
+    float32), int8 in onnxruntime."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (expected {', '.join(BACKENDS)})")
+    dtype = "auto" if dtype is None else str(dtype).replace("torch.", "")
+    if dtype == "int8" and backend == "torch":
+        raise ValueError("int8 runs in onnxruntime, not torch (use --backend onnxruntime or auto)")
+    if dtype == "int8" or backend == "onnxruntime":
+        if dtype not in ("auto", *ONNX_DTYPES):
+            raise ValueError(f"onnxruntime runs float32 or int8, not {dtype} (use --backend torch for it)")
+        return _onnx_choice("int8" if dtype == "auto" else dtype, device, "asked for")
+    if backend == "auto" and dtype == "auto" and device.type == "cpu":
+        return _measured_choice(cpu_class(cpu_flags()))
+    precision = Precision.choose(dtype, device)
+    why = "asked for" if backend == "torch" or dtype != "auto" else f"auto on {device.type}: torch's own auto"
+    return Choice("torch", _name(precision), precision, why)
+
+
+def _measured_choice(klass: str) -> Choice:
+    settings = [s for s in MEASURED.get(klass, ()) if s.backend == "torch" or _has_onnxruntime()]
+    passing = [s for s in settings if s.agreement >= AGREEMENT_FLOOR] or [Measured("torch", "float32", 0, 1.0)]
+    best = passing[0]
+    rejected = [f"{s.backend} {s.dtype} ({100 * s.agreement:.1f} %)" for s in settings if s.agreement < AGREEMENT_FLOOR]
+    why = (
+        f"auto on an {klass}-class CPU: fastest measured setting with float32's phones on "
+        f"{100 * best.agreement:.1f} % of the demo model's held-out utterances"
+        + (f"; faster but below {100 * AGREEMENT_FLOOR:.0f} %: {', '.join(rejected)}" if rejected else "")
+        + (" (docs/performance.md)" if settings else "; no measurements for this class: float32")
+    )
+    if best.backend == "onnxruntime":
+        return _onnx_choice(best.dtype, torch.device("cpu"), why)
+    precision = Precision.choose(best.dtype, torch.device("cpu"))
+    return Choice("torch", _name(precision), precision, why)
+
+
+def _name(precision: Precision) -> str:
+    name = str(precision.compute).replace("torch.", "")
+    return name if precision.features == precision.compute else f"{name} (CNN {precision.features})".replace("torch.", "")
+
+
+def _onnx_choice(dtype: str, device: torch.device, why: str) -> Choice:
+    if device.type != "cpu":
+        raise ValueError(f"the onnxruntime backend runs on the CPU, not {device} (use --backend torch there)")
+    if not _has_onnxruntime():
+        raise ValueError("the onnxruntime backend needs onnxruntime: pip install onnxruntime onnx onnxscript")
+    return Choice("onnxruntime", dtype, Precision(), why)
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
 @dataclasses.dataclass(frozen=True)
 class Roles:
     """Which module classes play which part in the rule (the model module names them)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Union
 
@@ -24,6 +25,7 @@ from .checkpoint import save_folder
 from .decoding import Decoder, GreedyDecoder, Transcription
 from .model import CTCModel
 from .precision import Precision
+from .runners import OnnxRunner, TorchRunner
 from .vocab import Vocabulary
 
 AudioInput = Union[str, os.PathLike, np.ndarray]
@@ -54,37 +56,54 @@ class _Piece:
 
 
 class Recognizer:
-    """A loaded model with its vocabulary, audio settings, precision and decoder; what `unispeech.load_model`
-    returns. Change a setting with `dataclasses.replace`-style copies: `recognizer.with_decoder(...)`."""
+    """A loaded model with its vocabulary, audio settings, runner and decoder; what `unispeech.load_model`
+    returns. `model`: a CTCModel (run by torch in `precision`) or a runner (runners.py: torch or an ONNX
+    export in onnxruntime). Change the decoder with a copy: `recognizer.with_decoder(...)`."""
 
     def __init__(
         self,
-        model: CTCModel,
+        model: CTCModel | TorchRunner | OnnxRunner,
         vocab: Vocabulary,
         audio: AudioSettings,
         name: str = "",
         chunking: ChunkOptions = ChunkOptions(),
         precision: Precision = Precision(),
         decoder: Decoder = GreedyDecoder(),
+        choice: str = "",
     ):
-        self.model, self.vocab, self.audio, self.name, self.chunking = model.eval(), vocab, audio, name, chunking
-        self.precision, self.decoder = precision, decoder
-        self.config = model.config
-        self.frames = FrameGeometry.of(model.config, audio)
+        self.runner = TorchRunner(model, precision) if isinstance(model, torch.nn.Module) else model
+        self.vocab, self.audio, self.name, self.chunking, self.decoder = vocab, audio, name, chunking, decoder
+        self.choice = choice  # why this backend and precision run (precision.choose_backend), for --verbose
+        self.config = self.runner.config
+        self.frames = FrameGeometry.of(self.config, audio)
 
     def with_decoder(self, decoder: Decoder) -> Recognizer:
         """The same model (shared, not copied) decoding with another strategy."""
-        return Recognizer(self.model, self.vocab, self.audio, self.name, self.chunking, self.precision, decoder)
+        return Recognizer(
+            self.runner, self.vocab, self.audio, self.name, self.chunking, decoder=decoder, choice=self.choice
+        )
+
+    @property
+    def model(self) -> CTCModel | None:
+        """The torch model, when torch runs it (None for an ONNX export)."""
+        return getattr(self.runner, "model", None)
+
+    @property
+    def precision(self) -> Precision:
+        return getattr(self.runner, "precision", Precision())
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return self.runner.device
 
     @property
     def dtype(self) -> torch.dtype:
-        """The precision of the transformer's matmuls (the CTC head, layer norms and residual stream are
-        float32; the CNN may be either: `precision.features`)."""
+        """torch's type for the transformer's matmuls (float32 for an ONNX export: its dtype is in describe())."""
         return self.precision.compute
+
+    def describe(self) -> str:
+        """What runs: backend, precision, device (e.g. "onnxruntime int8 on cpu (2 threads)")."""
+        return self.runner.describe()
 
     def prepare(self, audio: AudioInput, sampling_rate: int | None = None) -> np.ndarray:
         """A path or an array -> the model's input: mono, resampled, normalised if the model wants it."""
@@ -119,23 +138,32 @@ class Recognizer:
     ) -> Iterator[Transcription | AudioError]:
         """Results in input order; an unusable input yields its AudioError instead of stopping the rest."""
         items = list(items)
-        group = max(1, batch_size) * 16  # decode this many files at a time, sorted by length inside
+        size = max(16, 4 * batch_size)  # files decoded together, sorted by length inside
+        groups = [items[lo : lo + size] for lo in range(0, len(items), size)]
         bar = _progress(len(items), progress)
-        for lo in range(0, len(items), group):
-            wavs: list[np.ndarray | AudioError] = []
-            for item in items[lo : lo + group]:
-                try:
-                    wavs.append(self.prepare(item, sampling_rate))
-                except AudioError as e:
-                    wavs.append(e)
-            good = [i for i, w in enumerate(wavs) if not isinstance(w, AudioError)]
-            all_logits = self.logits_batch([wavs[i] for i in good], batch_size)
-            results: list = list(wavs)
-            for i, logits in zip(good, all_logits):
-                results[i] = self.decode(logits, wavs[i].size)
-            bar.update(len(results))
-            yield from results
+        with ThreadPoolExecutor(1) as reader:  # decodes and resamples the next group while the model runs
+            pending = reader.submit(self._prepare_group, groups[0], sampling_rate) if groups else None
+            for k in range(len(groups)):
+                wavs = pending.result()
+                if k + 1 < len(groups):
+                    pending = reader.submit(self._prepare_group, groups[k + 1], sampling_rate)
+                good = [i for i, w in enumerate(wavs) if not isinstance(w, AudioError)]
+                all_logits = self.logits_batch([wavs[i] for i in good], batch_size)
+                results: list = list(wavs)
+                for i, logits in zip(good, all_logits):
+                    results[i] = self.decode(logits, wavs[i].size)
+                bar.update(len(results))
+                yield from results
         bar.close()
+
+    def _prepare_group(self, items: list, sampling_rate: int | None) -> list[np.ndarray | AudioError]:
+        wavs: list[np.ndarray | AudioError] = []
+        for item in items:
+            try:
+                wavs.append(self.prepare(item, sampling_rate))
+            except AudioError as e:
+                wavs.append(e)
+        return wavs
 
     def logits_batch(
         self, wavs: list[np.ndarray], batch_size: int = 8, cancelled: Callable[[], bool] | None = None
@@ -152,7 +180,7 @@ class Recognizer:
             if cancelled is not None and cancelled():
                 raise Cancelled
             longest = pieces[start].sample_end - pieces[start].sample_start
-            size = max(1, min(batch_size, max_samples // max(longest, 1)))
+            size = max(1, min(batch_size, self.runner.max_batch, max_samples // max(longest, 1)))
             batch = pieces[start : start + size]
             start += size
             logits, lengths = self._forward([wavs[p.item][p.sample_start : p.sample_end] for p in batch])
@@ -177,17 +205,18 @@ class Recognizer:
             pieces.append(_Piece(item, first * stride, min(num_samples, (last - 1) * stride + field), first, (a, b)))
         return pieces
 
-    @torch.inference_mode()
     def _forward(self, wavs: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
-        lengths = torch.tensor([w.size for w in wavs])
-        batch = torch.zeros(len(wavs), int(lengths.max()))  # the CNN casts it to its own precision
+        lengths = np.array([w.size for w in wavs], np.int64)
+        batch = np.zeros((len(wavs), int(lengths.max())), np.float32)
         for row, w in zip(batch, wavs):
-            row[: w.size] = torch.from_numpy(w)
-        logits, frame_lengths = self.model(batch.to(self.device), lengths.to(self.device))
-        return logits.float().cpu().numpy(), frame_lengths.tolist()
+            row[: w.size] = w
+        logits, frame_lengths = self.runner(batch, lengths)
+        return logits, [int(n) for n in frame_lengths]
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write a Hugging Face folder (safetensors) that transformers and `load_model` read."""
+        if self.model is None:
+            raise ValueError("this model runs from an ONNX export, which has no weights to save; save the source")
         return save_folder(folder, self.model, self.vocab, self.audio)
 
 

@@ -1,0 +1,173 @@
+"""ONNX export and the onnxruntime backend: the graph computes what our torch float32 computes, carries what a
+runner needs, and everything above the runner (chunking, batching, decoding) is unchanged on top of it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import unispeech
+from unispeech.checkpoint import load_folder
+from unispeech.export import FP32_TOLERANCE, export_onnx, read_graph_metadata
+from unispeech.precision import choose_backend
+
+from .conftest import normalized, run_main, speechlike
+
+INT8_BOUND = 0.1  # int8 logits within this fraction of the logits' range of float32's (tiny random model)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx")
+    model, vocab, audio = load_folder(tiny_model_dir)
+    paths = export_onnx(model, vocab, audio, out, dtypes=("float32", "int8"), source="tiny")
+    return out, paths
+
+
+def padded_batch(seconds=(1.3, 0.7, 0.31)):
+    waves = [normalized(speechlike(s, seed=i)) for i, s in enumerate(seconds)]
+    batch = np.zeros((len(waves), max(w.size for w in waves)), np.float32)
+    for row, w in zip(batch, waves):
+        row[: w.size] = w
+    return batch, np.array([w.size for w in waves])
+
+
+def torch_logits(folder, batch, lengths):
+    model, _, _ = load_folder(folder)
+    with torch.inference_mode():
+        logits, frames = model(torch.from_numpy(batch), torch.from_numpy(lengths))
+    return logits.numpy(), frames.numpy()
+
+
+def test_onnx_float32_matches_torch_float32_on_a_padded_batch(tiny_model_dir, exported):
+    import onnxruntime as ort
+
+    _, paths = exported
+    batch, lengths = padded_batch()
+    expected, expected_frames = torch_logits(tiny_model_dir, batch, lengths)
+    session = ort.InferenceSession(str(paths["float32"]), providers=["CPUExecutionProvider"])
+    got, frames = session.run(None, {"waveforms": batch, "waveforms_len": lengths})
+    assert frames.tolist() == expected_frames.tolist()
+    for row, n in enumerate(frames):
+        assert np.abs(got[row, :n] - expected[row, :n]).max() <= FP32_TOLERANCE
+
+
+def test_onnx_int8_stays_within_its_bound(tiny_model_dir, exported):
+    _, paths = exported
+    batch, lengths = padded_batch()
+    expected, frames = torch_logits(tiny_model_dir, batch, lengths)
+    got, _ = unispeech.runners.OnnxRunner(paths["int8"])(batch, lengths)
+    for row, n in enumerate(frames):
+        scale = np.ptp(expected[row, :n])
+        error = np.abs(got[row, :n] - expected[row, :n]).max()
+        assert 0 < error <= INT8_BOUND * scale  # quantized (not a copy of float32), and close
+
+
+def test_graph_records_what_a_runner_needs(exported, tiny_model_dir):
+    out, paths = exported
+    meta = read_graph_metadata(paths["int8"])
+    vocab = json.loads((tiny_model_dir / "vocab.json").read_text(encoding="utf-8"))
+    assert json.loads(meta["vocabulary"]) == sorted(vocab, key=vocab.get)
+    assert (meta["sampling_rate"], meta["frame_stride"], meta["receptive_field"]) == ("16000", "320", "400")
+    assert meta["do_normalize"] == "true" and meta["blank_id"] == "39" and meta["dtype"] == "int8"
+    assert (out / "tokens.txt").read_text(encoding="utf-8").splitlines()[39] == "<pad> 39"
+    assert {"config.json", "vocab.json", "preprocessor_config.json"} <= {p.name for p in out.iterdir()}
+    assert not list(out.glob(".export-*"))  # no staging left behind
+
+
+def test_onnxruntime_alone_transcribes_like_our_torch(exported, tiny_model_dir):
+    """What another runner does with the graph: normalise, run, greedy-collapse with the recorded blank."""
+    import onnxruntime as ort
+
+    _, paths = exported
+    wav = speechlike(1.0, seed=5)
+    meta = read_graph_metadata(paths["float32"])
+    session = ort.InferenceSession(str(paths["float32"]), providers=["CPUExecutionProvider"])
+    logits, _ = session.run(None, {"waveforms": normalized(wav)[None], "waveforms_len": np.array([wav.size])})
+    best = logits[0].argmax(-1)
+    tokens, blank = json.loads(meta["vocabulary"]), int(meta["blank_id"])
+    phones = [tokens[b] for i, b in enumerate(best) if b != blank and (i == 0 or b != best[i - 1])]
+    ours = unispeech.load_model(tiny_model_dir, backend="torch", dtype="float32").transcribe(wav, 16000)
+    assert phones == ours.phones
+
+
+def test_an_export_folder_loads_without_weights(exported, tiny_model_dir):
+    out, _ = exported
+    wavs = [speechlike(s, seed=i) for i, s in enumerate((0.5, 1.7, 0.9))]
+    onnx = unispeech.load_model(out, backend="onnxruntime", dtype="float32")
+    torch_fp32 = unispeech.load_model(tiny_model_dir, backend="torch", dtype="float32")
+    assert onnx.model is None and onnx.describe() == "onnxruntime float32 on cpu"
+    with_onnx = [r.phones for r in onnx.transcribe_many(wavs, sampling_rate=16000)]
+    assert with_onnx == [r.phones for r in torch_fp32.transcribe_many(wavs, sampling_rate=16000)]
+    assert unispeech.load_model(out).describe() == "onnxruntime float32 on cpu"  # auto: the export it holds
+    with pytest.raises(ValueError, match="holds an ONNX export, no weights"):
+        unispeech.load_model(out, backend="torch", dtype="float32")
+
+
+def test_long_audio_chunks_the_same_through_onnxruntime(tiny_model_dir, exported):
+    """Chunking sits above the runner: a 40 s file is stitched from windows in both backends alike."""
+    out, _ = exported
+    wav = speechlike(40.0, seed=3)
+    onnx = unispeech.load_model(out, backend="onnxruntime", dtype="float32").logits(wav, 16000)
+    ours = unispeech.load_model(tiny_model_dir, backend="torch", dtype="float32").logits(wav, 16000)
+    assert onnx.shape == ours.shape and np.abs(onnx - ours).max() <= FP32_TOLERANCE
+
+
+def test_exports_are_made_once_and_remade_when_the_weights_change(tiny_model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    import unispeech.export as export
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    monkeypatch.setenv("UNISPEECH_CACHE", str(tmp_path / "cache"))
+    first = unispeech.load_model(folder, dtype="int8")
+    made = list((tmp_path / "cache" / "onnx").iterdir())
+    monkeypatch.setattr(export, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
+    again = unispeech.load_model(folder, dtype="int8")
+    assert again.runner.path == first.runner.path and len(made) == 1
+    monkeypatch.undo()
+    monkeypatch.setenv("UNISPEECH_CACHE", str(tmp_path / "cache"))
+    (folder / "model.safetensors").touch()  # same bytes, another file version: the cache cannot know
+    assert unispeech.load_model(folder, dtype="int8").runner.path != first.runner.path
+
+
+def test_backend_choice_rules(monkeypatch):
+    import unispeech.precision as precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert choose_backend("auto", "int8", cpu).backend == "onnxruntime"
+    assert choose_backend("torch", "bfloat16", cpu).backend == "torch"
+    assert choose_backend("onnxruntime", "auto", cpu).dtype == "int8"
+    assert choose_backend("auto", "auto", cuda).backend == "torch"
+    for bad in (("torch", "int8", cpu), ("onnxruntime", "bfloat16", cpu), ("onnxruntime", "int8", cuda)):
+        with pytest.raises(ValueError):
+            choose_backend(*bad)
+    monkeypatch.setattr(precision, "_has_onnxruntime", lambda: False)
+    assert choose_backend("auto", "auto", cpu).backend == "torch"
+    with pytest.raises(ValueError, match="pip install onnxruntime"):
+        choose_backend("auto", "int8", cpu)
+
+
+def test_auto_takes_the_fastest_setting_that_keeps_float32_phones(monkeypatch):
+    """The rule over the measured table: agreement with float32 below the floor disqualifies a setting."""
+    import unispeech.precision as precision
+
+    for klass, settings in precision.MEASURED.items():
+        monkeypatch.setattr(precision, "cpu_class", lambda flags, klass=klass: klass)
+        choice = choose_backend("auto", "auto", torch.device("cpu"))
+        passing = [s for s in settings if s.agreement >= precision.AGREEMENT_FLOOR]
+        assert (choice.backend, choice.dtype) == (passing[0].backend, passing[0].dtype)
+        assert f"{100 * passing[0].agreement:.1f} %" in choice.reason
+
+
+def test_cli_export_info_and_bad_backend_combinations(tiny_model_dir, tmp_path, capsys):
+    code, out, _ = run_main(["export", str(tiny_model_dir), "--int8", "--out", str(tmp_path / "x")], capsys)
+    assert code == 0 and (tmp_path / "x" / "model.int8.onnx").is_file() and "int8:" in out
+    code, out, _ = run_main(["info"], capsys)
+    assert code == 0 and "would run:" in out and "class" in out
+    code, _, err = run_main(["transcribe", "a.wav", "--backend", "onnxruntime", "--dtype", "bfloat16"], capsys)
+    assert code == 2 and "onnxruntime runs float32 or int8" in err
