@@ -1,7 +1,7 @@
 """Every backend and precision against float32 on a trained model's evaluation utterances: identical phones
 and PER change (the numbers behind precision.MEASURED's agreement column and `auto`'s choice).
 
-    python bench/precision_agreement.py [--model unispeech/assets/default-model] [--data runs/remeasure/test/manifest.jsonl]
+    python bench/precision_agreement.py [--model FOLDER] [--data runs/remeasure/test/manifest.jsonl]
 
 (runs/remeasure/make_sets.py synthesizes the demo model's 227 held-out utterances.)
 """

@@ -327,7 +327,8 @@ def print_table(rows: list[dict], clips: int) -> None:
 
     from unispeech.precision import cpu_class, cpu_flags
 
-    print(f"\nCPU: {cpu_class(cpu_flags())} class, flags: {' '.join(sorted(cpu_flags()))}; {torch.get_num_threads()} threads")
+    flags = " ".join(sorted(cpu_flags()))
+    print(f"\nCPU: {cpu_class(cpu_flags())} class, flags: {flags}; {torch.get_num_threads()} threads")
     print(
         "\n| case | implementation | runs | wall (s) | RTF | vs transformers fp32 | vs fastest peer "
         "| peak RSS (GB) | load (s) | phones = ours torch fp32 | max logit diff |"

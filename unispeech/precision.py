@@ -128,11 +128,11 @@ AGREEMENT_FLOOR = 0.99  # auto takes the fastest setting that keeps float32's ph
 MEASURED = {  # per CPU class, in order of preference: fastest first (ties within noise: the faster load first)
     # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table)
     "avx512-vnni": (
-        Measured("onnxruntime", "int8", 1.09, 0.969),
-        Measured("torch", "bfloat16", 1.43, 0.965),
-        Measured("torch", "auto", 1.80, 0.987),
-        Measured("torch", "float32", 2.82, 1.0),  # onnxruntime float32 2.67 s, but loads in 2.5-7 s (torch 1.7 s)
-        Measured("onnxruntime", "float32", 2.67, 1.0),
+        Measured("onnxruntime", "int8", 0.96, 0.969),
+        Measured("torch", "bfloat16", 1.29, 0.965),
+        Measured("torch", "auto", 1.51, 0.987),
+        Measured("torch", "float32", 2.67, 1.0),  # onnxruntime float32 is 2.12 s, but loads in 4-10 s, +0.8 GB
+        Measured("onnxruntime", "float32", 2.12, 1.0),
     ),
     # AMD EPYC Zen3, AVX2 only: issue #19's run (ONNX Runtime on transformers' export); agreement: as measured
     # on Zen4 (the int8 kernels compute exact integer sums there; AVX2's vpmaddubsw can only saturate more)
@@ -164,7 +164,7 @@ def choose_backend(backend: str, dtype: torch.dtype | str | None, device: torch.
         return _measured_choice(cpu_class(cpu_flags()))
     precision = Precision.choose(dtype, device)
     why = "asked for" if backend == "torch" or dtype != "auto" else f"auto on {device.type}: torch's own auto"
-    return Choice("torch", _name(precision), precision, why)
+    return Choice("torch", dtype_name(precision), precision, why)
 
 
 def _measured_choice(klass: str) -> Choice:
@@ -181,12 +181,13 @@ def _measured_choice(klass: str) -> Choice:
     if best.backend == "onnxruntime":
         return _onnx_choice(best.dtype, torch.device("cpu"), why)
     precision = Precision.choose(best.dtype, torch.device("cpu"))
-    return Choice("torch", _name(precision), precision, why)
+    return Choice("torch", dtype_name(precision), precision, why)
 
 
-def _name(precision: Precision) -> str:
-    name = str(precision.compute).replace("torch.", "")
-    return name if precision.features == precision.compute else f"{name} (CNN {precision.features})".replace("torch.", "")
+def dtype_name(precision: Precision) -> str:
+    """ "float32", "bfloat16", or "bfloat16 (CNN float32)" for mixed precision."""
+    compute, features = (str(t).replace("torch.", "") for t in (precision.compute, precision.features))
+    return compute if compute == features else f"{compute} (CNN {features})"
 
 
 def _onnx_choice(dtype: str, device: torch.device, why: str) -> Choice:

@@ -12,7 +12,7 @@ import torch
 
 from .config import ModelConfig
 from .model import CTCModel
-from .precision import Precision
+from .precision import Precision, dtype_name
 
 
 class TorchRunner:
@@ -35,9 +35,7 @@ class TorchRunner:
         return logits.float().cpu().numpy(), frame_lengths.cpu().numpy()
 
     def describe(self) -> str:
-        p = self.precision
-        dtype = str(p.compute) if p.compute == p.features else f"{p.compute} (CNN {p.features})"
-        return f"torch {dtype.replace('torch.', '')} on {self.device}"
+        return f"torch {dtype_name(self.precision)} on {self.device}"
 
     def identity(self) -> str:
         """Changes with the weights: a retrained model in the same folder is another model."""
