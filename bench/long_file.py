@@ -1,6 +1,6 @@
 """Transcribe one long synthetic file with the Large config (random weights): wall time, RTF, peak RSS.
 
-    python bench/long_file.py --minutes 10 [--dtype float32|bfloat16]
+    python bench/long_file.py --minutes 10 [--backend auto|torch|onnxruntime] [--dtype auto|float32|bfloat16|int8]
 
 The model folder and the audio are written by a child process first, so the peak RSS reported is that
 of loading the model and transcribing the file alone.
@@ -43,24 +43,29 @@ def make_inputs(minutes: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--backend", default="auto")
     parser.add_argument("--make-inputs", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make_inputs:
         make_inputs(args.minutes)
         return
     subprocess.run([sys.executable, __file__, "--make-inputs", "--minutes", str(args.minutes)], check=True)
+    import os
+
     from unispeech import load_model
 
+    os.environ.setdefault("UNISPEECH_CACHE", str(WORK / "cache"))  # bench/speed.py's exports
     t0 = time.perf_counter()
-    recognizer = load_model(WORK / "large", dtype=args.dtype)
+    recognizer = load_model(WORK / "large", dtype=args.dtype, backend=args.backend)
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     result = recognizer.transcribe(WORK / f"noise-{args.minutes:g}min.flac")
     wall = time.perf_counter() - t0
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(
-        f"| Large, random weights | {args.minutes:g} min | {args.dtype} | load {load_s:.1f} s | wall {wall:.1f} s "
+        f"| Large, random weights | {args.minutes:g} min | {recognizer.describe()} | load {load_s:.1f} s "
+        f"| wall {wall:.1f} s "
         f"| RTF {wall / (args.minutes * 60):.3f} | peak RSS {peak_gb:.2f} GB | {len(result.phones)} phones |"
     )
 
