@@ -49,7 +49,8 @@ def test_onnx_float32_matches_torch_float32_on_a_padded_batch(tiny_model_dir, ex
     batch, lengths = padded_batch()
     expected, expected_frames = torch_logits(tiny_model_dir, batch, lengths)
     session = ort.InferenceSession(str(paths["float32"]), providers=["CPUExecutionProvider"])
-    got, frames = session.run(None, {"waveforms": batch, "waveforms_len": lengths})
+    feed = {"input_values": batch, "input_lengths": lengths, "normalize": np.array(False)}
+    got, frames = session.run(["logits", "logits_len"], feed)
     assert frames.tolist() == expected_frames.tolist()
     for row, n in enumerate(frames):
         assert np.abs(got[row, :n] - expected[row, :n]).max() <= FP32_TOLERANCE
@@ -74,24 +75,32 @@ def test_graph_records_what_a_runner_needs(exported, tiny_model_dir):
     assert (meta["sampling_rate"], meta["frame_stride"], meta["receptive_field"]) == ("16000", "320", "400")
     assert meta["do_normalize"] == "true" and meta["blank_id"] == "39" and meta["dtype"] == "int8"
     assert (out / "tokens.txt").read_text(encoding="utf-8").splitlines()[39] == "<pad> 39"
+    assert (out / "vocab.txt").read_text(encoding="utf-8").splitlines()[39] == "<blk> 39"
     assert {"config.json", "vocab.json", "preprocessor_config.json"} <= {p.name for p in out.iterdir()}
     assert not list(out.glob(".export-*"))  # no staging left behind
 
 
-def test_onnxruntime_alone_transcribes_like_our_torch(exported, tiny_model_dir):
-    """What another runner does with the graph: normalise, run, greedy-collapse with the recorded blank."""
+def test_a_runner_with_onnx_asrs_contract_transcribes_like_our_torch(exported, tiny_model_dir):
+    """What onnx-asr's wav2vec2-ctc model type does with the folder: raw 16 kHz audio into input_values and
+    input_lengths (the graph normalises by default), argmax of logprobs, vocab.txt with <blk> as the blank."""
     import onnxruntime as ort
 
-    _, paths = exported
-    wav = speechlike(1.0, seed=5)
-    meta = read_graph_metadata(paths["float32"])
+    out, paths = exported
+    waves = [speechlike(1.0, seed=5), speechlike(0.6, seed=6)]
+    batch = np.zeros((2, waves[0].size), np.float32)
+    for row, w in zip(batch, waves):
+        row[: w.size] = w
+    lengths = np.array([w.size for w in waves])
     session = ort.InferenceSession(str(paths["float32"]), providers=["CPUExecutionProvider"])
-    logits, _ = session.run(None, {"waveforms": normalized(wav)[None], "waveforms_len": np.array([wav.size])})
-    best = logits[0].argmax(-1)
-    tokens, blank = json.loads(meta["vocabulary"]), int(meta["blank_id"])
-    phones = [tokens[b] for i, b in enumerate(best) if b != blank and (i == 0 or b != best[i - 1])]
-    ours = unispeech.load_model(tiny_model_dir, backend="torch", dtype="float32").transcribe(wav, 16000)
-    assert phones == ours.phones
+    (logprobs,) = session.run(["logprobs"], {"input_values": batch, "input_lengths": lengths})
+    tokens = dict(line.split(" ") for line in (out / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    vocab, blank = {int(i): t for t, i in tokens.items()}, int(tokens["<blk>"])
+    assert np.allclose(np.exp(logprobs).sum(-1), 1, atol=1e-4)
+    ours = unispeech.load_model(tiny_model_dir, backend="torch", dtype="float32")
+    for row, wav in enumerate(waves):
+        best = logprobs[row, : min(wav.size // 320 + 1, logprobs.shape[1])].argmax(-1)
+        phones = [vocab[b] for i, b in enumerate(best) if b != blank and (i == 0 or b != best[i - 1])]
+        assert phones == ours.transcribe(wav, 16000).phones
 
 
 def test_an_export_folder_loads_without_weights(exported, tiny_model_dir):

@@ -249,9 +249,10 @@ def add_export(sub) -> None:
     p = sub.add_parser(
         "export",
         help="write a model as ONNX (float32, and int8 with --int8) for onnxruntime",
-        description="Export a CTC model to ONNX: waveforms + lengths -> logits + frame lengths, the vocabulary, "
-        "sampling rate, normalisation and frame stride in its metadata. The float32 graph is checked against "
-        "the model (max logit difference <= 1e-4).",
+        description="Export a CTC model to ONNX: input_values + input_lengths (raw audio, normalised in the "
+        "graph) -> logits, logprobs, logits_len; the vocabulary, sampling rate, normalisation and frame stride "
+        "in its metadata, vocab.txt and tokens.txt beside it. The float32 graph is checked against the model "
+        "(max logit difference <= 1e-4).",
     )
     p.add_argument("model", nargs="?", help="model folder or hub id (default: the bundled demo model)")
     p.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default: onnx)")

@@ -1,6 +1,6 @@
-"""ONNX export of a CTC model, float32 and int8: one graph from waveforms and their lengths to logits and
-frame lengths, with the vocabulary, audio settings and frame geometry recorded in it, so that onnxruntime
-alone can run it (`runners.OnnxRunner` is ours; any runner that pads, normalises and reads the metadata works).
+"""ONNX export of a CTC model, float32 and int8: one graph from waveforms and their lengths to logits,
+log-probabilities and frame lengths, with the vocabulary, audio settings and frame geometry recorded in it,
+so that onnxruntime alone can run it (`runners.OnnxRunner` is ours; onnx-asr's wav2vec2-ctc contract holds).
 
 The graph is traced from our implementation (torch.export); attention becomes onnxruntime's fused
 MultiHeadAttention. onnxruntime then folds the constants (the weight-normed positional kernel, the CNN's
@@ -32,9 +32,12 @@ from .files import atomic_write
 from .model import CTCModel
 from .vocab import Vocabulary
 
-EXPORT_VERSION = 1  # bump when the graph changes: cached exports of older versions are made anew
-INPUTS = ("waveforms", "waveforms_len")  # (B, S) float32 prepared audio, (B,) int64 valid samples
-OUTPUTS = ("logits", "logits_len")  # (B, T, V) float32, (B,) int64 valid frames
+EXPORT_VERSION = 2  # bump when the graph changes: cached exports of older versions are made anew
+# The names onnx-asr's wav2vec2-ctc runner feeds and reads; `normalize` (a bool scalar) defaults to the
+# model's do_normalize, so a runner that passes raw 16 kHz audio gets it normalised per utterance in the
+# graph, while ours, which normalises whole files before cutting long ones into windows, passes False.
+INPUTS = ("input_values", "input_lengths", "normalize")  # (B, S) float32, (B,) int64 valid samples, ()
+OUTPUTS = ("logits", "logprobs", "logits_len")  # (B, T, V) float32 twice (raw, log-softmax), (B,) int64
 FILES = {"float32": "model.onnx", "int8": "model.int8.onnx"}
 FP32_TOLERANCE = 1e-4  # largest |logit difference| an fp32 export may show against our torch fp32
 
@@ -60,7 +63,7 @@ def export_onnx(
     source: str = "",
 ) -> dict[str, Path]:
     """Write `out`/model.onnx (and model.int8.onnx with "int8" in `dtypes`) plus config.json,
-    preprocessor_config.json, the vocabulary and tokens.txt; returns {dtype: path}. The float32 graph is
+    preprocessor_config.json, the vocabulary, tokens.txt and vocab.txt; returns {dtype: path}. The float32 graph is
     checked against `model` (float32) on a padded batch and refused beyond FP32_TOLERANCE."""
     unknown = set(dtypes) - set(FILES)
     if unknown:
@@ -69,7 +72,7 @@ def export_onnx(
     model = model.float().eval()
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp, _quiet():
-        traced, matmuls = _trace(model, Path(tmp) / "traced.onnx")
+        traced, matmuls = _trace(_Graph(model, vocab.blank_id), Path(tmp) / "traced.onnx")
         fp32 = _fold_constants(traced, Path(tmp) / FILES["float32"])
         metadata = graph_metadata(model, vocab, audio, source)
         _check_fp32(model, fp32, audio)
@@ -81,7 +84,8 @@ def export_onnx(
         for dtype in dtypes:
             _write_metadata(made[dtype], {**metadata, "dtype": dtype})
             paths[dtype] = _move_into(made[dtype], out)
-    for name, text in {**metadata_files(model.config, vocab, audio), "tokens.txt": _tokens_txt(vocab)}.items():
+    token_files = {"tokens.txt": _tokens_txt(vocab), "vocab.txt": _tokens_txt(vocab, blank="<blk>")}
+    for name, text in {**metadata_files(model.config, vocab, audio), **token_files}.items():
         atomic_write(out / name, text + "\n")
     return paths
 
@@ -105,30 +109,51 @@ def graph_metadata(model: CTCModel, vocab: Vocabulary, audio: AudioSettings, sou
     }
 
 
-def _trace(model: CTCModel, path: Path) -> tuple[Path, dict[str, str]]:
+class _Graph(torch.nn.Module):
+    """What the ONNX graph computes: optional per-utterance normalisation, the model, log-probabilities
+    (certain blank past each row's last valid frame, for runners that estimate the frame count)."""
+
+    def __init__(self, model: CTCModel, blank_id: int):
+        super().__init__()
+        self.model, self.blank_id = model, blank_id
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor, normalize: torch.Tensor):
+        valid = (torch.arange(wav.shape[1])[None, :] < lengths[:, None]).to(wav.dtype)
+        count = lengths[:, None].to(wav.dtype)
+        mean = (wav * valid).sum(1, keepdim=True) / count
+        var = (((wav - mean) * valid) ** 2).sum(1, keepdim=True) / count
+        wav = torch.where(normalize, (wav - mean) / torch.sqrt(var + 1e-7) * valid, wav)  # audio.normalize
+        logits, frame_lengths = self.model(wav, lengths)
+        past_end = torch.arange(logits.shape[1])[None, :, None] >= frame_lengths[:, None, None]
+        blank = torch.full_like(logits[:1, :1], -1e4)
+        blank[..., self.blank_id] = 0.0
+        return logits, torch.where(past_end, blank, torch.log_softmax(logits, -1)), frame_lengths
+
+
+def _trace(graph: _Graph, path: Path) -> tuple[Path, dict[str, str]]:
     """torch.export -> ONNX with dynamic batch and length; also {matmul node: the module it computes}."""
     import onnx
 
-    samples = 2 * FrameGeometry.of(model.config, AudioSettings()).receptive_field + 1000
-    example = (torch.zeros(2, samples), torch.tensor([samples, samples - 500]))
-    shortest = FrameGeometry.of(model.config, AudioSettings()).receptive_field
-    batch, length = torch.export.Dim("batch"), torch.export.Dim("samples", min=shortest)
+    frames = FrameGeometry.of(graph.model.config, AudioSettings())
+    samples = 2 * frames.receptive_field + 1000
+    example = (torch.zeros(2, samples), torch.tensor([samples, samples - 500]), torch.tensor(False))
+    batch, length = torch.export.Dim("batch"), torch.export.Dim("samples", min=frames.receptive_field)
     with torch.no_grad():
         torch.onnx.export(
-            model,
+            graph,
             example,
             str(path),
             dynamo=True,
             input_names=list(INPUTS),
             output_names=list(OUTPUTS),
-            dynamic_shapes=({0: batch, 1: length}, {0: batch}),
+            dynamic_shapes=({0: batch, 1: length}, {0: batch}, {}),
             custom_translation_table={torch.ops.unispeech.attention.default: _multi_head_attention},
             external_data=True,
             optimize=True,
             verbose=False,
         )
-    graph = onnx.load(str(path), load_external_data=False).graph
-    return path, {n.name: _module(n) for n in graph.node if n.op_type == "MatMul"}
+    nodes = onnx.load(str(path), load_external_data=False).graph.node
+    return path, {n.name: _module(n) for n in nodes if n.op_type == "MatMul"}
 
 
 def _module(node) -> str:
@@ -172,6 +197,7 @@ def _fold_constants(src: Path, dst: Path) -> Path:
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.log_severity_level = 3
     options.optimized_model_filepath = str(dst)
     options.add_session_config_entry("session.optimized_model_external_initializers_file_name", dst.name + ".data")
     options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
@@ -202,15 +228,19 @@ def _is_large(path: Path) -> bool:
 
 
 def _write_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """The metadata, and the default of the `normalize` input (an initializer of the same name)."""
     import onnx
 
     model = onnx.load(str(path))
+    normalize = json.loads(metadata["do_normalize"])
+    kept = [t for t in model.graph.initializer if t.name != "normalize"]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend([*kept, onnx.numpy_helper.from_array(np.array(normalize), "normalize")])
     del model.metadata_props[:]
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
     large = _is_large(path)
-    for stale in (path.with_name(path.name + ".data"),):
-        stale.unlink(missing_ok=True)
+    path.with_name(path.name + ".data").unlink(missing_ok=True)  # loaded above; written anew if large
     onnx.save(model, str(path), save_as_external_data=large, location=path.name + ".data" if large else None)
 
 
@@ -246,9 +276,10 @@ def _check_fp32(model: CTCModel, path: Path, audio: AudioSettings) -> None:
         raise ExportError(f"the ONNX graph's logits differ from the model's by {diff:.2e} (> {FP32_TOLERANCE})")
 
 
-def _tokens_txt(vocab: Vocabulary) -> str:
-    """sherpa-onnx's token list: one "token id" line per id."""
-    return "\n".join(f"{token} {i}" for i, token in enumerate(vocab.tokens))
+def _tokens_txt(vocab: Vocabulary, blank: str | None = None) -> str:
+    """One "token id" line per id (sherpa-onnx's tokens.txt; onnx-asr's vocab.txt names the blank <blk>)."""
+    tokens = [blank if blank and i == vocab.blank_id else t for i, t in enumerate(vocab.tokens)]
+    return "\n".join(f"{token} {i}" for i, token in enumerate(tokens))
 
 
 @contextlib.contextmanager

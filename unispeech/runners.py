@@ -56,11 +56,11 @@ class OnnxRunner:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # its warnings are for graph authors (e.g. an input with a default)
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # a truncated or foreign file: say which, in one line
             raise ValueError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:300]})") from e
-        self.inputs = [i.name for i in self.session.get_inputs()]
         meta = self.session.get_modelmeta().custom_metadata_map
         self.dtype = meta.get("dtype", "float32")
         # int8 activations are quantized with one range per call: alone in its call, an utterance's result
@@ -70,8 +70,13 @@ class OnnxRunner:
     device = torch.device("cpu")
 
     def __call__(self, batch: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        feed = dict(zip(self.inputs, (np.ascontiguousarray(batch, np.float32), lengths.astype(np.int64))))
-        logits, frame_lengths = self.session.run(None, feed)
+        """Prepared (already normalised) waveforms: the graph's own normalisation is switched off."""
+        feed = {
+            "input_values": np.ascontiguousarray(batch, np.float32),
+            "input_lengths": lengths.astype(np.int64),
+            "normalize": np.array(False),
+        }
+        logits, frame_lengths = self.session.run(["logits", "logits_len"], feed)
         return logits, frame_lengths
 
     def describe(self) -> str:

@@ -102,7 +102,7 @@ class Recognizer:
         return self.precision.compute
 
     def describe(self) -> str:
-        """What runs: backend, precision, device (e.g. "onnxruntime int8 on cpu (2 threads)")."""
+        """What runs: backend, precision, device (e.g. "onnxruntime int8 on cpu")."""
         return self.runner.describe()
 
     def prepare(self, audio: AudioInput, sampling_rate: int | None = None) -> np.ndarray:
