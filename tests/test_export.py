@@ -67,6 +67,16 @@ def test_onnx_int8_stays_within_its_bound(tiny_model_dir, exported):
         assert 0 < error <= INT8_BOUND * scale  # quantized (not a copy of float32), and close
 
 
+def test_int8_results_do_not_depend_on_batch_mates(exported):
+    """int8 activations are quantized with one range per call: each utterance gets a call of its own."""
+    out, _ = exported
+    recognizer = unispeech.load_model(out, dtype="int8")
+    quiet, loud = speechlike(1.0, seed=1), speechlike(0.7, seed=2)
+    alone = recognizer.logits(quiet, 16000)
+    together = recognizer.logits_batch([recognizer.prepare(w, 16000) for w in (quiet, loud)], batch_size=8)
+    assert np.array_equal(alone, together[0])
+
+
 def test_graph_records_what_a_runner_needs(exported, tiny_model_dir):
     out, paths = exported
     meta = read_graph_metadata(paths["int8"])
