@@ -190,3 +190,6 @@ def test_cli_export_info_and_bad_backend_combinations(tiny_model_dir, tmp_path, 
     assert code == 0 and "would run:" in out and "class" in out
     code, _, err = run_main(["transcribe", "a.wav", "--backend", "onnxruntime", "--dtype", "bfloat16"], capsys)
     assert code == 2 and "onnxruntime runs float32 or int8" in err
+    (tmp_path / "file").write_text("")
+    code, _, err = run_main(["export", str(tiny_model_dir), "--out", str(tmp_path / "file")], capsys)
+    assert code == 2 and "exists and is not a folder" in err

@@ -212,6 +212,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .checkpoint import load_folder, resolve_folder
     from .export import export_onnx
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out}: exists and is not a folder")
     folder = resolve_folder(args.model)
     model, vocab, audio = load_folder(folder)
     dtypes = ("float32", "int8") if args.int8 else ("float32",)
