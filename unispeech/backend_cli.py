@@ -1,0 +1,71 @@
+"""The subcommands about what runs a model: `export` (its ONNX form) and `info` (what `auto` would choose)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .precision import BACKENDS
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint import load_folder, resolve_folder
+    from .export import export_onnx
+
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out}: exists and is not a folder")
+    folder = resolve_folder(args.model)
+    model, vocab, audio = load_folder(folder)
+    dtypes = ("float32", "int8") if args.int8 else ("float32",)
+    paths = export_onnx(model, vocab, audio, args.out, dtypes=dtypes, source=args.model or "bundled demo model")
+    for dtype, path in paths.items():
+        print(f"{dtype}: {path}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    import torch
+
+    from .precision import choose_backend, cpu_class, cpu_flags
+
+    flags = " ".join(sorted(cpu_flags())) or "none of avx2/avx512/amx"
+    print(f"cpu: {platform.processor() or platform.machine()}, {cpu_class(cpu_flags())} class ({flags})")
+    print(f"threads: {torch.get_num_threads()}; torch {torch.__version__}; onnxruntime {_version('onnxruntime')}")
+    choice = choose_backend(args.backend, args.dtype, torch.device(args.device))
+    print(f"would run: {choice.backend} {choice.dtype} ({choice.reason})")
+    return 0
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a model as ONNX (float32, and int8 with --int8) for onnxruntime",
+        description="Export a CTC model to ONNX: input_values + input_lengths (raw audio, normalised in the "
+        "graph) -> logits, logprobs, logits_len; the vocabulary, sampling rate, normalisation and frame stride "
+        "in its metadata, vocab.txt and tokens.txt beside it. The float32 graph is checked against the model "
+        "(max logit difference <= 1e-4).",
+    )
+    p.add_argument("model", nargs="?", help="model folder or hub id (default: the bundled demo model)")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default: onnx)")
+    p.add_argument("--int8", action="store_true", help="also write model.int8.onnx (int8 matmuls)")
+    p.add_argument("--out", required=True, help="folder to write (model.onnx, config.json, vocab.json, tokens.txt)")
+    p.set_defaults(func=cmd_export)
+
+
+def add_info(sub) -> None:
+    p = sub.add_parser("info", help="this machine's CPU class and what --backend/--dtype auto would run")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--dtype", default="auto", help="as for transcribe (default: auto)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="as for transcribe (default: auto)")
+    p.set_defaults(func=cmd_info)
