@@ -234,6 +234,7 @@ def hf_logits(model, waves, batch, autocast: bool):
 
 def padded_batches(run, waves: list[np.ndarray], batch: int) -> list[np.ndarray]:
     """Each peer's own batching: normalised as its feature extractor does, length-sorted, padded, masked."""
+    from unispeech.audio import normalize
     from unispeech.components import conv_output_lengths
     from unispeech.config import large_config
 
@@ -242,7 +243,7 @@ def padded_batches(run, waves: list[np.ndarray], batch: int) -> list[np.ndarray]
     out = [None] * len(waves)
     for lo in range(0, len(order), batch):
         idx = order[lo : lo + batch]
-        normed = [(waves[i] - waves[i].mean()) / np.sqrt(waves[i].var() + 1e-7) for i in idx]
+        normed = [normalize(waves[i]) for i in idx]
         width = max(w.size for w in normed)
         x = np.zeros((len(idx), width), np.float32)
         mask = np.zeros((len(idx), width), np.int64)

@@ -78,15 +78,12 @@ def _load_onnx(folder, dtype: str):
     """The folder's ONNX export in `dtype` (made and cached on first use), without reading the torch weights."""
     import sys
 
-    from .audio import AudioSettings
-    from .checkpoint import read_config
+    from .checkpoint import read_metadata
     from .export import cached_export
-    from .vocab import Vocabulary
 
     path = cached_export(folder, dtype, load=lambda: load_folder(folder), notify=lambda m: print(m, file=sys.stderr))
-    config = read_config(folder)
-    vocab = Vocabulary.from_folder(folder, blank_id=config.pad_token_id, head_size=config.vocab_size)
-    return OnnxRunner(path, config), vocab, AudioSettings.from_folder(folder)
+    config, vocab, audio = read_metadata(folder)
+    return OnnxRunner(path, config), vocab, audio
 
 
 def score(

@@ -254,12 +254,19 @@ def read_config(folder: Path) -> ModelConfig:
 def load_folder(folder: Path, precision: Precision = Precision()) -> tuple[CTCModel, Vocabulary, AudioSettings]:
     """A complete CTC checkpoint folder -> model in eval mode in `precision`, its vocabulary and audio
     settings. The weights are read straight into their final types."""
-    config = read_config(folder)
-    vocab = Vocabulary.from_folder(folder, blank_id=config.pad_token_id, head_size=config.vocab_size)
+    config, vocab, audio = read_metadata(folder)
     with torch.device("meta"):
         model = build_model(config)
     load_weights(model, folder, dtypes=parameter_dtypes(model, precision), assign=True)
-    return set_precision(model, precision).eval(), vocab, AudioSettings.from_folder(folder)
+    return set_precision(model, precision).eval(), vocab, audio
+
+
+def read_metadata(folder: Path) -> tuple[ModelConfig, Vocabulary, AudioSettings]:
+    """A CTC model folder's config, vocabulary and audio settings, without its weights (what
+    `metadata_files` writes)."""
+    config = read_config(folder)
+    vocab = Vocabulary.from_folder(folder, blank_id=config.pad_token_id, head_size=config.vocab_size)
+    return config, vocab, AudioSettings.from_folder(folder)
 
 
 def load_pretraining_folder(folder: str | Path) -> UniSpeechPretrainModel:
