@@ -1,8 +1,10 @@
 """Does our contrastive pretraining learn like the reference implementation? transformers'
 `Wav2Vec2ForPreTraining` (which, unlike its UniSpeech class, computes the wav2vec 2.0 loss) and our
 `unispeech pretrain` in contrastive-only mode, trained in the same run by the same loop on the same batches,
-with the same span masks, negatives, optimizer, schedule and Gumbel anneal. Prints contrastive accuracy and
-codevector perplexity side by side.
+optimizer, schedule and Gumbel anneal; the reference draws its own span masks and negatives
+(transformers' `_compute_mask_indices` and `_sample_negative_indices`: masked frames only, as wav2vec 2.0)
+and keeps its own initialisation, so that it checks our recipe, not only our loss code. Prints contrastive
+accuracy and codevector perplexity side by side.
 
     python bench/contrastive_reference.py --data runs/reproduction/target/manifest.jsonl --updates 300 --bf16
 
@@ -18,6 +20,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from unispeech.components import valid_mask
@@ -28,7 +31,6 @@ from unispeech.train.losses import contrastive_logits
 from unispeech.train.pretrain import (
     PretrainRecipe,
     PretrainTask,
-    draw_masks_and_negatives,
     gumbel_temperature,
     init_pretrain_model,
     read_pretrain_recipe,
@@ -57,13 +59,19 @@ class ReferenceTask:
         self.recipe = recipe
 
     def compute_loss(self, model, batch: Batch, step: int):
+        from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
+
         r = self.recipe
         model.set_gumbel_temperature(gumbel_temperature(r, step))
         frame_lengths = model._get_feat_extract_output_lengths(batch.lengths)
-        mask, rows, steps, negatives, _ = draw_masks_and_negatives(r, frame_lengths, batch.index)
-        B, T = mask.shape
-        sampled = torch.zeros(B, T, r.num_negatives, dtype=torch.long)
-        sampled[rows, steps] = negatives + rows[:, None] * T  # transformers indexes the flattened (B*T) frames
+        B, T = len(frame_lengths), int(frame_lengths.max())
+        np.random.seed((r.train.seed * 7919 + batch.index) % 2**32)  # transformers draws from numpy's global state
+        frames = valid_mask(frame_lengths, T).long()
+        mask = _compute_mask_indices((B, T), r.mask_prob, r.mask_length, attention_mask=frames, min_masks=2)
+        sampled = _sample_negative_indices((B, T), r.num_negatives, mask_time_indices=mask)
+        mask, sampled = torch.from_numpy(mask), torch.from_numpy(sampled).long()
+        rows, steps = mask.nonzero(as_tuple=True)
+        negatives = sampled[rows, steps] - rows[:, None] * T  # transformers indexes the flattened (B*T) frames
         attention = valid_mask(batch.lengths, batch.wav.shape[1]).long()
         out = model(batch.wav, attention_mask=attention, mask_time_indices=mask, sampled_negative_indices=sampled)
         logits = contrastive_logits(

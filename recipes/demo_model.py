@@ -1,6 +1,7 @@
 """Train the bundled demo model from nothing: synthetic Kyrgyz speech -> small UniSpeech -> evaluation -> bundle.
 
     python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 1500 ...] [--bf16]
+        [--rhvoice DIR] [--festvox-ru DIR|fetch] [--extra-data MANIFEST ...] [--real-updates 3000] [--init MODEL]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
 Steps: split the sentences (the 227 sentences of data/ky/val.text never reach training), synthesise
@@ -8,19 +9,22 @@ train / valid / test sets with espeak-ng, train from scratch with `unispeech fin
 tri-stage schedule), continue from the previous stage's best model with a second, lower schedule (stages
 2, 3, ...: warm restarts, so that a finished stage is extended without redoing it; each with its own seed),
 evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/default-model.
+
+With real-voice sources (`--rhvoice`, `--festvox-ru`, `--extra-data`) a last stage continues on espeak-ng's
+training set mixed with augmented copies of those voices (`real_voice_sets`), and every source's held-out
+utterances are evaluated. `--init MODEL` starts that stage from MODEL instead of training stages 1, 2, ...
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from unispeech.train.log import read_log
+from demo_card import bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "ky"
@@ -28,6 +32,7 @@ ASSET = ROOT / "unispeech" / "assets" / "default-model"
 CONFIG = ROOT / "recipes" / "demo_config.json"
 RECIPE = ROOT / "recipes" / "demo_recipe.toml"
 RECIPE_STAGE2 = ROOT / "recipes" / "demo_recipe_stage2.toml"
+RECIPE_REAL = ROOT / "recipes" / "demo_recipe_real.toml"
 VALID_SENTENCES = 150
 
 
@@ -51,59 +56,148 @@ def main() -> None:
         default=[1500],
         help="updates of stages 2, 3, ... (each from the previous stage's best model); none = stage 1 only",
     )
+    parser.add_argument("--rhvoice", help="the ky-rhvoice folder (metadata.tsv + audio/): RHVoice's Kyrgyz voices")
+    parser.add_argument("--festvox-ru", help="festvox-ru's msu_ru_nsh_clunits folder, or 'fetch' (apt-get download)")
+    parser.add_argument("--extra-data", nargs="*", default=[], help="more labelled manifests (.jsonl) to train on")
+    parser.add_argument("--real-copies", type=int, default=3, help="augmented copies of each real-voice clip")
+    parser.add_argument("--real-updates", type=int, default=3000, help="updates of the real-voice stage")
+    parser.add_argument("--init", help="start the real-voice stage from this model instead of stages 1, 2, ...")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--skip-bundle", action="store_true", help="do not copy the result into the package")
     args = parser.parse_args()
-    from unispeech.data import sentence_splits
-    from unispeech.synth import TRAIN_VARIANTS, UNSEEN_VARIANT, synthesize_corpus
-
+    real = args.rhvoice or args.festvox_ru or args.extra_data
+    if args.init and not real:
+        parser.error("--init starts the real-voice stage: give --rhvoice, --festvox-ru or --extra-data too")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    splits = sentence_splits(DATA, VALID_SENTENCES)
-    sets = {
-        "train": (splits["train"], TRAIN_VARIANTS, args.copies, 1),
-        "valid": (splits["valid"], TRAIN_VARIANTS, 1, 2),
-        "test": (splits["test"], TRAIN_VARIANTS, 1, 3),
-        "test-unseen-voice": (splits["test"], (UNSEEN_VARIANT,), 1, 4),
+    synthesize_espeak_sets(work, args.copies)
+    trained: list[Path] = []
+    if not args.init:
+        train_stage(CONFIG, RECIPE, stage_dir(work, 1), args.max_updates, work, args.bf16)
+        trained.append(stage_dir(work, 1))
+        for stage, updates in enumerate([n for n in args.continue_updates if n], start=2):
+            train_stage(trained[-1], RECIPE_STAGE2, stage_dir(work, stage), updates, work, args.bf16, seed=stage)
+            trained.append(stage_dir(work, stage))
+    tests = {
+        "test": work / "test" / "manifest.jsonl",
+        "test-unseen-voice": work / "test-unseen-voice" / "manifest.jsonl",
     }
-    for name, (sentences, variants, copies, seed) in sets.items():
-        synthesize_corpus(sentences, work / name, variants=variants, copies=copies, seed=seed)
-    train_stage(CONFIG, RECIPE, stage_dir(work, 1), args.max_updates, work, args.bf16)
-    continued = [n for n in args.continue_updates if n]
-    for stage, updates in enumerate(continued, start=2):
-        train_stage(
-            stage_dir(work, stage - 1), RECIPE_STAGE2, stage_dir(work, stage), updates, work, args.bf16, seed=stage
-        )
-    stages = 1 + len(continued)
-    model_dir = stage_dir(work, stages)
-    results = {}
-    for name in ("test", "test-unseen-voice"):
-        out = work / f"eval-{model_dir.name}-{name}"
-        run(
-            [
-                sys.executable,
-                "-m",
-                "unispeech",
-                "evaluate",
-                "--model",
-                str(model_dir),
-                "--data",
-                str(work / name / "manifest.jsonl"),
-                "--out",
-                str(out),
-            ]
-        )
-        results[name] = json.loads((out / "report.json").read_text())["summary"]
+    if real:
+        sets = real_voice_sets(work, args)
+        tests.update(sets.pop("tests"))
+        out = work / "model-real"
+        train_stage(Path(args.init) if args.init else trained[-1], RECIPE_REAL, out, args.real_updates, work,
+                    args.bf16, seed=len(trained) + 1, train=sets["train"], valid=sets["valid"])  # fmt: skip
+        trained.append(out)
+    results = {name: evaluate(trained[-1], manifest, work) for name, manifest in tests.items()}
+    before = {name: evaluate(Path(args.init), m, work)["per"] for name, m in tests.items()} if args.init else {}
     summary = {
-        "per_test": results["test"]["per"],
-        "per_unseen_voice": results["test-unseen-voice"]["per"],
+        "per": results,
+        "per_init": before,
         "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:]),
-        "stages": stages,
+        "stages": [str(d.relative_to(work)) for d in trained],
+        "init": args.init,
+        "cpu": cpu_flags(),
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     if not args.skip_bundle:
         bundle(work)
+
+
+def synthesize_espeak_sets(work: Path, copies: int) -> None:
+    from unispeech.data import sentence_splits
+    from unispeech.synth import TRAIN_VARIANTS, UNSEEN_VARIANT, synthesize_corpus
+
+    splits = sentence_splits(DATA, VALID_SENTENCES)
+    sets = {
+        "train": (splits["train"], TRAIN_VARIANTS, copies, 1),
+        "valid": (splits["valid"], TRAIN_VARIANTS, 1, 2),
+        "test": (splits["test"], TRAIN_VARIANTS, 1, 3),
+        "test-unseen-voice": (splits["test"], (UNSEEN_VARIANT,), 1, 4),
+    }
+    for name, (sentences, variants, n, seed) in sets.items():
+        synthesize_corpus(sentences, work / name, variants=variants, copies=n, seed=seed)
+
+
+def real_voice_sets(work: Path, args) -> dict:
+    """Held-out splits of every real-voice source, augmented copies of their training parts, and the mixed
+    training / validation manifests (espeak-ng's sets plus those). RHVoice's test utterances are those whose
+    sentences no espeak-ng training set has (data/ky/val.text and the espeak-ng validation sentences)."""
+    from unispeech.augment import augment_corpus
+    from unispeech.corpora import festvox_ru_rows, fetch_festvox_ru, rhvoice_rows
+    from unispeech.data import sentence_splits
+    from unispeech.g2p import phonemize
+
+    splits = sentence_splits(DATA, VALID_SENTENCES)
+    unseen = set(splits["test"]) | set(splits["valid"])
+    parts: dict[str, dict[str, list[dict]]] = {}
+    if args.rhvoice:
+        rows = rhvoice_rows(args.rhvoice)
+        for row, phones in zip(rows, phonemize([r["text"] for r in rows])):
+            row["phones"] = " ".join(phones)
+        rows = [r for r in rows if r["phones"]]
+        test = [r for r in rows if r["text"] in unseen]
+        rest = [r for r in rows if r["text"] not in unseen]
+        valid = [r for voice in sorted({r["voice"] for r in rest}) for r in rest if r["voice"] == voice][::36]
+        parts["rhvoice"] = {"test": test, "valid": valid, "train": [r for r in rest if r not in valid]}
+    if args.festvox_ru:
+        folder = fetch_festvox_ru(work / "festvox-ru") if args.festvox_ru == "fetch" else Path(args.festvox_ru)
+        rows = festvox_ru_rows(folder)
+        parts["festvox-ru"] = {"test": rows[::10], "valid": rows[5::30], "train": [r for i, r in enumerate(rows)
+                               if i % 10 and i % 30 != 5]}  # fmt: skip
+    train = [work / "train" / "manifest.jsonl"] + [Path(m) for m in args.extra_data]
+    valid = [work / "valid" / "manifest.jsonl"]
+    tests = {}
+    for corpus, split in parts.items():
+        train.append(augment_corpus(split["train"], work / f"train-{corpus}", args.real_copies, seed=11))
+        valid.append(write_manifest(split["valid"], work / f"valid-{corpus}" / "manifest.jsonl"))
+        for voice in sorted({r["voice"] for r in split["test"]}):
+            rows = [r for r in split["test"] if r["voice"] == voice]
+            tests[f"test-{voice}"] = write_manifest(rows, work / f"test-{voice}" / "manifest.jsonl")
+    return {
+        "train": merge_manifests(train, work / "train-mixed" / "manifest.jsonl"),
+        "valid": merge_manifests(valid, work / "valid-mixed" / "manifest.jsonl"),
+        "tests": tests,
+    }
+
+
+def write_manifest(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def merge_manifests(manifests: list[Path], out: Path) -> Path:
+    """One manifest of several, every audio path made absolute."""
+    rows = []
+    for manifest in manifests:
+        for line in manifest.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                row["audio"] = str((manifest.parent / row["audio"]).resolve())
+                rows.append(row)
+    return write_manifest(rows, out)
+
+
+def evaluate(model: Path, manifest: Path, work: Path) -> dict:
+    """`unispeech evaluate` of `model` on `manifest`, unless its report is newer than the model's weights."""
+    out = work / f"eval-{model.name}-{manifest.parent.name}"
+    report = out / "report.json"
+    if not report.is_file() or report.stat().st_mtime < (model / "model.safetensors").stat().st_mtime:
+        cmd = [sys.executable, "-m", "unispeech", "evaluate", "--model", str(model), "--data", str(manifest)]
+        run(cmd + ["--out", str(out)])
+    return json.loads(report.read_text())["summary"]
+
+
+def cpu_flags() -> str:
+    """The CPU as the model card names it: its class and the vector extensions that matter here."""
+    from unispeech.precision import cpu_class
+    from unispeech.precision import cpu_flags as flags_of_this_cpu
+
+    flags = flags_of_this_cpu()
+    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    return f"CPU class {cpu_class(flags)} ({' '.join(shown) or 'no AVX2'})"
 
 
 def stage_dir(work: Path, stage: int) -> Path:
@@ -112,142 +206,21 @@ def stage_dir(work: Path, stage: int) -> Path:
 
 
 def train_stage(
-    init: Path, recipe: Path, out: Path, updates: int, work: Path, bf16: bool, seed: int | None = None
+    init: Path,
+    recipe: Path,
+    out: Path,
+    updates: int,
+    work: Path,
+    bf16: bool,
+    seed: int | None = None,
+    train: Path | None = None,
+    valid: Path | None = None,
 ) -> None:
     resume = ["--resume"] if any((out / "checkpoints").glob("checkpoint-*.pt")) else []
-    run(
-        [
-            sys.executable,
-            "-m",
-            "unispeech",
-            "finetune",
-            "--init",
-            str(init),
-            "--recipe",
-            str(recipe),
-            "--train",
-            str(work / "train" / "manifest.jsonl"),
-            "--valid",
-            str(work / "valid" / "manifest.jsonl"),
-            "--out",
-            str(out),
-            "--max-updates",
-            str(updates),
-        ]
-        + (["--bf16"] if bf16 else [])
-        + (["--seed", str(seed)] if seed is not None else [])
-        + resume
-    )
-
-
-def bundle(work: Path) -> None:
-    """Copy the trained model into the package and write its model card from the measured figures."""
-    summary = json.loads((work / "summary.json").read_text())
-    stages = [stage_dir(work, k) for k in range(1, summary["stages"] + 1)]
-    model_dir = stages[-1]
-    ASSET.mkdir(parents=True, exist_ok=True)
-    for f in (
-        "config.json",
-        "model.safetensors",
-        "vocab.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "preprocessor_config.json",
-    ):
-        shutil.copy2(model_dir / f, ASSET / f)
-    config = json.loads((model_dir / "config.json").read_text())
-    logs = [read_log(d) for d in stages]
-    updates = [max(r["step"] for r in log) for log in logs]
-    best = min((r for r in logs[-1] if r.get("valid_per") is not None), key=lambda r: r["valid_per"])
-    manifest = [json.loads(line) for line in (work / "train" / "manifest.jsonl").read_text().splitlines()]
-    hours = sum(r["duration"] for r in manifest) / 3600
-    import torch
-    from safetensors.torch import load_file
-
-    params = sum(t.numel() for t in load_file(ASSET / "model.safetensors").values())
-    card = MODEL_CARD.format(
-        params=params / 1e6,
-        hidden=config["hidden_size"],
-        layers=config["num_hidden_layers"],
-        heads=config["num_attention_heads"],
-        ffn=config["intermediate_size"],
-        conv=config["conv_dim"],
-        clips=len(manifest),
-        hours=hours,
-        sentences=len(set(r["text"] for r in manifest)),
-        updates=" + ".join(map(str, updates)),
-        best_step=best["step"],
-        valid_per=100 * best["valid_per"],
-        test=100 * summary["per_test"],
-        unseen=100 * summary["per_unseen_voice"],
-        minutes=sum(map(logged_seconds, logs)) / 60,
-        command=summary["command"],
-        torch=torch.__version__,
-        work=_shown(work),
-        continued=""
-        if len(stages) == 1
-        else (
-            ", then continued from the previous stage's best model with further tri-stage schedules at lr 4e-4\n"
-            "  (`recipes/demo_recipe_stage2.toml`, seed = stage number)"
-        ),
-    )
-    (ASSET / "MODEL_CARD.md").write_text(card, encoding="utf-8")
-    print(f"bundled into {ASSET}")
-
-
-def _shown(path: Path) -> str:
-    """A path as the card shows it: relative to the repository when inside it."""
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
-def logged_seconds(log: list[dict]) -> float:
-    """Wall seconds of one training stage from its train_log.jsonl rows. Each run's clock starts at zero, so
-    a resumed stage is the sum of each run's last time; a killed run loses at most its last few updates."""
-    total = last = 0.0
-    for row in log:
-        if "seconds" in row:
-            if row["seconds"] < last:  # a new run (resume) began
-                total += last
-            last = row["seconds"]
-    return total + last
-
-
-MODEL_CARD = """# unispeech demo model (Kyrgyz phones, synthetic speech)
-
-**Trained on synthetic speech only. It is not for real recordings**: for real Kyrgyz speech use
-`--model microsoft/unispeech-1350-en-17h-ky-ft-1h`. This model exists so that the toolkit runs offline
-in seconds and so that the tests have a trained model whose outputs mean something.
-
-- Architecture: UniSpeech / wav2vec 2.0 CTC, the layout of the real checkpoint (layer-norm feature
-  encoder, stable layer norm), smaller: {params:.2f} M parameters, hidden {hidden}, {layers} layers,
-  {heads} heads, FFN {ffn}, conv channels {conv}.
-- Output: the real checkpoint's 43-token vocabulary (39 Kyrgyz phones, `<pad>` = CTC blank), so its
-  phones are in the same notation.
-- Data: {clips} clips ({hours:.1f} h) of {sentences} Kyrgyz sentences (`data/ky/train.text` and
-  `data/ky/cv-sentences/`) spoken by espeak-ng's `ky` voice with variants m1 m2 m4 m5 m6 m7 f1 f2 f3 f4,
-  random rate, pitch and range, then random reverberation (half the clips: RT60 0.1-0.6 s,
-  direct-to-reverberant ratio 0-20 dB), noise (10-40 dB SNR) and gain.
-  Labels: our G2P of the same sentences. Held out: the 227 sentences of `data/ky/val.text` (never in
-  training) and the voice variant m3.
-- Training: from scratch with `unispeech finetune` (recipe `recipes/demo_recipe.toml`: nothing frozen,
-  lr 8e-4 tri-stage, time masking 0.3, channel masking 0.1, bf16 autocast){continued}; updates per
-  stage: {updates} (batches of up to 100 s of audio); best validation PER {valid_per:.2f} % at update
-  {best_step} of the last stage. Training wall time on the 2-core development machine: {minutes:.0f} min
-  (all stages, summed from the training logs over interrupted and resumed runs; synthesis and evaluation
-  add a few minutes), torch {torch}.
-- Reproduce (resumable; re-run the same command after an interruption): `{command}`
-
-## Measured PER (`unispeech evaluate`)
-
-| held-out set | PER |
-|---|---|
-| unseen sentences, training voices (`{work}/test`) | {test:.2f} % |
-| unseen sentences, unseen voice variant m3 (`{work}/test-unseen-voice`) | {unseen:.2f} % |
-
-Commands: `unispeech evaluate --model unispeech/assets/default-model --data {work}/test/manifest.jsonl`
-(and `.../test-unseen-voice/manifest.jsonl`), after `python recipes/demo_model.py` has made the sets.
-"""
+    train, valid = train or work / "train" / "manifest.jsonl", valid or work / "valid" / "manifest.jsonl"
+    cmd = [sys.executable, "-m", "unispeech", "finetune", "--init", str(init), "--recipe", str(recipe)]
+    cmd += ["--train", str(train), "--valid", str(valid), "--out", str(out), "--max-updates", str(updates)]
+    run(cmd + (["--bf16"] if bf16 else []) + (["--seed", str(seed)] if seed is not None else []) + resume)
 
 
 if __name__ == "__main__":

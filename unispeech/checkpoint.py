@@ -58,8 +58,8 @@ def default_model_folder() -> Path:
             "(needs the Hugging Face hub) or /path/to/downloaded/folder"
         )
     print(
-        f"unispeech: using the bundled demo model (trained on synthetic speech); for real recordings "
-        f"use --model {REAL_MODEL}",
+        f"unispeech: using the bundled demo model (small; synthetic voices and little real speech); for real "
+        f"recordings use --model {REAL_MODEL}",
         file=sys.stderr,
     )
     return DEFAULT_MODEL_DIR

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .augment import augment
 
 # espeak-ng's C API constants (speak_lib.h)
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -115,47 +116,6 @@ class Speaker:
     def phone_onsets(self) -> list[float]:
         """Start times (s) of the phones of the last `speak`, pauses left out: one per G2P phone."""
         return [sample / self.source_rate for name, sample in self._onsets if not name.startswith("_")]
-
-
-def room_response(rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """A synthetic room impulse response: a unit direct path, then an exponentially decaying noise tail
-    (RT60 0.1-0.6 s) scaled to a direct-to-reverberant energy ratio of 0-20 dB (near- to mid-field speech).
-    The tail's level must be set by its energy: unscaled, its thousands of samples outweigh the direct path
-    many times over (what the first version did: DRR -18 to +6 dB)."""
-    rt60, drr_db = float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.0, 20.0))
-    t = np.arange(1, int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
-    tail = rng.standard_normal(t.size) * np.exp(-6.9 * t / rt60)  # -60 dB (e^-6.9) at t = rt60
-    tail *= np.sqrt(10 ** (-drr_db / 10) / np.sum(tail**2))
-    return np.concatenate([[1.0], tail]), {"rt60": round(rt60, 3), "drr_db": round(drr_db, 1)}
-
-
-def augment(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """Silence padding, reverberation, additive noise and gain, each drawn at random; returns what was drawn."""
-    info: dict = {}
-    pad = rng.uniform(0.05, 0.4, size=2)
-    wav = np.concatenate(
-        [np.zeros(int(pad[0] * SAMPLE_RATE), np.float32), wav, np.zeros(int(pad[1] * SAMPLE_RATE), np.float32)]
-    )
-    if rng.random() < 0.5:
-        ir, room = room_response(rng)
-        n = wav.size + ir.size - 1
-        wet = np.fft.irfft(np.fft.rfft(wav, n) * np.fft.rfft(ir, n), n)[: wav.size]
-        wav = (wet / (np.abs(wet).max() + 1e-9) * np.abs(wav).max()).astype(np.float32)
-        info.update(room)
-    if rng.random() < 0.8:
-        snr = float(rng.uniform(10, 40))
-        noise = rng.standard_normal(wav.size)
-        if rng.random() < 0.5:  # brown-ish noise: more energy at low frequencies
-            noise = np.cumsum(noise)
-            noise -= np.convolve(noise, np.ones(400) / 400, mode="same")
-        power = np.mean(wav**2) + 1e-12
-        noise *= np.sqrt(power / (np.mean(noise**2) + 1e-12) / 10 ** (snr / 10))
-        wav = (wav + noise).astype(np.float32)
-        info["snr_db"] = round(snr, 1)
-    gain_db = float(rng.uniform(-12, 4))
-    wav = np.clip(wav * 10 ** (gain_db / 20) / (np.abs(wav).max() + 1e-9) * 0.7, -1, 1).astype(np.float32)
-    info["gain_db"] = round(gain_db, 1)
-    return wav, info
 
 
 def synthesize_corpus(

@@ -30,7 +30,12 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from .pretrain import pretrain, read_pretrain_recipe
 
     recipe = read_pretrain_recipe(
-        args.recipe, **train_overrides(args), replace_prob=args.replace_prob, alpha=args.alpha, mask_prob=args.mask_prob
+        args.recipe,
+        **train_overrides(args),
+        replace_prob=args.replace_prob,
+        alpha=args.alpha,
+        mask_prob=args.mask_prob,
+        negatives=args.negatives,
     )
     out = pretrain(
         args.init,
@@ -93,6 +98,11 @@ def add_pretrain(sub) -> None:
     p.add_argument("--replace-prob", type=float, help="r: 0.5 in the paper; 0 for the r=0 ablation")
     p.add_argument("--alpha", type=float, help="CTC weight (default 0.5); 1 = CTC-only transfer")
     p.add_argument("--mask-prob", type=float, help="span-mask probability (0.5 stage 1, 0.65 stage 2)")
+    p.add_argument(
+        "--negatives",
+        choices=("auto", "all", "masked"),
+        help="negatives from all frames or masked frames only (default auto: all with --labeled, as released)",
+    )
     add_train_options(p, PretrainRecipe().train)
     p.add_argument("--config", dest="recipe", help=argparse.SUPPRESS)  # the old name of --recipe
     p.set_defaults(func=cmd_pretrain)

@@ -17,7 +17,7 @@ from ..data import load_dataset
 from ..g2p import kyrgyz_inventory
 from ..masking import MaskOptions
 from ..metrics import phone_error_rate
-from ..model import CTCModel, build_model
+from ..model import CTCModel, build_model, initialize_weights
 from ..transcribe import Recognizer
 from ..vocab import Vocabulary, phone_vocabulary
 from .batches import Batch, Example, load_examples
@@ -127,7 +127,7 @@ def init_model(init: str | Path, recipe: FinetuneRecipe) -> tuple[CTCModel, Voca
         mask_feature_length=recipe.mask_channel_length,
     )
     torch.manual_seed(recipe.train.seed)
-    model = build_model(config)
+    model = initialize_weights(build_model(config))  # a new head (or all of it, from a config) starts as fairseq's
     if folder.is_dir():
         for note in load_weights(model, folder, strict=False):
             print(f"unispeech: --init {init}: {note}", file=sys.stderr)

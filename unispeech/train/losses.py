@@ -16,6 +16,21 @@ def sample_negatives(
     return draws + (draws >= steps[:, None]).long()
 
 
+def sample_masked_negatives(
+    rows: torch.Tensor, steps: torch.Tensor, count: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """As `sample_negatives`, but from the masked steps of the same utterance only (wav2vec 2.0, UniSpeech
+    stage 2): `rows`, `steps` are the masked positions sorted by row (`mask.nonzero()`). An utterance with
+    one masked step gets that step itself, which `contrastive_logits` then ignores (-inf)."""
+    counts = torch.bincount(rows)
+    first = torch.cumsum(counts, 0) - counts  # index of each row's first masked step
+    own = torch.arange(rows.numel()) - first[rows]  # position of each step among its row's masked steps
+    high = (counts[rows] - 1).clamp(min=1).to(torch.float64)
+    draws = (torch.rand(rows.numel(), count, generator=generator, dtype=torch.float64) * high[:, None]).long()
+    draws = draws + ((draws >= own[:, None]) & (counts[rows, None] > 1)).long()
+    return steps[first[rows, None] + draws]
+
+
 def contrastive_logits(
     context: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, temperature: float = 0.1
 ) -> torch.Tensor:

