@@ -3,10 +3,12 @@ and PER change (the numbers behind precision.MEASURED's agreement column and `au
 
     python bench/precision_agreement.py [--model FOLDER] [--data runs/remeasure/test/manifest.jsonl]
 
-(runs/remeasure/make_sets.py synthesizes the demo model's 227 held-out utterances.)
+The default data, the demo model's 227 held-out utterances (recipes/demo_model.py's test set: same sentences,
+voices and seed), is synthesised on first use.
 """
 
 import argparse
+from pathlib import Path
 
 from unispeech import load_model
 from unispeech.data import load_dataset
@@ -22,12 +24,26 @@ SETTINGS = {  # name -> (backend, dtype)
 }
 
 
+DEFAULT_DATA = Path("runs/remeasure/test/manifest.jsonl")
+
+
+def held_out_set() -> Path:
+    """The demo recipe's test set (recipes/demo_model.py: test sentences, training voices, seed 3)."""
+    from unispeech.data import sentence_splits
+    from unispeech.synth import TRAIN_VARIANTS, synthesize_corpus
+
+    test = sentence_splits(Path("data/ky"), 150)["test"]
+    return synthesize_corpus(test, DEFAULT_DATA.parent, variants=TRAIN_VARIANTS, copies=1, seed=3, progress=False)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="unispeech/assets/default-model")
-    p.add_argument("--data", default="runs/remeasure/test/manifest.jsonl")
+    p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--batch-size", type=int, default=16)
     a = p.parse_args()
+    if Path(a.data) == DEFAULT_DATA:
+        held_out_set()  # resumable: a complete set is left as it is
     utterances = load_dataset(a.data)[0]
     paths, refs = [u.audio for u in utterances], [u.phones for u in utterances]
     out, runs = {}, {}
