@@ -66,8 +66,9 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         for s, log in zip(stages, logs)
     ]
     start = (
-        f"continued from `{summary['init']}`, a copy of the previously bundled model (espeak-ng only, made by "
-        "this recipe's stages 1-2 in 70 min by its card; `git log unispeech/assets/default-model` finds it)"
+        f"continued from `{summary['init']}`, a copy of the previously bundled model (v2: espeak-ng only, made "
+        "by this recipe's stages 1-2 in 70 min by its card; `mkdir -p INIT && git archive b16c13a "
+        "unispeech/assets/default-model | tar -x --strip-components=3 -C INIT`)"
         if summary.get("init")
         else "from random weights"
     )

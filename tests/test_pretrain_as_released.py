@@ -40,7 +40,7 @@ def test_stage_2_continues_with_the_recipe_s_feature_dropout(tmp_path):
 
     save_folder(tmp_path / "stage1", UniSpeechPretrainModel(tiny_config(feat_quantizer_dropout=0.0)), None)
     model, _ = init_pretrain_model(tmp_path / "stage1", PretrainRecipe(dropout_features=0.25), None)
-    assert model.dropout_features.p == 0.25
+    assert model.dropout_features.p == 0.25 and model.config.feat_quantizer_dropout == 0.25
 
 
 def _std(t: torch.Tensor) -> float:

@@ -221,6 +221,7 @@ def init_pretrain_model(init: str | Path, recipe: PretrainRecipe, num_ctc_classe
     if init.is_dir():
         model = load_pretraining_folder(init)
         model.dropout_features.p = recipe.dropout_features
+        model.config = dataclasses.replace(model.config, feat_quantizer_dropout=recipe.dropout_features)
         vocab = None
         if (init / "vocab.json").is_file():
             vocab = Vocabulary.from_folder(
