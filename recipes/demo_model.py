@@ -28,7 +28,6 @@ from demo_card import bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "ky"
-ASSET = ROOT / "unispeech" / "assets" / "default-model"
 CONFIG = ROOT / "recipes" / "demo_config.json"
 RECIPE = ROOT / "recipes" / "demo_recipe.toml"
 RECIPE_STAGE2 = ROOT / "recipes" / "demo_recipe_stage2.toml"
@@ -97,7 +96,7 @@ def main() -> None:
         "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:]),
         "stages": [str(d.relative_to(work)) for d in trained],
         "init": args.init,
-        "cpu": cpu_flags(),
+        "cpu": cpu_description(),
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
@@ -126,7 +125,7 @@ def real_voice_sets(work: Path, args) -> dict:
     sentences no espeak-ng training set has (data/ky/val.text and the espeak-ng validation sentences)."""
     from unispeech.augment import augment_corpus
     from unispeech.corpora import festvox_ru_rows, fetch_festvox_ru, rhvoice_rows
-    from unispeech.data import sentence_splits
+    from unispeech.data import merge_manifests, sentence_splits, write_manifest
     from unispeech.g2p import phonemize
 
     splits = sentence_splits(DATA, VALID_SENTENCES)
@@ -139,8 +138,9 @@ def real_voice_sets(work: Path, args) -> dict:
         rows = [r for r in rows if r["phones"]]
         test = [r for r in rows if r["text"] in unseen]
         rest = [r for r in rows if r["text"] not in unseen]
-        valid = [r for voice in sorted({r["voice"] for r in rest}) for r in rest if r["voice"] == voice][::36]
-        parts["rhvoice"] = {"test": test, "valid": valid, "train": [r for r in rest if r not in valid]}
+        valid = sorted(rest, key=lambda r: r["voice"])[::36]  # both voices, in metadata order within each
+        held = {r["id"] for r in valid}
+        parts["rhvoice"] = {"test": test, "valid": valid, "train": [r for r in rest if r["id"] not in held]}
     if args.festvox_ru:
         folder = fetch_festvox_ru(work / "festvox-ru") if args.festvox_ru == "fetch" else Path(args.festvox_ru)
         rows = festvox_ru_rows(folder)
@@ -162,24 +162,6 @@ def real_voice_sets(work: Path, args) -> dict:
     }
 
 
-def write_manifest(rows: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def merge_manifests(manifests: list[Path], out: Path) -> Path:
-    """One manifest of several, every audio path made absolute."""
-    rows = []
-    for manifest in manifests:
-        for line in manifest.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                row["audio"] = str((manifest.parent / row["audio"]).resolve())
-                rows.append(row)
-    return write_manifest(rows, out)
-
-
 def evaluate(model: Path, manifest: Path, work: Path) -> dict:
     """`unispeech evaluate` of `model` on `manifest`, unless its report is newer than the model's weights."""
     out = work / f"eval-{model.name}-{manifest.parent.name}"
@@ -190,14 +172,12 @@ def evaluate(model: Path, manifest: Path, work: Path) -> dict:
     return json.loads(report.read_text())["summary"]
 
 
-def cpu_flags() -> str:
-    """The CPU as the model card names it: its class and the vector extensions that matter here."""
-    from unispeech.precision import cpu_class
-    from unispeech.precision import cpu_flags as flags_of_this_cpu
+def cpu_description() -> str:
+    """The CPU as the model card names it: its class and the extensions that matter for speed here."""
+    from unispeech.precision import CPU_FEATURES, cpu_class, cpu_flags
 
-    flags = flags_of_this_cpu()
-    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
-    return f"CPU class {cpu_class(flags)} ({' '.join(shown) or 'no AVX2'})"
+    flags = cpu_flags()
+    return f"CPU class {cpu_class(flags)} ({' '.join(f for f in CPU_FEATURES if f in flags) or 'no AVX2'})"
 
 
 def stage_dir(work: Path, stage: int) -> Path:

@@ -290,14 +290,9 @@ def seed_suffix(seed: int | str) -> str:
 
 def combined(work: Path, names: list[str]) -> Path:
     """One manifest over several sets (absolute audio paths), for unlabelled pretraining on all audio."""
-    path = work / "all.jsonl"
-    rows = []
-    for name in names:
-        for line in (work / name / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            rows.append(json.dumps({**row, "audio": str((work / name / row["audio"]).resolve())}, ensure_ascii=False))
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
+    from unispeech.data import merge_manifests
+
+    return merge_manifests([work / name / "manifest.jsonl" for name in names], work / "all.jsonl")
 
 
 def last_stats(row: Path, stages: int) -> dict:

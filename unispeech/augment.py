@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import SAMPLE_RATE, load_audio
+from .data import manifest_audio
 
 BAND_LIMITS = (8000, 11025, 12000)  # sampling rates of narrow-band channels (telephone, old recorders)
 
@@ -107,9 +108,7 @@ def augment_corpus(rows: list[dict], out_dir: str | Path, copies: int, seed: int
     out = Path(out_dir)
     (out / "clips").mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
-    done = set()
-    if manifest.is_file():
-        done = {json.loads(line)["audio"] for line in manifest.read_text(encoding="utf-8").splitlines() if line}
+    done = manifest_audio(manifest)
     with open(manifest, "a", encoding="utf-8") as log:
         for i in tqdm(range(len(rows) * copies), desc=f"augmenting {out.name}", unit="clip", disable=not progress):
             row = rows[i % len(rows)]

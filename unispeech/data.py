@@ -189,3 +189,31 @@ def sentence_splits(data_dir: Path, valid_size: int = 150, seed: int = 0) -> dic
     test, pool = sentence_pool(data_dir)
     random.Random(seed).shuffle(pool)
     return {"valid": pool[:valid_size], "train": pool[valid_size:], "test": test}
+
+
+def manifest_audio(manifest: Path) -> set[str]:
+    """The `audio` of every row a JSONL manifest already lists (none if it does not exist): what a resumable
+    writer that appends to it has done."""
+    if not manifest.is_file():
+        return set()
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    return {json.loads(line)["audio"] for line in lines if line.strip()}
+
+
+def write_manifest(rows: list[dict], path: Path) -> Path:
+    """A JSONL manifest of `rows`, its folder made if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def merge_manifests(manifests: list[Path], out: Path) -> Path:
+    """One JSONL manifest of several, every audio path made absolute (relative ones are beside their manifest)."""
+    rows = []
+    for manifest in manifests:
+        for line in manifest.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                row["audio"] = str((manifest.parent / row["audio"]).resolve())
+                rows.append(row)
+    return write_manifest(rows, out)

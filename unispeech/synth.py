@@ -136,16 +136,13 @@ def synthesize_corpus(
     import soundfile as sf
     from tqdm import tqdm
 
+    from .data import manifest_audio
     from .g2p import phonemize
 
     out = Path(out_dir)
     (out / "clips").mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
-    done = (
-        {json.loads(line)["audio"] for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()}
-        if manifest.is_file()
-        else set()
-    )
+    done = manifest_audio(manifest)
     phones = phonemize(sentences, language=language)
     speaker = Speaker(language)
     rng = np.random.default_rng(seed)
