@@ -62,16 +62,17 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
     logs = [read_log(d) for d in stages]
     best = min((r for r in logs[-1] if r.get("valid_per") is not None), key=lambda r: r["valid_per"])
     stage_lines = [
-        f"  - `{s.name}`: {max(r['step'] for r in log)} updates, {logged_seconds(log) / 60:.0f} min ({_recipe_of(s)})"
+        f"  - `{s.name}`: {max(r['step'] for r in log)} updates, {logged_seconds(log) / 60:.0f} min "
+        f"({_recipe_of(s, summary)})"
         for s, log in zip(stages, logs)
     ]
-    start = (
-        f"continued from `{summary['init']}`, a copy of the previously bundled model (v2: espeak-ng only, made "
-        "by this recipe's stages 1-2 in 70 min by its card; `mkdir -p INIT && git archive b16c13a "
-        "unispeech/assets/default-model | tar -x --strip-components=3 -C INIT`)"
-        if summary.get("init")
-        else "from random weights"
-    )
+    start = "from random weights"
+    if summary.get("init"):
+        commit = summary.get("init_commit") or "COMMIT"
+        start = (
+            f"continued from `{summary['init']}`, the model bundled at commit {commit} (`mkdir -p INIT && "
+            f"git archive {commit} unispeech/assets/default-model | tar -x --strip-components=3 -C INIT`)"
+        )
     rows = []
     for name, result in summary["per"].items():
         kind, what = TEST_SETS.get(name, (name, ""))
@@ -97,6 +98,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         command=summary["command"],
         results="\n".join(rows),
         work=_shown(work),
+        abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
     )
 
 
@@ -116,9 +118,12 @@ def data_table(work: Path) -> str:
     return "\n".join(lines)
 
 
-def _recipe_of(stage: Path) -> str:
-    names = {"model": "demo_recipe.toml", "model-real": "demo_recipe_real.toml"}
-    return f"`recipes/{names.get(stage.name, 'demo_recipe_stage2.toml')}`"
+def _recipe_of(stage: Path, summary: dict) -> str:
+    names = {
+        "model": "recipes/demo_recipe.toml",
+        "model-real": summary.get("real_recipe") or "recipes/demo_recipe_real.toml",
+    }
+    return f"`{names.get(stage.name) or 'recipes/demo_recipe_stage2.toml'}`"
 
 
 def _shown(path: Path) -> str:
@@ -159,7 +164,9 @@ toolkit runs offline in seconds and so that the tests have a trained model whose
 
 - Held out, never trained on: the 227 sentences of `data/ky/val.text` and the 150 espeak-ng validation
   sentences (RHVoice's test utterances are exactly those of its recordings whose sentence is one of them);
-  espeak-ng's voice variant m3; every tenth festvox-ru utterance.
+  espeak-ng's voice variant m3; every tenth festvox-ru utterance. RHVoice recordings whose text has an
+  abbreviation (a word with two or more capitals: {abbreviations}) are left out of every split: how the voice
+  says УКМК is not in the text, so no G2P can label them.
 - Training, {start}:
 {stages}
   best validation PER (espeak-ng, RHVoice and festvox-ru validation utterances together) {valid_per:.2f} % at
@@ -168,7 +175,7 @@ toolkit runs offline in seconds and so that the tests have a trained model whose
 
 ## Measured PER (`unispeech evaluate`, greedy decoding)
 
-| voice type | held-out set | utterances | PER | previous model (espeak-ng only) |
+| voice type | held-out set | utterances | PER | the model it continued from |
 |---|---|---|---|---|
 {results}
 

@@ -2,6 +2,7 @@
 augmentation aimed at the synthetic-to-real gap."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,15 +103,34 @@ def test_augment_corpus_writes_copies_and_resumes_without_redoing_them(tmp_path)
     sources = []
     for k in range(2):
         sf.write(tmp_path / f"src{k}.wav", tone(0.6, 200 + 100 * k), RATE)
-        sources.append({"audio": str(tmp_path / f"src{k}.wav"), "phones": "m ɑ", "voice": f"v{k}"})
+        sources.append({"id": f"u{k}", "audio": str(tmp_path / f"src{k}.wav"), "phones": "m ɑ", "voice": f"v{k}"})
     out = tmp_path / "aug"
     manifest = augment_corpus(sources, out, copies=2, seed=1, progress=False)
     rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
     assert [r["source"] for r in rows] == [s["audio"] for s in sources] * 2
     assert all((out / r["audio"]).is_file() and r["phones"] == "m ɑ" for r in rows)
     first = (out / rows[0]["audio"]).stat().st_mtime_ns
-    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]), encoding="utf-8")
+    log = out / "drawn.jsonl"
+    log.write_text("".join(log.read_text(encoding="utf-8").splitlines(keepends=True)[:3]), encoding="utf-8")
+    (out / rows[3]["audio"]).unlink()  # as if interrupted before the last clip
     augment_corpus(sources, out, copies=2, seed=1, progress=False)
     again = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
-    assert len(again) == 4 and again[3]["audio"] == rows[3]["audio"]
+    assert again == rows  # the same draws: the redone clip is the one it would have been
     assert (out / rows[0]["audio"]).stat().st_mtime_ns == first  # kept, not rewritten
+
+
+def test_augment_corpus_manifest_follows_the_rows_given_now(tmp_path):
+    sources = []
+    for k in range(3):
+        sf.write(tmp_path / f"src{k}.wav", tone(0.4, 200 + 50 * k), RATE)
+        sources.append({"id": f"u{k}", "audio": str(tmp_path / f"src{k}.wav"), "phones": "m ɑ"})
+    out = tmp_path / "aug"
+    augment_corpus(sources, out, copies=1, seed=1, progress=False)
+    first = {p.name: p.stat().st_mtime_ns for p in (out / "clips").iterdir()}
+    relabelled = [{**sources[0], "phones": "n ɑ"}, sources[2]]  # a G2P fix relabels u0; u1 is dropped
+    manifest = augment_corpus(relabelled, out, copies=1, seed=1, progress=False)
+    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["phones"]) for r in rows] == [("u0", "n ɑ"), ("u2", "m ɑ")]
+    assert all((out / r["audio"]).stat().st_mtime_ns == first[Path(r["audio"]).name] for r in rows)
+    with pytest.raises(ValueError, match="unique"):
+        augment_corpus([sources[0], sources[0]], out, copies=1, seed=1, progress=False)

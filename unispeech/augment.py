@@ -5,12 +5,13 @@ given and returns what it drew, so a manifest can say what was done to every cli
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .audio import SAMPLE_RATE, load_audio
-from .data import manifest_audio
+from .data import write_manifest
 
 BAND_LIMITS = (8000, 11025, 12000)  # sampling rates of narrow-band channels (telephone, old recorders)
 
@@ -100,26 +101,44 @@ def channel(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict
 
 def augment_corpus(rows: list[dict], out_dir: str | Path, copies: int, seed: int, progress: bool = True) -> Path:
     """Write `copies` augmented versions (channel, then room/noise/gain) of every row's `audio` (an absolute
-    path) into `out_dir/clips` with a `manifest.jsonl` that keeps each row's fields and adds `source` (the
-    original file) and what was drawn. Resumable: clips already in the manifest are kept."""
+    path) as `out_dir/clips/<id>-<copy>.flac`, and a `manifest.jsonl` of `rows` as given now (labels
+    included) plus `source` (the original file) and what was drawn for each clip.
+
+    Resumable: what was drawn is logged clip by clip in `drawn.jsonl`, and a clip already logged from the
+    same source is kept. The manifest is written from `rows` at the end, so rows relabelled since (a G2P fix)
+    get their new labels and rows dropped since leave it."""
     import soundfile as sf
     from tqdm import tqdm
 
+    ids = [row["id"] for row in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError("augment_corpus names clips by row id: the ids must be unique")
     out = Path(out_dir)
     (out / "clips").mkdir(parents=True, exist_ok=True)
-    manifest = out / "manifest.jsonl"
-    done = manifest_audio(manifest)
-    with open(manifest, "a", encoding="utf-8") as log:
-        for i in tqdm(range(len(rows) * copies), desc=f"augmenting {out.name}", unit="clip", disable=not progress):
-            row = rows[i % len(rows)]
-            name = f"clips/{i:06d}.flac"
-            if name in done:
-                continue
-            rng = np.random.default_rng([seed, i])
-            wav, info = channel(load_audio(row["audio"]), rng)
-            wav, more = augment(wav, rng)
-            sf.write(out / name, wav, SAMPLE_RATE)
-            new = {**row, "audio": name, "source": str(row["audio"]), "duration": round(wav.size / SAMPLE_RATE, 3)}
-            log.write(json.dumps({**new, **info, **more}, ensure_ascii=False) + "\n")
-            log.flush()
-    return manifest
+    log_path = out / "drawn.jsonl"
+    lines = log_path.read_text(encoding="utf-8").splitlines() if log_path.is_file() else []
+    drawn = {entry["audio"]: entry for entry in map(json.loads, filter(str.strip, lines))}
+    manifest = []
+    with open(log_path, "a", encoding="utf-8") as log:
+        for copy, row in tqdm(
+            [(c, r) for c in range(copies) for r in rows],
+            desc=f"augmenting {out.name}",
+            unit="clip",
+            disable=not progress,
+        ):
+            name = f"clips/{row['id']}-{copy}.flac"
+            entry = drawn.get(name)
+            if entry is None or entry["source"] != str(row["audio"]) or not (out / name).is_file():
+                rng = np.random.default_rng([seed, zlib.crc32(str(row["id"]).encode()), copy])
+                wav, info = channel(load_audio(row["audio"]), rng)
+                wav, more = augment(wav, rng)
+                sf.write(out / name, wav, SAMPLE_RATE)
+                entry = {"audio": name, "source": str(row["audio"]), "duration": round(wav.size / SAMPLE_RATE, 3)}
+                entry.update(info, **more)
+                log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                log.flush()
+            manifest.append({**row, **entry})
+    path = out / "manifest.jsonl"
+    write_manifest(manifest, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    return path

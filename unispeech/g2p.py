@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -71,6 +72,21 @@ FOREIGN_PHONES = {
 }
 
 
+# A word with two or more capitals (УКМК, ТИЗОсунда): espeak-ng's ky voice spells such words letter by letter
+# and, in running text, names most letters "сирилик ..." ("Cyrillic ..."), which no Kyrgyz reader says.
+CAPITALS_WORD = re.compile(r"\w*[А-ЯЁӨҮҢ]\w*[А-ЯЁӨҮҢ]\w*")
+
+
+def spoken_form(text: str, language: str = "ky") -> str:
+    """The text as espeak-ng is given it, for G2P and synthesis alike: for Kyrgyz, words with two or more
+    Cyrillic capitals are lower-cased so that they are read as words (how a reader says an abbreviation is not in
+    the text; reading it as a word at least gives Kyrgyz phones). Stray whitespace is collapsed."""
+    text = " ".join(text.split())
+    if language != "ky":
+        return text
+    return CAPITALS_WORD.sub(lambda m: m.group(0).lower(), text)
+
+
 PUNCTUATION = ".,!?;:«»\"'()[]—–-…“”„"
 
 
@@ -124,7 +140,7 @@ def phonemize(
         raise ValueError("phonemize takes a string or a list of strings")
     from phonemizer.separator import Separator
 
-    cleaned = [" ".join(t.split()) for t in batch]  # stray whitespace and newlines
+    cleaned = [spoken_form(t, language) for t in batch]
     raw = (
         _backend(language).phonemize(
             cleaned, separator=Separator(phone=" ", word=f" {WORD_BOUNDARY} "), strip=True, njobs=1

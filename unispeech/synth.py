@@ -98,14 +98,16 @@ class Speaker:
         return 0
 
     def speak(self, text: str, voice: Voice = Voice()) -> np.ndarray:
-        """Text -> float32 mono audio at 16 kHz."""
+        """Text -> float32 mono audio at 16 kHz; the text is read as G2P reads it (`g2p.spoken_form`)."""
         import soxr
+
+        from .g2p import spoken_form
 
         if self._lib.espeak_SetVoiceByName(f"{self.language}+{voice.variant}".encode()) != 0:
             raise ValueError(f"espeak-ng has no voice {self.language}+{voice.variant}")
         for param, value in ((_RATE, voice.rate), (_PITCH, voice.pitch), (_RANGE, voice.pitch_range)):
             self._lib.espeak_SetParameter(param, value, 0)
-        data = text.encode("utf-8")
+        data = spoken_form(text, self.language).encode("utf-8")
         self._pieces, self._onsets = [], []
         self._lib.espeak_SetSynthCallback(self._callback)  # the callback is global: make it this speaker's
         self._lib.espeak_Synth(ctypes.c_char_p(data), len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
