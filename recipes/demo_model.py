@@ -84,6 +84,7 @@ def main() -> None:
         "test": work / "test" / "manifest.jsonl",
         "test-unseen-voice": work / "test-unseen-voice" / "manifest.jsonl",
     }
+    left_out: dict[str, int] = {}
     if real:
         sets = real_voice_sets(work, args)
         tests.update(sets.pop("tests"))
@@ -102,7 +103,7 @@ def main() -> None:
         "stages": [str(d.relative_to(work)) for d in trained],
         "init": args.init,
         "init_commit": args.init_commit,
-        "left_out": left_out if real else {},
+        "left_out": left_out,
         "real_recipe": str(Path(args.real_recipe).resolve().relative_to(ROOT)) if real else None,
         "cpu": cpu_description(),
     }

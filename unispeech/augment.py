@@ -105,8 +105,8 @@ def augment_corpus(rows: list[dict], out_dir: str | Path, copies: int, seed: int
     included) plus `source` (the original file) and what was drawn for each clip.
 
     Resumable: what was drawn is logged clip by clip in `drawn.jsonl`, and a clip already logged from the
-    same source is kept. The manifest is written from `rows` at the end, so rows relabelled since (a G2P fix)
-    get their new labels and rows dropped since leave it."""
+    same source is kept. The manifest is written (atomically) from `rows` at the end, so rows relabelled
+    since (a G2P fix) get their new labels and rows dropped since leave it."""
     import soundfile as sf
     from tqdm import tqdm
 
@@ -138,7 +138,4 @@ def augment_corpus(rows: list[dict], out_dir: str | Path, copies: int, seed: int
                 log.write(json.dumps(entry, ensure_ascii=False) + "\n")
                 log.flush()
             manifest.append({**row, **entry})
-    path = out / "manifest.jsonl"
-    write_manifest(manifest, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
-    return path
+    return write_manifest(manifest, out / "manifest.jsonl")

@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from .files import atomic_write
+
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg")
 
 
@@ -201,14 +203,13 @@ def manifest_audio(manifest: Path) -> set[str]:
 
 
 def write_manifest(rows: list[dict], path: Path) -> Path:
-    """A JSONL manifest of `rows`, its folder made if needed; left untouched when it already says exactly that
-    (so that its modification time tells a resumed recipe whether what is downstream of it is stale)."""
+    """A JSONL manifest of `rows`, its folder made if needed, written atomically; left untouched when it already
+    says exactly that (so that its modification time tells a resumed recipe whether what is downstream of it
+    is stale)."""
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+    return atomic_write(path, text)
 
 
 def merge_manifests(manifests: list[Path], out: Path) -> Path:

@@ -17,6 +17,8 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .augment import augment
+from .data import manifest_audio
+from .g2p import phonemize, spoken_form
 
 # espeak-ng's C API constants (speak_lib.h)
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -101,8 +103,6 @@ class Speaker:
         """Text -> float32 mono audio at 16 kHz; the text is read as G2P reads it (`g2p.spoken_form`)."""
         import soxr
 
-        from .g2p import spoken_form
-
         if self._lib.espeak_SetVoiceByName(f"{self.language}+{voice.variant}".encode()) != 0:
             raise ValueError(f"espeak-ng has no voice {self.language}+{voice.variant}")
         for param, value in ((_RATE, voice.rate), (_PITCH, voice.pitch), (_RANGE, voice.pitch_range)):
@@ -137,9 +137,6 @@ def synthesize_corpus(
     """
     import soundfile as sf
     from tqdm import tqdm
-
-    from .data import manifest_audio
-    from .g2p import phonemize
 
     out = Path(out_dir)
     (out / "clips").mkdir(parents=True, exist_ok=True)
