@@ -43,6 +43,7 @@ CONFIG = ROOT / "recipes" / "reproduction_config.json"
 DOC = ROOT / "docs" / "reproduction.md"
 SIZES = {"source": 1200, "target": 1200, "finetune": 900, "valid": 60}  # finetune: ~1 h, the paper's 1 h
 PRETRAIN_BATCH_SECONDS = 40
+UNISPEECH = [sys.executable, "-m", "unispeech"]
 FINETUNE_BATCH_SECONDS = 40  # CTC left its blank plateau after ~30k s of audio (demo model); 20 s batches never did
 
 
@@ -152,6 +153,41 @@ def step(marker: Path, cmd: list[str]) -> dict:
 
 
 def main() -> None:
+    args = parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    sets = sentence_sets()
+    manifests = synthesize_sets(work, sets)
+    P, F = args.pretrain_updates, args.finetune_updates
+    seeds = [int(s) for s in args.seeds.split(",")]
+    bf16 = ["--bf16"] if args.bf16 else []
+    results = {}
+    for name, label, stages in ROWS:
+        if name not in args.rows.split(","):
+            continue
+        row = work / name
+        row.mkdir(exist_ok=True)
+        init, seconds, commands = pretrain_row(row, stages, P, manifests, bf16)
+        pers, finetune_seconds = [], []
+        for seed in seeds:
+            per, done = finetune_row(row, init, seed, F, manifests, bf16)
+            pers.append(per)
+            finetune_seconds.append(done["seconds"])
+            commands.append(done["command"])
+        results[name] = {
+            "label": label,
+            "per": sum(pers) / len(pers),
+            "pers": dict(zip(map(str, seeds), pers)),
+            "pretrain_seconds": seconds,
+            "finetune_seconds": sum(finetune_seconds) / len(seeds),
+            "commands": commands,
+            "pretrain_stats": last_stats(row, len(stages)),
+        }
+    (work / "results.json").write_text(json.dumps(results, indent=2))
+    write_report(work, results, sets, P, F, " ".join(["python", "recipes/reproduction.py"] + sys.argv[1:]))
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default=str(ROOT / "runs" / "reproduction"))
     parser.add_argument("--pretrain-updates", type=int, default=500)
@@ -168,119 +204,58 @@ def main() -> None:
         default=",".join(r[0] for r in ROWS[:PAPER_ROWS]),
         help="comma-separated rows (default: the paper's six; also " + ", ".join(r[0] for r in ROWS[PAPER_ROWS:]) + ")",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def synthesize_sets(work: Path, sets: dict[str, list[str]]) -> dict[str, Path]:
+    """Every sentence set spoken by espeak-ng (the source set in Kazakh) -> {name: manifest}, plus "all"."""
     from unispeech.synth import TRAIN_VARIANTS, synthesize_corpus
 
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    sets = sentence_sets()
     for seed, (name, sentences) in enumerate(sets.items()):
-        synthesize_corpus(
-            sentences,
-            work / name,
-            variants=TRAIN_VARIANTS,
-            seed=100 + seed,
-            language="kk" if name == "source" else "ky",
-        )
+        language = "kk" if name == "source" else "ky"
+        synthesize_corpus(sentences, work / name, variants=TRAIN_VARIANTS, seed=100 + seed, language=language)
     manifests = {name: work / name / "manifest.jsonl" for name in sets}
     manifests["all"] = combined(work, ["source", "target"])
-    P, F = args.pretrain_updates, args.finetune_updates
-    seeds = [int(s) for s in args.seeds.split(",")]
-    unispeech = [sys.executable, "-m", "unispeech"]
-    bf16 = ["--bf16"] if args.bf16 else []
-    results = {}
-    for name, label, stages in ROWS:
-        if name not in args.rows.split(","):
-            continue
-        row = work / name
-        row.mkdir(exist_ok=True)
-        init, seconds, commands = CONFIG, 0.0, []
-        for i, stage in enumerate(stages):
-            updates = round(P * stage.get("fraction", 1.0))
-            toml = row / f"pretrain-{i}.toml"
-            toml.write_text(
-                PRETRAIN_TOML.format(
-                    decay=0.25 ** (1 / updates), batch=PRETRAIN_BATCH_SECONDS, extra=stage.get("recipe", "")
-                )
-            )
-            cmd = (
-                unispeech
-                + [
-                    "pretrain",
-                    "--init",
-                    str(init),
-                    "--recipe",
-                    str(toml),
-                    "--out",
-                    str(row / f"pretrain-{i}"),
-                    "--max-updates",
-                    str(updates),
-                ]
-                + bf16
-            )
-            if "labeled" in stage:
-                cmd += ["--labeled", str(manifests[stage["labeled"]]), "--language", "kk"]
-            if "unlabeled" in stage:
-                cmd += ["--unlabeled", str(manifests[stage["unlabeled"]])]
-            for key in ("alpha", "replace_prob", "mask_prob"):
-                if key in stage:
-                    cmd += [f"--{key.replace('_', '-')}", str(stage[key])]
-            done = step(row / f"pretrain-{i}.done", cmd)
-            seconds, init = seconds + done["seconds"], row / f"pretrain-{i}"
-            commands.append(done["command"])
-        pers, finetune_seconds = [], []
-        for seed in seeds:
-            suffix = seed_suffix(seed)
-            toml = row / f"finetune{suffix}.toml"
-            toml.write_text(FINETUNE_TOML.format(batch=FINETUNE_BATCH_SECONDS, valid_every=max(F // 6, 1), seed=seed))
-            done = step(
-                row / f"finetune{suffix}.done",
-                unispeech
-                + [
-                    "finetune",
-                    "--init",
-                    str(init),
-                    "--recipe",
-                    str(toml),
-                    "--train",
-                    str(manifests["finetune"]),
-                    "--valid",
-                    str(manifests["valid"]),
-                    "--out",
-                    str(row / f"finetune{suffix}"),
-                    "--max-updates",
-                    str(F),
-                ]
-                + bf16,
-            )
-            commands.append(done["command"])
-            evaluation = row / f"eval-test{suffix}"
-            if not (evaluation / "report.json").is_file():
-                run(
-                    unispeech
-                    + [
-                        "evaluate",
-                        "--model",
-                        str(row / f"finetune{suffix}"),
-                        "--data",
-                        str(manifests["test"]),
-                        "--out",
-                        str(evaluation),
-                    ]
-                )
-            pers.append(json.loads((evaluation / "report.json").read_text())["summary"]["per"])
-            finetune_seconds.append(done["seconds"])
-        results[name] = {
-            "label": label,
-            "per": sum(pers) / len(pers),
-            "pers": dict(zip(map(str, seeds), pers)),
-            "pretrain_seconds": seconds,
-            "finetune_seconds": sum(finetune_seconds) / len(seeds),
-            "commands": commands,
-            "pretrain_stats": last_stats(row, len(stages)),
-        }
-    (work / "results.json").write_text(json.dumps(results, indent=2))
-    write_report(work, results, sets, P, F, " ".join(["python", "recipes/reproduction.py"] + sys.argv[1:]))
+    return manifests
+
+
+def pretrain_row(row: Path, stages: list[dict], P: int, manifests: dict, bf16: list[str]):
+    """A row's pretraining stages, each from the last -> (the model to fine-tune, seconds, commands)."""
+    init, seconds, commands = CONFIG, 0.0, []
+    for i, stage in enumerate(stages):
+        updates = round(P * stage.get("fraction", 1.0))
+        toml = row / f"pretrain-{i}.toml"
+        extra = stage.get("recipe", "")
+        toml.write_text(PRETRAIN_TOML.format(decay=0.25 ** (1 / updates), batch=PRETRAIN_BATCH_SECONDS, extra=extra))
+        out = row / f"pretrain-{i}"
+        cmd = UNISPEECH + ["pretrain", "--init", str(init), "--recipe", str(toml), "--out", str(out)]
+        cmd += ["--max-updates", str(updates)] + bf16
+        if "labeled" in stage:
+            cmd += ["--labeled", str(manifests[stage["labeled"]]), "--language", "kk"]
+        if "unlabeled" in stage:
+            cmd += ["--unlabeled", str(manifests[stage["unlabeled"]])]
+        for key in ("alpha", "replace_prob", "mask_prob"):
+            if key in stage:
+                cmd += [f"--{key.replace('_', '-')}", str(stage[key])]
+        done = step(row / f"pretrain-{i}.done", cmd)
+        seconds, init = seconds + done["seconds"], out
+        commands.append(done["command"])
+    return init, seconds, commands
+
+
+def finetune_row(row: Path, init: Path, seed: int, F: int, manifests: dict, bf16: list[str]) -> tuple[float, dict]:
+    """Fine-tune a row's model with one seed and evaluate it on the test set -> (PER, the step's record)."""
+    suffix = seed_suffix(seed)
+    toml = row / f"finetune{suffix}.toml"
+    toml.write_text(FINETUNE_TOML.format(batch=FINETUNE_BATCH_SECONDS, valid_every=max(F // 6, 1), seed=seed))
+    out = row / f"finetune{suffix}"
+    cmd = UNISPEECH + ["finetune", "--init", str(init), "--recipe", str(toml), "--out", str(out)]
+    cmd += ["--train", str(manifests["finetune"]), "--valid", str(manifests["valid"]), "--max-updates", str(F)]
+    done = step(row / f"finetune{suffix}.done", cmd + bf16)
+    evaluation = row / f"eval-test{suffix}"
+    if not (evaluation / "report.json").is_file():
+        run(UNISPEECH + ["evaluate", "--model", str(out), "--data", str(manifests["test"]), "--out", str(evaluation)])
+    return json.loads((evaluation / "report.json").read_text())["summary"]["per"], done
 
 
 def seed_suffix(seed: int | str) -> str:
