@@ -43,8 +43,8 @@ CONFIG = ROOT / "recipes" / "reproduction_config.json"
 DOC = ROOT / "docs" / "reproduction.md"
 SIZES = {"source": 1200, "target": 1200, "finetune": 900, "valid": 60}  # finetune: ~1 h, the paper's 1 h
 PRETRAIN_BATCH_SECONDS = 40
-UNISPEECH = [sys.executable, "-m", "unispeech"]
 FINETUNE_BATCH_SECONDS = 40  # CTC left its blank plateau after ~30k s of audio (demo model); 20 s batches never did
+UNISPEECH = [sys.executable, "-m", "unispeech"]  # every step runs the CLI in its own process
 
 
 def run(cmd: list[str]) -> float:
@@ -146,7 +146,7 @@ def step(marker: Path, cmd: list[str]) -> dict:
         return json.loads(marker.read_text())
     out = Path(cmd[cmd.index("--out") + 1])
     resume = ["--resume"] if any((out / "checkpoints").glob("checkpoint-*.pt")) else []
-    command = " ".join(["unispeech"] + cmd[3:]).replace(f"{ROOT}/", "")
+    command = " ".join(["unispeech"] + cmd[len(UNISPEECH) :]).replace(f"{ROOT}/", "")
     result = {"seconds": round(run(cmd + resume)), "command": command}
     marker.write_text(json.dumps(result))
     return result
