@@ -27,6 +27,10 @@ TEST_SETS = {
     "test-unseen-voice": ("espeak-ng (formant synthesis)", "unseen sentences, unseen voice variant m3"),
     "test-rhvoice-azamat": ("RHVoice Azamat (vocoded real male speaker)", "unseen sentences"),
     "test-rhvoice-nazgul": ("RHVoice Nazgul (vocoded real female speaker)", "unseen sentences"),
+    "test-rhvoice-other-voices": (
+        "RHVoice, both voices, pitch and formants changed (simulated unseen speakers)",
+        "unseen sentences",
+    ),
     "test-festvox-ru-nsh": ("real Russian speech, festvox-ru (mapped phones)", "unseen utterances"),
 }
 SOURCES = {
@@ -99,6 +103,19 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         results="\n".join(rows),
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
+        voice_change=voice_change_text(summary),
+    )
+
+
+def voice_change_text(summary: dict) -> str:
+    """How the real-voice copies were given other voices, when they were (since v6)."""
+    if not summary.get("voice_change"):
+        return ""
+    from unispeech.augment import FORMANT_RATIOS, PITCH_FACTORS
+
+    return (
+        f"voice changes (70 %: formants x{FORMANT_RATIOS[0]}-{FORMANT_RATIOS[1]}, pitch median "
+        f"x{PITCH_FACTORS[0]}-{PITCH_FACTORS[1]}, Praat's PSOLA), "
     )
 
 
@@ -157,8 +174,8 @@ toolkit runs offline in seconds and so that the tests have a trained model whose
 - Output: the real checkpoint's 43-token vocabulary (39 Kyrgyz phones, `<pad>` = CTC blank), so its
   phones are in the same notation.
 - Training data of the last stage, by origin (augmented copies counted; espeak-ng clips carry random
-  reverberation, noise and gain; the real-voice clips speed perturbation 0.9-1.1, narrow-band channels
-  with mu-law codec, reverberation, noise and gain: `unispeech/augment.py`):
+  reverberation, noise and gain; the real-voice clips {voice_change}speed perturbation 0.9-1.1, narrow-band
+  channels with mu-law codec, reverberation, noise and gain: `unispeech/augment.py`):
 
 {data}
 

@@ -64,6 +64,12 @@ def main() -> None:
     parser.add_argument("--init", help="start the real-voice stage from this model instead of stages 1, 2, ...")
     parser.add_argument("--real-seed", type=int, help="the real-voice stage's seed (default: its stage number)")
     parser.add_argument("--init-commit", help="the commit whose bundled model --init is (named in the card)")
+    parser.add_argument(
+        "--no-voice-change",
+        dest="voice_change",
+        action="store_false",
+        help="real-voice copies without pitch and formant changes (as until v5)",
+    )
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--skip-bundle", action="store_true", help="do not copy the result into the package")
     args = parser.parse_args()
@@ -104,6 +110,7 @@ def main() -> None:
         "init": args.init,
         "init_commit": args.init_commit,
         "left_out": left_out,
+        "voice_change": bool(real) and args.voice_change,
         "real_recipe": str(Path(args.real_recipe).resolve().relative_to(ROOT)) if real else None,
         "cpu": cpu_description(),
     }
@@ -132,11 +139,13 @@ def real_voice_sets(work: Path, args) -> dict:
     """Held-out splits of every real-voice source, augmented copies of their training parts, and the mixed
     training / validation manifests (espeak-ng's sets plus those). RHVoice's test utterances are those whose
     sentences no espeak-ng training set has (data/ky/val.text and the espeak-ng validation sentences)."""
-    from unispeech.augment import augment_corpus
+    from unispeech.augment import augment_corpus, other_voices_set
     from unispeech.corpora import festvox_ru_rows, fetch_festvox_ru, rhvoice_rows
     from unispeech.data import merge_manifests, sentence_splits, write_manifest
     from unispeech.g2p import CAPITALS_WORD, phonemize
 
+    if args.voice_change or args.rhvoice:
+        ensure_installed("parselmouth", "praat-parselmouth>=0.4.3")
     splits = sentence_splits(DATA, VALID_SENTENCES)
     unseen = set(splits["test"]) | set(splits["valid"])
     parts: dict[str, dict[str, list[dict]]] = {}
@@ -163,17 +172,31 @@ def real_voice_sets(work: Path, args) -> dict:
     valid = [work / "valid" / "manifest.jsonl"]
     tests = {}
     for corpus, split in parts.items():
-        train.append(augment_corpus(split["train"], work / f"train-{corpus}", args.real_copies, seed=11))
+        train.append(
+            augment_corpus(split["train"], work / f"train-{corpus}", args.real_copies, 11, voices=args.voice_change)
+        )
         valid.append(write_manifest(split["valid"], work / f"valid-{corpus}" / "manifest.jsonl"))
         for voice in sorted({r["voice"] for r in split["test"]}):
             rows = [r for r in split["test"] if r["voice"] == voice]
             tests[f"test-{voice}"] = write_manifest(rows, work / f"test-{voice}" / "manifest.jsonl")
+    if "rhvoice" in parts:  # the same held-out recordings in simulated unseen voices (pitch, formants)
+        tests["test-rhvoice-other-voices"] = other_voices_set(
+            parts["rhvoice"]["test"], work / "test-rhvoice-other-voices", 13
+        )
     return {
         "train": merge_manifests(train, work / "train-mixed" / "manifest.jsonl"),
         "valid": merge_manifests(valid, work / "valid-mixed" / "manifest.jsonl"),
         "tests": tests,
         "left_out": left_out,
     }
+
+
+def ensure_installed(module: str, requirement: str) -> None:
+    """Install a training-time extra (pyproject's `train` extra) the recipe needs, if it is missing."""
+    try:
+        __import__(module)
+    except ImportError:
+        run([sys.executable, "-m", "pip", "install", requirement])
 
 
 def evaluate(model: Path, manifest: Path, work: Path) -> dict:

@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from unispeech.augment import augment_corpus, band_limit, channel, mu_law, speed_perturb
+from unispeech.augment import (
+    FORMANT_RATIOS,
+    PITCH_FACTORS,
+    augment_corpus,
+    band_limit,
+    channel,
+    mu_law,
+    other_voices_set,
+    speed_perturb,
+    voice_change,
+)
 from unispeech.corpora import CorpusError, festvox_ru_rows, map_russian_phones, rhvoice_rows
 from unispeech.g2p import kyrgyz_inventory
 
@@ -17,6 +27,36 @@ RATE = 16000
 
 def tone(seconds: float, hz: float) -> np.ndarray:
     return (0.5 * np.sin(2 * np.pi * hz * np.arange(int(seconds * RATE)) / RATE)).astype(np.float32)
+
+
+def vowel(f0: float, formant: float, seconds: float = 1.0) -> np.ndarray:
+    """A sustained synthetic vowel: a pulse train at `f0` through one resonance at `formant` (100 Hz wide)."""
+    n = int(seconds * RATE)
+    pulses = np.zeros(n)
+    pulses[:: int(RATE / f0)] = 1.0
+    r = np.exp(-np.pi * 100 / RATE)
+    a1, a2 = -2 * r * np.cos(2 * np.pi * formant / RATE), r * r
+    out = np.zeros(n + 2)
+    for i in range(n):
+        out[i + 2] = pulses[i] - a1 * out[i + 1] - a2 * out[i]
+    return (0.5 * out[2:] / np.abs(out).max()).astype(np.float32)
+
+
+def fundamental(wav: np.ndarray) -> float:
+    """f0 by autocorrelation: the first strong peak between 60 and 400 Hz (the period, not a multiple)."""
+    ac = np.correlate(wav - wav.mean(), wav - wav.mean(), "full")[wav.size - 1 :]
+    lags = np.arange(RATE // 400, RATE // 60)
+    lag = lags[ac[lags] > 0.8 * ac[lags].max()][0]
+    while ac[lag + 1] > ac[lag]:
+        lag += 1
+    return RATE / lag
+
+
+def spectral_centroid(wav: np.ndarray, low: float = 300, high: float = 3000) -> float:
+    power = np.abs(np.fft.rfft(wav)) ** 2
+    hz = np.fft.rfftfreq(wav.size, 1 / RATE)
+    band = (hz > low) & (hz < high)
+    return float((power[band] * hz[band]).sum() / power[band].sum())
 
 
 def festvox_folder(tmp_path, labs: dict[str, str]):
@@ -78,6 +118,32 @@ def test_speed_perturbation_shortens_and_raises_pitch_together():
     assert np.argmax(spectrum) * RATE / fast.size == pytest.approx(220, abs=3)
 
 
+def test_voice_change_moves_pitch_at_the_same_tempo_and_formants():
+    wav = vowel(120, 1000)
+    higher = voice_change(wav, formant_ratio=1.0, pitch_factor=1.25)
+    lower = voice_change(wav, formant_ratio=1.0, pitch_factor=0.8)
+    assert higher.size == lower.size == wav.size  # tempo kept: unlike speed perturbation, no shorter clip
+    assert fundamental(wav) == pytest.approx(120, rel=0.02)
+    assert fundamental(higher) == pytest.approx(150, rel=0.03)
+    assert fundamental(lower) == pytest.approx(96, rel=0.03)
+    assert spectral_centroid(higher) == pytest.approx(spectral_centroid(wav), rel=0.04)
+
+
+def test_voice_change_scales_formants_as_a_shorter_or_longer_vocal_tract():
+    wav = vowel(120, 1000)
+    shorter = voice_change(wav, formant_ratio=1.15, pitch_factor=1.0)
+    longer = voice_change(wav, formant_ratio=0.88, pitch_factor=1.0)
+    assert spectral_centroid(shorter) / spectral_centroid(wav) == pytest.approx(1.15, abs=0.04)
+    assert spectral_centroid(longer) / spectral_centroid(wav) == pytest.approx(0.88, abs=0.04)
+    assert fundamental(shorter) == pytest.approx(120, rel=0.03)  # the pitch stays where it was
+
+
+def test_voice_change_leaves_unvoiced_audio_at_its_length():
+    noise = (0.1 * np.random.default_rng(0).standard_normal(RATE // 2)).astype(np.float32)
+    out = voice_change(noise, formant_ratio=1.1, pitch_factor=1.3)
+    assert out.size == noise.size and np.isfinite(out).all() and np.abs(out).max() > 0
+
+
 def test_band_limiting_removes_what_the_channel_cannot_carry():
     wav = tone(1.0, 500) + tone(1.0, 6000)
     out = band_limit(wav, 8000)
@@ -97,6 +163,34 @@ def test_channel_reports_what_it_drew():
     infos = [channel(tone(0.5, 300), np.random.default_rng(i))[1] for i in range(40)]
     assert any("speed" in i for i in infos) and any("band_limit_hz" in i for i in infos)
     assert all(0.9 <= i.get("speed", 1.0) <= 1.1 for i in infos)
+    changed = [i for i in infos if "formant_ratio" in i]
+    assert 0.5 * len(infos) <= len(changed) < len(infos)  # 70 % of the clips
+    assert all(FORMANT_RATIOS[0] <= i["formant_ratio"] <= FORMANT_RATIOS[1] for i in changed)
+    assert all(PITCH_FACTORS[0] <= i["pitch_factor"] <= PITCH_FACTORS[1] for i in changed)
+    assert min(i["pitch_factor"] for i in changed) < 1 < max(i["pitch_factor"] for i in changed)
+
+
+def test_channel_without_voices_draws_no_voice_change():
+    infos = [channel(tone(0.5, 300), np.random.default_rng(i), voices=False)[1] for i in range(20)]
+    assert not any("formant_ratio" in i or "pitch_factor" in i for i in infos)
+
+
+def test_other_voices_set_speaks_each_held_out_clip_once_in_a_drawn_voice(tmp_path):
+    rows = []
+    for k in range(3):
+        sf.write(tmp_path / f"src{k}.wav", vowel(110 + 20 * k, 900), RATE)
+        rows.append({"id": f"u{k}", "audio": str(tmp_path / f"src{k}.wav"), "phones": "ɑ", "voice": "v"})
+    manifest = other_voices_set(rows, tmp_path / "other", seed=13)
+    made = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+    assert [m["source"] for m in made] == [r["audio"] for r in rows] and all(m["phones"] == "ɑ" for m in made)
+    for row, m in zip(rows, made):
+        assert FORMANT_RATIOS[0] <= m["formant_ratio"] <= FORMANT_RATIOS[1]
+        wav, _ = sf.read(tmp_path / "other" / m["audio"], dtype="float32")
+        source, _ = sf.read(row["audio"], dtype="float32")
+        assert wav.size == source.size  # same tempo, so the clip keeps its length
+        assert fundamental(wav) / fundamental(source) == pytest.approx(m["pitch_factor"], rel=0.05)
+    again = other_voices_set(rows, tmp_path / "again", seed=13).read_text(encoding="utf-8")
+    assert again == manifest.read_text(encoding="utf-8")  # the same voices each time: a fixed test set
 
 
 def test_augment_corpus_writes_copies_and_resumes_without_redoing_them(tmp_path):

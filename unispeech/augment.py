@@ -1,10 +1,12 @@
-"""Augmentation aimed at the gap between synthetic and real speech: tempo/pitch (speed perturbation),
-band-limiting and telephone codecs, rooms, noise and gain. Each function draws from the generator it is
-given and returns what it drew, so a manifest can say what was done to every clip."""
+"""Augmentation aimed at the gap between synthetic and real speech: tempo/pitch (speed perturbation), pitch
+and vocal-tract length (Praat's PSOLA "Change gender"), band-limiting and telephone codecs, rooms, noise and
+gain. Each function draws from the generator it is given and returns what it drew, so a manifest can say what
+was done to every clip."""
 
 from __future__ import annotations
 
 import json
+import warnings
 import zlib
 from pathlib import Path
 
@@ -14,6 +16,11 @@ from .audio import SAMPLE_RATE, load_audio
 from .data import write_manifest
 
 BAND_LIMITS = (8000, 11025, 12000)  # sampling rates of narrow-band channels (telephone, old recorders)
+# Voice change: formants scaled by 0.88-1.15 (vocal-tract length, about VTLP's usual 0.9-1.1 warp and a little
+# more), the pitch median by 0.7-1.45 (log-uniform: a low male voice to a higher female one from one speaker).
+FORMANT_RATIOS = (0.88, 1.15)
+PITCH_FACTORS = (0.7, 1.45)
+PITCH_FLOOR, PITCH_CEILING = 75.0, 600.0  # Praat's pitch search range (Hz), its defaults for speech
 
 
 def room_response(rng: np.random.Generator) -> tuple[np.ndarray, dict]:
@@ -65,6 +72,25 @@ def speed_perturb(wav: np.ndarray, factor: float) -> np.ndarray:
     return soxr.resample(wav, SAMPLE_RATE, SAMPLE_RATE / factor).astype(np.float32)
 
 
+def voice_change(wav: np.ndarray, formant_ratio: float, pitch_factor: float) -> np.ndarray:
+    """Another speaker from the same recording, at the same tempo: formants (vocal-tract length) scaled by
+    `formant_ratio` and the pitch median by `pitch_factor`, with Praat's PSOLA "Change gender". Audio without
+    voiced frames keeps its pitch (Praat: a new median of 0 changes nothing)."""
+    try:
+        import parselmouth
+        from parselmouth.praat import call
+    except ImportError as err:  # a training-time extra, not a runtime dependency
+        raise ImportError("voice_change needs Praat's Python binding: pip install praat-parselmouth") from err
+
+    sound = parselmouth.Sound(wav.astype(np.float64), SAMPLE_RATE)
+    median = call(call(sound, "To Pitch", 0.0, PITCH_FLOOR, PITCH_CEILING), "Get quantile", 0, 0, 0.5, "Hertz")
+    target = float(np.clip(median * pitch_factor, PITCH_FLOOR, PITCH_CEILING)) if np.isfinite(median) else 0.0
+    with warnings.catch_warnings():  # "no voiced segments" is expected of pauses and fricatives alone
+        warnings.simplefilter("ignore", parselmouth.PraatWarning)
+        out = call(sound, "Change gender", PITCH_FLOOR, PITCH_CEILING, formant_ratio, target, 1.0, 1.0)
+    return out.values[0].astype(np.float32)[: wav.size]
+
+
 def band_limit(wav: np.ndarray, rate: int) -> np.ndarray:
     """Keep only what a channel sampled at `rate` passes (soxr's steep low-pass), back at 16 kHz."""
     import soxr
@@ -82,9 +108,14 @@ def mu_law(wav: np.ndarray, bits: int = 8) -> np.ndarray:
     return (np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu * peak).astype(np.float32)
 
 
-def channel(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """Speed perturbation (80 %: factor 0.9-1.1), then a narrow-band channel (30 %), a codec (half of those)."""
+def channel(wav: np.ndarray, rng: np.random.Generator, voices: bool = True) -> tuple[np.ndarray, dict]:
+    """A voice change (with `voices`, 70 %: formants and pitch, see FORMANT_RATIOS and PITCH_FACTORS), speed
+    perturbation (80 %: factor 0.9-1.1), then a narrow-band channel (30 %), a codec (half of those)."""
     info: dict = {}
+    if voices and rng.random() < 0.7:
+        ratio, factor = draw_voice(rng)
+        wav = voice_change(wav, ratio, factor)
+        info.update(formant_ratio=round(ratio, 3), pitch_factor=round(factor, 3))
     if rng.random() < 0.8:
         factor = float(rng.uniform(0.9, 1.1))
         wav = speed_perturb(wav, factor)
@@ -99,10 +130,36 @@ def channel(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict
     return wav, info
 
 
-def augment_corpus(rows: list[dict], out_dir: str | Path, copies: int, seed: int, progress: bool = True) -> Path:
-    """Write `copies` augmented versions (channel, then room/noise/gain) of every row's `audio` (an absolute
-    path) as `out_dir/clips/<id>-<copy>.flac`, and a `manifest.jsonl` of `rows` as given now (labels
-    included) plus `source` (the original file) and what was drawn for each clip.
+def draw_voice(rng: np.random.Generator) -> tuple[float, float]:
+    """A formant ratio (uniform) and a pitch factor (log-uniform) from the augmentation's ranges."""
+    return float(rng.uniform(*FORMANT_RATIOS)), float(np.exp(rng.uniform(*np.log(PITCH_FACTORS))))
+
+
+def other_voices_set(rows: list[dict], out_dir: str | Path, seed: int) -> Path:
+    """One copy of every row in another voice (formants and pitch drawn as `channel` draws them; no channel,
+    room or noise), as `out_dir/clips/<id>.flac` with a manifest: held-out recordings spoken by unseen
+    (simulated) speakers. Rewritten whole each time: it is small and must follow the rows given now."""
+    import soundfile as sf
+
+    out = Path(out_dir)
+    (out / "clips").mkdir(parents=True, exist_ok=True)
+    manifest = []
+    for row in rows:
+        ratio, factor = draw_voice(np.random.default_rng([seed, zlib.crc32(str(row["id"]).encode())]))
+        wav = voice_change(load_audio(row["audio"]), ratio, factor)
+        name = f"clips/{row['id']}.flac"
+        sf.write(out / name, wav, SAMPLE_RATE)
+        manifest.append({**row, "audio": name, "source": str(row["audio"]), "formant_ratio": round(ratio, 3),
+                         "pitch_factor": round(factor, 3), "duration": round(wav.size / SAMPLE_RATE, 3)})  # fmt: skip
+    return write_manifest(manifest, out / "manifest.jsonl")
+
+
+def augment_corpus(
+    rows: list[dict], out_dir: str | Path, copies: int, seed: int, progress: bool = True, voices: bool = True
+) -> Path:
+    """Write `copies` augmented versions (channel, with voice changes if `voices`, then room/noise/gain) of
+    every row's `audio` (an absolute path) as `out_dir/clips/<id>-<copy>.flac`, and a `manifest.jsonl` of
+    `rows` as given now (labels included) plus `source` (the original file) and what was drawn for each clip.
 
     Resumable: what was drawn is logged clip by clip in `drawn.jsonl`, and a clip already logged from the
     same source is kept. The manifest is written (atomically) from `rows` at the end, so rows relabelled
@@ -130,7 +187,7 @@ def augment_corpus(rows: list[dict], out_dir: str | Path, copies: int, seed: int
             entry = drawn.get(name)
             if entry is None or entry["source"] != str(row["audio"]) or not (out / name).is_file():
                 rng = np.random.default_rng([seed, zlib.crc32(str(row["id"]).encode()), copy])
-                wav, info = channel(load_audio(row["audio"]), rng)
+                wav, info = channel(load_audio(row["audio"]), rng, voices)
                 wav, more = augment(wav, rng)
                 sf.write(out / name, wav, SAMPLE_RATE)
                 entry = {"audio": name, "source": str(row["audio"]), "duration": round(wav.size / SAMPLE_RATE, 3)}
