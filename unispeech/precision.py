@@ -126,19 +126,19 @@ class Measured:
 
 AGREEMENT_FLOOR = 0.99  # auto takes the fastest setting that keeps float32's phones on this share of utterances
 MEASURED = {  # per CPU class, in order of preference: fastest first (ties within noise: the faster load first)
-    # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table); agreement: the v5 demo
-    # model (espeak-ng + RHVoice + festvox-ru), re-measured after it was bundled
+    # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table); agreement: the v6 demo
+    # model (espeak-ng + RHVoice + festvox-ru, voice changes), re-measured after it was bundled (2026-12-04)
     "avx512-vnni": (
-        Measured("onnxruntime", "int8", 0.96, 0.965),
-        Measured("torch", "bfloat16", 1.29, 0.974),
-        Measured("torch", "auto", 1.51, 0.978),
+        Measured("onnxruntime", "int8", 0.96, 0.969),
+        Measured("torch", "bfloat16", 1.29, 0.991),
+        Measured("torch", "auto", 1.51, 0.996),
         Measured("torch", "float32", 2.67, 1.0),  # onnxruntime float32 is 2.12 s, but loads in 4-10 s, +0.8 GB
         Measured("onnxruntime", "float32", 2.12, 1.0),
     ),
     # AMD EPYC Zen3, AVX2 only: issue #19's run (ONNX Runtime on transformers' export); agreement: as measured
     # on Zen4 (the int8 kernels compute exact integer sums there; AVX2's vpmaddubsw can only saturate more)
     "avx2": (
-        Measured("onnxruntime", "int8", 2.13, 0.965),
+        Measured("onnxruntime", "int8", 2.13, 0.969),
         Measured("onnxruntime", "float32", 3.08, 1.0),
         Measured("torch", "float32", 4.24, 1.0),
     ),
