@@ -1,0 +1,66 @@
+"""Which matmuls' int8 rounding changes phones: each row exports the model to ONNX with the named modules'
+matmuls kept in float32 (export.Int8Options.keep_float) and the rest int8, and counts the evaluation
+utterances whose greedy phones stay identical to torch float32's (the 99 % rule behind `auto`).
+
+    python bench/int8_parts.py [--model FOLDER] [--data runs/remeasure/test/manifest.jsonl] [ROW ...]
+
+A ROW is a "+"-joined list of module-name fragments as they appear in the state dict ("lm_head",
+"feature_extractor", "feature_projection", "encoder.layers.5.", "attention", "feed_forward"); the default
+rows are the export's own keep set, then that set plus one part at a time.
+"""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from precision_agreement import DEFAULT_DATA, held_out_set
+
+from unispeech import load_model
+from unispeech.checkpoint import load_folder
+from unispeech.data import load_dataset
+from unispeech.export import Int8Options, export_onnx
+from unispeech.metrics import phone_error_rate
+
+BASE = Int8Options().keep_float
+
+
+def default_rows(layers: int) -> list[tuple[str, ...]]:
+    parts = ["feature_projection", "attention", "feed_forward", "intermediate_dense", "output_dense"]
+    parts += [f"encoder.layers.{i}." for i in range(layers)]
+    return [BASE] + [BASE + (p,) for p in parts]
+
+
+def int8_phones(folder: Path, keep: tuple[str, ...], paths: list, work: Path) -> list[str]:
+    model, vocab, audio = load_folder(folder)
+    out = work / "+".join(keep).replace("/", "_")
+    export_onnx(model, vocab, audio, out, dtypes=("float32", "int8"), int8=Int8Options(keep_float=keep))
+    recognizer = load_model(out, backend="onnxruntime", dtype="int8")
+    return [r.phones for r in recognizer.transcribe_many(paths, batch_size=16)]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="unispeech/assets/default-model")
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("rows", nargs="*", help='"+"-joined module fragments kept in float32 (default: a sweep)')
+    a = p.parse_args()
+    if Path(a.data) == DEFAULT_DATA:
+        held_out_set()
+    utterances = load_dataset(a.data)[0]
+    paths, refs = [u.audio for u in utterances], [u.phones for u in utterances]
+    fp32 = [r.phones for r in load_model(a.model, backend="torch", dtype="float32").transcribe_many(paths)]
+    layers = load_folder(Path(a.model))[0].config.num_hidden_layers
+    rows = [tuple(r.split("+")) for r in a.rows] or default_rows(layers)
+    print(f"{len(utterances)} utterances, PER torch float32 {100 * phone_error_rate(refs, fp32).per:.2f} %\n")
+    print("| kept in float32 | identical phones | PER change |")
+    print("|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for keep in rows:
+            out = int8_phones(Path(a.model), keep, paths, Path(tmp))
+            same = sum(x == y for x, y in zip(fp32, out)) / len(utterances)
+            change = phone_error_rate(refs, out).per - phone_error_rate(refs, fp32).per
+            print(f"| {', '.join(keep)} | {100 * same:.1f} % | {100 * change:+.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
