@@ -213,6 +213,19 @@ def test_augment_corpus_writes_copies_and_resumes_without_redoing_them(tmp_path)
     assert (out / rows[0]["audio"]).stat().st_mtime_ns == first  # kept, not rewritten
 
 
+def test_augment_corpus_redraws_clips_made_with_another_voices_setting(tmp_path):
+    sf.write(tmp_path / "src.wav", vowel(120, 900, 0.6), RATE)
+    sources = [{"id": f"u{k}", "audio": str(tmp_path / "src.wav"), "phones": "ɑ", "voice": "v"} for k in range(6)]
+    out = tmp_path / "aug"
+    with_voices = [
+        json.loads(line) for line in augment_corpus(sources, out, 1, 1, progress=False).read_text().splitlines()
+    ]
+    assert any("formant_ratio" in r for r in with_voices) and all(r["voices"] for r in with_voices)
+    manifest = augment_corpus(sources, out, 1, 1, progress=False, voices=False)
+    without = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert not any("formant_ratio" in r or r["voices"] for r in without)  # none of the voice-changed clips kept
+
+
 def test_augment_corpus_manifest_follows_the_rows_given_now(tmp_path):
     sources = []
     for k in range(3):

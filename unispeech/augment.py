@@ -149,8 +149,10 @@ def other_voices_set(rows: list[dict], out_dir: str | Path, seed: int) -> Path:
         wav = voice_change(load_audio(row["audio"]), ratio, factor)
         name = f"clips/{row['id']}.flac"
         sf.write(out / name, wav, SAMPLE_RATE)
-        manifest.append({**row, "audio": name, "source": str(row["audio"]), "formant_ratio": round(ratio, 3),
-                         "pitch_factor": round(factor, 3), "duration": round(wav.size / SAMPLE_RATE, 3)})  # fmt: skip
+        drawn = {"formant_ratio": round(ratio, 3), "pitch_factor": round(factor, 3)}
+        manifest.append(
+            {**row, "audio": name, "source": str(row["audio"]), "duration": round(wav.size / SAMPLE_RATE, 3), **drawn}
+        )
     return write_manifest(manifest, out / "manifest.jsonl")
 
 
@@ -162,8 +164,8 @@ def augment_corpus(
     `rows` as given now (labels included) plus `source` (the original file) and what was drawn for each clip.
 
     Resumable: what was drawn is logged clip by clip in `drawn.jsonl`, and a clip already logged from the
-    same source is kept. The manifest is written (atomically) from `rows` at the end, so rows relabelled
-    since (a G2P fix) get their new labels and rows dropped since leave it."""
+    same source with the same `voices` is kept. The manifest is written (atomically) from `rows` at the end,
+    so rows relabelled since (a G2P fix) get their new labels and rows dropped since leave it."""
     import soundfile as sf
     from tqdm import tqdm
 
@@ -185,12 +187,15 @@ def augment_corpus(
         ):
             name = f"clips/{row['id']}-{copy}.flac"
             entry = drawn.get(name)
-            if entry is None or entry["source"] != str(row["audio"]) or not (out / name).is_file():
+            # a clip is kept only if drawn from the same source with the same voices setting (older logs: none)
+            same = entry is not None and entry["source"] == str(row["audio"]) and entry.get("voices", False) == voices
+            if not same or not (out / name).is_file():
                 rng = np.random.default_rng([seed, zlib.crc32(str(row["id"]).encode()), copy])
                 wav, info = channel(load_audio(row["audio"]), rng, voices)
                 wav, more = augment(wav, rng)
                 sf.write(out / name, wav, SAMPLE_RATE)
                 entry = {"audio": name, "source": str(row["audio"]), "duration": round(wav.size / SAMPLE_RATE, 3)}
+                entry["voices"] = voices
                 entry.update(info, **more)
                 log.write(json.dumps(entry, ensure_ascii=False) + "\n")
                 log.flush()
