@@ -51,14 +51,15 @@ def main() -> None:
     fp32 = [r.phones for r in load_model(a.model, backend="torch", dtype="float32").transcribe_many(paths)]
     layers = load_folder(Path(a.model))[0].config.num_hidden_layers
     rows = [tuple(r.split("+")) for r in a.rows] or default_rows(layers)
-    print(f"{len(utterances)} utterances, PER torch float32 {100 * phone_error_rate(refs, fp32).per:.2f} %\n")
+    per32 = phone_error_rate(refs, fp32).per
+    print(f"{len(utterances)} utterances, PER torch float32 {100 * per32:.2f} %\n")
     print("| kept in float32 | identical phones | PER change |")
     print("|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for keep in rows:
             out = int8_phones(Path(a.model), keep, paths, Path(tmp))
             same = sum(x == y for x, y in zip(fp32, out)) / len(utterances)
-            change = phone_error_rate(refs, out).per - phone_error_rate(refs, fp32).per
+            change = phone_error_rate(refs, out).per - per32
             print(f"| {', '.join(keep)} | {100 * same:.1f} % | {100 * change:+.2f} |", flush=True)
 
 

@@ -139,13 +139,13 @@ def real_voice_sets(work: Path, args) -> dict:
     """Held-out splits of every real-voice source, augmented copies of their training parts, and the mixed
     training / validation manifests (espeak-ng's sets plus those). RHVoice's test utterances are those whose
     sentences no espeak-ng training set has (data/ky/val.text and the espeak-ng validation sentences)."""
-    from unispeech.augment import augment_corpus, other_voices_set
+    from unispeech.augment import PRAAT_REQUIREMENT, augment_corpus, other_voices_set
     from unispeech.corpora import festvox_ru_rows, fetch_festvox_ru, rhvoice_rows
     from unispeech.data import merge_manifests, sentence_splits, write_manifest
     from unispeech.g2p import CAPITALS_WORD, phonemize
 
     if args.voice_change or args.rhvoice:
-        ensure_installed("parselmouth", "praat-parselmouth>=0.4.3")
+        ensure_installed("parselmouth", PRAAT_REQUIREMENT)
     splits = sentence_splits(DATA, VALID_SENTENCES)
     unseen = set(splits["test"]) | set(splits["valid"])
     parts: dict[str, dict[str, list[dict]]] = {}

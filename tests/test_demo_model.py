@@ -1,5 +1,6 @@
 """The bundled demo model end to end: the README's first command, and held-out synthetic Kyrgyz speech."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -89,11 +90,17 @@ def test_forced_alignment_boundaries_match_espeak(demo):
     assert np.mean(errors) < 0.040
 
 
-def test_the_demo_model_hears_rhvoice_s_kyrgyz_voices_on_unseen_sentences(demo):
-    import json
+RHVOICE_CLIPS = ROOT / "tests" / "data" / "rhvoice"
 
-    folder = ROOT / "tests" / "data" / "rhvoice"
-    rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+
+def rhvoice_clips() -> list[dict]:
+    """The six held-out RHVoice clips bundled with the tests (manifest rows: audio, voice, phones)."""
+    lines = (RHVOICE_CLIPS / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_the_demo_model_hears_rhvoice_s_kyrgyz_voices_on_unseen_sentences(demo):
+    folder, rows = RHVOICE_CLIPS, rhvoice_clips()
     assert {r["voice"] for r in rows} == {"rhvoice-azamat", "rhvoice-nazgul"}
     hyps = [demo.transcribe(str(folder / r["audio"])).phones for r in rows]
     counts = phone_error_rate([r["phones"].split() for r in rows], hyps)
@@ -103,13 +110,10 @@ def test_the_demo_model_hears_rhvoice_s_kyrgyz_voices_on_unseen_sentences(demo):
 
 def test_the_demo_model_hears_rhvoice_clips_in_voices_it_never_heard(demo):
     """Unseen speakers, simulated: Azamat's formants x1.12 and pitch x1.35, Nazgul's x0.88 and x0.74."""
-    import json
-
     from unispeech.audio import load_audio
     from unispeech.augment import voice_change
 
-    folder = ROOT / "tests" / "data" / "rhvoice"
-    rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    folder, rows = RHVOICE_CLIPS, rhvoice_clips()
     towards = {"rhvoice-azamat": (1.12, 1.35), "rhvoice-nazgul": (0.88, 1 / 1.35)}
     hyps = [
         demo.transcribe(voice_change(load_audio(folder / r["audio"]), *towards[r["voice"]]), 16000).phones for r in rows

@@ -21,6 +21,7 @@ BAND_LIMITS = (8000, 11025, 12000)  # sampling rates of narrow-band channels (te
 FORMANT_RATIOS = (0.88, 1.15)
 PITCH_FACTORS = (0.7, 1.45)
 PITCH_FLOOR, PITCH_CEILING = 75.0, 600.0  # Praat's pitch search range (Hz), its defaults for speech
+PRAAT_REQUIREMENT = "praat-parselmouth>=0.4.3"  # voice_change's library: pyproject's `train` extra
 
 
 def room_response(rng: np.random.Generator) -> tuple[np.ndarray, dict]:
@@ -80,7 +81,7 @@ def voice_change(wav: np.ndarray, formant_ratio: float, pitch_factor: float) -> 
         import parselmouth
         from parselmouth.praat import call
     except ImportError as err:  # a training-time extra, not a runtime dependency
-        raise ImportError("voice_change needs Praat's Python binding: pip install praat-parselmouth") from err
+        raise ImportError(f"voice_change needs Praat's Python binding: pip install '{PRAAT_REQUIREMENT}'") from err
 
     sound = parselmouth.Sound(wav.astype(np.float64), SAMPLE_RATE)
     median = call(call(sound, "To Pitch", 0.0, PITCH_FLOOR, PITCH_CEILING), "Get quantile", 0, 0, 0.5, "Hertz")
@@ -130,6 +131,11 @@ def channel(wav: np.ndarray, rng: np.random.Generator, voices: bool = True) -> t
     return wav, info
 
 
+def clip_rng(seed: int, row_id, *more: int) -> np.random.Generator:
+    """A generator of its own for each clip, from the seed and the row's id, so a redone clip is the same."""
+    return np.random.default_rng([seed, zlib.crc32(str(row_id).encode()), *more])
+
+
 def draw_voice(rng: np.random.Generator) -> tuple[float, float]:
     """A formant ratio (uniform) and a pitch factor (log-uniform) from the augmentation's ranges."""
     return float(rng.uniform(*FORMANT_RATIOS)), float(np.exp(rng.uniform(*np.log(PITCH_FACTORS))))
@@ -145,7 +151,7 @@ def other_voices_set(rows: list[dict], out_dir: str | Path, seed: int) -> Path:
     (out / "clips").mkdir(parents=True, exist_ok=True)
     manifest = []
     for row in rows:
-        ratio, factor = draw_voice(np.random.default_rng([seed, zlib.crc32(str(row["id"]).encode())]))
+        ratio, factor = draw_voice(clip_rng(seed, row["id"]))
         wav = voice_change(load_audio(row["audio"]), ratio, factor)
         name = f"clips/{row['id']}.flac"
         sf.write(out / name, wav, SAMPLE_RATE)
@@ -190,12 +196,12 @@ def augment_corpus(
             # a clip is kept only if drawn from the same source with the same voices setting (older logs: none)
             same = entry is not None and entry["source"] == str(row["audio"]) and entry.get("voices", False) == voices
             if not same or not (out / name).is_file():
-                rng = np.random.default_rng([seed, zlib.crc32(str(row["id"]).encode()), copy])
+                rng = clip_rng(seed, row["id"], copy)
                 wav, info = channel(load_audio(row["audio"]), rng, voices)
                 wav, more = augment(wav, rng)
                 sf.write(out / name, wav, SAMPLE_RATE)
-                entry = {"audio": name, "source": str(row["audio"]), "duration": round(wav.size / SAMPLE_RATE, 3)}
-                entry["voices"] = voices
+                duration = round(wav.size / SAMPLE_RATE, 3)
+                entry = {"audio": name, "source": str(row["audio"]), "duration": duration, "voices": voices}
                 entry.update(info, **more)
                 log.write(json.dumps(entry, ensure_ascii=False) + "\n")
                 log.flush()
