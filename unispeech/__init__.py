@@ -12,7 +12,7 @@ from .checkpoint import REAL_MODEL, load_folder, resolve_folder, weights_file
 from .config import ModelConfig
 from .decoding import GreedyDecoder, Transcription, greedy_decode
 from .g2p import phonemize
-from .precision import Precision, choose_backend
+from .precision import Precision, choose_backend, resolve_device
 from .runners import OnnxRunner, TorchRunner
 from .transcribe import ChunkOptions, Recognizer
 
@@ -50,7 +50,7 @@ def load_model(
 
     backend "auto" and dtype "auto" (the defaults) pick per machine (precision.choose_backend): on a CPU the
     fastest setting measured on its class that keeps float32's phones on >= 99 % of the demo model's held-out
-    utterances (float32 on every class measured so far), on CUDA torch with bf16 matmuls.
+    utterances (precision.MEASURED), on CUDA torch with bf16 matmuls.
     `recognizer.describe()` and `recognizer.choice` say what runs and why. dtype "int8" or backend
     "onnxruntime" ask for the model's ONNX export in onnxruntime (made once, then cached); "float32",
     "bfloat16", "float16" for torch in that type ("auto" with backend "torch": bf16 transformer matmuls and a
@@ -59,7 +59,7 @@ def load_model(
     `decoder`: a decoding strategy (default greedy; `unispeech.beam.BeamSearchDecoder` for beam + phone LM).
     """
     folder = resolve_folder(name_or_path)
-    device = torch.device(device)
+    device = resolve_device(device)
     choice = choose_backend(backend, dtype, device)
     if choice.backend == "torch" and weights_file(folder) is None and (folder / "model.onnx").is_file():
         if backend != "auto" or dtype not in (None, "auto", "float32", torch.float32):

@@ -28,12 +28,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .precision import choose_backend, cpu_class, cpu_flags
+    from .precision import choose_backend, cpu_class, cpu_flags, resolve_device
 
     flags = " ".join(sorted(cpu_flags())) or "none of avx2/avx512/amx"
     print(f"cpu: {platform.processor() or platform.machine()}, {cpu_class(cpu_flags())} class ({flags})")
     print(f"threads: {torch.get_num_threads()}; torch {torch.__version__}; onnxruntime {_version('onnxruntime')}")
-    choice = choose_backend(args.backend, args.dtype, torch.device(args.device))
+    choice = choose_backend(args.backend, args.dtype, resolve_device(args.device))
     print(f"would run: {choice.backend} {choice.dtype} ({choice.reason})")
     return 0
 

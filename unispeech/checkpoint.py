@@ -293,7 +293,7 @@ def save_folder(
     """
     folder = Path(folder)
     texts = metadata_files(model.config, vocab, audio, pretraining=not isinstance(model, CTCModel))
-    tensors = to_hf_keys({k: v.float() for k, v in model.state_dict().items()}, model.config.model_type)
+    tensors = to_hf_keys({k: v.float().cpu() for k, v in model.state_dict().items()}, model.config.model_type)
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -249,6 +249,23 @@ def _cast_inputs(sets_type: nn.Module, module: nn.Module, args: tuple) -> tuple:
     return tuple(a.to(own) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`device` ("cpu", "cuda", "cuda:N") checked against what this torch can use; a clear ValueError if not."""
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device}: expected cpu, cuda or cuda:N")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "was built without CUDA" if torch.version.cuda is None else "sees no CUDA device"
+            raise ValueError(f"--device {device}: torch {torch.__version__} {why}; use --device cpu")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return resolved
+
+
 def bf16_autocast(device: str | torch.device, enabled: bool):
     """bfloat16 autocast for training (`--bf16`), or a no-op context."""
     from contextlib import nullcontext

@@ -98,3 +98,11 @@ def collate(examples: list[Example], index: int) -> Batch:
         row[: w.size] = torch.from_numpy(w)
     labels = torch.tensor([t for e in examples for t in e.labels], dtype=torch.long)
     return Batch(wav, lengths, labels, torch.tensor([len(e.labels) for e in examples]), index)
+
+
+def batch_to(batch: Batch, device: str | torch.device) -> Batch:
+    """The batch's tensors on `device` (labels too: CTC and the loss weights read them there)."""
+    if torch.device(device).type == "cpu":
+        return batch
+    move = {f: getattr(batch, f).to(device) for f in ("wav", "lengths", "labels", "label_lengths")}
+    return dataclasses.replace(batch, **move)

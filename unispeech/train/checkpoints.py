@@ -50,7 +50,7 @@ def write_checkpoint(
         "progress": dataclasses.asdict(progress),
         "options": dataclasses.asdict(options),
         "meta": meta,
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        "rng": _rng_states(),
         **(extra or {}),
     }
     path = ckpt_dir / (name or f"checkpoint-{progress.step:07d}.pt")
@@ -80,13 +80,26 @@ def resume_from_latest(ckpt_dir: Path, model, optimizer, options: TrainOptions, 
         check_same_run(state, options, meta, path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
-        random.setstate(state["rng"]["python"])
+        _restore_rng(state["rng"])
         if rank == 0:
             print(f"resuming from {path.name}", file=sys.stderr)
         return Progress(**state["progress"])
     raise ValueError(f"--resume: no intact checkpoint in {ckpt_dir} ({'; '.join(bad)})")
+
+
+def _rng_states() -> dict:
+    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout and Gumbel noise draw on the GPU
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_rng(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def read_checkpoint(path: Path) -> dict:

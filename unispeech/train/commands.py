@@ -21,6 +21,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         split=args.split,
         valid_split=args.valid_split,
         audio_dir=args.audio_dir,
+        device=args.device,
     )
     print(f"fine-tuned model: {out} (load it with --model {out})")
     return 0
@@ -46,6 +47,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         resume=args.resume,
         language=args.language,
         valid_data=args.valid,
+        device=args.device,
     )
     print(f"pretrained model: {out} (fine-tune it with: unispeech finetune --init {out} ...)")
     return 0

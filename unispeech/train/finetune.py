@@ -18,6 +18,7 @@ from ..g2p import kyrgyz_inventory
 from ..masking import MaskOptions
 from ..metrics import phone_error_rate
 from ..model import CTCModel, build_model, initialize_weights
+from ..precision import resolve_device
 from ..transcribe import Recognizer
 from ..vocab import Vocabulary, phone_vocabulary
 from .batches import Batch, Example, load_examples
@@ -145,8 +146,10 @@ def finetune(
     valid_split: str = "dev",
     progress: bool = True,
     audio_dir: str | Path | None = None,
+    device: str = "cpu",
 ) -> Path:
-    """Fine-tune `init` on `train_data`; the best model (by validation PER) is written to `out_dir`."""
+    """Fine-tune `init` on `train_data` on `device`; the best model (by validation PER) goes to `out_dir`."""
+    resolve_device(device)  # before the data is read
     model, vocab = init_model(init, recipe)
     train_utts, skipped = load_dataset(train_data, split=split, audio_dir=audio_dir)
     if not train_utts:
@@ -162,7 +165,7 @@ def finetune(
         print(f"unispeech: {line}", file=sys.stderr)
     task = FinetuneTask(model, vocab, recipe, valid)
     meta = {"kind": "finetune", "recipe": dataclasses.asdict(recipe), "init": str(init)}
-    train(task, examples, recipe.train, out_dir, resume=resume, meta=meta, progress_bar=progress)
+    train(task, examples, recipe.train, out_dir, resume=resume, meta=meta, device=device, progress_bar=progress)
     return Path(out_dir)
 
 

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..precision import bf16_autocast
-from .batches import Batch, Example, collate, plan_batches
+from ..precision import bf16_autocast, resolve_device
+from .batches import Batch, Example, batch_to, collate, plan_batches
 from .checkpoints import (
     Progress,
     data_fingerprint,
@@ -69,11 +69,11 @@ def tri_stage(step: int, o: TrainOptions) -> float:
     return max(o.final_lr_scale, 0.0)
 
 
-def distributed() -> tuple[int, int]:
-    """(rank, world size), starting the process group when launched by torchrun."""
+def distributed(device_type: str = "cpu") -> tuple[int, int]:
+    """(rank, world size), starting the process group when launched by torchrun (NCCL for CUDA training)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
@@ -91,7 +91,7 @@ class Run:
     progress: Progress
     rank: int
     world: int
-    device: str
+    device: torch.device
     meta: dict
     log: Any = None
     nonfinite: int = 0  # updates in a row whose gradients were not finite (not applied)
@@ -115,7 +115,7 @@ def train(
     out_dir: str | Path,
     resume: bool = False,
     meta: dict | None = None,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     progress_bar: bool = True,
 ) -> Progress:
     """Train `task.model` on `examples` to `options.max_updates`; checkpoints, logs and the exported model go
@@ -165,9 +165,10 @@ def train(
 
 
 def start_run(
-    task: Task, examples: list[Example], options: TrainOptions, out: Path, resume: bool, meta: dict, device: str
+    task: Task, examples: list[Example], options: TrainOptions, out: Path, resume: bool, meta: dict, device
 ) -> Run:
-    rank, world = distributed()
+    device = training_device(device)
+    rank, world = distributed(device.type)
     if rank == 0:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     model = task.model.to(device)
@@ -180,8 +181,21 @@ def start_run(
     progress = Progress()
     if resume:
         progress = resume_from_latest(out / "checkpoints", model, optimizer, options, meta, rank)
-    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
+    ddp = model
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
     return Run(task, examples, options, out, model, ddp, optimizer, progress, rank, world, device, meta)
+
+
+def training_device(device: str | torch.device) -> torch.device:
+    """The checked device; plain "cuda" under torchrun is each process's own GPU (LOCAL_RANK)."""
+    device = resolve_device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
 def next_plan(run: Run) -> list[list[int]] | None:
@@ -213,14 +227,14 @@ def train_one_update(run: Run, plan: list[list[int]], stop_requested: bool) -> b
         run.batch = collate([run.examples[i] for i in plan[index]], index=p.epoch * 1_000_003 + index)
         sync = k == o.grad_accum - 1 or run.world == 1
         with nullcontext() if sync else run.ddp.no_sync(), autocast:
-            loss, size, batch_stats = run.task.compute_loss(run.ddp, _to(run.batch, run.device), p.step)
+            loss, size, batch_stats = run.task.compute_loss(run.ddp, batch_to(run.batch, run.device), p.step)
         if loss.requires_grad:
             loss.float().backward()
         total_loss += float(loss.detach())
         total_size += size
         for key, value in batch_stats.items():
             stats[key] = stats.get(key, 0.0) + value
-    total_loss, total_size, stop = _all_sum([total_loss, total_size, float(stop_requested)], run.world)
+    total_loss, total_size, stop = _all_sum([total_loss, total_size, float(stop_requested)], run.world, run.device)
     grad_norm = apply_gradients(run, total_loss, total_size)
     p.step += 1
     p.position += run.world * o.grad_accum
@@ -326,12 +340,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _to(batch: Batch, device: str) -> Batch:
-    if device == "cpu":
-        return batch
-    return dataclasses.replace(batch, wav=batch.wav.to(device), lengths=batch.lengths.to(device))
-
-
 class _StopRequest:
     """Ctrl-C during training finishes the current update, then stops with a checkpoint. The handler only sets
     a flag, so the request cannot be swallowed by library code that catches exceptions, and all DDP ranks stop
@@ -354,10 +362,10 @@ class _StopRequest:
             self._previous = None
 
 
-def _all_sum(values: list[float], world: int) -> list[float]:
+def _all_sum(values: list[float], world: int, device: torch.device) -> list[float]:
     if world == 1:
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=device)  # NCCL reduces GPU tensors only
     dist.all_reduce(t)
     return t.tolist()
 

@@ -22,8 +22,9 @@ from ..config import ModelConfig
 from ..data import load_dataset, with_phones
 from ..masking import MaskOptions, SpanMasks, draw_span_masks
 from ..model import UniSpeechPretrainModel, initialize_weights
+from ..precision import resolve_device
 from ..vocab import Vocabulary, phone_vocabulary
-from .batches import Batch, Example, collate, load_examples, plan_batches
+from .batches import Batch, Example, batch_to, collate, load_examples, plan_batches
 from .loop import train
 from .losses import (
     contrastive_logits,
@@ -148,6 +149,7 @@ class PretrainTask:
         mask, rows, steps, negatives, gen = draw_masks_and_negatives(r, frame_lengths, batch.index)
         B, T = mask.shape
         context, targets, perplexity, frame_lengths = model(batch.wav, batch.lengths, SpanMasks(mask, None))
+        rows, steps, negatives = (t.to(context.device) for t in (rows, steps, negatives))  # drawn on the CPU
         logits = contrastive_logits(
             context[rows, steps], targets[rows, steps], targets[rows[:, None], negatives], r.logit_temperature
         )
@@ -165,7 +167,7 @@ class PretrainTask:
             "masked": n_masked,
         }
         if labelled.any() and r.alpha > 0:
-            replace = torch.rand(B, T, generator=gen) < r.replace_prob  # Bernoulli(r) per frame
+            replace = (torch.rand(B, T, generator=gen) < r.replace_prob).to(context.device)  # Bernoulli(r) per frame
             ctc_logits = core.ctc_logits(context[labelled], targets[labelled], replace[labelled])
             log_probs = ctc_logits.float().log_softmax(-1).transpose(0, 1)
             ctc = F.ctc_loss(
@@ -192,6 +194,7 @@ class PretrainTask:
         plan = plan_batches(self.valid, self.recipe.train.max_batch_seconds, seed=0, epoch=0)
         for i, rows in enumerate(plan):
             batch = collate([self.valid[k] for k in rows], index=VALID_BATCH_INDEX + i)
+            batch = batch_to(batch, next(model.parameters()).device)
             loss, n_masked, stats = self.losses(model, batch, step=0)
             for key, value in {"loss": float(loss), **stats}.items():
                 totals[key] = totals.get(key, 0.0) + value
@@ -259,11 +262,13 @@ def pretrain(
     language: str = "ky",
     progress: bool = True,
     valid_data: str | Path | None = None,
+    device: str = "cpu",
 ) -> Path:
-    """Stage 1 (labelled + optional unlabelled) or stage 2 (unlabelled only); the model goes to `out_dir`.
-    `valid_data` (audio; labels used where the model has a CTC vocabulary) is scored every valid_every updates."""
+    """Stage 1 (labelled + optional unlabelled) or stage 2 (unlabelled only) on `device`; the model goes to
+    `out_dir`. `valid_data` (audio) gives the held-out contrastive figures every valid_every updates."""
     if not labeled and not unlabeled:
         raise ValueError("give --labeled and/or --unlabeled data")
+    resolve_device(device)  # before the data is read
     labelled_utts = with_phones(load_dataset(labeled, split="train")[0], language) if labeled else []
     unlabelled_utts = load_dataset(unlabeled, split="train")[0] if unlabeled else []
     vocab = None
@@ -298,6 +303,7 @@ def pretrain(
         recipe.train,
         out_dir,
         resume=resume,
+        device=device,
         progress_bar=progress,
         meta={"kind": "pretrain", "recipe": dataclasses.asdict(recipe), "init": str(init)},
     )

@@ -120,6 +120,9 @@ def add_train_options(p: argparse.ArgumentParser, defaults: TrainOptions) -> Non
         default=None,
         help="bfloat16 autocast (fast on CPUs with AMX / AVX512-bf16, and on CUDA)",
     )
+    p.add_argument(
+        "--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu; under torchrun, cuda = each rank's GPU)"
+    )
     p.add_argument("--seed", type=int, help=f"random seed (recipe: {d.seed})")
     p.add_argument("--valid-every", type=natural_int, help=f"updates between validations (recipe: {d.valid_every})")
     p.add_argument("--save-every", type=natural_int, help=f"updates between checkpoints (recipe: {d.save_every})")
