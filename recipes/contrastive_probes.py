@@ -1,7 +1,8 @@
 """#20's regime probes side by side on one machine (made for one GPU: each probe is a small model), to a deadline.
 
     python recipes/contrastive_probes.py --clean DIR [--noisy DIR] --work W [--device cuda] [--minutes 7]
-                                         [--probes noisy-40,clean-40,...] [--summary]
+                                         [--probes noisy-40,clean-40,...]
+    python recipes/contrastive_probes.py --work W --summary     # the table of what W's probes logged
 
 Every probe is contrastive-only pretraining of the reproduction model (recipes/reproduction_config.json) with
 recipes/contrastive_probe.toml (the long CPU probe of docs/reproduction.md: lr 1e-3, 40 s batches, Gumbel
@@ -143,7 +144,7 @@ def summary(work: Path, names: list[str]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--clean", type=Path, required=True, help="the clean target set (manifest.jsonl + clips)")
+    p.add_argument("--clean", type=Path, help="the clean target set (manifest.jsonl + clips)")
     p.add_argument("--noisy", type=Path, help="the noisy target set (default: made from --clean)")
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--device", default="cuda")
@@ -155,6 +156,8 @@ def main() -> None:
     unknown = [n for n in names if n not in PROBES]
     if unknown:
         sys.exit(f"contrastive_probes.py: unknown probe(s) {', '.join(unknown)}; known: {', '.join(PROBES)}")
+    if not args.summary and args.clean is None:
+        sys.exit("contrastive_probes.py: --clean DIR is needed to run probes (--summary alone reads --work)")
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.summary:
         noisy = args.noisy

@@ -101,8 +101,7 @@ def test_pretraining_on_cuda_resumes_and_hands_over_to_finetuning_there(tmp_path
     )
     assert [r["step"] for r in read_log(tuned) if "valid_per" in r] == [2, 4]
     assert json.loads((tuned / "config.json").read_text())["architectures"] == ["UniSpeechForCTC"]
-    wav = speechlike(2.0)
-    assert (
-        load_model(tuned, device="cuda").transcribe(wav, 16000).phones
-        == load_model(tuned).transcribe(wav, 16000).phones
-    )
+    wav = speechlike(2.0)  # barely trained: near ties, so the logits are compared, in float32 on both
+    gpu = load_model(tuned, device="cuda", dtype="float32").logits(wav, 16000)
+    cpu = load_model(tuned, dtype="float32").logits(wav, 16000)
+    assert np.abs(gpu - cpu).max() < 1e-3 * max(1.0, np.abs(cpu).max())

@@ -151,3 +151,17 @@ def test_textgrid_fills_gaps_so_intervals_tile_the_recording():
     assert bounds == [0.0, 0.1, 0.1, 0.2, 0.2, 0.25, 0.25, 0.4, 0.4, 0.5]  # gap, s, gap, ɑ, tail
     with pytest.raises(ValueError, match="one recording"):
         format_tiers([("a", TIERS, 0.5), ("b", TIERS, 0.5)], "textgrid")
+
+
+def test_phone_labelled_data_needs_no_g2p(monkeypatch):
+    """Rows that carry their phones are used as they are: espeak-ng (phonemizer) is not even imported, so
+    training on phone-labelled data runs where it is not installed; rows without phones still get G2P."""
+    import sys
+
+    from unispeech.data import Utterance, with_phones
+
+    labelled = [Utterance(id="a", audio="a.wav", text="салам", phones=("s", "ɑ"))]
+    monkeypatch.setitem(sys.modules, "phonemizer", None)  # importing it now raises ImportError
+    assert with_phones(labelled) == labelled
+    with pytest.raises(ImportError):
+        with_phones([Utterance(id="b", audio="b.wav", text="салам", phones=None)])

@@ -33,10 +33,12 @@ class Skipped:
 
 def with_phones(utterances: list[Utterance], language: str = "ky") -> list[Utterance]:
     """Utterances without phones get them from their text by G2P (one espeak call for all of them)."""
-    from .g2p import phonemize
-
     out = list(utterances)
     missing = [i for i, u in enumerate(out) if u.phones is None]
+    if not missing:  # espeak-ng is not needed (nor imported) when every row has its phones
+        return out
+    from .g2p import phonemize
+
     for i, phones in zip(missing, phonemize([out[i].text or "" for i in missing], language=language)):
         out[i] = dataclasses.replace(out[i], phones=tuple(phones))
     return out
