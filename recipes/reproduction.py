@@ -1,7 +1,7 @@
 """A small-scale reproduction of the UniSpeech paper's comparison (its Table 1) on synthetic speech.
 
     python recipes/reproduction.py [--work runs/reproduction] [--pretrain-updates 500] [--finetune-updates 800]
-                                   [--seeds 1,2]
+                                   [--seeds 1,2] [--device cuda] [--pretrain-batch-seconds 640 --pretrain-lr 2e-3]
 
 Languages, all spoken by espeak-ng with random voices, noise and reverberation (disjoint sentence sets):
   source   Kazakh (`kk` voice, Kazakh G2P phones, its own phone set): labelled, the paper's English role
@@ -94,7 +94,7 @@ mask_length = 10
 num_negatives = 100
 {extra}gumbel = [2.0, 0.5, {decay}]  # the paper's 2 -> 0.5 anneal, compressed into this run's updates
 [train]
-lr = 5e-4
+lr = {lr}
 weight_decay = 0.01
 max_batch_seconds = {batch}
 warmup_fraction = 0.1
@@ -160,17 +160,17 @@ def main() -> None:
     manifests = synthesize_sets(work, sets)
     P, F = args.pretrain_updates, args.finetune_updates
     seeds = [int(s) for s in args.seeds.split(",")]
-    bf16 = ["--bf16"] if args.bf16 else []
+    flags = (["--bf16"] if args.bf16 else []) + (["--device", args.device] if args.device != "cpu" else [])
     results = {}
     for name, label, stages in ROWS:
         if name not in args.rows.split(","):
             continue
         row = work / name
         row.mkdir(exist_ok=True)
-        init, seconds, commands = pretrain_row(row, stages, P, manifests, bf16)
+        init, seconds, commands = pretrain_row(row, stages, P, manifests, flags, args)
         pers, finetune_seconds = [], []
         for seed in seeds:
-            per, done = finetune_row(row, init, seed, F, manifests, bf16)
+            per, done = finetune_row(row, init, seed, F, manifests, flags)
             pers.append(per)
             finetune_seconds.append(done["seconds"])
             commands.append(done["command"])
@@ -184,7 +184,8 @@ def main() -> None:
             "pretrain_stats": last_stats(row, len(stages)),
         }
     (work / "results.json").write_text(json.dumps(results, indent=2))
-    write_report(work, results, sets, P, F, " ".join(["python", "recipes/reproduction.py"] + sys.argv[1:]))
+    command = " ".join(["python", "recipes/reproduction.py"] + sys.argv[1:])
+    write_report(work, results, sets, (P, args.pretrain_batch_seconds, F), command)
 
 
 def parse_args() -> argparse.Namespace:
@@ -193,6 +194,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pretrain-updates", type=int, default=500)
     parser.add_argument("--finetune-updates", type=int, default=800)
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--device", default="cpu", help="where every training step runs: cpu, cuda (default: cpu)")
+    parser.add_argument(
+        "--pretrain-batch-seconds",
+        type=float,
+        default=PRETRAIN_BATCH_SECONDS,
+        help="audio per pretraining update (docs/reproduction.md: 640 s is where the contrastive task learns)",
+    )
+    parser.add_argument("--pretrain-lr", type=float, default=5e-4, help="peak pretraining learning rate")
     parser.add_argument(
         "--seeds",
         default="1",
@@ -219,17 +228,18 @@ def synthesize_sets(work: Path, sets: dict[str, list[str]]) -> dict[str, Path]:
     return manifests
 
 
-def pretrain_row(row: Path, stages: list[dict], P: int, manifests: dict, bf16: list[str]):
+def pretrain_row(row: Path, stages: list[dict], P: int, manifests: dict, flags: list[str], args):
     """A row's pretraining stages, each from the last -> (the model to fine-tune, seconds, commands)."""
     init, seconds, commands = CONFIG, 0.0, []
     for i, stage in enumerate(stages):
         updates = round(P * stage.get("fraction", 1.0))
         toml = row / f"pretrain-{i}.toml"
         extra = stage.get("recipe", "")
-        toml.write_text(PRETRAIN_TOML.format(decay=0.25 ** (1 / updates), batch=PRETRAIN_BATCH_SECONDS, extra=extra))
+        settings = dict(batch=args.pretrain_batch_seconds, lr=args.pretrain_lr, extra=extra)
+        toml.write_text(PRETRAIN_TOML.format(decay=0.25 ** (1 / updates), **settings))
         out = row / f"pretrain-{i}"
         cmd = UNISPEECH + ["pretrain", "--init", str(init), "--recipe", str(toml), "--out", str(out)]
-        cmd += ["--max-updates", str(updates)] + bf16
+        cmd += ["--max-updates", str(updates)] + flags
         if "labeled" in stage:
             cmd += ["--labeled", str(manifests[stage["labeled"]]), "--language", "kk"]
         if "unlabeled" in stage:
@@ -243,7 +253,7 @@ def pretrain_row(row: Path, stages: list[dict], P: int, manifests: dict, bf16: l
     return init, seconds, commands
 
 
-def finetune_row(row: Path, init: Path, seed: int, F: int, manifests: dict, bf16: list[str]) -> tuple[float, dict]:
+def finetune_row(row: Path, init: Path, seed: int, F: int, manifests: dict, flags: list[str]) -> tuple[float, dict]:
     """Fine-tune a row's model with one seed and evaluate it on the test set -> (PER, the step's record)."""
     suffix = seed_suffix(seed)
     toml = row / f"finetune{suffix}.toml"
@@ -251,10 +261,14 @@ def finetune_row(row: Path, init: Path, seed: int, F: int, manifests: dict, bf16
     out = row / f"finetune{suffix}"
     cmd = UNISPEECH + ["finetune", "--init", str(init), "--recipe", str(toml), "--out", str(out)]
     cmd += ["--train", str(manifests["finetune"]), "--valid", str(manifests["valid"]), "--max-updates", str(F)]
-    done = step(row / f"finetune{suffix}.done", cmd + bf16)
+    done = step(row / f"finetune{suffix}.done", cmd + flags)
     evaluation = row / f"eval-test{suffix}"
     if not (evaluation / "report.json").is_file():
-        run(UNISPEECH + ["evaluate", "--model", str(out), "--data", str(manifests["test"]), "--out", str(evaluation)])
+        device = flags[flags.index("--device") :][:2] if "--device" in flags else []
+        run(
+            UNISPEECH
+            + ["evaluate", "--model", str(out), "--data", str(manifests["test"]), "--out", str(evaluation), *device]
+        )
     return json.loads((evaluation / "report.json").read_text())["summary"]["per"], done
 
 
@@ -283,7 +297,10 @@ def hours(work: Path, name: str) -> float:
     return sum(r["duration"] for r in rows) / 3600
 
 
-def write_report(work: Path, results: dict, sets: dict, P: int, F: int, command: str) -> None:
+def write_report(work: Path, results: dict, sets: dict, budget: tuple[int, float, int], command: str) -> None:
+    """docs/reproduction.md above its discussion; `budget`: pretraining updates, their audio seconds, and
+    fine-tuning updates per row."""
+    P, pretrain_batch, F = budget
     import matplotlib
 
     matplotlib.use("Agg")
@@ -345,7 +362,7 @@ Made by `{command}` (all of this file above the discussion is written by that sc
   ({hours(work, "finetune"):.2f} h) and validation ({hours(work, "valid"):.2f} h); test: the
   {len(sets["test"])} held-out sentences of `data/ky/val.text` ({hours(work, "test"):.2f} h).
 - Model: `recipes/reproduction_config.json` ({params}).
-- Budget per row: {P} pretraining updates of up to {PRETRAIN_BATCH_SECONDS} s of audio (none for "no
+- Budget per row: {P} pretraining updates of up to {pretrain_batch:g} s of audio (none for "no
   pretraining"; 3/4 + 1/4 for stage 1 + stage 2), then {F} fine-tuning updates of up to
   {FINETUNE_BATCH_SECONDS} s, once per fine-tuning seed ({", ".join(seeds)}); the same fine-tuning recipe for every row.
 - PER: `unispeech evaluate` of each fine-tuned model on the test set (greedy decoding).

@@ -138,6 +138,16 @@ def test_voice_change_scales_formants_as_a_shorter_or_longer_vocal_tract():
     assert fundamental(shorter) == pytest.approx(120, rel=0.03)  # the pitch stays where it was
 
 
+def test_voice_change_is_the_same_every_time():
+    """Praat's resynthesis draws random numbers: unseeded, the same call gave another waveform each time, so a
+    resumed or parallel augmentation could not redo a clip as it was."""
+    wav = vowel(120, 900, 0.6)
+    first = voice_change(wav, 1.1, 1.2)
+    voice_change(vowel(150, 700, 0.3), 0.9, 0.8)  # whatever ran in between
+    assert np.array_equal(voice_change(wav, 1.1, 1.2), first)
+    assert not np.array_equal(voice_change(wav, 1.1, 1.25), first)
+
+
 def test_voice_change_leaves_unvoiced_audio_at_its_length():
     noise = (0.1 * np.random.default_rng(0).standard_normal(RATE // 2)).astype(np.float32)
     out = voice_change(noise, formant_ratio=1.1, pitch_factor=1.3)
@@ -211,6 +221,18 @@ def test_augment_corpus_writes_copies_and_resumes_without_redoing_them(tmp_path)
     again = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
     assert again == rows  # the same draws: the redone clip is the one it would have been
     assert (out / rows[0]["audio"]).stat().st_mtime_ns == first  # kept, not rewritten
+
+
+def test_augment_corpus_gives_the_same_clips_with_any_number_of_workers(tmp_path):
+    sources = []
+    for k in range(5):
+        sf.write(tmp_path / f"src{k}.wav", vowel(110 + 20 * k, 800, 0.5), RATE)
+        sources.append({"id": f"u{k}", "audio": str(tmp_path / f"src{k}.wav"), "phones": "ɑ"})
+    manifests = {n: augment_corpus(sources, tmp_path / f"w{n}", 2, 3, progress=False, workers=n) for n in (1, 3)}
+    rows = {n: [json.loads(line) for line in m.read_text().splitlines()] for n, m in manifests.items()}
+    assert rows[1] == rows[3] and len(rows[1]) == 10  # same order, same draws
+    for row in rows[1]:
+        assert np.array_equal(sf.read(tmp_path / "w1" / row["audio"])[0], sf.read(tmp_path / "w3" / row["audio"])[0])
 
 
 def test_augment_corpus_redraws_clips_made_with_another_voices_setting(tmp_path):

@@ -45,7 +45,7 @@ def augment(wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict
     )
     if rng.random() < 0.5:
         ir, room = room_response(rng)
-        n = wav.size + ir.size - 1
+        n = 1 << (wav.size + ir.size - 2).bit_length()  # >= the full convolution; a power of 2 keeps the FFT fast
         wet = np.fft.irfft(np.fft.rfft(wav, n) * np.fft.rfft(ir, n), n)[: wav.size]
         wav = (wet / (np.abs(wet).max() + 1e-9) * np.abs(wav).max()).astype(np.float32)
         info.update(room)
@@ -76,19 +76,25 @@ def speed_perturb(wav: np.ndarray, factor: float) -> np.ndarray:
 def voice_change(wav: np.ndarray, formant_ratio: float, pitch_factor: float) -> np.ndarray:
     """Another speaker from the same recording, at the same tempo: formants (vocal-tract length) scaled by
     `formant_ratio` and the pitch median by `pitch_factor`, with Praat's PSOLA "Change gender". Audio without
-    voiced frames keeps its pitch (Praat: a new median of 0 changes nothing)."""
+    voiced frames keeps its pitch (Praat: a new median of 0 changes nothing). Deterministic: Praat's
+    resynthesis draws random numbers, so its generator is seeded from the input and the settings."""
     try:
         import parselmouth
-        from parselmouth.praat import call
+        from parselmouth.praat import call, run
     except ImportError as err:  # a training-time extra, not a runtime dependency
         raise ImportError(f"voice_change needs Praat's Python binding: pip install '{PRAAT_REQUIREMENT}'") from err
 
     sound = parselmouth.Sound(wav.astype(np.float64), SAMPLE_RATE)
     median = call(call(sound, "To Pitch", 0.0, PITCH_FLOOR, PITCH_CEILING), "Get quantile", 0, 0, 0.5, "Hertz")
     target = float(np.clip(median * pitch_factor, PITCH_FLOOR, PITCH_CEILING)) if np.isfinite(median) else 0.0
-    with warnings.catch_warnings():  # "no voiced segments" is expected of pauses and fricatives alone
-        warnings.simplefilter("ignore", parselmouth.PraatWarning)
-        out = call(sound, "Change gender", PITCH_FLOOR, PITCH_CEILING, formant_ratio, target, 1.0, 1.0)
+    seed = zlib.crc32(np.array([formant_ratio, pitch_factor]).tobytes(), zlib.crc32(wav.tobytes()))
+    run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
+    try:
+        with warnings.catch_warnings():  # "no voiced segments" is expected of pauses and fricatives alone
+            warnings.simplefilter("ignore", parselmouth.PraatWarning)
+            out = call(sound, "Change gender", PITCH_FLOOR, PITCH_CEILING, formant_ratio, target, 1.0, 1.0)
+    finally:
+        run("random_initializeSafelyAndUnpredictably ()")
     return out.values[0].astype(np.float32)[: wav.size]
 
 
@@ -163,16 +169,23 @@ def other_voices_set(rows: list[dict], out_dir: str | Path, seed: int) -> Path:
 
 
 def augment_corpus(
-    rows: list[dict], out_dir: str | Path, copies: int, seed: int, progress: bool = True, voices: bool = True
+    rows: list[dict],
+    out_dir: str | Path,
+    copies: int,
+    seed: int,
+    progress: bool = True,
+    voices: bool = True,
+    workers: int | None = None,
 ) -> Path:
     """Write `copies` augmented versions (channel, with voice changes if `voices`, then room/noise/gain) of
     every row's `audio` (an absolute path) as `out_dir/clips/<id>-<copy>.flac`, and a `manifest.jsonl` of
     `rows` as given now (labels included) plus `source` (the original file) and what was drawn for each clip.
+    `workers` processes (default: one per core) draw the clips; each clip's draws depend only on
+    (seed, id, copy), so the result is the same for any number of workers.
 
     Resumable: what was drawn is logged clip by clip in `drawn.jsonl`, and a clip already logged from the
     same source with the same `voices` is kept. The manifest is written (atomically) from `rows` at the end,
     so rows relabelled since (a G2P fix) get their new labels and rows dropped since leave it."""
-    import soundfile as sf
     from tqdm import tqdm
 
     ids = [row["id"] for row in rows]
@@ -183,27 +196,51 @@ def augment_corpus(
     log_path = out / "drawn.jsonl"
     lines = log_path.read_text(encoding="utf-8").splitlines() if log_path.is_file() else []
     drawn = {entry["audio"]: entry for entry in map(json.loads, filter(str.strip, lines))}
-    manifest = []
-    with open(log_path, "a", encoding="utf-8") as log:
-        for copy, row in tqdm(
-            [(c, r) for c in range(copies) for r in rows],
-            desc=f"augmenting {out.name}",
-            unit="clip",
-            disable=not progress,
-        ):
+    entries, todo = {}, []
+    for copy in range(copies):
+        for row in rows:
             name = f"clips/{row['id']}-{copy}.flac"
             entry = drawn.get(name)
             # a clip is kept only if drawn from the same source with the same voices setting (older logs: none)
             same = entry is not None and entry["source"] == str(row["audio"]) and entry.get("voices", False) == voices
-            if not same or not (out / name).is_file():
-                rng = clip_rng(seed, row["id"], copy)
-                wav, info = channel(load_audio(row["audio"]), rng, voices)
-                wav, more = augment(wav, rng)
-                sf.write(out / name, wav, SAMPLE_RATE)
-                duration = round(wav.size / SAMPLE_RATE, 3)
-                entry = {"audio": name, "source": str(row["audio"]), "duration": duration, "voices": voices}
-                entry.update(info, **more)
-                log.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                log.flush()
-            manifest.append({**row, **entry})
+            if same and (out / name).is_file():
+                entries[name] = entry
+            else:
+                todo.append((str(row["audio"]), str(out), name, seed, row["id"], copy, voices))
+    bar = tqdm(total=len(todo), desc=f"augmenting {out.name}", unit="clip", disable=not progress or not todo)
+    with open(log_path, "a", encoding="utf-8") as log, _pool(workers, len(todo)) as pool:
+        for entry in pool.map(_draw_clip, todo, chunksize=4) if pool else map(_draw_clip, todo):
+            log.write(json.dumps(entry, ensure_ascii=False) + "\n")  # only what is written to disk is logged
+            log.flush()
+            entries[entry["audio"]] = entry
+            bar.update()
+    bar.close()
+    manifest = [{**row, **entries[f"clips/{row['id']}-{copy}.flac"]} for copy in range(copies) for row in rows]
     return write_manifest(manifest, out / "manifest.jsonl")
+
+
+def _pool(workers: int | None, jobs: int):
+    """Processes for `jobs` clips (a no-op context with None when one will do). Spawned, not forked: the
+    caller may hold torch's threads; a worker that cannot start raises BrokenProcessPool instead of hanging."""
+    import contextlib
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(workers or os.cpu_count() or 1, jobs)
+    if workers <= 1:
+        return contextlib.nullcontext(None)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _draw_clip(job: tuple) -> dict:
+    """One augmented clip written to disk -> its log entry (in a worker process)."""
+    import soundfile as sf
+
+    source, out, name, seed, row_id, copy, voices = job
+    rng = clip_rng(seed, row_id, copy)
+    wav, info = channel(load_audio(source), rng, voices)
+    wav, more = augment(wav, rng)
+    sf.write(Path(out) / name, wav, SAMPLE_RATE)
+    entry = {"audio": name, "source": source, "duration": round(wav.size / SAMPLE_RATE, 3), "voices": voices}
+    return {**entry, **info, **more}
