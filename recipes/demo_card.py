@@ -187,7 +187,7 @@ toolkit runs offline in seconds and so that the tests have a trained model whose
 - Training, {start}:
 {stages}
   best validation PER (espeak-ng, RHVoice and festvox-ru validation utterances together) {valid_per:.2f} % at
-  update {best_step} of the last stage; bf16 autocast, 2 threads, {cpu}, torch {torch}.
+  update {best_step} of the last stage; bf16 autocast, on {cpu}, torch {torch}.
 - Reproduce (resumable; re-run the same command after an interruption): `{command}`
 
 ## Measured PER (`unispeech evaluate`, greedy decoding)

@@ -1,6 +1,7 @@
 """Train the bundled demo model from nothing: synthetic Kyrgyz speech -> small UniSpeech -> evaluation -> bundle.
 
     python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 1500 ...] [--bf16]
+                                 [--device cuda]
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--extra-data MANIFEST ...] [--real-updates 3000] [--init MODEL]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
@@ -71,6 +72,7 @@ def main() -> None:
         help="real-voice copies without pitch and formant changes (as until v5)",
     )
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--device", default="cpu", help="where training runs: cpu or cuda (default: cpu)")
     parser.add_argument("--skip-bundle", action="store_true", help="do not copy the result into the package")
     args = parser.parse_args()
     real = args.rhvoice or args.festvox_ru or args.extra_data
@@ -78,13 +80,14 @@ def main() -> None:
         parser.error("--init starts the real-voice stage: give --rhvoice, --festvox-ru or --extra-data too")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    flags = (["--bf16"] if args.bf16 else []) + (["--device", args.device] if args.device != "cpu" else [])
     synthesize_espeak_sets(work, args.copies)
     trained: list[Path] = []
     if not args.init:
-        train_stage(CONFIG, RECIPE, stage_dir(work, 1), args.max_updates, work, args.bf16)
+        train_stage(CONFIG, RECIPE, stage_dir(work, 1), args.max_updates, work, flags)
         trained.append(stage_dir(work, 1))
         for stage, updates in enumerate([n for n in args.continue_updates if n], start=2):
-            train_stage(trained[-1], RECIPE_STAGE2, stage_dir(work, stage), updates, work, args.bf16, seed=stage)
+            train_stage(trained[-1], RECIPE_STAGE2, stage_dir(work, stage), updates, work, flags, seed=stage)
             trained.append(stage_dir(work, stage))
     tests = {
         "test": work / "test" / "manifest.jsonl",
@@ -98,7 +101,7 @@ def main() -> None:
         out = work / "model-real"
         init, seed = Path(args.init) if args.init else trained[-1], args.real_seed or len(trained) + 1
         recipe = Path(args.real_recipe)
-        train_stage(init, recipe, out, args.real_updates, work, args.bf16, seed, sets["train"], sets["valid"])
+        train_stage(init, recipe, out, args.real_updates, work, flags, seed, sets["train"], sets["valid"])
         trained.append(out)
     results = {name: evaluate(trained[-1], manifest, work) for name, manifest in tests.items()}
     before = {name: evaluate(Path(args.init), m, work)["per"] for name, m in tests.items()} if args.init else {}
@@ -112,7 +115,7 @@ def main() -> None:
         "left_out": left_out,
         "voice_change": bool(real) and args.voice_change,
         "real_recipe": str(Path(args.real_recipe).resolve().relative_to(ROOT)) if real else None,
-        "cpu": cpu_description(),
+        "cpu": cpu_description() if args.device == "cpu" else machine_description(args.device),
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
@@ -212,10 +215,20 @@ def evaluate(model: Path, manifest: Path, work: Path) -> dict:
 
 def cpu_description() -> str:
     """The CPU as the model card names it: its class and the extensions that matter for speed here."""
+    import torch
+
     from unispeech.precision import CPU_FEATURES, cpu_class, cpu_flags
 
     flags = cpu_flags()
-    return f"CPU class {cpu_class(flags)} ({' '.join(f for f in CPU_FEATURES if f in flags) or 'no AVX2'})"
+    features = " ".join(f for f in CPU_FEATURES if f in flags) or "no AVX2"
+    return f"CPU class {cpu_class(flags)} ({features}), {torch.get_num_threads()} threads"
+
+
+def machine_description(device: str) -> str:
+    """A GPU as the model card names it (training ran there; the CPU only fed it)."""
+    import torch
+
+    return f"{torch.cuda.get_device_name(torch.device(device))} ({device})"
 
 
 def stage_dir(work: Path, stage: int) -> Path:
@@ -229,7 +242,7 @@ def train_stage(
     out: Path,
     updates: int,
     work: Path,
-    bf16: bool,
+    flags: list[str],
     seed: int | None = None,
     train: Path | None = None,
     valid: Path | None = None,
@@ -238,7 +251,7 @@ def train_stage(
     train, valid = train or work / "train" / "manifest.jsonl", valid or work / "valid" / "manifest.jsonl"
     cmd = [sys.executable, "-m", "unispeech", "finetune", "--init", str(init), "--recipe", str(recipe)]
     cmd += ["--train", str(train), "--valid", str(valid), "--out", str(out), "--max-updates", str(updates)]
-    run(cmd + (["--bf16"] if bf16 else []) + (["--seed", str(seed)] if seed is not None else []) + resume)
+    run(cmd + flags + (["--seed", str(seed)] if seed is not None else []) + resume)
 
 
 if __name__ == "__main__":
