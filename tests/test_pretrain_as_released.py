@@ -1,6 +1,7 @@
 """Pretraining defaults as microsoft/UniSpeech released them: quantizer input dropout, fairseq's
 initialisation, negatives from masked frames where the original draws them so, stage 1 on labelled data only."""
 
+import argparse
 import importlib.util
 import math
 from pathlib import Path
@@ -122,11 +123,35 @@ def test_auto_negatives_follow_the_released_stages():
     assert resolve_negatives(PretrainRecipe(negatives="all"), labelled=False).negatives == "all"
 
 
-def _reproduction_rows() -> dict:
+def _reproduction():
     spec = importlib.util.spec_from_file_location("reproduction", ROOT / "recipes" / "reproduction.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _reproduction_rows() -> dict:
+    module = _reproduction()
     return {name: stages for name, _, stages in module.ROWS[: module.PAPER_ROWS]}
+
+
+def test_the_reproduction_runs_every_step_where_and_in_the_regime_asked(tmp_path, monkeypatch):
+    """--device reaches every pretraining, fine-tuning and evaluation step; --pretrain-batch-seconds and
+    --pretrain-lr reach the pretraining recipe (the GPU probes' regime, docs/reproduction.md)."""
+    module, ran = _reproduction(), []
+    monkeypatch.setattr(module, "step", lambda marker, cmd: ran.append(cmd) or {"seconds": 1, "command": ""})
+    monkeypatch.setattr(module, "run", lambda cmd: ran.append(cmd))
+    manifests = {k: tmp_path / f"{k}.jsonl" for k in ("source", "target", "all", "finetune", "valid", "test")}
+    args = argparse.Namespace(pretrain_batch_seconds=640.0, pretrain_lr=2e-3)
+    stages = dict((name, stages) for name, _, stages in module.ROWS)["unispeech-plus"]
+    flags = ["--device", "cuda"]
+    init, _, _ = module.pretrain_row(tmp_path, stages, 1000, manifests, flags, args)
+    with pytest.raises(FileNotFoundError):  # no evaluation report: nothing ran
+        module.finetune_row(tmp_path, init, 2, 100, manifests, flags)
+    assert [cmd[3] for cmd in ran] == ["pretrain", "pretrain", "finetune", "evaluate"]
+    assert all(cmd[cmd.index("--device") + 1] == "cuda" for cmd in ran)
+    recipe = read_pretrain_recipe(tmp_path / "pretrain-0.toml")
+    assert recipe.train.max_batch_seconds == 640.0 and recipe.train.lr == 2e-3
 
 
 def test_the_reproduction_s_unispeech_rows_pretrain_stage_1_on_labelled_source_only():
