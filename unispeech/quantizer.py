@@ -38,9 +38,10 @@ class GumbelQuantizer(nn.Module):
             dist = picks.view(B * T, self.groups, self.entries)
         flat_valid = valid.reshape(-1) if valid is not None else None
         perplexity = codevector_perplexity(dist, flat_valid)
-        picks = picks.view(B * T, self.groups, self.entries, 1)
+        picks = picks.view(B * T, self.groups, self.entries)
         books = self.codevectors.view(self.groups, self.entries, -1).float()
-        quantized = (picks * books).sum(-2).reshape(B, T, -1)  # (B, T, G * D)
+        # one matmul per group (picking rows of the codebook), not a (N, G, V, D) broadcast product and sum
+        quantized = torch.einsum("ngv,gvd->ngd", picks, books).reshape(B, T, -1)  # (B, T, G * D)
         return quantized.to(z.dtype), perplexity
 
 
