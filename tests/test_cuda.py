@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from unispeech import load_model
@@ -22,8 +23,6 @@ CODEBOOK = dict(num_codevector_groups=2, num_codevectors_per_group=16, codevecto
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_asking_for_a_gpu_this_machine_lacks_is_a_clear_error(tmp_path, tiny_model_dir, capsys):
     wav = tmp_path / "a.wav"
-    import soundfile as sf
-
     sf.write(wav, speechlike(1.0), 16000)
     code, _, err = run_main(["transcribe", "--model", str(tiny_model_dir), "--device", "cuda", str(wav)], capsys)
     assert code == 2 and "--device cuda" in err and "use --device cpu" in err
@@ -32,6 +31,9 @@ def test_asking_for_a_gpu_this_machine_lacks_is_a_clear_error(tmp_path, tiny_mod
     argv = ["pretrain", "--init", str(config), "--unlabeled", str(manifest), "--out", str(tmp_path / "pt")]
     code, _, err = run_main([*argv, "--device", "cuda"], capsys)
     assert code == 2 and "--device cuda" in err and not (tmp_path / "pt").exists()
+
+
+def test_an_unknown_device_is_a_clear_error(capsys):
     code, _, err = run_main(["info", "--device", "tpu"], capsys)
     assert code == 2 and "expected cpu, cuda or cuda:N" in err
 
