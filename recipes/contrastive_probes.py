@@ -43,13 +43,13 @@ SEED = 101  # recipes/reproduction.py's seed for the target set (100 + its place
 def noisy_from_clean(clean: Path, out: Path, workers: int = 8) -> Path:
     """The synthesis' augmentation (unispeech.synth: augment with the per-clip generator) applied to the clean
     clips: the noisy set as synthesize_corpus(seed=101) makes it, up to the clean clips' own coding."""
-    from multiprocessing import Pool
+    from unispeech.augment import worker_pool
 
     rows = [json.loads(line) for line in (clean / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
     (out / "clips").mkdir(parents=True, exist_ok=True)
     jobs = [(clean / r["audio"], out / "clips" / f"{i:06d}.flac", i) for i, r in enumerate(rows)]
-    with Pool(workers) as pool:
-        infos = pool.starmap(_augment_clip, jobs)
+    with worker_pool(workers, len(jobs)) as pool:
+        infos = list((pool.map if pool else map)(_augment_clip, *zip(*jobs)))
     lines = [
         json.dumps({**r, "audio": f"clips/{i:06d}.flac", **info}, ensure_ascii=False) + "\n"
         for i, (r, info) in enumerate(zip(rows, infos))

@@ -208,7 +208,7 @@ def augment_corpus(
             else:
                 todo.append((str(row["audio"]), str(out), name, seed, row["id"], copy, voices))
     bar = tqdm(total=len(todo), desc=f"augmenting {out.name}", unit="clip", disable=not progress or not todo)
-    with open(log_path, "a", encoding="utf-8") as log, _pool(workers, len(todo)) as pool:
+    with open(log_path, "a", encoding="utf-8") as log, worker_pool(workers, len(todo)) as pool:
         for entry in pool.map(_draw_clip, todo, chunksize=4) if pool else map(_draw_clip, todo):
             log.write(json.dumps(entry, ensure_ascii=False) + "\n")  # only what is written to disk is logged
             log.flush()
@@ -219,7 +219,7 @@ def augment_corpus(
     return write_manifest(manifest, out / "manifest.jsonl")
 
 
-def _pool(workers: int | None, jobs: int):
+def worker_pool(workers: int | None, jobs: int):
     """Processes for `jobs` clips (a no-op context with None when one will do). Spawned, not forked: the
     caller may hold torch's threads; a worker that cannot start raises BrokenProcessPool instead of hanging."""
     import contextlib
