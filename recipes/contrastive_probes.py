@@ -35,6 +35,8 @@ PROBES = {  # name -> (data set, extra `unispeech pretrain` flags)
     "clean-160": ("clean", ["--max-batch-seconds", "160"]),
     "clean-160-lr2e-3": ("clean", ["--max-batch-seconds", "160", "--lr", "2e-3"]),
     "clean-640-lr2e-3": ("clean", ["--max-batch-seconds", "640", "--lr", "2e-3"]),
+    "noisy-640-lr2e-3": ("noisy", ["--max-batch-seconds", "640", "--lr", "2e-3"]),
+    "clean-640-lr2e-3-bf16": ("clean", ["--max-batch-seconds", "640", "--lr", "2e-3", "--bf16"]),
 }
 HELD_OUT = 60
 SEED = 101  # recipes/reproduction.py's seed for the target set (100 + its place among the sets)
