@@ -14,6 +14,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, load_audio
 from .data import write_manifest
+from .progress import progress_bar
 
 BAND_LIMITS = (8000, 11025, 12000)  # sampling rates of narrow-band channels (telephone, old recorders)
 # Voice change: formants scaled by 0.88-1.15 (vocal-tract length, about VTLP's usual 0.9-1.1 warp and a little
@@ -186,7 +187,6 @@ def augment_corpus(
     Resumable: what was drawn is logged clip by clip in `drawn.jsonl`, and a clip already logged from the
     same source with the same `voices` is kept. The manifest is written (atomically) from `rows` at the end,
     so rows relabelled since (a G2P fix) get their new labels and rows dropped since leave it."""
-    from tqdm import tqdm
 
     ids = [row["id"] for row in rows]
     if len(set(ids)) != len(ids):
@@ -207,7 +207,7 @@ def augment_corpus(
                 entries[name] = entry
             else:
                 todo.append((str(row["audio"]), str(out), name, seed, row["id"], copy, voices))
-    bar = tqdm(total=len(todo), desc=f"augmenting {out.name}", unit="clip", disable=not progress or not todo)
+    bar = progress_bar(total=len(todo), desc=f"augmenting {out.name}", unit="clip", enabled=progress and bool(todo))
     with open(log_path, "a", encoding="utf-8") as log, worker_pool(workers, len(todo)) as pool:
         for entry in pool.map(_draw_clip, todo, chunksize=4) if pool else map(_draw_clip, todo):
             log.write(json.dumps(entry, ensure_ascii=False) + "\n")  # only what is written to disk is logged

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from .files import atomic_write
+from .progress import progress_bar
 from .transcribe import Recognizer
 
 JOB_FILE, PARTS, RUNS, FINAL = "job.json", "parts", "runs.jsonl", "transcripts.jsonl"
@@ -331,19 +332,11 @@ class JobProgress:
     work shows too; files/s from tqdm, audio seconds per second in the postfix."""
 
     def __init__(self, out: Path, total: int, done: int, enabled: bool):
-        from tqdm import tqdm
-
         self.out, self.enabled, self.started = out, enabled, time.perf_counter()
         self.offsets: dict[Path, int] = {}
         self.lines = self.audio = 0
-        self.bar = tqdm(
-            total=total,
-            initial=done,
-            unit="file",
-            desc="transcribing",
-            dynamic_ncols=True,
-            disable=not enabled,
-            file=sys.stderr,
+        self.bar = progress_bar(
+            total=total, initial=done, unit="file", desc="transcribing", dynamic_ncols=True, enabled=enabled
         )
         if enabled:  # what is already there counts as done (the bar's initial), not as this run's speed
             self.offsets = {part: _complete_size(part) for part in (out / PARTS).glob("*.jsonl")}

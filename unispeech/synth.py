@@ -19,6 +19,7 @@ from .audio import SAMPLE_RATE
 from .augment import augment
 from .data import manifest_audio
 from .g2p import phonemize, spoken_form
+from .progress import progress_bar
 
 # espeak-ng's C API constants (speak_lib.h)
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -136,7 +137,6 @@ def synthesize_corpus(
     Resumable: clips already listed in the manifest are kept, so an interrupted run continues.
     """
     import soundfile as sf
-    from tqdm import tqdm
 
     out = Path(out_dir)
     (out / "clips").mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def synthesize_corpus(
     speaker = Speaker(language)
     rng = np.random.default_rng(seed)
     with open(manifest, "a", encoding="utf-8") as log:
-        for i in tqdm(range(len(sentences) * copies), desc="synthesizing", unit="clip", disable=not progress):
+        for i in progress_bar(range(len(sentences) * copies), desc="synthesizing", unit="clip", enabled=progress):
             text, labels = sentences[i % len(sentences)], phones[i % len(sentences)]
             voice = Voice.random(rng, variants)
             clip_rng = np.random.default_rng([seed, i])  # each clip's augmentation independent of the rest

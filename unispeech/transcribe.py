@@ -24,6 +24,7 @@ from .checkpoint import save_folder
 from .decoding import Decoder, GreedyDecoder, Transcription
 from .model import CTCModel
 from .precision import Precision
+from .progress import progress_bar
 from .runners import OnnxRunner, TorchRunner
 from .vocab import Vocabulary
 
@@ -217,6 +218,4 @@ class Recognizer:
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="file", desc="transcribing", dynamic_ncols=True, disable=not enabled)
+    return progress_bar(total=total, unit="file", desc="transcribing", dynamic_ncols=True, enabled=enabled)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import sys
 
 import numpy as np
 import torch
 
 from ..audio import AudioError, load_audio, normalize
 from ..data import Utterance, with_phones
+from ..progress import progress_bar
 from ..vocab import Vocabulary
 
 
@@ -38,8 +38,6 @@ def load_examples(
     labelled: bool = True,
 ) -> tuple[list[Example], list[str]]:
     """Decode every clip once and encode its phones; returns the examples and one line per skipped clip."""
-    from tqdm import tqdm
-
     if labelled:
         utterances = with_phones(utterances, language)
     if labelled and vocab is not None:
@@ -50,7 +48,7 @@ def load_examples(
                 f"(vocabulary: {' '.join(t for i, t in enumerate(vocab.tokens) if i not in vocab.special_ids)})"
             )
     examples, skipped = [], []
-    for u in tqdm(utterances, desc="loading audio", unit="clip", disable=not progress, file=sys.stderr):
+    for u in progress_bar(utterances, desc="loading audio", unit="clip", enabled=progress):
         if labelled and not u.phones:
             skipped.append(f"{u.id}: no phones")
             continue

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from ..precision import bf16_autocast, resolve_device
+from ..progress import progress_bar
 from .batches import Batch, Example, batch_to, collate, plan_batches
 from .checkpoints import (
     Progress,
@@ -381,8 +382,4 @@ def _log(log, **row: Any) -> None:
 
 
 def _progress_bar(total: int, start: int, rank: int):
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total, initial=start, unit="upd", desc="training", dynamic_ncols=True, disable=rank != 0, file=sys.stderr
-    )
+    return progress_bar(total=total, initial=start, unit="upd", desc="training", dynamic_ncols=True, enabled=rank == 0)
