@@ -21,6 +21,7 @@ MODEL_FILES = (
     "special_tokens_map.json",
     "preprocessor_config.json",
 )
+DECODING_FILES = ("unispeech_decoding.json", "phone_lm.arpa")  # the model's own decoding, when it has one
 # What each held-out set is, for the card: (voice type, description)
 TEST_SETS = {
     "test": ("espeak-ng (formant synthesis)", "unseen sentences, training voice variants"),
@@ -53,6 +54,11 @@ def bundle(work: Path) -> None:
     ASSET.mkdir(parents=True, exist_ok=True)
     for f in MODEL_FILES:
         shutil.copy2(model_dir / f, ASSET / f)
+    for f in DECODING_FILES:
+        if (model_dir / f).is_file():
+            shutil.copy2(model_dir / f, ASSET / f)
+        else:
+            (ASSET / f).unlink(missing_ok=True)
     (ASSET / "MODEL_CARD.md").write_text(model_card(work, summary, stages), encoding="utf-8")
     print(f"bundled into {ASSET}")
 
@@ -81,9 +87,10 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
     for name, result in summary["per"].items():
         kind, what = TEST_SETS.get(name, (name, ""))
         before = summary.get("per_init", {}).get(name)
+        greedy = summary.get("per_greedy", {}).get(name)
         rows.append(
             f"| {kind} | {what} (`{_shown(work)}/{name}`) | {result['utterances']} | "
-            f"**{100 * result['per']:.2f} %** | {'-' if before is None else f'{100 * before:.2f} %'} |"
+            f"**{100 * result['per']:.2f} %** | {_percent(greedy)} | {_percent(before)} |"
         )
     return MODEL_CARD.format(
         params=params / 1e6,
@@ -104,6 +111,27 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
         voice_change=voice_change_text(summary),
+        decoding=decoding_text(summary.get("phone_lm")),
+    )
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f} %"
+
+
+def decoding_text(lm: dict | None) -> str:
+    """The card's line on the default decoding: the phone LM the recipe made (recipes/demo_lm.py), or greedy."""
+    if not lm:
+        return "greedy (the model ships no phone LM)"
+    tuned = " and ".join(f"`{name}` ({n})" for name, n in lm["tuned_on"].items())
+    return (
+        f"beam search (width 8) with the model's own {lm['order']}-gram phone LM (`phone_lm.arpa`, "
+        f"{lm['ngrams']} n-grams, Witten-Bell) of {lm['sentences']} G2P'd Kyrgyz sentences of data/ky (no "
+        f"held-out or tuning sentence among them); LM weight {lm['lm_weight']}, insertion bonus "
+        f"{lm['insertion_bonus']} per phone (`unispeech_decoding.json`), chosen on the validation "
+        f"utterances {tuned}: PER there {100 * lm['tuning_per_greedy']:.2f} % greedy, "
+        f"{100 * lm['tuning_per_beam_lm']:.2f} % with the LM. `--decoder greedy` (or "
+        f"`load_model(decoder=GreedyDecoder())`) decodes without it. Made by `python recipes/demo_lm.py`"
     )
 
 
@@ -189,14 +217,16 @@ toolkit runs offline in seconds and so that the tests have a trained model whose
   best validation PER (espeak-ng, RHVoice and festvox-ru validation utterances together) {valid_per:.2f} % at
   update {best_step} of the last stage; bf16 autocast, on {cpu}, torch {torch}.
 - Reproduce (resumable; re-run the same command after an interruption): `{command}`
+- Default decoding: {decoding}.
 
-## Measured PER (`unispeech evaluate`, greedy decoding)
+## Measured PER (`unispeech evaluate`)
 
-| voice type | held-out set | utterances | PER | the model it continued from |
-|---|---|---|---|---|
+| voice type | held-out set | utterances | PER (default decoding) | greedy | the model it continued from (greedy) |
+|---|---|---|---|---|---|
 {results}
 
 Commands: `unispeech evaluate --model unispeech/assets/default-model --data {work}/NAME/manifest.jsonl`
 for each set above, after `python recipes/demo_model.py` (same options) has made the sets. The festvox-ru
-figure counts errors against the mapped Russian phones, so part of it is the mapping, not the model.
+figure counts errors against the mapped Russian phones, so part of it is the mapping, not the model; the
+phone LM models Kyrgyz phone sequences, not Russian ones.
 """

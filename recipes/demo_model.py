@@ -71,6 +71,9 @@ def main() -> None:
         action="store_false",
         help="real-voice copies without pitch and formant changes (as until v5)",
     )
+    parser.add_argument(
+        "--lm-order", type=int, default=4, help="the model's own phone LM (recipes/demo_lm.py); 0: greedy only"
+    )
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--device", default="cpu", help="where training runs: cpu or cuda (default: cpu)")
     parser.add_argument("--skip-bundle", action="store_true", help="do not copy the result into the package")
@@ -103,11 +106,17 @@ def main() -> None:
         recipe = Path(args.real_recipe)
         train_stage(init, recipe, out, args.real_updates, work, flags, seed, sets["train"], sets["valid"])
         trained.append(out)
+    lm = phone_lm(trained[-1], work, args.lm_order) if args.lm_order else None
     results = {name: evaluate(trained[-1], manifest, work) for name, manifest in tests.items()}
-    before = {name: evaluate(Path(args.init), m, work)["per"] for name, m in tests.items()} if args.init else {}
+    greedy = {name: evaluate(trained[-1], m, work, greedy=True)["per"] for name, m in tests.items()} if lm else {}
+    before = (
+        {name: evaluate(Path(args.init), m, work, greedy=True)["per"] for name, m in tests.items()} if args.init else {}
+    )
     summary = {
         "per": results,
+        "per_greedy": greedy,
         "per_init": before,
+        "phone_lm": lm,
         "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:]),
         "stages": [str(d.relative_to(work)) for d in trained],
         "init": args.init,
@@ -202,15 +211,34 @@ def ensure_installed(module: str, requirement: str) -> None:
         run([sys.executable, "-m", "pip", "install", requirement])
 
 
-def evaluate(model: Path, manifest: Path, work: Path) -> dict:
-    """`unispeech evaluate` of `model` on `manifest`, unless its report is newer than both."""
-    out = work / f"eval-{model.name}-{manifest.parent.name}"
+def evaluate(model: Path, manifest: Path, work: Path, greedy: bool = False) -> dict:
+    """`unispeech evaluate` of `model` on `manifest` with the model's own decoding (its phone LM where it has
+    one) or greedy, unless that report is newer than its inputs."""
+    from unispeech.beam import DECODING_FILE
+
+    has_lm = (model / DECODING_FILE).is_file()
+    out = work / f"eval-{model.name}-{manifest.parent.name}{('-greedy' if greedy else '-lm') if has_lm else ''}"
     report = out / "report.json"
-    inputs = max((model / "model.safetensors").stat().st_mtime, manifest.stat().st_mtime)
-    if not report.is_file() or report.stat().st_mtime < inputs:
+    inputs = [model / "model.safetensors", manifest] + ([model / DECODING_FILE] if has_lm else [])
+    if not report.is_file() or report.stat().st_mtime < max(p.stat().st_mtime for p in inputs):
         cmd = [sys.executable, "-m", "unispeech", "evaluate", "--model", str(model), "--data", str(manifest)]
-        run(cmd + ["--out", str(out)])
+        run(cmd + ["--out", str(out)] + (["--decoder", "greedy"] if greedy else []))
     return json.loads(report.read_text())["summary"]
+
+
+def phone_lm(model: Path, work: Path, order: int) -> dict:
+    """The model's own phone LM and beam weights (recipes/demo_lm.py), made once per trained model."""
+    from demo_lm import add_phone_lm
+
+    from unispeech.beam import DECODING_FILE
+
+    record = work / f"phone-lm-{model.name}.json"
+    made = model / DECODING_FILE
+    if record.is_file() and made.is_file() and made.stat().st_mtime >= (model / "model.safetensors").stat().st_mtime:
+        return json.loads(record.read_text())
+    chosen = add_phone_lm(model, work, order)
+    record.write_text(json.dumps(chosen, indent=2))
+    return chosen
 
 
 def cpu_description() -> str:

@@ -96,3 +96,87 @@ def test_lm_build_and_beam_transcribe_commands(tiny_model_dir, tmp_path, capsys)
     with pytest.raises(SystemExit) as stop:
         main(base + ["--decoder", "beam", "--lm", str(empty)])
     assert stop.value.code == 2 and "holds no n-grams" in capsys.readouterr().err
+
+
+def model_with_its_own_lm(tiny_model_dir, tmp_path, options: BeamOptions):
+    import shutil
+
+    from unispeech.beam import save_folder_decoder
+
+    folder = tmp_path / "with-lm"
+    shutil.copytree(tiny_model_dir, folder)
+    lm = build_lm([["ɑ", "l", "ɑ"], ["q", "ɑ", "l"], ["l", "q"]], order=2)
+    save_folder_decoder(folder, options, lm)
+    return folder, lm
+
+
+def test_a_model_folder_with_its_own_lm_decodes_with_it_by_default(tiny_model_dir, tmp_path):
+    from unispeech import GreedyDecoder, load_model
+    from unispeech.beam import BeamSearchDecoder
+
+    options = BeamOptions(beam_width=3, lm_weight=0.7, insertion_bonus=1.5)
+    folder, lm = model_with_its_own_lm(tiny_model_dir, tmp_path, options)
+    decoder = load_model(folder, dtype="float32").decoder
+    assert isinstance(decoder, BeamSearchDecoder) and decoder.options == options
+    assert decoder.lm.sentence_logprob(["q", "ɑ", "l"]) == pytest.approx(lm.sentence_logprob(["q", "ɑ", "l"]), 1e-4)
+    assert isinstance(load_model(folder, dtype="float32", decoder=GreedyDecoder()).decoder, GreedyDecoder)
+    assert isinstance(load_model(tiny_model_dir, dtype="float32").decoder, GreedyDecoder)  # no LM: greedy
+
+
+def test_decoder_auto_greedy_and_beam_on_the_command_line(tiny_model_dir, tmp_path, capsys):
+    import soundfile as sf
+
+    from unispeech.cli import main
+
+    from .conftest import speechlike
+
+    # weight 0, one hypothesis: the folder's own decoding then equals greedy, so outputs must match
+    folder, _ = model_with_its_own_lm(tiny_model_dir, tmp_path, BeamOptions(beam_width=1, lm_weight=0.0))
+    clip = tmp_path / "a.wav"
+    sf.write(clip, speechlike(1.0), 16000)
+    base = ["transcribe", str(clip), "--model", str(folder), "--dtype", "float32", "--verbose"]
+    outputs = {}
+    for decoder in ("auto", "greedy"):
+        with pytest.raises(SystemExit) as stop:
+            main(base + ["--decoder", decoder])
+        captured = capsys.readouterr()
+        assert stop.value.code == 0
+        outputs[decoder] = captured.out
+        assert ("LM of order 2" in captured.err) == (decoder == "auto")
+    assert outputs["auto"] == outputs["greedy"]
+    with pytest.raises(SystemExit) as stop:
+        main(base + ["--lm", str(folder / "phone_lm.arpa")])
+    assert stop.value.code == 2 and "--lm needs --decoder beam" in capsys.readouterr().err
+
+
+def test_a_broken_decoding_file_is_a_clear_error(tiny_model_dir, tmp_path, capsys):
+    from unispeech.beam import DECODING_FILE
+    from unispeech.cli import main
+
+    folder, _ = model_with_its_own_lm(tiny_model_dir, tmp_path, BeamOptions())
+    (folder / DECODING_FILE).write_text('{"beam_width": 0}')
+    with pytest.raises(SystemExit) as stop:
+        main(["transcribe", "x.wav", "--model", str(folder)])
+    assert stop.value.code == 2 and "beam_width must be at least 1" in capsys.readouterr().err
+    (folder / DECODING_FILE).write_text('{"lm": "phone_lm.arpa", "width": 8}')
+    with pytest.raises(SystemExit) as stop:
+        main(["transcribe", "x.wav", "--model", str(folder)])
+    assert stop.value.code == 2 and f"{DECODING_FILE}: not a decoding file" in capsys.readouterr().err
+    (folder / DECODING_FILE).write_text('{"lm": "gone.arpa"}')
+    with pytest.raises(SystemExit) as stop:
+        main(["transcribe", "x.wav", "--model", str(folder)])
+    assert stop.value.code == 2 and "gone.arpa: no such language model file" in capsys.readouterr().err
+
+
+def test_an_onnx_export_keeps_the_model_s_own_decoding(tiny_model_dir, tmp_path, capsys):
+    from unispeech import load_model
+    from unispeech.beam import BeamSearchDecoder
+
+    from .conftest import run_main
+
+    options = BeamOptions(beam_width=4, lm_weight=0.6, insertion_bonus=1.0)
+    folder, _ = model_with_its_own_lm(tiny_model_dir, tmp_path, options)
+    code, _, _ = run_main(["export", str(folder), "--out", str(tmp_path / "onnx")], capsys)
+    assert code == 0
+    decoder = load_model(tmp_path / "onnx", backend="onnxruntime", dtype="float32").decoder
+    assert isinstance(decoder, BeamSearchDecoder) and decoder.options == options and decoder.lm.order == 2

@@ -16,17 +16,18 @@ from unispeech.synth import UNSEEN_VARIANT, Speaker, Voice
 
 ROOT = Path(__file__).parents[1]
 HELD_OUT = [line.split("\t", 1)[1] for line in (ROOT / "data/ky/val.text").read_text(encoding="utf-8").splitlines()]
-# Measured on the 227 held-out sentences: 3.4 % (MODEL_CARD.md, v6); on the 12 drawn below (seeded), on an
-# AVX512-bf16 CPU: m1 2.3 %, f2 + noise 4.8 %, m3 1.9 % (v5: 1.9 / 5.1 / 1.5 %); the README example 0.0 %.
-# The bounds sit above (precision and CPU move them by a fraction of a point); a broken model, audio path or
-# decoder gives 60-100 %.
+# The model decodes with its own phone LM (beam search; MODEL_CARD.md). Measured on the 227 held-out sentences:
+# 2.0 % (greedy 3.4 %; v6); on the 12 drawn below (seeded), on an AVX512-bf16 CPU: m1 1.3 %, f2 + noise 3.6 %,
+# m3 1.1 % (greedy 2.3 / 4.8 / 1.9 %); the README example 0.0 %. The bounds sit above (precision and CPU move
+# them by a fraction of a point); a broken model, audio path or decoder gives 60-100 %.
 README_EXAMPLE_BOUND = 0.03
-# The six held-out RHVoice clips of tests/data/rhvoice: 7.0 % (v5: 8.3 %, v4: 11.7 %, v3: 12.7 %; the
-# espeak-ng-only v2: 88.3 %). The bound lets v4 pass and fails a model back at v3's level.
-RHVOICE_BOUND = 0.12
-# The same clips with each voice moved towards the other sex (Praat's PSOLA): 13.3 % (v6, trained with voice
-# changes); v5, trained on the two voices as they are, 22.3 %. The bound fails a model at v5's level.
-OTHER_VOICES_BOUND = 0.18
+# The six held-out RHVoice clips of tests/data/rhvoice: 4.3 % with the phone LM, v5 with the same LM 4.7 %
+# (greedy: v6 7.0 %, v5 8.0 %, v4 11.7 %, v3 12.7 %, the espeak-ng-only v2 88.3 %).
+RHVOICE_BOUND = 0.08
+# The same clips with each voice moved towards the other sex (Praat's PSOLA): v6 (trained with voice changes)
+# 7.3 % with the phone LM; v5, trained on the two voices as they are, 13.3 % with the same LM (greedy: 13.0 and
+# 22.3 %). The bound fails a model at v5's level.
+OTHER_VOICES_BOUND = 0.11
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +151,23 @@ synthesize_corpus(splits["valid"][:20], {str(tmp_path / "b")!r}, progress=False)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len((tmp_path / "b" / "manifest.jsonl").read_text(encoding="utf-8").splitlines()) == 20
+
+
+def test_the_demo_model_decodes_with_its_own_phone_lm_and_it_helps_on_rhvoice(demo):
+    """The bundled model ships a Kyrgyz phone LM (recipes/demo_lm.py) and decodes with it by default; on the
+    held-out RHVoice clips it must not do worse than greedy decoding of the same logits."""
+    from unispeech import GreedyDecoder
+    from unispeech.beam import BeamSearchDecoder
+
+    assert isinstance(demo.decoder, BeamSearchDecoder) and demo.decoder.lm is not None
+    assert demo.decoder.lm.order >= 3
+    rows = rhvoice_clips()
+    refs = [r["phones"].split() for r in rows]
+    greedy = demo.with_decoder(GreedyDecoder())
+    with_lm = phone_error_rate(refs, [demo.transcribe(str(RHVOICE_CLIPS / r["audio"])).phones for r in rows])
+    without = phone_error_rate(refs, [greedy.transcribe(str(RHVOICE_CLIPS / r["audio"])).phones for r in rows])
+    print(
+        f"demo model, {len(rows)} held-out RHVoice clips: PER {100 * with_lm.per:.1f} % with its phone LM, "
+        f"{100 * without.per:.1f} % greedy"
+    )
+    assert with_lm.per <= without.per

@@ -8,6 +8,7 @@ import os
 import torch
 
 from .audio import SAMPLE_RATE, AudioError, load_audio
+from .beam import folder_decoder
 from .checkpoint import REAL_MODEL, load_folder, resolve_folder, weights_file
 from .config import ModelConfig
 from .decoding import GreedyDecoder, Transcription, greedy_decode
@@ -56,7 +57,8 @@ def load_model(
     "bfloat16", "float16" for torch in that type ("auto" with backend "torch": bf16 transformer matmuls and a
     float32 CNN where bf16 is native). The CTC head, the
     transformer's layer norms and its residual stream always stay float32 (precision.py).
-    `decoder`: a decoding strategy (default greedy; `unispeech.beam.BeamSearchDecoder` for beam + phone LM).
+    `decoder`: a decoding strategy; by default the folder's own (beam search with its phone LM where it ships
+    `unispeech_decoding.json`, as the bundled model does), else greedy. `GreedyDecoder()` asks for greedy.
     """
     folder = resolve_folder(name_or_path)
     device = resolve_device(device)
@@ -71,7 +73,8 @@ def load_model(
     else:
         model, vocab, audio = load_folder(folder, choice.precision)
         runner = TorchRunner(model.to(device=device), choice.precision)
-    return Recognizer(runner, vocab, audio, name=name, decoder=decoder or GreedyDecoder(), choice=choice.reason)
+    decoder = decoder or folder_decoder(folder) or GreedyDecoder()
+    return Recognizer(runner, vocab, audio, name=name, decoder=decoder, choice=choice.reason)
 
 
 def _load_onnx(folder, dtype: str):

@@ -9,6 +9,7 @@ from .precision import BACKENDS
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .beam import folder_decoder, save_folder_decoder
     from .checkpoint import load_folder, resolve_folder
     from .export import export_onnx
 
@@ -18,6 +19,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     model, vocab, audio = load_folder(folder)
     dtypes = ("float32", "int8") if args.int8 else ("float32",)
     paths = export_onnx(model, vocab, audio, args.out, dtypes=dtypes, source=args.model or "bundled demo model")
+    own = folder_decoder(folder)  # the model's own decoding (phone LM) travels with it
+    if own is not None:
+        save_folder_decoder(args.out, own.options, own.lm)
     for dtype, path in paths.items():
         print(f"{dtype}: {path}")
     return 0

@@ -8,12 +8,18 @@ with LM weight 0 is exactly greedy decoding; wider beams add the LM: score = log
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+from pathlib import Path
 
 import numpy as np
 
 from .decoding import Transcription, softmax
+from .files import atomic_write
 from .lm import BOS, EOS, PhoneLM
 from .vocab import Vocabulary
+
+DECODING_FILE = "unispeech_decoding.json"  # a model folder's own decoding: beam options, its phone LM's file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +58,29 @@ class BeamSearchDecoder:
     def describe(self) -> str:
         lm = f"LM of order {self.lm.order} with {len(self.lm.probs)} n-grams" if self.lm else "no LM"
         return f"beam {self.options}, {lm}"
+
+
+def folder_decoder(folder: str | os.PathLike) -> BeamSearchDecoder | None:
+    """The decoding a model folder recommends (its unispeech_decoding.json, with the phone LM beside it), or None."""
+    path = Path(folder) / DECODING_FILE
+    if not path.is_file():
+        return None
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        lm = spec.pop("lm", None)
+        options = BeamOptions(**spec)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: not a decoding file ({e}); expected the BeamOptions fields and 'lm'") from e
+    return BeamSearchDecoder(options, PhoneLM.load(Path(folder) / lm) if lm else None)
+
+
+def save_folder_decoder(folder: str | os.PathLike, options: BeamOptions, lm: PhoneLM | None) -> Path:
+    """Make beam search with `lm` the folder's own decoding (what `load_model` uses unless told otherwise)."""
+    spec = dataclasses.asdict(options)
+    if lm is not None:
+        lm.save(Path(folder) / "phone_lm.arpa")
+        spec["lm"] = "phone_lm.arpa"
+    return atomic_write(Path(folder) / DECODING_FILE, json.dumps(spec, indent=2) + "\n")
 
 
 def beam_search(

@@ -32,7 +32,7 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.bin"]
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.bin", "phone_lm.arpa"]
 BACKBONE_PREFIXES = {"unispeech": "unispeech.", "wav2vec2": "wav2vec2."}
 CTC_HEADS = ("lm_head.",)
 PRETRAINING_HEADS = ("quantizer.", "project_q.", "project_hid.", "ctc_proj.")

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 from .backend_cli import add_export, add_info
+from .decoding import GreedyDecoder
 from .precision import BACKENDS
 from .train.commands import add_finetune, add_pretrain
 from .train.recipe import natural_int, positive_float, positive_int
@@ -30,6 +31,7 @@ def load_recognizer(args: argparse.Namespace, decoder=None):
     recognizer = load_model(args.model, device=args.device, dtype=args.dtype, decoder=decoder, backend=args.backend)
     if getattr(args, "verbose", False):
         print(f"unispeech: running {recognizer.describe()}: {recognizer.choice}", file=sys.stderr)
+        print(f"unispeech: decoding with {recognizer.decoder.describe()}", file=sys.stderr)
     return recognizer
 
 
@@ -94,10 +96,11 @@ def model_spec(args: argparse.Namespace, decoder=None):
 
 
 def _decoder(args: argparse.Namespace):
-    if args.decoder == "greedy":
+    """None for `auto` (load_model takes the model folder's own decoding, else greedy)."""
+    if args.decoder != "beam":
         if args.lm:
             raise ValueError("--lm needs --decoder beam")
-        return None
+        return GreedyDecoder() if args.decoder == "greedy" else None
     from .beam import BeamOptions, BeamSearchDecoder
     from .lm import PhoneLM
 
@@ -128,7 +131,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         utterances = utterances[: args.limit]
     if not utterances:
         raise ValueError(f"{args.data}: no usable utterances ({len(skipped)} skipped)")
-    recognizer = load_recognizer(args)
+    recognizer = load_recognizer(args, decoder=_decoder(args))
     report = evaluate(
         recognizer,
         utterances,
@@ -136,10 +139,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         skipped=skipped,
         batch_size=args.batch_size,
         progress=True,
-        meta={"model": args.model or "bundled demo model", "data": str(args.data), "split": args.split},
+        meta={
+            "model": args.model or "bundled demo model",
+            "decoding": recognizer.decoder.describe(),
+            "data": str(args.data),
+            "split": args.split,
+        },
         engine=args.engine,
         ray_address=args.ray_address,
-        spec=model_spec(args),
+        spec=model_spec(args, recognizer.decoder),
     )
     if report is None:  # a torchrun rank other than 0
         return 0
@@ -274,12 +282,22 @@ def add_transcribe(sub) -> None:
         "tsv: one row per phone; ctm; textgrid: Praat (one file) (default: txt)",
     )
     p.add_argument("--output", help="write to this file instead of stdout")
-    p.add_argument("--decoder", choices=("greedy", "beam"), default="greedy", help="CTC decoding (default: greedy)")
+    add_decoding_options(p)
+    p.set_defaults(func=cmd_transcribe)
+
+
+def add_decoding_options(p) -> None:
+    p.add_argument(
+        "--decoder",
+        choices=("auto", "greedy", "beam"),
+        default="auto",
+        help="CTC decoding; auto: the model's own (the bundled model: beam search with its phone LM), "
+        "else greedy (default: auto)",
+    )
     p.add_argument("--lm", help="phone n-gram LM (ARPA, from `unispeech lm build`) for --decoder beam")
     p.add_argument("--lm-weight", type=float, default=0.5, help="LM weight in beam search (default: 0.5)")
     p.add_argument("--insertion-bonus", type=float, default=0.0, help="score added per phone (default: 0)")
     p.add_argument("--beam-width", type=positive_int, default=8, help="hypotheses kept per frame (default: 8)")
-    p.set_defaults(func=cmd_transcribe)
 
 
 def add_phonemize(sub) -> None:
@@ -316,6 +334,7 @@ def add_evaluate(sub) -> None:
     p.add_argument("--audio-dir", help="where the clips are (default: clips/ beside the data)")
     p.add_argument("--limit", type=natural_int, default=0, help="evaluate only the first N utterances")
     p.add_argument("--out", default="eval-report", help="report folder (default: eval-report)")
+    add_decoding_options(p)
     add_engine_options(p)
     p.set_defaults(func=cmd_evaluate)
 

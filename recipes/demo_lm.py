@@ -1,0 +1,88 @@
+"""The demo model's own decoding: a phone n-gram LM of Kyrgyz sentences and beam-search weights tuned for it.
+
+    python recipes/demo_lm.py --model runs/demo/model-real --work runs/demo [--order 4]
+
+The LM is built (Witten-Bell, `unispeech.lm`) from the G2P'd training sentences of data/ky: the held-out
+sentences (data/ky/val.text, the espeak-ng validation sentences) never reach it, and neither do the sentences
+of the tuning sets. The LM weight and insertion bonus are chosen on Kyrgyz validation utterances (espeak-ng's
+`valid`, and RHVoice's `valid-rhvoice` when the work folder has it) by the PER of a small grid. The result goes
+into the model folder (`phone_lm.arpa`, `unispeech_decoding.json`), which makes beam search with the LM that
+model's default decoding (`load_model`, `unispeech transcribe`, `evaluate`, `serve`; `--decoder greedy` opts out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "ky"
+VALID_SENTENCES = 150  # as recipes/demo_model.py
+TUNING_SETS = ("valid", "valid-rhvoice")
+LM_WEIGHTS = (0.3, 0.5, 0.8, 1.2)
+INSERTION_BONUSES = (0.0, 1.0, 2.0, 3.0, 4.0)
+
+
+def add_phone_lm(model_dir: Path, work: Path, order: int = 4) -> dict:
+    """Build, tune and write the folder's phone LM and decoding; -> what was chosen, for the model card."""
+    from unispeech import load_model, phonemize
+    from unispeech.beam import BeamOptions, save_folder_decoder
+    from unispeech.data import load_dataset, sentence_splits
+    from unispeech.lm import build_lm
+
+    tuning = [load_dataset(work / name / "manifest.jsonl")[0] for name in TUNING_SETS if (work / name).is_dir()]
+    utterances = [u for rows in tuning for u in rows]
+    held = {u.text for u in utterances}
+    sentences = [s for s in sentence_splits(DATA, VALID_SENTENCES)["train"] if s not in held]
+    lm = build_lm(phonemize(sentences), order=order)
+    model = load_model(model_dir, dtype="float32")
+    scored = Scored(model, [u.audio for u in utterances], [u.phones for u in utterances])
+    grid = {(w, b): scored.per(BeamOptions(8, w, b), lm) for w, b in itertools.product(LM_WEIGHTS, INSERTION_BONUSES)}
+    weight, bonus = min(grid, key=grid.get)
+    save_folder_decoder(model_dir, BeamOptions(8, weight, bonus), lm)
+    chosen = {
+        "order": order,
+        "sentences": len(sentences),
+        "ngrams": len(lm.probs),
+        "lm_weight": weight,
+        "insertion_bonus": bonus,
+        "tuned_on": {name: len(rows) for name, rows in zip(TUNING_SETS, tuning)},
+        "tuning_per_greedy": scored.per(None, None),
+        "tuning_per_beam_lm": grid[(weight, bonus)],
+    }
+    print(json.dumps(chosen, indent=2))
+    return chosen
+
+
+class Scored:
+    """Logits of a set computed once; PER of any decoding of them."""
+
+    def __init__(self, model, paths: list[Path], refs: list[list[str]]):
+        wavs = [model.prepare(p) for p in paths]
+        self.model, self.refs, self.lengths = model, refs, [w.size for w in wavs]
+        self.logits = model.logits_batch(wavs, batch_size=16)
+
+    def per(self, options, lm) -> float:
+        from unispeech import GreedyDecoder
+        from unispeech.beam import BeamSearchDecoder
+        from unispeech.metrics import phone_error_rate
+
+        decoder = GreedyDecoder() if options is None else BeamSearchDecoder(options, lm)
+        model = self.model.with_decoder(decoder)
+        hyps = [model.decode(x, n).phones for x, n in zip(self.logits, self.lengths)]
+        return phone_error_rate(self.refs, hyps).per
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, required=True, help="the model folder to give its own decoding")
+    p.add_argument("--work", type=Path, required=True, help="recipes/demo_model.py's work folder (tuning sets)")
+    p.add_argument("--order", type=int, default=4)
+    args = p.parse_args()
+    add_phone_lm(args.model, args.work, args.order)
+
+
+if __name__ == "__main__":
+    main()
