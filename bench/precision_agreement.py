@@ -2,6 +2,10 @@
 and PER change (the numbers behind precision.MEASURED's agreement column and `auto`'s choice).
 
     python bench/precision_agreement.py [--model FOLDER] [--data runs/remeasure/test/manifest.jsonl]
+                                        [--decoder greedy]
+
+Phones as users get them: the model's own decoding (the bundled model's phone LM since 2026-12-04; greedy
+before), or greedy with --decoder greedy.
 
 The default data, the demo model's 227 held-out utterances (recipes/demo_model.py's test set: same sentences,
 voices and seed), is synthesised on first use.
@@ -10,7 +14,7 @@ voices and seed), is synthesised on first use.
 import argparse
 from pathlib import Path
 
-from unispeech import load_model
+from unispeech import GreedyDecoder, load_model
 from unispeech.data import load_dataset
 from unispeech.metrics import phone_error_rate
 
@@ -41,6 +45,7 @@ def main() -> None:
     p.add_argument("--model", default="unispeech/assets/default-model")
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--decoder", choices=("auto", "greedy"), default="auto", help="auto: the model's own decoding")
     a = p.parse_args()
     if Path(a.data) == DEFAULT_DATA:
         held_out_set()  # resumable: a complete set is left as it is
@@ -48,11 +53,15 @@ def main() -> None:
     paths, refs = [u.audio for u in utterances], [u.phones for u in utterances]
     out, runs = {}, {}
     for name, (backend, dtype) in SETTINGS.items():
-        model = load_model(a.model, backend=backend, dtype=dtype)
+        model = load_model(
+            a.model, backend=backend, dtype=dtype, decoder=GreedyDecoder() if a.decoder == "greedy" else None
+        )
         runs[name] = model.describe()
         out[name] = [r.phones for r in model.transcribe_many(paths, batch_size=a.batch_size)]
     per32 = phone_error_rate(refs, out["torch float32"]).per
-    print(f"{len(utterances)} utterances, PER torch float32 {100 * per32:.2f} %\n")
+    print(
+        f"{len(utterances)} utterances, decoding: {model.decoder.describe()}, PER torch float32 {100 * per32:.2f} %\n"
+    )
     print("| setting | runs | identical phones | PER | change |")
     print("|---|---|---|---|---|")
     for name in SETTINGS:

@@ -3,6 +3,7 @@ runner needs, and everything above the runner (chunking, batching, decoding) is 
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -175,10 +176,11 @@ def test_auto_takes_the_fastest_setting_that_keeps_float32_phones(monkeypatch):
     """The rule over the measured table: agreement with float32 below the floor disqualifies a setting."""
     import unispeech.precision as precision
 
-    for klass, settings in precision.MEASURED.items():
+    for (klass, settings), with_lm in itertools.product(precision.MEASURED.items(), (False, True)):
         monkeypatch.setattr(precision, "cpu_class", lambda flags, klass=klass: klass)
-        choice = choose_backend("auto", "auto", torch.device("cpu"))
-        best = [s for s in settings if s.agreement >= precision.AGREEMENT_FLOOR][0]
+        choice = choose_backend("auto", "auto", torch.device("cpu"), with_lm=with_lm)
+        agreement = [s.agreement_lm if with_lm and s.agreement_lm is not None else s.agreement for s in settings]
+        best = next(s for s, a in zip(settings, agreement) if a >= precision.AGREEMENT_FLOOR)
         # torch's "auto" is named by what it runs here ("bfloat16 (CNN float32)" where bf16 is native)
         dtype = (
             best.dtype
@@ -186,14 +188,33 @@ def test_auto_takes_the_fastest_setting_that_keeps_float32_phones(monkeypatch):
             else precision.dtype_name(precision.Precision.choose(best.dtype, torch.device("cpu")))
         )
         assert (choice.backend, choice.dtype) == (best.backend, dtype)
-        assert f"{100 * best.agreement:.1f} %" in choice.reason
+        assert f"{100 * agreement[settings.index(best)]:.1f} %" in choice.reason
+        assert ("decoded with its phone LM" in choice.reason) == with_lm
+
+
+def test_a_model_with_its_own_phone_lm_is_run_by_the_agreement_measured_with_that_lm(monkeypatch):
+    """int8 flips phones on 3.1 % of the demo model's utterances decoded greedily, none with its phone LM."""
+    import unispeech
+    import unispeech.precision as precision
+    from unispeech.checkpoint import DEFAULT_MODEL_DIR
+
+    monkeypatch.setattr(precision, "cpu_class", lambda flags: "avx512-vnni")
+    with_lm = precision.choose_backend("auto", "auto", torch.device("cpu"), with_lm=True)
+    greedy = precision.choose_backend("auto", "auto", torch.device("cpu"), with_lm=False)
+    assert (with_lm.backend, with_lm.dtype) == ("onnxruntime", "int8") and greedy.dtype != "int8"
+    seen = []
+    monkeypatch.setattr(unispeech, "choose_backend", lambda *a, **k: seen.append(k) or greedy)
+    unispeech.load_model(DEFAULT_MODEL_DIR)
+    unispeech.load_model(DEFAULT_MODEL_DIR, decoder=unispeech.GreedyDecoder())
+    assert seen == [{"with_lm": True}, {"with_lm": False}]
 
 
 def test_cli_export_info_and_bad_backend_combinations(tiny_model_dir, tmp_path, capsys):
     code, out, _ = run_main(["export", str(tiny_model_dir), "--int8", "--out", str(tmp_path / "x")], capsys)
     assert code == 0 and (tmp_path / "x" / "model.int8.onnx").is_file() and "int8:" in out
     code, out, _ = run_main(["info"], capsys)
-    assert code == 0 and "would run:" in out and "class" in out
+    assert code == 0 and "class" in out
+    assert "would run, for models decoded greedily:" in out and "would run, for models with a phone LM" in out
     code, _, err = run_main(["transcribe", "a.wav", "--backend", "onnxruntime", "--dtype", "bfloat16"], capsys)
     assert code == 2 and "onnxruntime runs float32 or int8" in err
     (tmp_path / "file").write_text("")

@@ -51,7 +51,8 @@ def load_model(
 
     backend "auto" and dtype "auto" (the defaults) pick per machine (precision.choose_backend): on a CPU the
     fastest setting measured on its class that keeps float32's phones on >= 99 % of the demo model's held-out
-    utterances (precision.MEASURED), on CUDA torch with bf16 matmuls.
+    utterances (precision.MEASURED; decoded as this model will be: greedy, or with its phone LM), on CUDA
+    torch with bf16 matmuls.
     `recognizer.describe()` and `recognizer.choice` say what runs and why. dtype "int8" or backend
     "onnxruntime" ask for the model's ONNX export in onnxruntime (made once, then cached); "float32",
     "bfloat16", "float16" for torch in that type ("auto" with backend "torch": bf16 transformer matmuls and a
@@ -62,7 +63,8 @@ def load_model(
     """
     folder = resolve_folder(name_or_path)
     device = resolve_device(device)
-    choice = choose_backend(backend, dtype, device)
+    decoder = decoder or folder_decoder(folder) or GreedyDecoder()
+    choice = choose_backend(backend, dtype, device, with_lm=getattr(decoder, "lm", None) is not None)
     if choice.backend == "torch" and weights_file(folder) is None and (folder / "model.onnx").is_file():
         if backend != "auto" or dtype not in (None, "auto", "float32", torch.float32):
             raise ValueError(f"{folder} holds an ONNX export, no weights: load it with backend onnxruntime")
@@ -73,7 +75,6 @@ def load_model(
     else:
         model, vocab, audio = load_folder(folder, choice.precision)
         runner = TorchRunner(model.to(device=device), choice.precision)
-    decoder = decoder or folder_decoder(folder) or GreedyDecoder()
     return Recognizer(runner, vocab, audio, name=name, decoder=decoder, choice=choice.reason)
 
 

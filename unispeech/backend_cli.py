@@ -37,8 +37,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     flags = " ".join(sorted(cpu_flags())) or "none of avx2/avx512/amx"
     print(f"cpu: {platform.processor() or platform.machine()}, {cpu_class(cpu_flags())} class ({flags})")
     print(f"threads: {torch.get_num_threads()}; torch {torch.__version__}; onnxruntime {_version('onnxruntime')}")
-    choice = choose_backend(args.backend, args.dtype, resolve_device(args.device))
-    print(f"would run: {choice.backend} {choice.dtype} ({choice.reason})")
+    device = resolve_device(args.device)
+    for models, with_lm in (("models decoded greedily", False), ("models with a phone LM (the bundled one)", True)):
+        choice = choose_backend(args.backend, args.dtype, device, with_lm=with_lm)
+        print(f"would run, for {models}: {choice.backend} {choice.dtype} ({choice.reason})")
     return 0
 
 

@@ -122,25 +122,29 @@ class Measured:
     dtype: str
     seconds: float | None  # Large, one 10 s clip, 2 threads (bench/speed.py --cases clip); None: not measured
     agreement: float  # demo model, 227 held-out utterances, phones = float32's: bench/precision_agreement.py
+    agreement_lm: float | None = None  # the same, decoded with the model's own phone LM (None: as greedy)
+
+    def agrees(self, with_lm: bool) -> float:
+        return self.agreement_lm if with_lm and self.agreement_lm is not None else self.agreement
 
 
 AGREEMENT_FLOOR = 0.99  # auto takes the fastest setting that keeps float32's phones on this share of utterances
 MEASURED = {  # per CPU class, in order of preference: fastest first (ties within noise: the faster load first)
     # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table); agreement: the v6 demo
-    # model (espeak-ng + RHVoice + festvox-ru, voice changes), re-measured after it was bundled (2026-12-04)
+    # model (espeak-ng + RHVoice + festvox-ru, voice changes), greedy and with its phone LM (2026-12-04)
     "avx512-vnni": (
-        Measured("onnxruntime", "int8", 0.96, 0.969),
-        Measured("torch", "bfloat16", 1.29, 0.991),
-        Measured("torch", "auto", 1.51, 0.996),
-        Measured("torch", "float32", 2.67, 1.0),  # onnxruntime float32 is 2.12 s, but loads in 4-10 s, +0.8 GB
-        Measured("onnxruntime", "float32", 2.12, 1.0),
+        Measured("onnxruntime", "int8", 0.96, 0.969, 1.0),
+        Measured("torch", "bfloat16", 1.29, 0.991, 0.991),
+        Measured("torch", "auto", 1.51, 0.996, 0.996),
+        Measured("torch", "float32", 2.67, 1.0, 1.0),  # onnxruntime float32 is 2.12 s, but loads in 4-10 s, +0.8 GB
+        Measured("onnxruntime", "float32", 2.12, 1.0, 1.0),
     ),
     # AMD EPYC Zen3, AVX2 only: issue #19's run (ONNX Runtime on transformers' export); agreement: as measured
     # on Zen4 (the int8 kernels compute exact integer sums there; AVX2's vpmaddubsw can only saturate more)
     "avx2": (
-        Measured("onnxruntime", "int8", 2.13, 0.969),
-        Measured("onnxruntime", "float32", 3.08, 1.0),
-        Measured("torch", "float32", 4.24, 1.0),
+        Measured("onnxruntime", "int8", 2.13, 0.969, 1.0),
+        Measured("onnxruntime", "float32", 3.08, 1.0, 1.0),
+        Measured("torch", "float32", 4.24, 1.0, 1.0),
     ),
     # Intel Xeon with AMX, earlier sessions: transformers bf16 autocast 0.87 s, ONNX Runtime fp32 (transformers'
     # export) 0.96 s, torch float32 not measured; taken first for its load time and memory, as on Zen4
@@ -151,9 +155,12 @@ MEASURED = {  # per CPU class, in order of preference: fastest first (ties withi
 }
 
 
-def choose_backend(backend: str, dtype: torch.dtype | str | None, device: torch.device) -> Choice:
+def choose_backend(
+    backend: str, dtype: torch.dtype | str | None, device: torch.device, with_lm: bool = False
+) -> Choice:
     """auto (backend and dtype): on a CPU, the fastest setting measured on its class (MEASURED) whose phones
-    equal float32's on >= AGREEMENT_FLOOR of the demo model's held-out utterances; on CUDA, torch `auto`.
+    equal float32's on >= AGREEMENT_FLOOR of the demo model's held-out utterances, decoded as this model will
+    be (`with_lm`: beam search with a phone LM, which absorbs near-ties); on CUDA, torch `auto`.
     A named dtype keeps its backend: float32/bfloat16/float16 run in torch (unless backend says onnxruntime:
     float32), int8 in onnxruntime."""
     if backend not in BACKENDS:
@@ -166,20 +173,25 @@ def choose_backend(backend: str, dtype: torch.dtype | str | None, device: torch.
             raise ValueError(f"onnxruntime runs float32 or int8, not {dtype} (use --backend torch for it)")
         return _onnx_choice("int8" if dtype == "auto" else dtype, device, "asked for")
     if backend == "auto" and dtype == "auto" and device.type == "cpu":
-        return _measured_choice(cpu_class(cpu_flags()))
+        return _measured_choice(cpu_class(cpu_flags()), with_lm)
     precision = Precision.choose(dtype, device)
     why = "asked for" if backend == "torch" or dtype != "auto" else f"auto on {device.type}: torch's own auto"
     return Choice("torch", dtype_name(precision), precision, why)
 
 
-def _measured_choice(klass: str) -> Choice:
+def _measured_choice(klass: str, with_lm: bool = False) -> Choice:
     settings = [s for s in MEASURED.get(klass, ()) if s.backend == "torch" or _has_onnxruntime()]
-    passing = [s for s in settings if s.agreement >= AGREEMENT_FLOOR] or [Measured("torch", "float32", None, 1.0)]
+    passing = [s for s in settings if s.agrees(with_lm) >= AGREEMENT_FLOOR] or [Measured("torch", "float32", None, 1.0)]
     best = passing[0]
-    rejected = [f"{s.backend} {s.dtype} ({100 * s.agreement:.1f} %)" for s in settings if s.agreement < AGREEMENT_FLOOR]
+    rejected = [
+        f"{s.backend} {s.dtype} ({100 * s.agrees(with_lm):.1f} %)"
+        for s in settings
+        if s.agrees(with_lm) < AGREEMENT_FLOOR
+    ]
+    decoded = "decoded with its phone LM" if with_lm else "greedy decoding"
     why = (
         f"auto on an {klass}-class CPU: fastest measured setting with float32's phones on "
-        f"{100 * best.agreement:.1f} % of the demo model's held-out utterances"
+        f"{100 * best.agrees(with_lm):.1f} % of the demo model's held-out utterances ({decoded})"
         + (f"; faster but below {100 * AGREEMENT_FLOOR:.0f} %: {', '.join(rejected)}" if rejected else "")
         + (" (docs/performance.md)" if settings else "; no measurements for this class: float32")
     )
