@@ -163,6 +163,7 @@ def test_backend_choice_rules(monkeypatch):
     assert choose_backend("torch", "bfloat16", cpu).backend == "torch"
     assert choose_backend("onnxruntime", "auto", cpu).dtype == "int8"
     assert choose_backend("auto", "auto", cuda).backend == "torch"
+    assert choose_backend("auto", "auto", cuda, with_lm=True).backend == "torch"  # int8 is for CPUs
     for bad in (("torch", "int8", cpu), ("onnxruntime", "bfloat16", cpu), ("onnxruntime", "int8", cuda)):
         with pytest.raises(ValueError):
             choose_backend(*bad)
