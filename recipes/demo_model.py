@@ -44,7 +44,7 @@ def run(cmd: list[str]) -> float:
     return time.time() - started
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default=str(ROOT / "runs" / "demo"))
     parser.add_argument("--copies", type=int, default=2, help="voices per training sentence")
@@ -77,6 +77,11 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--device", default="cpu", help="where training runs: cpu or cuda (default: cpu)")
     parser.add_argument("--skip-bundle", action="store_true", help="do not copy the result into the package")
+    return parser
+
+
+def main() -> None:
+    parser = arguments()
     args = parser.parse_args()
     real = args.rhvoice or args.festvox_ru or args.extra_data
     if args.init and not real:
