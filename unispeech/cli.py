@@ -65,8 +65,7 @@ def transcribe_job(args: argparse.Namespace) -> int:
     paths = read_input_list(args.input, split=args.split, audio_dir=args.audio_dir)
     if not paths:
         raise ValueError(f"--input {args.input}: no audio paths in it")
-    decoder = _decoder(args)  # one phone LM read, shared by this process and the spec Ray actors load from
-    recognizer = load_recognizer(args, decoder=decoder)
+    recognizer = load_recognizer(args, decoder=_decoder(args))
     job = run_job(
         recognizer,
         paths,
@@ -75,7 +74,7 @@ def transcribe_job(args: argparse.Namespace) -> int:
         engine=args.engine,
         ray_address=args.ray_address,
         ray_actors=args.ray_actors,
-        spec=model_spec(args, decoder),
+        spec=model_spec(args, recognizer.decoder),  # the decoder as resolved: Ray actors read no phone LM again
     )
     if job.transcripts is None:  # a torchrun rank other than 0: its share is written, rank 0 merged
         return 0
