@@ -7,10 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from unispeech.augment import (
     FORMANT_RATIOS,
     PITCH_FACTORS,
+    BatchNoise,
+    add_batch_noise,
     augment_corpus,
     band_limit,
     channel,
@@ -263,3 +266,46 @@ def test_augment_corpus_manifest_follows_the_rows_given_now(tmp_path):
     assert all((out / r["audio"]).stat().st_mtime_ns == first[Path(r["audio"]).name] for r in rows)
     with pytest.raises(ValueError, match="unique"):
         augment_corpus([sources[0], sources[0]], out, copies=1, seed=1, progress=False)
+
+
+def speech_like_batch(rows: int = 4, seconds: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised rows of vowels at different pitches, the later ones shorter and zero-padded."""
+    lengths = torch.tensor([int(seconds * RATE * (1 - 0.5 * i / rows)) for i in range(rows)])
+    wav = torch.zeros(rows, int(lengths[0]))
+    for i, n in enumerate(lengths.tolist()):
+        x = vowel(100 + 10 * i, 700 + 50 * i, seconds)[:n]
+        wav[i, :n] = torch.from_numpy((x - x.mean()) / np.sqrt(x.var() + 1e-7))
+    return wav, lengths
+
+
+@pytest.mark.parametrize("babble", [0.0, 1.0])
+@pytest.mark.parametrize("snr", [0.0, 10.0])
+def test_batch_noise_reaches_the_drawn_snr_and_renormalises(snr, babble):
+    """Clean speech plus noise at SNR s, normalised again, keeps a correlation of 1/sqrt(1 + 10**(-s/10)) with
+    the clean rows (0.71 at 0 dB, 0.95 at 10 dB); zero mean and unit variance, padding still zero."""
+    wav, lengths = speech_like_batch()
+    out = add_batch_noise(wav, lengths, BatchNoise(1.0, (snr, snr), babble), torch.Generator().manual_seed(0))
+    expected = 1 / np.sqrt(1 + 10 ** (-snr / 10))
+    for row, clean, n in zip(out, wav, lengths.tolist()):
+        x, c = row[:n].double(), clean[:n].double()
+        assert abs(float(x.mean())) < 1e-4 and float(x.std(unbiased=False)) == pytest.approx(1, abs=1e-3)
+        assert float((x * c).mean() / c.std(unbiased=False)) == pytest.approx(expected, abs=0.04)
+        assert not row[n:].any()
+
+
+def test_batch_noise_touches_the_drawn_share_of_rows_the_same_way_every_time():
+    wav, lengths = speech_like_batch(rows=64, seconds=0.2)
+    noise = BatchNoise(prob=0.5, snr_db=(5.0, 5.0))
+    first = add_batch_noise(wav, lengths, noise, torch.Generator().manual_seed(3))
+    again = add_batch_noise(wav, lengths, noise, torch.Generator().manual_seed(3))
+    other = add_batch_noise(wav, lengths, noise, torch.Generator().manual_seed(4))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    changed = int((first != wav).any(1).sum())
+    assert 20 <= changed <= 44  # about half of 64
+    assert torch.equal(add_batch_noise(wav, lengths, BatchNoise(prob=0.0), torch.Generator()), wav)
+
+
+def test_batch_noise_settings_are_checked():
+    for bad in (dict(prob=1.5), dict(babble=-0.1), dict(snr_db=(20.0, 0.0))):
+        with pytest.raises(ValueError, match="noise"):
+            BatchNoise(**bad)

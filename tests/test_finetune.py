@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 import unispeech
+from unispeech.augment import BatchNoise
 from unispeech.train.finetune import FinetuneRecipe, finetune, load_recipe
 from unispeech.train.log import read_log
 
@@ -167,6 +168,23 @@ def test_recipe_defaults_are_the_papers():
     assert (r.freeze_encoder_updates, r.layerdrop, r.dropout, r.train.final_lr_scale) == (2000, 0.1, 0.1, 0.05)
     with pytest.raises(ValueError, match="unknown recipe setting"):
         load_recipe(None, no_such_key=1)
+
+
+def test_a_noise_table_in_the_recipe_adds_noise_to_every_batch_drawn(toy, tmp_path):
+    manifest, config = toy
+    recipe = tmp_path / "noisy.toml"
+    recipe.write_text("[noise]\nprob = 1.0\nsnr_db = [0, 5]\nbabble = 0.5\n")
+    noisy = load_recipe(recipe, max_updates=2, **TOY)
+    assert noisy.noise == BatchNoise(prob=1.0, snr_db=(0, 5), babble=0.5)
+    quiet = finetune(
+        config, manifest, tmp_path / "quiet", recipe=load_recipe(None, max_updates=2, **TOY), progress=False
+    )
+    loud = finetune(config, manifest, tmp_path / "loud", recipe=noisy, progress=False)
+    first = [next(r["loss"] for r in log_rows(out) if r.get("step") == 1) for out in (quiet, loud)]
+    assert first[0] != pytest.approx(first[1], rel=1e-3)
+    recipe.write_text("[noise]\nprob = 1.0\nloudness = 3\n")
+    with pytest.raises(ValueError, match="unknown recipe setting"):
+        load_recipe(recipe)
 
 
 def test_recipe_intervals_zero_means_only_at_the_end_and_negatives_are_refused(toy, tmp_path):

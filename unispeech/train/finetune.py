@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..audio import AudioSettings
+from ..augment import BatchNoise, add_batch_noise
 from ..checkpoint import load_weights, resolve_folder, save_folder, weights_file
 from ..config import ModelConfig
 from ..data import load_dataset
@@ -39,6 +40,12 @@ class FinetuneRecipe:
     mask_channel_length: int = 64
     layerdrop: float = 0.1
     dropout: float = 0.1  # hidden, attention, activation, feature-projection and final dropout
+    noise: BatchNoise | None = None  # noise drawn anew for every batch (a [noise] table in TOML); None = none
+
+    def __post_init__(self):
+        if isinstance(self.noise, dict):  # from TOML
+            table = {k: tuple(v) if isinstance(v, list) else v for k, v in self.noise.items()}
+            object.__setattr__(self, "noise", BatchNoise(**table))
 
     @property
     def masking(self) -> MaskOptions:
@@ -62,7 +69,8 @@ class FinetuneTask:
         masks = None
         if backbone.masker is not None:
             masks = backbone.masker.draw(r.masking, backbone.output_lengths(batch.lengths), gen)
-        logits, frame_lengths = model(batch.wav, batch.lengths, masks)
+        wav = batch.wav if r.noise is None else add_batch_noise(batch.wav, batch.lengths, r.noise, gen)
+        logits, frame_lengths = model(wav, batch.lengths, masks)
         log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (T, B, V)
         loss = F.ctc_loss(
             log_probs,
