@@ -7,8 +7,7 @@ decodes (its own phone LM if it ships one) or greedily with --decoder greedy.
                                [ROW ...]
 
 A ROW is a "+"-joined list of module-name fragments as they appear in the state dict ("lm_head",
-"feature_extractor", "conv_layers.0.", "feature_projection", "encoder.layers.5.", "attention", "feed_forward");
-the default
+"feature_extractor", "feature_projection", "encoder.layers.5.", "attention", "feed_forward"); the default
 rows are the export's own keep set, then that set plus one part at a time.
 """
 

@@ -12,7 +12,7 @@ import torch
 
 import unispeech
 from unispeech.checkpoint import load_folder
-from unispeech.export import FP32_TOLERANCE, export_onnx, read_graph_metadata
+from unispeech.export import FP32_TOLERANCE, _module, export_onnx, read_graph_metadata
 from unispeech.precision import choose_backend
 
 from .conftest import normalized, run_main, speechlike
@@ -76,6 +76,24 @@ def test_int8_results_do_not_depend_on_batch_mates(exported):
     alone = recognizer.logits(quiet, 16000)
     together = recognizer.logits_batch([recognizer.prepare(w, 16000) for w in (quiet, loud)], batch_size=8)
     assert np.array_equal(alone, together[0])
+
+
+def test_int8_keep_fragments_match_whole_module_names():
+    """Int8Options.keep_float fragments, dotted or not, name modules: layer 1 is not layer 10, and a CNN layer
+    whose matmul sits in the layer's own module matches its dotted name too."""
+    import onnx
+
+    def scope(*names):
+        node = onnx.helper.make_node("MatMul", ["a", "b"], ["c"])
+        entry = node.metadata_props.add()
+        entry.key, entry.value = "pkg.torch.onnx.name_scopes", str(["", "model", *names])
+        return _module(node)
+
+    layer10 = scope("model.backbone.encoder.layers.10", "model.backbone.encoder.layers.10.attention")
+    assert "encoder.layers.10." in layer10 and "encoder.layers.1." not in layer10 and "attention" in layer10
+    cnn0 = scope("model.backbone.feature_extractor", "model.backbone.feature_extractor.conv_layers.0")
+    assert all(f in cnn0 for f in ("conv_layers.0.", "conv_layers.0", "feature_extractor"))
+    assert "conv_layers.1" not in cnn0
 
 
 def test_graph_records_what_a_runner_needs(exported, tiny_model_dir):

@@ -157,11 +157,13 @@ def _trace(graph: _Graph, path: Path) -> tuple[Path, dict[str, str]]:
 
 
 def _module(node) -> str:
-    """The modules a node was traced inside, outermost first ("backbone backbone.encoder ... lm_head")."""
+    """The modules a node was traced inside, outermost first, each name ending in a dot ("model. model.backbone.
+    ... model.lm_head."), so that a fragment matches a whole name: "layers.1." not "layers.10", and
+    "conv_layers.0." also where the matmul sits in that module itself."""
     import ast
 
     scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "[]")
-    return " ".join(s for s in ast.literal_eval(scopes) if s)
+    return " ".join(f"{s}." for s in ast.literal_eval(scopes) if s)
 
 
 def _multi_head_attention(q, k, v, key_mask, heads: int):
