@@ -1,8 +1,9 @@
-"""Greedy decoding against the model's own decoding (its phone LM) as the audio gets worse: white noise at
-falling SNR on held-out sets, the same logits decoded both ways.
+"""Greedy decoding against the model's own decoding (its phone LM) as the audio gets worse: white noise (or
+babble: three other utterances of the set) at falling SNR on held-out sets, the same logits decoded both ways.
 
     python bench/lm_under_noise.py --work runs/demo-v6 [--model unispeech/assets/default-model]
         [--sets test-rhvoice-other-voices,test-rhvoice-azamat,test-rhvoice-nazgul] [--snr clean,10,5,0]
+        [--noise white|babble]
 
 Does the bundled LM still help where the acoustic model is lost (real voices it never heard), or does it
 start to invent Kyrgyz? Prints PER (substitutions / deletions / insertions) per set and SNR.
@@ -18,11 +19,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def noisy(wav: np.ndarray, snr_db: float | None, rng: np.random.Generator) -> np.ndarray:
+def noisy(clips: list[np.ndarray], i: int, snr_db: float | None, rng: np.random.Generator, babble: bool):
+    """Clip `i` plus white noise, or with `babble` the sum of three other clips (looped to length), at `snr_db`."""
+    wav = clips[i]
     if snr_db is None:
         return wav
-    noise = rng.normal(size=wav.size).astype(np.float32)
-    return (wav + noise * np.sqrt(np.mean(wav**2) / 10 ** (snr_db / 10))).astype(np.float32)
+    if babble:
+        others = rng.choice([j for j in range(len(clips)) if j != i], 3, replace=False)
+        noise = sum(np.resize(clips[j], wav.size) for j in others)
+    else:
+        noise = rng.normal(size=wav.size)
+    scale = np.sqrt(np.mean(wav**2) / (np.mean(noise**2) + 1e-12) / 10 ** (snr_db / 10))
+    return (wav + noise * scale).astype(np.float32)
 
 
 def main() -> None:
@@ -31,6 +39,7 @@ def main() -> None:
     p.add_argument("--model", default=str(ROOT / "unispeech" / "assets" / "default-model"))
     p.add_argument("--sets", default="test-rhvoice-other-voices,test-rhvoice-azamat,test-rhvoice-nazgul")
     p.add_argument("--snr", default="clean,10,5,0", help="dB; 'clean' adds no noise")
+    p.add_argument("--noise", choices=("white", "babble"), default="white")
     args = p.parse_args()
     from unispeech import GreedyDecoder, load_model
     from unispeech.audio import load_audio
@@ -49,7 +58,8 @@ def main() -> None:
         rng = np.random.default_rng(0)
         for snr in args.snr.split(","):
             level = None if snr == "clean" else float(snr)
-            wavs = [model.prepare(noisy(w, level, rng), 16000) for w in clean]
+            babble = args.noise == "babble"
+            wavs = [model.prepare(noisy(clean, i, level, rng, babble), 16000) for i in range(len(clean))]
             logits = model.logits_batch(wavs, batch_size=16)
             cells = []
             for decoder in (GreedyDecoder(), own):
