@@ -111,6 +111,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
         voice_change=voice_change_text(summary),
+        batch_noise=batch_noise_text(summary),
         decoding=decoding_text(summary.get("phone_lm")),
     )
 
@@ -144,6 +145,22 @@ def voice_change_text(summary: dict) -> str:
     return (
         f"voice changes (70 %: formants x{FORMANT_RATIOS[0]}-{FORMANT_RATIOS[1]}, pitch median "
         f"x{PITCH_FACTORS[0]}-{PITCH_FACTORS[1]}, Praat's PSOLA), "
+    )
+
+
+def batch_noise_text(summary: dict) -> str:
+    """The last stage's noise drawn anew for every batch (its recipe's [noise] table; since v7), or nothing."""
+    from unispeech.train.finetune import load_recipe
+
+    recipe = summary.get("real_recipe")
+    noise = load_recipe(ROOT / recipe).noise if recipe else None
+    if noise is None:
+        return ""
+    low, high = noise.snr_db
+    return (
+        f"; the last stage also added noise drawn anew for every batch to {100 * noise.prob:.0f} % of its "
+        f"utterances at {low:g}-{high:g} dB SNR, coloured (white to brown) or, for {100 * noise.babble:.0f} % of "
+        f"them, babble from the batch's other utterances: `augment.add_batch_noise`"
     )
 
 
@@ -203,7 +220,7 @@ toolkit runs offline in seconds and so that the tests have a trained model whose
   phones are in the same notation.
 - Training data of the last stage, by origin (augmented copies counted; espeak-ng clips carry random
   reverberation, noise and gain; the real-voice clips {voice_change}speed perturbation 0.9-1.1, narrow-band
-  channels with mu-law codec, reverberation, noise and gain: `unispeech/augment.py`):
+  channels with mu-law codec, reverberation, noise and gain: `unispeech/augment.py`{batch_noise}):
 
 {data}
 
