@@ -306,6 +306,6 @@ def test_batch_noise_touches_the_drawn_share_of_rows_the_same_way_every_time():
 
 
 def test_batch_noise_settings_are_checked():
-    for bad in (dict(prob=1.5), dict(babble=-0.1), dict(snr_db=(20.0, 0.0))):
+    for bad in (dict(prob=1.5), dict(babble=-0.1), dict(snr_db=(20.0, 0.0)), dict(prob="high"), dict(snr_db=5)):
         with pytest.raises(ValueError, match="noise"):
             BatchNoise(**bad)

@@ -181,6 +181,9 @@ def test_a_noise_table_in_the_recipe_adds_noise_to_every_batch_drawn(toy, tmp_pa
     recipe.write_text("[noise]\nprob = 1.0\nloudness = 3\n")
     with pytest.raises(ValueError, match="unknown recipe setting"):
         load_recipe(recipe)
+    recipe.write_text("noise = 3\n")
+    with pytest.raises(ValueError, match=r"noise must be a \[noise\] table"):
+        load_recipe(recipe)
 
 
 def test_recipe_intervals_zero_means_only_at_the_end_and_negatives_are_refused(toy, tmp_path):

@@ -79,8 +79,12 @@ class BatchNoise:
     babble: float = 0.3  # share of those whose noise is other utterances of the batch instead of coloured noise
 
     def __post_init__(self):
-        low, high = self.snr_db
-        if not (0 <= self.prob <= 1 and 0 <= self.babble <= 1 and low <= high):
+        try:
+            low, high = (float(x) for x in self.snr_db)
+            fits = 0 <= float(self.prob) <= 1 and 0 <= float(self.babble) <= 1 and low <= high
+        except (TypeError, ValueError):  # not numbers, or snr_db not a pair
+            fits = False
+        if not fits:
             raise ValueError(f"noise: prob and babble must lie in [0, 1] and snr_db be [low, high], not {self}")
 
 

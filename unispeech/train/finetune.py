@@ -46,6 +46,8 @@ class FinetuneRecipe:
         if isinstance(self.noise, dict):  # from TOML
             table = {k: tuple(v) if isinstance(v, list) else v for k, v in self.noise.items()}
             object.__setattr__(self, "noise", BatchNoise(**table))
+        elif not (self.noise is None or isinstance(self.noise, BatchNoise)):
+            raise ValueError(f"noise must be a [noise] table (prob, snr_db, babble), not {self.noise!r}")
 
     @property
     def masking(self) -> MaskOptions:
