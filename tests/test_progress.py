@@ -23,6 +23,18 @@ def test_a_log_file_gets_whole_lines_and_no_carriage_returns():
     assert len(lines) <= 3  # the first draw, the last, and at most one minute's redraw between
 
 
+def test_a_postfix_set_every_update_waits_for_the_next_timed_line():
+    """The training loop sets the learning rate as a postfix at every update; that alone drew a line each time."""
+    log = io.StringIO()
+    bar = progress_bar(total=200, desc="training", stream=log)
+    for step in range(200):
+        bar.update(1)
+        bar.set_postfix(lr=f"{step:.2e}")
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) <= 3 and "200/200" in lines[-1] and "lr=" in lines[-1]
+
+
 def test_a_log_file_gets_a_line_a_minute_while_the_work_goes_on(monkeypatch):
     monkeypatch.setattr(progress, "LOG_INTERVAL_S", 0.0)  # every update counts as a minute later
     log = io.StringIO()

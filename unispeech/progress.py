@@ -10,7 +10,17 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
+from tqdm import tqdm
+
 LOG_INTERVAL_S = 60.0
+
+
+class _LogBar(tqdm):
+    """Off a terminal: a new postfix waits for the next timed redraw instead of forcing one (the training loop
+    sets one every update, which wrote a line per update)."""
+
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
 
 
 class _LineWriter:
@@ -30,17 +40,14 @@ class _LineWriter:
 
 def progress_bar(iterable=None, *, enabled: bool = True, stream: IO[str] | None = None, **options: Any):
     """tqdm over `iterable` (or with `total=`), on stderr; disabled when not `enabled`."""
-    from tqdm import tqdm
-
     stream = stream or sys.stderr
     if enabled and not _is_terminal(stream):
         options = {**options, "file": _LineWriter(stream), "ascii": True}
         options.update(mininterval=LOG_INTERVAL_S, maxinterval=LOG_INTERVAL_S, miniters=1)  # no adaptive redraws
         options.pop("dynamic_ncols", None)
         options.setdefault("ncols", 100)
-    else:
-        options = {**options, "file": stream}
-    return tqdm(iterable, disable=not enabled, **options)
+        return _LogBar(iterable, **options)
+    return tqdm(iterable, disable=not enabled, file=stream, **options)
 
 
 def _is_terminal(stream: IO[str]) -> bool:
