@@ -9,6 +9,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+from unispeech.beam import DECODING_FILE, PHONE_LM_FILE
 from unispeech.train.log import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +22,7 @@ MODEL_FILES = (
     "special_tokens_map.json",
     "preprocessor_config.json",
 )
-DECODING_FILES = ("unispeech_decoding.json", "phone_lm.arpa")  # the model's own decoding, when it has one
+DECODING_FILES = (DECODING_FILE, PHONE_LM_FILE)  # the model's own decoding, when it has one
 # What each held-out set is, for the card: (voice type, description)
 TEST_SETS = {
     "test": ("espeak-ng (formant synthesis)", "unseen sentences, training voice variants"),

@@ -20,6 +20,7 @@ from .lm import BOS, EOS, PhoneLM
 from .vocab import Vocabulary
 
 DECODING_FILE = "unispeech_decoding.json"  # a model folder's own decoding: beam options, its phone LM's file
+PHONE_LM_FILE = "phone_lm.arpa"  # where save_folder_decoder puts that LM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +79,8 @@ def save_folder_decoder(folder: str | os.PathLike, options: BeamOptions, lm: Pho
     """Make beam search with `lm` the folder's own decoding (what `load_model` uses unless told otherwise)."""
     spec = dataclasses.asdict(options)
     if lm is not None:
-        lm.save(Path(folder) / "phone_lm.arpa")
-        spec["lm"] = "phone_lm.arpa"
+        lm.save(Path(folder) / PHONE_LM_FILE)
+        spec["lm"] = PHONE_LM_FILE
     return atomic_write(Path(folder) / DECODING_FILE, json.dumps(spec, indent=2) + "\n")
 
 

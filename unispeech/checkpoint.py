@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .audio import AudioSettings
+from .beam import PHONE_LM_FILE
 from .config import ModelConfig
 from .files import atomic_write
 from .model import (
@@ -32,7 +33,7 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.bin", "phone_lm.arpa"]
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.bin", PHONE_LM_FILE]
 BACKBONE_PREFIXES = {"unispeech": "unispeech.", "wav2vec2": "wav2vec2."}
 CTC_HEADS = ("lm_head.",)
 PRETRAINING_HEADS = ("quantizer.", "project_q.", "project_hid.", "ctc_proj.")
