@@ -51,6 +51,7 @@ def main() -> None:
     own = folder_decoder(args.model)
     if own is None:
         raise SystemExit(f"{args.model} has no decoding of its own (unispeech_decoding.json): nothing to compare")
+    babble = args.noise == "babble"
     print("| set | SNR (dB) | greedy PER (S / D / I) | with its phone LM (S / D / I) |\n|---|---|---|---|")
     for name in args.sets.split(","):
         utterances = load_dataset(args.work / name / "manifest.jsonl")[0]
@@ -58,7 +59,6 @@ def main() -> None:
         rng = np.random.default_rng(0)
         for snr in args.snr.split(","):
             level = None if snr == "clean" else float(snr)
-            babble = args.noise == "babble"
             wavs = [model.prepare(noisy(clean, i, level, rng, babble), 16000) for i in range(len(clean))]
             logits = model.logits_batch(wavs, batch_size=16)
             cells = []
