@@ -48,10 +48,11 @@ SOURCES = {
 
 
 def bundle(work: Path) -> None:
-    """Copy the last stage's model into the package and write MODEL_CARD.md."""
+    """Copy the evaluated model (the last stage's, as stored: `summary["model"]`) into the package and write
+    MODEL_CARD.md."""
     summary = json.loads((work / "summary.json").read_text())
     stages = [work / s for s in summary["stages"]]
-    model_dir = stages[-1]
+    model_dir = work / summary.get("model", summary["stages"][-1])
     ASSET.mkdir(parents=True, exist_ok=True)
     for f in MODEL_FILES:
         shutil.copy2(model_dir / f, ASSET / f)
@@ -84,6 +85,11 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
             f"continued from `{summary['init']}`, the model bundled at commit {commit} (`mkdir -p INIT && "
             f"git archive {commit} unispeech/assets/default-model | tar -x --strip-components=3 -C INIT`)"
         )
+        if summary.get("deepen"):
+            start += (
+                f", first grown to {summary['deepen']} transformer layers by new layers that start as identities "
+                "(zero output projections, spread between the old ones: `unispeech.model.deepen`)"
+            )
     rows = []
     for name, result in summary["per"].items():
         kind, what = TEST_SETS.get(name, (name, ""))
@@ -93,7 +99,10 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
             f"| {kind} | {what} (`{_shown(work)}/{name}`) | {result['utterances']} | "
             f"**{100 * result['per']:.2f} %** | {_percent(greedy)} | {_percent(before)} |"
         )
+    storage = summary.get("storage", "float32")
     return MODEL_CARD.format(
+        storage=storage
+        + (" (half the package; loaded back exactly, then run as any model)" if storage == "float16" else ""),
         params=params / 1e6,
         hidden=config["hidden_size"],
         layers=config["num_hidden_layers"],
@@ -216,7 +225,7 @@ toolkit runs offline in seconds and so that the tests have a trained model whose
 
 - Architecture: UniSpeech / wav2vec 2.0 CTC, the layout of the real checkpoint (layer-norm feature
   encoder, stable layer norm), smaller: {params:.2f} M parameters, hidden {hidden}, {layers} layers,
-  {heads} heads, FFN {ffn}, conv channels {conv}.
+  {heads} heads, FFN {ffn}, conv channels {conv}; weights stored as {storage}.
 - Output: the real checkpoint's 43-token vocabulary (39 Kyrgyz phones, `<pad>` = CTC blank), so its
   phones are in the same notation.
 - Training data of the last stage, by origin (augmented copies counted; espeak-ng clips carry random

@@ -66,6 +66,9 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--real-seed", type=int, help="the real-voice stage's seed (default: its stage number)")
     parser.add_argument("--init-commit", help="the commit whose bundled model --init is (named in the card)")
     parser.add_argument(
+        "--deepen", type=int, help="with --init: first grow it to this many transformer layers (identity layers)"
+    )
+    parser.add_argument(
         "--no-voice-change",
         dest="voice_change",
         action="store_false",
@@ -73,6 +76,13 @@ def arguments() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--lm-order", type=int, default=4, help="the model's own phone LM (recipes/demo_lm.py); 0: greedy only"
+    )
+    parser.add_argument(
+        "--storage",
+        choices=("float16", "float32"),
+        default="float16",
+        help="the type the bundled weights are stored in (float16: half the package; they load back exactly); "
+        "the held-out figures are measured on the stored weights",
     )
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--device", default="cpu", help="where training runs: cpu or cuda (default: cpu)")
@@ -86,6 +96,8 @@ def main() -> None:
     real = args.rhvoice or args.festvox_ru or args.extra_data
     if args.init and not real:
         parser.error("--init starts the real-voice stage: give --rhvoice, --festvox-ru or --extra-data too")
+    if args.deepen and not args.init:
+        parser.error("--deepen grows the --init model: give --init too")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     flags = (["--bf16"] if args.bf16 else []) + (["--device", args.device] if args.device != "cpu" else [])
@@ -108,12 +120,15 @@ def main() -> None:
         left_out = sets.pop("left_out")
         out = work / "model-real"
         init, seed = Path(args.init) if args.init else trained[-1], args.real_seed or len(trained) + 1
+        if args.deepen:
+            init = deepened(init, args.deepen, work)
         recipe = Path(args.real_recipe)
         train_stage(init, recipe, out, args.real_updates, work, flags, seed, sets["train"], sets["valid"])
         trained.append(out)
     lm = phone_lm(trained[-1], work, args.lm_order) if args.lm_order else None
-    results = {name: evaluate(trained[-1], manifest, work) for name, manifest in tests.items()}
-    greedy = {name: evaluate(trained[-1], m, work, greedy=True)["per"] for name, m in tests.items()} if lm else {}
+    final = stored_in_float16(trained[-1]) if args.storage == "float16" else trained[-1]
+    results = {name: evaluate(final, manifest, work) for name, manifest in tests.items()}
+    greedy = {name: evaluate(final, m, work, greedy=True)["per"] for name, m in tests.items()} if lm else {}
     before = (
         {name: evaluate(Path(args.init), m, work, greedy=True)["per"] for name, m in tests.items()} if args.init else {}
     )
@@ -124,8 +139,11 @@ def main() -> None:
         "phone_lm": lm,
         "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:]),
         "stages": [str(d.relative_to(work)) for d in trained],
+        "model": str(final.relative_to(work)),
+        "storage": args.storage,
         "init": args.init,
         "init_commit": args.init_commit,
+        "deepen": args.deepen,
         "left_out": left_out,
         "voice_change": bool(real) and args.voice_change,
         "real_recipe": str(Path(args.real_recipe).resolve().relative_to(ROOT)) if real else None,
@@ -206,6 +224,39 @@ def real_voice_sets(work: Path, args) -> dict:
         "tests": tests,
         "left_out": left_out,
     }
+
+
+def deepened(init: Path, layers: int, work: Path) -> Path:
+    """`init` grown to `layers` transformer layers that compute what its own layers did
+    (`unispeech.model.deepen`), written once as a model folder."""
+    from unispeech.checkpoint import load_folder, save_folder
+    from unispeech.model import deepen
+
+    out = work / f"{init.name}-deepened-{layers}"
+    if not (out / "model.safetensors").is_file():
+        model, vocab, audio = load_folder(init)
+        save_folder(out, deepen(model, layers), vocab, audio)
+    return out
+
+
+def stored_in_float16(model: Path) -> Path:
+    """`model` (with its decoding files) as the package stores it: weights in float16, made once."""
+    import shutil
+
+    import torch
+
+    from unispeech.beam import DECODING_FILE, PHONE_LM_FILE
+    from unispeech.checkpoint import load_folder, save_folder
+
+    out = model.with_name(f"{model.name}-float16")
+    weights = out / "model.safetensors"
+    if not weights.is_file() or weights.stat().st_mtime < (model / "model.safetensors").stat().st_mtime:
+        net, vocab, audio = load_folder(model)
+        save_folder(out, net, vocab, audio, storage=torch.float16)
+    for name in (DECODING_FILE, PHONE_LM_FILE):
+        if (model / name).is_file():
+            shutil.copy2(model / name, out / name)
+    return out
 
 
 def ensure_installed(module: str, requirement: str) -> None:

@@ -141,6 +141,33 @@ def test_saved_folder_loads_in_transformers(tmp_path):
     assert unispeech.load_model(out, dtype="float32").logits(wav, 16000).tolist() == ours_logits.tolist()
 
 
+def test_weights_stored_in_float16_load_exactly_and_transformers_computes_in_float32(tmp_path):
+    import transformers
+    from safetensors.torch import load_file
+
+    from unispeech.checkpoint import save_folder
+
+    make_reference(tmp_path / "src")
+    ours = unispeech.load_model(tmp_path / "src", dtype="float32")
+    out = save_folder(tmp_path / "half", ours.model, ours.vocab, ours.audio, storage=torch.float16)
+    assert {t.dtype for t in load_file(out / "model.safetensors").values()} == {torch.float16}
+    half = unispeech.load_model(out, dtype="float32")
+    stored = ours.model.state_dict()
+    for key, value in half.model.state_dict().items():
+        assert value.dtype == torch.float32 and torch.equal(value, stored[key].half().float()), key
+    hf = transformers.AutoModelForCTC.from_pretrained(out).eval()
+    assert next(hf.parameters()).dtype == torch.float32
+    wav = speechlike(1.0)
+    with torch.no_grad():
+        logits = hf(torch.from_numpy(normalized(wav))[None]).logits[0].numpy()
+    assert np.abs(logits - half.logits(wav, 16000)).max() < 1e-4
+    with torch.no_grad():
+        ours.model.lm_head.bias[0] = 1e5
+    with pytest.raises(ValueError, match="lm_head.bias: values up to 1e.05 do not fit torch.float16"):
+        save_folder(tmp_path / "too-large", ours.model, ours.vocab, ours.audio, storage=torch.float16)
+    assert not (tmp_path / "too-large").exists()
+
+
 def test_imports_and_runs_without_transformers(tiny_model_dir):
     code = (
         "import sys; sys.modules['transformers'] = None\n"

@@ -165,3 +165,47 @@ def test_phone_labelled_data_needs_no_g2p(monkeypatch):
     assert with_phones(labelled) == labelled and calls == []
     unlabelled = [Utterance(id="b", audio="b.wav", text="салам", phones=None)]
     assert with_phones(labelled + unlabelled)[1].phones == ("s",) and calls == [["салам"]]
+
+
+def _tiny_ctc(layers: int, **overrides):
+    from unispeech.config import tiny_config
+    from unispeech.model import CTCModel
+
+    from .conftest import randomize
+
+    model = CTCModel(tiny_config(num_hidden_layers=layers, **overrides))
+    randomize(model, seed=3)
+    return model.eval()
+
+
+def test_deepen_adds_layers_between_the_old_ones_that_leave_the_logits_exactly_as_they_were():
+    from unispeech.model import deepen
+
+    model = _tiny_ctc(2)
+    grown = deepen(model, 5).eval()
+    wav, lengths = torch.randn(2, 8000), torch.tensor([8000, 6000])
+    assert len(grown.backbone.encoder.layers) == grown.config.num_hidden_layers == 5
+    assert torch.equal(grown(wav, lengths)[0], model(wav, lengths)[0])
+    old = [layer.attention.q_proj.weight for layer in model.backbone.encoder.layers]
+    copied = [i for i, layer in enumerate(grown.backbone.encoder.layers) if any(
+        torch.equal(layer.attention.q_proj.weight, w) for w in old)]  # fmt: skip
+    assert copied == [1, 3]  # new, old 0, new, old 1, new: spread evenly, order kept
+
+
+def test_a_deepened_model_trains_its_new_layers_from_the_first_update():
+    from unispeech.model import deepen
+
+    grown = deepen(_tiny_ctc(1), 2).train()
+    new = grown.backbone.encoder.layers[1]
+    grown(torch.randn(2, 8000), torch.tensor([8000, 8000]))[0].logsumexp(-1).sum().backward()
+    assert new.attention.out_proj.weight.grad.abs().sum() > 0
+    assert new.feed_forward.output_dense.weight.grad.abs().sum() > 0
+
+
+def test_deepen_refuses_fewer_layers_and_post_ln_layers():
+    from unispeech.model import deepen
+
+    with pytest.raises(ValueError, match="has 2, asked for 1"):
+        deepen(_tiny_ctc(2), 1)
+    with pytest.raises(ValueError, match="pre-LN"):
+        deepen(_tiny_ctc(1, do_stable_layer_norm=False), 2)

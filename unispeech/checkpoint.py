@@ -286,15 +286,18 @@ def save_folder(
     model: CTCModel | UniSpeechPretrainModel,
     vocab: Vocabulary | None,
     audio: AudioSettings = AudioSettings(),
+    storage: torch.dtype = torch.float32,
 ) -> Path:
     """Write a folder that transformers (AutoModelForCTC / UniSpeechForPreTraining, AutoProcessor) and we read.
 
+    `storage=torch.float16` stores the weights in half the bytes (the bundled model: the package's size);
+    loading converts them back exactly, and config.json tells transformers to compute in float32 anyway.
     Every file is written to a temporary name and renamed into place, so an interrupted save never
     leaves a half-written file under the final name.
     """
     folder = Path(folder)
     texts = metadata_files(model.config, vocab, audio, pretraining=not isinstance(model, CTCModel))
-    tensors = to_hf_keys({k: v.float().cpu() for k, v in model.state_dict().items()}, model.config.model_type)
+    tensors = to_hf_keys(stored_tensors(model, storage), model.config.model_type)
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -304,12 +307,29 @@ def save_folder(
     return folder
 
 
+def stored_tensors(model: torch.nn.Module, storage: torch.dtype) -> dict[str, torch.Tensor]:
+    """The model's tensors, floating ones in the `storage` type; refused where a value does not fit it."""
+    out = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if not value.is_floating_point():
+            out[key] = value
+            continue
+        value = value.float()
+        if storage != torch.float32 and value.abs().max() > torch.finfo(storage).max:
+            raise ValueError(f"{key}: values up to {value.abs().max():.3g} do not fit {storage}; store float32")
+        out[key] = value.to(storage)
+    return out
+
+
 def metadata_files(
     config: ModelConfig, vocab: Vocabulary | None, audio: AudioSettings, pretraining: bool = False
 ) -> dict[str, str]:
     """Everything of a model folder but the weights: config.json, preprocessor_config.json, the vocabulary
     (for a pretraining model: the labels of ctc_proj), by file name."""
     hf = config.to_hf_dict()
+    hf.pop("torch_dtype", None)  # the legacy name of the next key
+    hf["dtype"] = "float32"  # transformers 5 would otherwise compute in the stored type (float16 storage)
     if pretraining:
         hf["architectures"] = ["UniSpeechForPreTraining"]
     else:

@@ -3,6 +3,7 @@ transcribes, and the pretraining model that wraps the same backbone with the qua
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -180,6 +181,38 @@ def initialize_weights(model: nn.Module) -> nn.Module:
             nn.init.zeros_(module.weight_proj.bias)
             nn.init.uniform_(module.codevectors)
     return model
+
+
+@torch.no_grad()
+def deepen(model: CTCModel, layers: int, seed: int = 0) -> CTCModel:
+    """A copy of `model` with `layers` transformer layers that computes the same function: the new layers
+    (spread evenly between the old ones) start with zero output projections, so each is an identity through
+    its residual paths until training moves them (a pre-LN transformer only). Their other weights are drawn
+    as `initialize_weights` draws them, from `seed`."""
+    config = model.config
+    old = config.num_hidden_layers
+    if not config.do_stable_layer_norm:
+        raise ValueError("deepen needs pre-LN transformer layers (do_stable_layer_norm): post-LN ones are no identity")
+    if layers < old:
+        raise ValueError(f"deepen adds layers: the model has {old}, asked for {layers}")
+    torch.manual_seed(seed)
+    grown = initialize_weights(CTCModel(dataclasses.replace(config, num_hidden_layers=layers)))
+    added = layers - old
+    before = [round(old * (j + 1) / (added + 1)) for j in range(added)]  # old layers below each new one
+    order: list[int | None] = []  # the old layer each new position copies; None: a new layer
+    for i in range(old + 1):
+        order += [None] * before.count(i) + ([i] if i < old else [])
+    state = {k: v for k, v in model.state_dict().items() if ".encoder.layers." not in k}
+    for new_index, old_index in enumerate(order):
+        target = grown.backbone.encoder.layers[new_index]
+        if old_index is None:
+            for projection in (target.attention.out_proj, target.feed_forward.output_dense):
+                projection.weight.zero_()
+                projection.bias.zero_()
+        else:
+            target.load_state_dict(model.backbone.encoder.layers[old_index].state_dict())
+    grown.load_state_dict(state, strict=False)
+    return grown
 
 
 def set_precision(model: nn.Module, precision: Precision) -> nn.Module:
