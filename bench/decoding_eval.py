@@ -22,11 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def per_with(model, logits, lengths, refs, decoder) -> float:
-    from unispeech.metrics import phone_error_rate
+    from unispeech.evaluate import score_logits
 
-    model = model.with_decoder(decoder)
-    hyps = [model.decode(x, n).phones for x, n in zip(logits, lengths)]
-    return phone_error_rate(refs, hyps).per
+    return score_logits(model, logits, lengths, refs, decoder).per
 
 
 def main() -> None:

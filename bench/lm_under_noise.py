@@ -45,7 +45,7 @@ def main() -> None:
     from unispeech.audio import load_audio
     from unispeech.beam import folder_decoder
     from unispeech.data import load_dataset
-    from unispeech.metrics import phone_error_rate
+    from unispeech.evaluate import score_logits
 
     model = load_model(args.model, dtype="float32")
     own = folder_decoder(args.model)
@@ -63,8 +63,7 @@ def main() -> None:
             logits = model.logits_batch(wavs, batch_size=16)
             cells = []
             for decoder in (GreedyDecoder(), own):
-                decoded = model.with_decoder(decoder)
-                c = phone_error_rate(refs, [decoded.decode(x, w.size).phones for x, w in zip(logits, wavs)])
+                c = score_logits(model, logits, [w.size for w in wavs], refs, decoder)
                 cells.append(f"{100 * c.per:.1f} % ({c.substitutions} / {c.deletions} / {c.insertions})")
             print(f"| {name} | {snr} | {cells[0]} | {cells[1]} |", flush=True)
 

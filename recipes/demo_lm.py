@@ -67,12 +67,10 @@ class Scored:
     def per(self, options, lm) -> float:
         from unispeech import GreedyDecoder
         from unispeech.beam import BeamSearchDecoder
-        from unispeech.metrics import phone_error_rate
+        from unispeech.evaluate import score_logits
 
         decoder = GreedyDecoder() if options is None else BeamSearchDecoder(options, lm)
-        model = self.model.with_decoder(decoder)
-        hyps = [model.decode(x, n).phones for x, n in zip(self.logits, self.lengths)]
-        return phone_error_rate(self.refs, hyps).per
+        return score_logits(self.model, self.logits, self.lengths, self.refs, decoder).per
 
 
 def main() -> None:

@@ -155,3 +155,18 @@ def test_tsv_without_needed_columns_is_a_clear_error(tiny_model_dir, tmp_path, c
         ["evaluate", "--model", str(tiny_model_dir), "--data", str(tmp_path), "--out", str(tmp_path / "r")], capsys
     )
     assert code == 2 and "needs an audio column" in err and "found: client_id, up_votes" in err
+
+
+def test_score_logits_counts_the_errors_of_one_decoding_of_logits_computed_once(tiny_model_dir):
+    import unispeech
+    from unispeech.evaluate import score_logits
+
+    model = unispeech.load_model(tiny_model_dir, dtype="float32", decoder=unispeech.GreedyDecoder())
+    wavs = [model.prepare(speechlike(seconds, seed=i), 16000) for i, seconds in enumerate((0.8, 1.3))]
+    logits, lengths = model.logits_batch(wavs, batch_size=2), [w.size for w in wavs]
+    hyps = [model.decode(x, n).phones for x, n in zip(logits, lengths)]
+    assert score_logits(model, logits, lengths, hyps).per == 0
+    counts = score_logits(model, logits, lengths, [hyps[0] + ["ɑ"], hyps[1]])
+    assert (counts.deletions, counts.substitutions, counts.insertions) == (1, 0, 0)
+    with pytest.raises(ValueError):
+        score_logits(model, logits, lengths[:1], hyps)

@@ -14,7 +14,7 @@ from pathlib import Path
 from .bulk import ModelSpec, run_job
 from .data import Skipped, Utterance, with_phones
 from .files import atomic_write
-from .metrics import ErrorCounts, edit_ops
+from .metrics import ErrorCounts, edit_ops, phone_error_rate
 from .report import write_report
 from .transcribe import Recognizer
 
@@ -71,6 +71,15 @@ def evaluate(
     }
     atomic_write(out / "speed.json", json.dumps(speed, indent=2))
     return write_report(out, rows, list(skipped), {**(meta or {}), "newly_scored": job.transcribed})
+
+
+def score_logits(recognizer: Recognizer, logits: list, lengths: list[int], refs: list[list[str]], decoder=None):
+    """Corpus error counts of logits computed once (`Recognizer.logits_batch`) and decoded with `decoder`
+    (default: the recognizer's own): one decoding after another without running the network again, as
+    decoder tuning and the noise benches do. `lengths`: each utterance's samples."""
+    decoded = recognizer if decoder is None else recognizer.with_decoder(decoder)
+    hyps = [decoded.decode(x, n).phones for x, n in zip(logits, lengths, strict=True)]
+    return phone_error_rate(refs, hyps)
 
 
 def score(u: Utterance, result: dict) -> dict:
