@@ -160,7 +160,8 @@ def main() -> None:
     manifests = synthesize_sets(work, sets)
     P, F = args.pretrain_updates, args.finetune_updates
     seeds = [int(s) for s in args.seeds.split(",")]
-    flags = (["--bf16"] if args.bf16 else []) + (["--device", args.device] if args.device != "cpu" else [])
+    device = ["--device", args.device] if args.device != "cpu" else []  # evaluation takes it too
+    flags = (["--bf16"] if args.bf16 else []) + device
     results = {}
     for name, label, stages in ROWS:
         if name not in args.rows.split(","):
@@ -170,7 +171,7 @@ def main() -> None:
         init, seconds, commands = pretrain_row(row, stages, P, manifests, flags, args)
         pers, finetune_seconds = [], []
         for seed in seeds:
-            per, done = finetune_row(row, init, seed, F, manifests, flags)
+            per, done = finetune_row(row, init, seed, F, manifests, flags, device)
             pers.append(per)
             finetune_seconds.append(done["seconds"])
             commands.append(done["command"])
@@ -253,8 +254,11 @@ def pretrain_row(row: Path, stages: list[dict], P: int, manifests: dict, flags: 
     return init, seconds, commands
 
 
-def finetune_row(row: Path, init: Path, seed: int, F: int, manifests: dict, flags: list[str]) -> tuple[float, dict]:
-    """Fine-tune a row's model with one seed and evaluate it on the test set -> (PER, the step's record)."""
+def finetune_row(
+    row: Path, init: Path, seed: int, F: int, manifests: dict, flags: list[str], device: list[str]
+) -> tuple[float, dict]:
+    """Fine-tune a row's model with one seed (`flags`: training's) and evaluate it on the test set (`device`:
+    evaluation's) -> (PER, the step's record)."""
     suffix = seed_suffix(seed)
     toml = row / f"finetune{suffix}.toml"
     toml.write_text(FINETUNE_TOML.format(batch=FINETUNE_BATCH_SECONDS, valid_every=max(F // 6, 1), seed=seed))
@@ -264,7 +268,6 @@ def finetune_row(row: Path, init: Path, seed: int, F: int, manifests: dict, flag
     done = step(row / f"finetune{suffix}.done", cmd + flags)
     evaluation = row / f"eval-test{suffix}"
     if not (evaluation / "report.json").is_file():
-        device = flags[flags.index("--device") :][:2] if "--device" in flags else []
         run(
             UNISPEECH
             + ["evaluate", "--model", str(out), "--data", str(manifests["test"]), "--out", str(evaluation), *device]

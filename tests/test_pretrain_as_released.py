@@ -144,10 +144,10 @@ def test_the_reproduction_runs_every_step_where_and_in_the_regime_asked(tmp_path
     manifests = {k: tmp_path / f"{k}.jsonl" for k in ("source", "target", "all", "finetune", "valid", "test")}
     args = argparse.Namespace(pretrain_batch_seconds=640.0, pretrain_lr=2e-3)
     stages = dict((name, stages) for name, _, stages in module.ROWS)["unispeech-plus"]
-    flags = ["--device", "cuda"]
+    flags = device = ["--device", "cuda"]
     init, _, _ = module.pretrain_row(tmp_path, stages, 1000, manifests, flags, args)
     with pytest.raises(FileNotFoundError):  # no evaluation report: nothing ran
-        module.finetune_row(tmp_path, init, 2, 100, manifests, flags)
+        module.finetune_row(tmp_path, init, 2, 100, manifests, flags, device)
     assert [cmd[3] for cmd in ran] == ["pretrain", "pretrain", "finetune", "evaluate"]
     assert all(cmd[cmd.index("--device") + 1] == "cuda" for cmd in ran)
     recipe = read_pretrain_recipe(tmp_path / "pretrain-0.toml")
