@@ -69,6 +69,7 @@ def test_normalize_matches_feature_extractor_formula():
             ),
             "NaN or infinite",
         ),
+        (lambda p: sf.write(p, np.zeros(100, np.float32), 1000, format="WAV"), "1000 Hz is too low for speech"),
     ],
 )
 def test_bad_files_raise_audio_error(tmp_path, make, message):
@@ -105,3 +106,10 @@ def test_truncated_mp3(tmp_path):
 def test_bad_arrays(array, message):
     with pytest.raises(AudioError, match=message):
         to_float_mono(array, 16000)
+
+
+@pytest.mark.parametrize("rate", [0, -16000, 1, 3999])
+def test_a_sampling_rate_below_any_speech_band_is_refused(rate):
+    with pytest.raises(AudioError, match=f"sampling rate {rate} Hz is too low for speech"):
+        to_float_mono(np.zeros(8000, np.float32), rate)
+    assert to_float_mono(np.zeros(4000, np.float32), 4000).size == 16000

@@ -12,6 +12,7 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 READ_BLOCK_SECONDS = 30  # files are decoded and resampled in blocks, so memory holds one mono 16 kHz copy
+MIN_SAMPLING_RATE = 4000  # below it no speech band survives (telephone audio is 8000 Hz): a broken header
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +129,7 @@ def decode_audio(
     try:
         with f:
             source_rate = f.samplerate
+            check_rate(source_rate, path)
             block = max(1, READ_BLOCK_SECONDS * source_rate)
             resampler = (
                 None
@@ -172,12 +174,19 @@ def to_float_mono(audio: np.ndarray, sampling_rate: int, target_rate: int = SAMP
     if audio.ndim == 2:
         audio = audio.astype(np.float32, copy=False).mean(axis=1)
     audio = np.ascontiguousarray(audio, dtype=np.float32)
-    if sampling_rate <= 0:
-        raise AudioError(f"sampling rate must be positive, got {sampling_rate}")
+    check_rate(sampling_rate, "audio")
     if sampling_rate != target_rate and audio.size:
         check_audio(audio, target_rate, "audio")  # soxr would spread NaNs silently
         audio = soxr.resample(audio, sampling_rate, target_rate).astype(np.float32, copy=False)
     return check_audio(audio, target_rate, "audio")
+
+
+def check_rate(sampling_rate: int, name: str) -> None:
+    if sampling_rate < MIN_SAMPLING_RATE:
+        raise AudioError(
+            f"{name}: sampling rate {sampling_rate} Hz is too low for speech (at least {MIN_SAMPLING_RATE} Hz; "
+            "a wrong header or a wrong rate argument?)"
+        )
 
 
 def _int_to_float(audio: np.ndarray) -> np.ndarray:
