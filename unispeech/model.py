@@ -195,8 +195,9 @@ def deepen(model: CTCModel, layers: int, seed: int = 0) -> CTCModel:
         raise ValueError("deepen needs pre-LN transformer layers (do_stable_layer_norm): post-LN ones are no identity")
     if layers < old:
         raise ValueError(f"deepen adds layers: the model has {old}, asked for {layers}")
-    torch.manual_seed(seed)
-    grown = initialize_weights(CTCModel(dataclasses.replace(config, num_hidden_layers=layers)))
+    with torch.random.fork_rng():  # the caller's random stream stays as it was
+        torch.manual_seed(seed)
+        grown = initialize_weights(CTCModel(dataclasses.replace(config, num_hidden_layers=layers)))
     added = layers - old
     before = [round(old * (j + 1) / (added + 1)) for j in range(added)]  # old layers below each new one
     order: list[int | None] = []  # the old layer each new position copies; None: a new layer
