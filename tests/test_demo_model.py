@@ -194,3 +194,34 @@ def test_the_demo_model_decodes_with_its_own_phone_lm_and_it_helps_on_rhvoice(de
         f"{100 * without.per:.1f} % greedy"
     )
     assert with_lm.per <= without.per
+
+
+def test_the_recipe_grows_its_start_model_and_evaluates_and_bundles_the_stored_float16_weights(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from unispeech.beam import DECODING_FILE, PHONE_LM_FILE
+
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_model
+
+    start = tmp_path / "init"
+    shutil.copytree(tiny_model_dir, start)
+    layers = json.loads((start / "config.json").read_text())["num_hidden_layers"]
+    grown = demo_model.deepened(start, layers + 1, tmp_path)
+    assert json.loads((grown / "config.json").read_text())["num_hidden_layers"] == layers + 1
+    wav = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    before, after = (unispeech.load_model(m, dtype="float32").logits(wav, 16000) for m in (start, grown))
+    assert np.array_equal(before, after)
+
+    (start / DECODING_FILE).write_text('{"beam_width": 8}')
+    (start / PHONE_LM_FILE).write_text("\\data\\\n")
+    stored = demo_model.stored_in_float16(start)
+    assert stored.name == "init-float16"
+    assert {t.dtype for t in load_file(stored / "model.safetensors").values()} == {torch.float16}
+    for name in (DECODING_FILE, PHONE_LM_FILE):
+        assert (stored / name).read_text() == (start / name).read_text()
