@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -233,16 +234,14 @@ def deepened(init: Path, layers: int, work: Path) -> Path:
     from unispeech.model import deepen
 
     out = work / f"{init.name}-deepened-{layers}"
-    if not (out / "model.safetensors").is_file():
+    if not out.is_dir():
         model, vocab, audio = load_folder(init)
-        save_folder(out, deepen(model, layers), vocab, audio)
+        write_whole_folder(out, lambda tmp: save_folder(tmp, deepen(model, layers), vocab, audio))
     return out
 
 
 def stored_in_float16(model: Path) -> Path:
     """`model` (with its decoding files) as the package stores it: weights in float16, made once."""
-    import shutil
-
     import torch
 
     from unispeech.beam import DECODING_FILE, PHONE_LM_FILE
@@ -252,11 +251,21 @@ def stored_in_float16(model: Path) -> Path:
     weights = out / "model.safetensors"
     if not weights.is_file() or weights.stat().st_mtime < (model / "model.safetensors").stat().st_mtime:
         net, vocab, audio = load_folder(model)
-        save_folder(out, net, vocab, audio, storage=torch.float16)
+        write_whole_folder(out, lambda tmp: save_folder(tmp, net, vocab, audio, storage=torch.float16))
     for name in (DECODING_FILE, PHONE_LM_FILE):
         if (model / name).is_file():
             shutil.copy2(model / name, out / name)
     return out
+
+
+def write_whole_folder(out: Path, write) -> None:
+    """`write(folder)` into a scratch folder, then put it in `out`'s place: an interrupted run leaves no
+    half-written model folder that the next run would take as done."""
+    scratch = out.with_name(out.name + ".partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    write(scratch)
+    shutil.rmtree(out, ignore_errors=True)
+    scratch.rename(out)
 
 
 def ensure_installed(module: str, requirement: str) -> None:
