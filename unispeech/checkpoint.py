@@ -316,8 +316,10 @@ def stored_tensors(model: torch.nn.Module, storage: torch.dtype) -> dict[str, to
             out[key] = value
             continue
         value = value.float()
-        if storage != torch.float32 and value.abs().max() > torch.finfo(storage).max:
-            raise ValueError(f"{key}: values up to {value.abs().max():.3g} do not fit {storage}; store float32")
+        if storage != torch.float32 and value.numel():
+            largest = value.abs().max()
+            if largest > torch.finfo(storage).max:
+                raise ValueError(f"{key}: values up to {largest:.3g} do not fit {storage}; store float32")
         out[key] = value.to(storage)
     return out
 

@@ -73,7 +73,9 @@ def evaluate(
     return write_report(out, rows, list(skipped), {**(meta or {}), "newly_scored": job.transcribed})
 
 
-def score_logits(recognizer: Recognizer, logits: list, lengths: list[int], refs: list[list[str]], decoder=None):
+def score_logits(
+    recognizer: Recognizer, logits: list, lengths: list[int], refs: list[list[str]], decoder=None
+) -> ErrorCounts:
     """Corpus error counts of logits computed once (`Recognizer.logits_batch`) and decoded with `decoder`
     (default: the recognizer's own): one decoding after another without running the network again, as
     decoder tuning and the noise benches do. `lengths`: each utterance's samples."""
