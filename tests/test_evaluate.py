@@ -157,6 +157,24 @@ def test_tsv_without_needed_columns_is_a_clear_error(tiny_model_dir, tmp_path, c
     assert code == 2 and "needs an audio column" in err and "found: client_id, up_votes" in err
 
 
+def test_audio_without_labels_is_read_where_labels_are_not_needed(tiny_model_dir, tmp_path, capsys):
+    from unispeech.data import load_dataset
+
+    sf.write(tmp_path / "a.wav", speechlike(1.0), 16000)
+    manifest = tmp_path / "audio-only.jsonl"
+    manifest.write_text(json.dumps({"audio": "a.wav"}) + "\n")
+    unlabelled, skipped = load_dataset(manifest, labelled=False)  # pretraining's --unlabeled, --valid
+    assert [u.audio for u in unlabelled] == [tmp_path / "a.wav"] and not skipped and unlabelled[0].text is None
+    with pytest.raises(ValueError, match="and a label column"):
+        load_dataset(manifest)  # what evaluation and fine-tuning read
+    out = tmp_path / "transcripts"
+    code, _, err = run_main(
+        ["transcribe", "--input", str(manifest), "--model", str(tiny_model_dir), "--output-dir", str(out)], capsys
+    )
+    assert code == 0, err
+    assert json.loads((out / "transcripts.jsonl").read_text())["path"] == str(tmp_path / "a.wav")
+
+
 def test_score_logits_counts_the_errors_of_one_decoding_of_logits_computed_once(tiny_model_dir):
     import unispeech
     from unispeech.evaluate import score_logits

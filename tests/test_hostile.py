@@ -264,3 +264,43 @@ def test_ctm_escapes_white_space_in_file_names(tiny_model_dir, tmp_path, capsys)
         fields = line.split()
         assert len(fields) == 6 and fields[0].endswith("my%20clip%20100%25.wav")
     assert np.all([float(line.split()[3]) > 0 for line in out.splitlines()])
+
+
+def test_empty_text_is_refused_rather_than_phonemized_to_nothing(capsys):
+    code, out, err = run_main(["phonemize", " ", ""], capsys)
+    assert code == 2 and out == "" and "nothing to phonemize: the text is empty" in err
+
+
+def test_an_evaluation_that_scores_nothing_fails_and_names_the_first_reason(tiny_model_dir, tmp_path, capsys):
+    import json
+
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({"audio": "gone.wav", "sentence": "салам"}) + "\n", encoding="utf-8")
+    argv = ["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(tmp_path / "eval")]
+    code, _, err = run_main(argv, capsys)
+    assert code == 2 and "no utterance could be scored" in err and "gone.wav: no such file" in err
+    report = json.loads((tmp_path / "eval" / "report.json").read_text(encoding="utf-8"))
+    assert report["summary"]["utterances"] == 0 and report["skipped"][0]["id"] == "gone"
+
+
+def test_a_file_system_error_is_one_line_naming_the_path(tiny_model_dir, tmp_path, capsys):
+    clip, blocker = tmp_path / "clip.wav", tmp_path / "a-file"
+    sf.write(clip, speechlike(1.0), 16000)
+    blocker.write_text("not a folder")
+    argv = ["transcribe", str(clip), "--model", str(tiny_model_dir), "--output", str(blocker / "out.txt")]
+    code, _, err = run_main(argv, capsys)
+    assert code == 2 and f"error: {blocker}: is a file, where a folder is needed" in err
+    argv[-1] = str(tmp_path / "missing" / "out.txt")
+    (tmp_path / "missing").symlink_to(tmp_path / "nowhere" / "deeper")  # a dangling link: mkdir cannot follow it
+    code, _, err = run_main(argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and f"{tmp_path / 'missing'}:" in err and "[Errno" not in err
+
+
+def test_pretraining_from_a_missing_init_says_what_init_must_be(tmp_path, capsys):
+    import json
+
+    sf.write(tmp_path / "clip.wav", speechlike(1.0), 16000)
+    (tmp_path / "d.jsonl").write_text(json.dumps({"audio": "clip.wav"}) + "\n", encoding="utf-8")
+    argv = ["pretrain", "--init", str(tmp_path / "nowhere"), "--unlabeled", str(tmp_path / "d.jsonl")]
+    code, _, err = run_main(argv + ["--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and "nowhere: no such pretraining folder or config.json" in err

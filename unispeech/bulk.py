@@ -62,7 +62,7 @@ def read_input_list(path: str | os.PathLike, split: str = "test", audio_dir: str
         except (OSError, UnicodeDecodeError) as e:
             raise ValueError(f"--input {path}: cannot read the list ({type(e).__name__}: {e})") from e
         return [str(path.parent / line.strip()) for line in lines if line.strip() and not line.startswith("#")]
-    utterances, skipped = load_dataset(path, split=split, audio_dir=audio_dir)
+    utterances, skipped = load_dataset(path, split=split, audio_dir=audio_dir, labelled=False)
     if skipped:
         print(f"unispeech: {len(skipped)} rows of {path} have no usable audio entry and are left out", file=sys.stderr)
     return [str(u.audio) for u in utterances]

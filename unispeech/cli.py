@@ -116,6 +116,8 @@ def cmd_phonemize(args: argparse.Namespace) -> int:
         texts += Path(args.file).read_text(encoding="utf-8").splitlines()
     if not texts:
         raise ValueError("give text to phonemize, or --file")
+    if not any(t.strip() for t in texts):
+        raise ValueError("nothing to phonemize: the text is empty")
     lines = phonemize(texts, language=args.language, word_boundaries=args.word_boundaries)
     write_output("".join(" ".join(phones) + "\n" for phones in lines), args.output)
     return 0
@@ -157,6 +159,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"S {s['substitutions']} D {s['deletions']} I {s['insertions']}); {s['skipped']} skipped. "
         f"Report: {Path(args.out) / 'report.md'}"
     )
+    if not s["utterances"] and report["skipped"]:
+        first = report["skipped"][0]
+        raise ValueError(f"no utterance could be scored; the first skipped, {first['id']}: {first['reason']}")
     return 0
 
 
@@ -453,6 +458,16 @@ def main(argv: list[str] | None = None) -> None:
         print("unispeech: interrupted", file=sys.stderr)
         code = 130
     except (ValueError, RuntimeError, OSError) as e:
-        print(f"unispeech: error: {e}", file=sys.stderr)
+        print(f"unispeech: error: {_message(e)}", file=sys.stderr)
         code = 2
     sys.exit(code)
+
+
+def _message(error: Exception) -> str:
+    """One line; an OSError as "path: reason" (not "[Errno 2] ...", which tells a user nothing more)."""
+    if isinstance(error, FileExistsError) and error.filename and Path(error.filename).is_file():
+        return f"{error.filename}: is a file, where a folder is needed"  # mkdir(exist_ok=True) on a file
+    if isinstance(error, OSError) and error.strerror:
+        where = error.filename if error.filename is not None else ""
+        return f"{where}: {error.strerror}" if where != "" else error.strerror
+    return str(error)

@@ -45,24 +45,25 @@ def with_phones(utterances: list[Utterance], language: str = "ky") -> list[Utter
 
 
 def load_dataset(
-    path: str | Path, split: str = "test", audio_dir: str | Path | None = None
+    path: str | Path, split: str = "test", audio_dir: str | Path | None = None, labelled: bool = True
 ) -> tuple[list[Utterance], list[Skipped]]:
     """Read whatever `path` is: a Common Voice folder (`<split>.tsv` + `clips/`), a `.tsv`/`.jsonl`
-    manifest, or a UniSpeech split (`name.text` and/or `name.phone`, audio in `audio_dir`)."""
+    manifest, or a UniSpeech split (`name.text` and/or `name.phone`, audio in `audio_dir`). With
+    `labelled=False` (audio for the contrastive task) a manifest needs no label column."""
     path = Path(path)
     if path.is_dir():
         folder = _common_voice_folder(path, split)
-        return read_tsv(folder / f"{split}.tsv", Path(audio_dir) if audio_dir else folder / "clips")
+        return read_tsv(folder / f"{split}.tsv", Path(audio_dir) if audio_dir else folder / "clips", labelled)
     base = path.with_suffix("") if path.suffix in (".text", ".phone") else path
     if base.with_suffix(".text").is_file() or base.with_suffix(".phone").is_file():
         return read_split_files(base, Path(audio_dir) if audio_dir else base.parent / "clips")
     if not path.is_file():
         raise ValueError(f"{path}: no such dataset file or folder")
     if path.suffix == ".jsonl":
-        return read_jsonl(path, Path(audio_dir) if audio_dir else path.parent)
+        return read_jsonl(path, Path(audio_dir) if audio_dir else path.parent, labelled)
     if path.suffix in (".tsv", ".csv"):
         default_audio = path.parent / "clips" if (path.parent / "clips").is_dir() else path.parent
-        return read_tsv(path, Path(audio_dir) if audio_dir else default_audio)
+        return read_tsv(path, Path(audio_dir) if audio_dir else default_audio, labelled)
     raise ValueError(f"{path}: unknown dataset format (expected a Common Voice folder, .tsv, .jsonl, or .text/.phone)")
 
 
@@ -77,17 +78,17 @@ def _common_voice_folder(path: Path, split: str) -> Path:
     raise ValueError(f"{path}: several language folders ({', '.join(c.name for c in candidates)}); pass one of them")
 
 
-def read_tsv(path: Path, audio_dir: Path) -> tuple[list[Utterance], list[Skipped]]:
+def read_tsv(path: Path, audio_dir: Path, labelled: bool = True) -> tuple[list[Utterance], list[Skipped]]:
     """A Common Voice TSV (`path`, `sentence`) or a manifest TSV (`audio`/`path` and `text`/`sentence`/`phones`)."""
     csv.field_size_limit(sys.maxsize)
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)  # CV sentences contain quotes
         columns = reader.fieldnames or []
         rows = list(reader)
-    return _from_rows(rows, columns, audio_dir, str(path))
+    return _from_rows(rows, columns, audio_dir, str(path), labelled)
 
 
-def read_jsonl(path: Path, audio_dir: Path) -> tuple[list[Utterance], list[Skipped]]:
+def read_jsonl(path: Path, audio_dir: Path, labelled: bool = True) -> tuple[list[Utterance], list[Skipped]]:
     rows, skipped, columns = [], [], set()
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -101,17 +102,17 @@ def read_jsonl(path: Path, audio_dir: Path) -> tuple[list[Utterance], list[Skipp
             continue
         columns |= set(row)
         rows.append(row)
-    utterances, more = _from_rows(rows, sorted(columns), audio_dir, str(path))
+    utterances, more = _from_rows(rows, sorted(columns), audio_dir, str(path), labelled)
     return utterances, skipped + more
 
 
-def _from_rows(rows: list[dict], columns: list[str], audio_dir: Path, source: str):
+def _from_rows(rows: list[dict], columns: list[str], audio_dir: Path, source: str, labelled: bool = True):
     audio_key = next((k for k in ("path", "audio") if k in columns), None)
     label_keys = [k for k in ("phones", "sentence", "text") if k in columns]
-    if audio_key is None or not label_keys:
+    if audio_key is None or (labelled and not label_keys):
+        needs = " and a label column ('sentence', 'text' or 'phones')" if labelled else ""
         raise ValueError(
-            f"{source}: needs an audio column ('path' or 'audio') and a label column "
-            f"('sentence', 'text' or 'phones'); found: {', '.join(columns) or 'none'}"
+            f"{source}: needs an audio column ('path' or 'audio'){needs}; found: {', '.join(columns) or 'none'}"
         )
     utterances, skipped, seen = [], [], set()
     for n, row in enumerate(rows, 1):
@@ -127,7 +128,7 @@ def _from_rows(rows: list[dict], columns: list[str], audio_dir: Path, source: st
             phones = phones.split()
         phones = tuple(p for p in phones if p != "|") if phones else None
         text = next((row[k] for k in ("sentence", "text") if isinstance(row.get(k), str) and row[k].strip()), None)
-        if not phones and not text:
+        if labelled and not phones and not text:
             skipped.append(Skipped(uid, f"row {n}: empty sentence"))
             continue
         audio = Path(name) if Path(name).is_absolute() else audio_dir / name

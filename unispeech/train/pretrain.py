@@ -221,6 +221,8 @@ def read_pretrain_recipe(path, **overrides) -> PretrainRecipe:
 def init_pretrain_model(init: str | Path, recipe: PretrainRecipe, num_ctc_classes: int | None):
     """From a pretraining checkpoint folder (continue / stage 2) or a config.json (random initialisation)."""
     init = Path(init)
+    if not init.exists():
+        raise ValueError(f"{init}: no such pretraining folder or config.json")
     if init.is_dir():
         model = load_pretraining_folder(init)
         model.dropout_features.p = recipe.dropout_features
@@ -270,7 +272,7 @@ def pretrain(
         raise ValueError("give --labeled and/or --unlabeled data")
     resolve_device(device)  # before the data is read
     labelled_utts = with_phones(load_dataset(labeled, split="train")[0], language) if labeled else []
-    unlabelled_utts = load_dataset(unlabeled, split="train")[0] if unlabeled else []
+    unlabelled_utts = load_dataset(unlabeled, split="train", labelled=False)[0] if unlabeled else []
     vocab = None
     if labelled_utts:
         vocab = phone_vocabulary(sorted({p for u in labelled_utts for p in (u.phones or ())}), lang=language)
@@ -290,7 +292,9 @@ def pretrain(
     recipe = resolve_negatives(recipe, labelled=any(e.labels for e in examples))
     valid = []
     if valid_data:
-        valid = load_examples(load_dataset(valid_data, split="dev")[0], None, progress=progress, labelled=False)[0]
+        valid = load_examples(
+            load_dataset(valid_data, split="dev", labelled=False)[0], None, progress=progress, labelled=False
+        )[0]
     print(
         f"unispeech: pretraining on {len(examples)} clips ({sum(bool(e.labels) for e in examples)} labelled), "
         f"validating on {len(valid)}",
