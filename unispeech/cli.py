@@ -468,6 +468,5 @@ def _message(error: Exception) -> str:
     if isinstance(error, FileExistsError) and error.filename and Path(error.filename).is_file():
         return f"{error.filename}: is a file, where a folder is needed"  # mkdir(exist_ok=True) on a file
     if isinstance(error, OSError) and error.strerror:
-        where = error.filename if error.filename is not None else ""
-        return f"{where}: {error.strerror}" if where != "" else error.strerror
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
     return str(error)
