@@ -130,26 +130,25 @@ class Measured:
 
 AGREEMENT_FLOOR = 0.99  # auto takes the fastest setting that keeps float32's phones on this share of utterances
 MEASURED = {  # per CPU class, in order of preference: fastest first (ties within noise: the faster load first)
-    # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table); agreement: the v9 demo
-    # model (v7 grown to 8 layers and trained on; weights stored as float16), greedy and with its phone LM
-    # (2026-12-04)
+    # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table); agreement: the v10 demo
+    # model (v9 trained on; weights stored as float16), greedy and with its phone LM (2026-12-04)
     "avx512-vnni": (
-        Measured("onnxruntime", "int8", 0.96, 0.960, 0.991),
-        Measured("torch", "bfloat16", 1.29, 0.969, 0.974),
-        Measured("torch", "auto", 1.51, 0.987, 0.991),
+        Measured("onnxruntime", "int8", 0.96, 0.969, 0.987),
+        Measured("torch", "bfloat16", 1.29, 0.982, 0.996),
+        Measured("torch", "auto", 1.51, 1.0, 1.0),
         Measured("torch", "float32", 2.67, 1.0, 1.0),  # onnxruntime float32 is 2.12 s, but loads in 4-10 s, +0.8 GB
         Measured("onnxruntime", "float32", 2.12, 1.0, 1.0),
     ),
     # AMD EPYC Zen3, AVX2 only: issue #19's run (ONNX Runtime on transformers' export); agreement: as measured
     # on Zen4 (the int8 kernels compute exact integer sums there; AVX2's vpmaddubsw can only saturate more)
     "avx2": (
-        Measured("onnxruntime", "int8", 2.13, 0.960, 0.991),
+        Measured("onnxruntime", "int8", 2.13, 0.969, 0.987),
         Measured("onnxruntime", "float32", 3.08, 1.0, 1.0),
         Measured("torch", "float32", 4.24, 1.0, 1.0),
     ),
     # Intel Xeon with AMX (family 6 model 207, the lent GPU machine's host), 2 threads, torch 2.11, ORT 1.30,
     # 2026-12-04: speed and both agreements measured on that machine with the v6 demo model (docs/performance.md,
-    # "AMX" table); the v9 model has not been measured there (its bf16 kernels differ from Zen4's)
+    # "AMX" table); the v9/v10 models have not been measured there (its bf16 kernels differ from Zen4's)
     "amx": (
         Measured("torch", "bfloat16", 0.53, 0.987, 0.991),
         Measured("onnxruntime", "int8", 0.90, 0.969, 1.0),
