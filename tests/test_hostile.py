@@ -237,6 +237,10 @@ def test_openapi_documents_bodies_and_errors_and_docs_work_offline(client):
         (["transcribe", "a.wav", "--batch-size", "-3"], "--batch-size: must be at least 1, not -3"),
         (["finetune", "--init", "c", "--train", "t", "--out", "o", "--lr", "nan"], "--lr: must be at least"),
         (["evaluate", "--data", "d", "--limit", "x"], "--limit: expected an integer, not 'x'"),
+        (
+            ["lm", "build", "--text", "t", "--out", "o", "--order", "99999"],
+            "--order: an n-gram order is 1-10, not 99999",
+        ),
     ],
 )
 def test_bad_numeric_options_get_one_line_and_exit_2(capsys, argv, message):
@@ -304,3 +308,10 @@ def test_pretraining_from_a_missing_init_says_what_init_must_be(tmp_path, capsys
     argv = ["pretrain", "--init", str(tmp_path / "nowhere"), "--unlabeled", str(tmp_path / "d.jsonl")]
     code, _, err = run_main(argv + ["--out", str(tmp_path / "out")], capsys)
     assert code == 2 and "nowhere: no such pretraining folder or config.json" in err
+
+
+def test_lm_text_that_is_not_utf8_is_named(tmp_path, capsys):
+    text = tmp_path / "binary.txt"
+    text.write_bytes(b"\x00\xff\xfe not text \xc3\x28")
+    code, _, err = run_main(["lm", "build", "--text", str(text), "--out", str(tmp_path / "lm.arpa")], capsys)
+    assert code == 2 and f"{text}: not UTF-8 text" in err and not (tmp_path / "lm.arpa").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .backend_cli import add_export, add_info
 from .decoding import GreedyDecoder
+from .lm import MAX_ORDER
 from .precision import BACKENDS
 from .train.commands import add_finetune, add_pretrain
 from .train.recipe import natural_int, positive_float, positive_int
@@ -221,6 +222,13 @@ def cmd_lm_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def lm_order(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_ORDER:
+        raise argparse.ArgumentTypeError(f"an n-gram order is 1-{MAX_ORDER}, not {text}")
+    return value
+
+
 def port_number(text: str) -> int:
     value = positive_int(text)
     if value > 65535:
@@ -409,7 +417,7 @@ def add_lm(sub) -> None:
     p = sub.add_parser("lm", help="phone language models").add_subparsers(dest="lm_command", required=True)
     b = p.add_parser("build", help="build a phone n-gram LM (ARPA) from text through our G2P")
     b.add_argument("--text", nargs="+", required=True, help="text files: one sentence per line (or id TAB sentence)")
-    b.add_argument("--order", type=positive_int, default=3, help="n-gram order (default: 3)")
+    b.add_argument("--order", type=lm_order, default=3, help=f"n-gram order, 1-{MAX_ORDER} (default: 3)")
     b.add_argument("--language", default="ky", help="G2P language (default: ky)")
     b.add_argument("--out", required=True, help="ARPA file to write")
     b.set_defaults(func=cmd_lm_build)

@@ -170,7 +170,10 @@ def _find_audio(audio_dir: Path, uid: str) -> Path:
 
 def read_sentences(path: Path) -> list[str]:
     """Sentences of a text file: one per line, or `id TAB sentence` (UniSpeech *.text); blank lines dropped."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     return [s for s in ((line.split("\t", 1)[1] if "\t" in line else line).strip() for line in lines) if s]
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from .files import atomic_write
 
+MAX_ORDER = 10  # beyond it the counts grow with order squared for nothing a phone LM can use
+
 BOS, EOS = "<s>", "</s>"
 LOG10 = math.log(10)
 
@@ -93,8 +95,8 @@ class PhoneLM:
 
 def build_lm(sentences: list[list[str]], order: int = 3) -> PhoneLM:
     """Interpolated Witten-Bell estimates, written in back-off form (bow(h) = 1 - lambda(h), exact)."""
-    if order < 1:
-        raise ValueError("order must be at least 1")
+    if not 1 <= order <= MAX_ORDER:
+        raise ValueError(f"an n-gram order is 1-{MAX_ORDER}, not {order}")
     sentences = [s for s in sentences if s]
     if not sentences:
         raise ValueError("no phone sequences to build a language model from")
