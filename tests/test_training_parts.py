@@ -121,6 +121,9 @@ def test_recipe_reads_toml_then_overrides_and_refuses_unknown_keys(tmp_path):
     path.write_text("mask_tme_prob = 0.3\n")
     with pytest.raises(ValueError, match="unknown recipe setting.*mask_tme_prob"):
         read_recipe(FinetuneRecipe, path)
+    path.write_text("lr = 1e-4\n[train]\nlrr = 1e-4\n")  # a training setting outside [train], and a typo in it
+    with pytest.raises(ValueError, match=r"unknown recipe settings lr, train\.lrr; lr belongs under \[train\]"):
+        read_recipe(FinetuneRecipe, path)
     path.write_text("mask_time_prob = \n")
     with pytest.raises(ValueError, match="cannot read the recipe"):
         read_recipe(FinetuneRecipe, path)

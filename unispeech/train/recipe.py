@@ -61,6 +61,7 @@ def read_recipe(recipe_cls, path: str | Path | None, **overrides):
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ValueError(f"{path}: cannot read the recipe ({e})") from e
     train_fields = {f.name for f in dataclasses.fields(TrainOptions)}
+    _refuse_unknown(path, recipe_keys, {f.name for f in dataclasses.fields(recipe_cls)}, train_fields)
     train_keys = {**dataclasses.asdict(recipe_cls().train), **recipe_keys.pop("train", {})}
     for key, value in overrides.items():
         if value is not None:
@@ -71,6 +72,16 @@ def read_recipe(recipe_cls, path: str | Path | None, **overrides):
         return recipe_cls(train=TrainOptions(**train_keys), **recipe_keys)
     except TypeError as e:
         raise ValueError(f"unknown recipe setting ({e})") from e
+
+
+def _refuse_unknown(path, keys: dict, fields: set[str], train_fields: set[str]) -> None:
+    """Name each setting the recipe does not have, and where a misplaced one belongs."""
+    train = keys.get("train", {})
+    unknown = [k for k in keys if k not in fields] + [f"train.{k}" for k in train if k not in train_fields]
+    if unknown:
+        hint = [k for k in unknown if k in train_fields]
+        where = f"; {', '.join(hint)} belong{'s' if len(hint) == 1 else ''} under [train]" if hint else ""
+        raise ValueError(f"{path}: unknown recipe setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}{where}")
 
 
 def positive_int(text: str) -> int:
