@@ -222,18 +222,16 @@ def cmd_lm_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def lm_order(text: str) -> int:
-    value = positive_int(text)
-    if value > MAX_ORDER:
-        raise argparse.ArgumentTypeError(f"an n-gram order is 1-{MAX_ORDER}, not {text}")
-    return value
+def one_to(high: int, what: str):
+    """An argparse type: an integer 1..high, refused as "<what> is 1-<high>, not <text>"."""
 
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{what} is 1-{high}, not {text}")
+        return value
 
-def port_number(text: str) -> int:
-    value = positive_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"a port is 1-65535, not {text}")
-    return value
+    return parse
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -360,7 +358,7 @@ def add_serve(sub) -> None:
     )
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=port_number, default=8000, help="port (default: 8000)")
+    p.add_argument("--port", type=one_to(65535, "a port"), default=8000, help="port (default: 8000)")
     p.add_argument(
         "--max-upload-mb", type=positive_float, default=25.0, help="largest upload accepted (default: 25 MB)"
     )
@@ -417,7 +415,12 @@ def add_lm(sub) -> None:
     p = sub.add_parser("lm", help="phone language models").add_subparsers(dest="lm_command", required=True)
     b = p.add_parser("build", help="build a phone n-gram LM (ARPA) from text through our G2P")
     b.add_argument("--text", nargs="+", required=True, help="text files: one sentence per line (or id TAB sentence)")
-    b.add_argument("--order", type=lm_order, default=3, help=f"n-gram order, 1-{MAX_ORDER} (default: 3)")
+    b.add_argument(
+        "--order",
+        type=one_to(MAX_ORDER, "an n-gram order"),
+        default=3,
+        help=f"n-gram order, 1-{MAX_ORDER} (default: 3)",
+    )
     b.add_argument("--language", default="ky", help="G2P language (default: ky)")
     b.add_argument("--out", required=True, help="ARPA file to write")
     b.set_defaults(func=cmd_lm_build)
