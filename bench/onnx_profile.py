@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-
-WORK = Path("/tmp/unispeech-bench")
+from speed import WORK, load_arrays
 
 
 def main() -> None:
@@ -30,8 +29,7 @@ def main() -> None:
     graph = a.graph or next(iter(sorted((WORK / "cache" / "onnx").glob("*/model.int8.onnx"))), None)
     if graph is None or not (WORK / "clip10s.npz").is_file():
         raise SystemExit("no cached export or clip: run `python bench/speed.py --cases clip --impls ours-onnx-int8`")
-    clips = np.load(WORK / "clip10s.npz")
-    wav = clips[clips.files[0]].astype(np.float32)[None]
+    wav = load_arrays(WORK / "clip10s.npz")[0].astype(np.float32)[None]
     options = ort.SessionOptions()
     options.intra_op_num_threads = a.threads
     options.enable_profiling = True
