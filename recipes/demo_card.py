@@ -34,6 +34,14 @@ TEST_SETS = {
         "unseen sentences",
     ),
     "test-festvox-ru-nsh": ("real Russian speech, festvox-ru (mapped phones)", "unseen utterances"),
+    "test-festival-seen-voices": (
+        "Festival's Czech and Finnish diphone voices of real speakers reading Kyrgyz (their own phones, mapped)",
+        "unseen sentences, the five training voices",
+    ),
+    "test-festival-unseen-voice": (
+        "Festival's Czech diphone voice czech_ph (a real man; never trained on) reading Kyrgyz (mapped phones)",
+        "unseen sentences, unseen speaker",
+    ),
 }
 SOURCES = {
     "espeak-ng": "espeak-ng's `ky` voice (espeakng-loader), variants m1 m2 m4 m5 m6 m7 f1 f2 f3 f4, random "
@@ -44,6 +52,11 @@ SOURCES = {
     "festvox-ru": "real recorded Russian read speech, one male speaker (Debian package `festvox-ru` 0.5, voice "
     "msu_ru_nsh_clunits, (c) 2005 Nickolay V. Shmyrev, BSD-like license); labels: its time-aligned phones "
     "mapped onto the Kyrgyz set (`unispeech/corpora.py`, RU_TO_KY)",
+    "festival": "Kyrgyz sentences (espeak-ng's training sentences) spelled in Czech and Finnish and read by "
+    "Festival's diphone voices of five real speakers: czech_dita (woman), czech_krb (boy), czech_machac (man), "
+    "suo_fi_lj (woman), hy_fi_mv (man) (Debian packages festvox-czech-*, Brailcom, GPL; festvox-suopuhe-*, "
+    "University of Helsinki, LGPL); labels: the phones the voice said (its segments), mapped onto the Kyrgyz "
+    "set (`unispeech/festival.py`); utterances with a missing diphone left out",
 }
 
 
@@ -120,6 +133,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         results="\n".join(rows),
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
+        festival_held_out="; Festival's voice czech_ph" if "test-festival-unseen-voice" in summary["per"] else "",
         voice_change=voice_change_text(summary),
         batch_noise=batch_noise_text(summary),
         decoding=decoding_text(summary.get("phone_lm")),
@@ -236,12 +250,12 @@ toolkit runs offline in seconds and so that the tests have a trained model whose
 
 - Held out, never trained on: the 227 sentences of `data/ky/val.text` and the 150 espeak-ng validation
   sentences (RHVoice's test utterances are exactly those of its recordings whose sentence is one of them);
-  espeak-ng's voice variant m3; every tenth festvox-ru utterance. RHVoice recordings whose text has an
-  abbreviation (a word with two or more capitals: {abbreviations}) are left out of every split: how the voice
+  espeak-ng's voice variant m3; every tenth festvox-ru utterance{festival_held_out}. RHVoice recordings whose text
+  has an abbreviation (a word with two or more capitals: {abbreviations}) are left out of every split: how the voice
   says УКМК is not in the text, so no G2P can label them.
 - Training, {start}:
 {stages}
-  best validation PER (espeak-ng, RHVoice and festvox-ru validation utterances together) {valid_per:.2f} % at
+  best validation PER (the validation utterances of every training source together) {valid_per:.2f} % at
   update {best_step} of the last stage; bf16 autocast, on {cpu}, torch {torch}.
 - Reproduce (resumable; re-run the same command after an interruption): `{command}`
 - Default decoding: {decoding}.
@@ -255,5 +269,6 @@ toolkit runs offline in seconds and so that the tests have a trained model whose
 Commands: `unispeech evaluate --model unispeech/assets/default-model --data {work}/NAME/manifest.jsonl`
 for each set above, after `python recipes/demo_model.py` (same options) has made the sets. The festvox-ru
 figure counts errors against the mapped Russian phones, so part of it is the mapping, not the model; the
-phone LM models Kyrgyz phone sequences, not Russian ones.
+phone LM models Kyrgyz phone sequences, not Russian ones. The Festival figures count errors against the
+phones the voice said (a Czech voice has no ө, ү or ы and says e, i instead).
 """

@@ -2,7 +2,8 @@
 
     python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 1500 ...] [--bf16]
                                  [--device cuda]
-        [--rhvoice DIR] [--festvox-ru DIR|fetch] [--extra-data MANIFEST ...] [--real-updates 3000] [--init MODEL]
+        [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--extra-data MANIFEST ...] [--real-updates 3000]
+        [--init MODEL]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
 Steps: split the sentences (the 227 sentences of data/ky/val.text never reach training), synthesise
@@ -11,8 +12,8 @@ tri-stage schedule), continue from the previous stage's best model with a second
 2, 3, ...: warm restarts, so that a finished stage is extended without redoing it; each with its own seed),
 evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/default-model.
 
-With real-voice sources (`--rhvoice`, `--festvox-ru`, `--extra-data`) a last stage continues on espeak-ng's
-training set mixed with augmented copies of those voices (`real_voice_sets`), and every source's held-out
+With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--extra-data`) a last stage continues on
+espeak-ng's training set mixed with augmented copies of those voices (`real_voice_sets`), and every source's held-out
 utterances are evaluated. `--init MODEL` starts that stage from MODEL instead of training stages 1, 2, ...
 """
 
@@ -59,6 +60,11 @@ def arguments() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rhvoice", help="the ky-rhvoice folder (metadata.tsv + audio/): RHVoice's Kyrgyz voices")
     parser.add_argument("--festvox-ru", help="festvox-ru's msu_ru_nsh_clunits folder, or 'fetch' (apt-get download)")
+    parser.add_argument(
+        "--festival",
+        action="store_true",
+        help="Kyrgyz sentences read by Festival's Czech and Finnish diphone voices of real speakers (apt-get install)",
+    )
     parser.add_argument("--extra-data", nargs="*", default=[], help="more labelled manifests (.jsonl) to train on")
     parser.add_argument("--real-copies", type=int, default=3, help="augmented copies of each real-voice clip")
     parser.add_argument("--real-updates", type=int, default=3000, help="updates of the real-voice stage")
@@ -94,9 +100,9 @@ def arguments() -> argparse.ArgumentParser:
 def main() -> None:
     parser = arguments()
     args = parser.parse_args()
-    real = args.rhvoice or args.festvox_ru or args.extra_data
+    real = args.rhvoice or args.festvox_ru or args.festival or args.extra_data
     if args.init and not real:
-        parser.error("--init starts the real-voice stage: give --rhvoice, --festvox-ru or --extra-data too")
+        parser.error("--init starts the real-voice stage: give --rhvoice, --festvox-ru, --festival or --extra-data too")
     if args.deepen and not args.init:
         parser.error("--deepen grows the --init model: give --init too")
     work = Path(args.work)
@@ -204,6 +210,8 @@ def real_voice_sets(work: Path, args) -> dict:
         rows = festvox_ru_rows(folder)
         parts["festvox-ru"] = {"test": rows[::10], "valid": rows[5::30], "train": [r for i, r in enumerate(rows)
                                if i % 10 and i % 30 != 5]}  # fmt: skip
+    if args.festival:
+        parts["festival"] = festival_sets(work, splits)
     train = [work / "train" / "manifest.jsonl"] + [Path(m) for m in args.extra_data]
     valid = [work / "valid" / "manifest.jsonl"]
     tests = {}
@@ -212,8 +220,8 @@ def real_voice_sets(work: Path, args) -> dict:
             augment_corpus(split["train"], work / f"train-{corpus}", args.real_copies, 11, voices=args.voice_change)
         )
         valid.append(write_manifest(split["valid"], work / f"valid-{corpus}" / "manifest.jsonl"))
-        for voice in sorted({r["voice"] for r in split["test"]}):
-            rows = [r for r in split["test"] if r["voice"] == voice]
+        for voice in sorted({r.get("test_set", r["voice"]) for r in split["test"]}):
+            rows = [r for r in split["test"] if r.get("test_set", r["voice"]) == voice]
             tests[f"test-{voice}"] = write_manifest(rows, work / f"test-{voice}" / "manifest.jsonl")
     if "rhvoice" in parts:  # the same held-out recordings in simulated unseen voices (pitch, formants)
         tests["test-rhvoice-other-voices"] = other_voices_set(
@@ -225,6 +233,36 @@ def real_voice_sets(work: Path, args) -> dict:
         "tests": tests,
         "left_out": left_out,
     }
+
+
+def festival_sets(work: Path, splits: dict[str, list[str]]) -> dict[str, list[dict]]:
+    """Festival's voices (unispeech/festival.py) reading Kyrgyz: each trained voice its own 200 of espeak-ng's
+    training sentences, 8 validation ones and 20 held-out ones (one test set for all of them); the held-out
+    voice 120 held-out sentences and nothing else. Each voice's reading is made once (`work/festival`)."""
+    import random
+
+    from unispeech.data import write_manifest
+    from unispeech.festival import HELD_OUT_VOICE, VOICES, install, speak
+
+    install(list(VOICES))
+    rng = random.Random(17)
+    trained = [v for v in VOICES if v != HELD_OUT_VOICE]
+    train = rng.sample(splits["train"], 200 * len(trained))
+    valid, test = rng.sample(splits["valid"], 8 * len(trained)), rng.sample(splits["test"], 120)
+    asked = {HELD_OUT_VOICE: {"test": test}}
+    for n, voice in enumerate(trained):
+        share = slice(n * 200, (n + 1) * 200)
+        asked[voice] = {"train": train[share], "valid": valid[n * 8 : (n + 1) * 8], "test": test[n * 20 : (n + 1) * 20]}
+    parts: dict[str, list[dict]] = {"train": [], "valid": [], "test": []}
+    for voice, sets in asked.items():
+        for split, sentences in sets.items():
+            manifest = work / "festival" / f"{voice}-{split}" / "manifest.jsonl"
+            if not manifest.is_file():
+                write_manifest(speak(sentences, voice, manifest.parent), manifest)
+            rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+            test_set = "festival-unseen-voice" if voice == HELD_OUT_VOICE else "festival-seen-voices"
+            parts[split] += [{**r, "test_set": test_set} if split == "test" else r for r in rows]
+    return parts
 
 
 def deepened(init: Path, layers: int, work: Path) -> Path:
