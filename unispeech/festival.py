@@ -138,7 +138,9 @@ def install(voices: list[str]) -> None:
             f"{' '.join(VOICES[v].package for v in voices)} yourself"
         )
     cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "festival", *missing]
-    subprocess.run(cmd, check=True, env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/bin"})
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/bin"}
+    if subprocess.run(cmd, env=env).returncode:
+        raise FestivalError(f"`{' '.join(cmd)}` failed (it needs root and Debian's package lists): run it yourself")
 
 
 def speak(sentences: list[str], voice: str, out_dir: Path) -> list[dict]:
