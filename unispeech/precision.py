@@ -130,19 +130,20 @@ class Measured:
 
 AGREEMENT_FLOOR = 0.99  # auto takes the fastest setting that keeps float32's phones on this share of utterances
 MEASURED = {  # per CPU class, in order of preference: fastest first (ties within noise: the faster load first)
-    # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table); agreement: the v10 demo
-    # model (v9 trained on; weights stored as float16), greedy and with its phone LM (2026-12-04)
+    # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table); agreement: the v11 demo
+    # model (v10 trained on with Festival's voices; weights stored as float16), greedy and with its phone LM
+    # (2026-12-05)
     "avx512-vnni": (
-        Measured("onnxruntime", "int8", 0.96, 0.969, 0.987),
-        Measured("torch", "bfloat16", 1.29, 0.982, 0.996),
-        Measured("torch", "auto", 1.51, 1.0, 1.0),
+        Measured("onnxruntime", "int8", 0.96, 0.965, 0.996),
+        Measured("torch", "bfloat16", 1.29, 0.982, 0.987),
+        Measured("torch", "auto", 1.51, 0.996, 0.996),
         Measured("torch", "float32", 2.67, 1.0, 1.0),  # onnxruntime float32 is 2.12 s, but loads in 4-10 s, +0.8 GB
         Measured("onnxruntime", "float32", 2.12, 1.0, 1.0),
     ),
     # AMD EPYC Zen3, AVX2 only: issue #19's run (ONNX Runtime on transformers' export); agreement: as measured
     # on Zen4 (the int8 kernels compute exact integer sums there; AVX2's vpmaddubsw can only saturate more)
     "avx2": (
-        Measured("onnxruntime", "int8", 2.13, 0.969, 0.987),
+        Measured("onnxruntime", "int8", 2.13, 0.965, 0.996),
         Measured("onnxruntime", "float32", 3.08, 1.0, 1.0),
         Measured("torch", "float32", 4.24, 1.0, 1.0),
     ),
