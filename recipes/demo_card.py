@@ -38,6 +38,11 @@ TEST_SETS = {
         "Festival's Czech and Finnish diphone voices of real speakers reading Kyrgyz (their own phones, mapped)",
         "unseen sentences, the five training voices",
     ),
+    "test-festival-unseen-italian": (
+        "Festival's Italian diphone voices lp and pc (a real woman and man; never trained on, nor any Italian) "
+        "reading Kyrgyz (mapped phones)",
+        "unseen sentences, unseen speakers, unseen language front end",
+    ),
     "test-festival-unseen-voice": (
         "Festival's Czech diphone voice czech_ph (a real man; never trained on) reading Kyrgyz (mapped phones)",
         "unseen sentences, unseen speaker",
@@ -134,7 +139,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         results="\n".join(rows),
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
-        festival_held_out="; Festival's voice czech_ph" if festival else "",
+        festival_held_out="; Festival's voice czech_ph and its Italian voices" if festival else "",
         festival_voices=" and five real Czech and Finnish speakers' diphones reading Kyrgyz" if festival else "",
         voice_change=voice_change_text(summary),
         batch_noise=batch_noise_text(summary),

@@ -237,19 +237,20 @@ def real_voice_sets(work: Path, args) -> dict:
 
 def festival_sets(work: Path, splits: dict[str, list[str]]) -> dict[str, list[dict]]:
     """Festival's voices (unispeech/festival.py) reading Kyrgyz: each trained voice its own 200 of espeak-ng's
-    training sentences, 8 validation ones and 20 held-out ones (one test set for all of them); the held-out
-    voice 120 held-out sentences and nothing else. Each voice's reading is made once (`work/festival`)."""
+    training sentences, 8 validation ones and 20 held-out ones (one test set for all of them); each held-out
+    voice the same 120 held-out sentences and nothing else (a test set for the Czech one, one for the two
+    Italian ones). Each voice's reading is made once (`work/festival`)."""
     import random
 
     from unispeech.data import write_manifest
-    from unispeech.festival import HELD_OUT_VOICE, VOICES, install, speak
+    from unispeech.festival import HELD_OUT_VOICES, VOICES, install, speak
 
     install(list(VOICES))
     rng = random.Random(17)
-    trained = [v for v in VOICES if v != HELD_OUT_VOICE]
+    trained = [v for v in VOICES if v not in HELD_OUT_VOICES]
     train = rng.sample(splits["train"], 200 * len(trained))
     valid, test = rng.sample(splits["valid"], 8 * len(trained)), rng.sample(splits["test"], 120)
-    asked = {HELD_OUT_VOICE: {"test": test}}
+    asked = {voice: {"test": test} for voice in HELD_OUT_VOICES}
     for n, voice in enumerate(trained):
         share = slice(n * 200, (n + 1) * 200)
         asked[voice] = {"train": train[share], "valid": valid[n * 8 : (n + 1) * 8], "test": test[n * 20 : (n + 1) * 20]}
@@ -260,7 +261,9 @@ def festival_sets(work: Path, splits: dict[str, list[str]]) -> dict[str, list[di
             if not manifest.is_file():
                 write_manifest(speak(sentences, voice, manifest.parent), manifest)
             rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
-            test_set = "festival-unseen-voice" if voice == HELD_OUT_VOICE else "festival-seen-voices"
+            test_set = "festival-seen-voices"
+            if voice in HELD_OUT_VOICES:
+                test_set = "festival-unseen-voice" if VOICES[voice].language == "cs" else "festival-unseen-italian"
             parts[split] += [{**r, "test_set": test_set} if split == "test" else r for r in rows]
     return parts
 

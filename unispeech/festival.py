@@ -1,4 +1,4 @@
-"""Kyrgyz sentences read by Festival's diphone voices of real Czech and Finnish speakers (Debian packages).
+"""Kyrgyz sentences read by Festival's diphone voices of real Czech, Finnish and Italian speakers (Debian).
 
 These voices join recorded diphones of one real speaker each (a woman, a boy, two men; LPC-resynthesised),
 so their timbre is a person's, not a vocoder's: the demo model made from synthetic speech alone fails on
@@ -36,20 +36,30 @@ VOICES = {
     "czech_ph": FestivalVoice("festvox-czech-ph", "cs", "adult man", "GPL-2+, Brailcom"),
     "suo_fi_lj_diphone": FestivalVoice("festvox-suopuhe-lj", "fi", "adult woman", "LGPL-2+, University of Helsinki"),
     "hy_fi_mv_diphone": FestivalVoice("festvox-suopuhe-mv", "fi", "adult man", "LGPL-2+, University of Helsinki"),
+    "lp_diphone": FestivalVoice("festvox-italp16k", "it", "adult woman", "GPL-2+, IFM Development Team"),
+    "pc_diphone": FestivalVoice("festvox-itapc16k", "it", "adult man", "GPL-2+, IFM Development Team"),
 }
-HELD_OUT_VOICE = "czech_ph"  # never trained on: the test of a real timbre the model has not met
-ENCODING = {"cs": "iso-8859-2", "fi": "latin-1"}  # what each language's Festival front end reads
+# Never trained on: real timbres the model has not met, one with a training voice's front end (Czech) and two
+# with a front end and recordings of their own (Italian)
+HELD_OUT_VOICES = ("czech_ph", "lp_diphone", "pc_diphone")
+ENCODING = {"cs": "iso-8859-2", "fi": "latin-1", "it": "latin-1"}  # what each language's Festival front end reads
+_FOLDERS = {"cs": "czech", "fi": "finnish", "it": "italian"}
 
 _VOWELS = "ɑ ɑ: e e: i i: o o: u u: ɯ oe oe: y y: ə".split()
 _LETTERS = {
-    # Kyrgyz phone: Czech letters, Finnish letters (Finnish has no š ž č in Latin-1, nor z or x)
-    **dict(zip(_VOWELS, zip("a á e é i í o ó u ú y e é i í e".split(), "a aa e ee i ii o oo u uu i ö öö y yy e".split()))),  # noqa: E501
-    "b": ("b", "b"), "d[": ("d", "d"), "t[": ("t", "t"), "p": ("p", "p"), "k": ("k", "k"), "q": ("k", "k"),
-    "ɡ": ("g", "g"), "ʁ": ("g", "g"), "X": ("ch", "h"), "s": ("s", "s"), "z": ("z", "s"), "S": ("š", "s"),
-    "dZ": ("dž", "dj"), "tS": ("č", "ts"), "ts": ("c", "ts"), "f": ("f", "f"), "v": ("v", "v"), "m": ("m", "m"),
-    "n": ("n", "n"), "N": ("ng", "ng"), "j": ("j", "j"), "l": ("l", "l"), "r": ("r", "r"),
+    # Kyrgyz phone: Czech, Finnish, Italian letters (Finnish has no š ž č in Latin-1, nor z or x; Italian has no
+    # long vowels, ö ü ы or x, and says "ci"/"gi"/"sci" + a back vowel without the i)
+    **dict(zip(_VOWELS, zip("a á e é i í o ó u ú y e é i í e".split(), "a aa e ee i ii o oo u uu i ö öö y yy e".split(),
+                            "a a e e i i o o u u i e e i i e".split()))),
+    "b": ("b", "b", "b"), "d[": ("d", "d", "d"), "t[": ("t", "t", "t"), "p": ("p", "p", "p"), "k": ("k", "k", "k"),
+    "q": ("k", "k", "k"), "ɡ": ("g", "g", "gh"), "ʁ": ("g", "g", "gh"), "X": ("ch", "h", "k"), "s": ("s", "s", "s"),
+    "z": ("z", "s", "s"), "S": ("š", "s", "sci"), "dZ": ("dž", "dj", "gi"), "tS": ("č", "ts", "ci"),
+    "ts": ("c", "ts", "z"), "f": ("f", "f", "f"), "v": ("v", "v", "v"), "m": ("m", "m", "m"), "n": ("n", "n", "n"),
+    "N": ("ng", "ng", "ng"), "j": ("j", "j", "j"), "l": ("l", "l", "l"), "r": ("r", "r", "r"),
 }  # fmt: skip
-SPELLING = {"cs": {p: cs for p, (cs, _) in _LETTERS.items()}, "fi": {p: fi for p, (_, fi) in _LETTERS.items()}}
+SPELLING = {
+    language: {p: letters[n] for p, letters in _LETTERS.items()} for n, language in enumerate(("cs", "fi", "it"))
+}
 
 # Festival's phones (czech.scm; suopuhe's finnish_phones.scm) -> Kyrgyz phones; k/g get their uvular form
 # from the word's vowels afterwards (`uvular`).
@@ -69,7 +79,16 @@ _FINNISH = {
     # long vowels are one Kyrgyz phone, long (geminate) consonants two
     **{f"{p}:": ((k + ":",) if k + ":" in _VOWELS else (k, k)) for p, k in _FINNISH_SHORT.items()},
 }
-TO_KYRGYZ = {"cs": {p: (k,) for p, k in _CZECH.items()}, "fi": _FINNISH}
+_ITALIAN_VOWELS = {"i": "i", "e": "e", "E": "e", "a": "ɑ", "o": "o", "O": "o", "u": "u"}
+_ITALIAN = {
+    **{v: (k,) for v, k in _ITALIAN_VOWELS.items()},
+    **{f"{v}1": (k,) for v, k in _ITALIAN_VOWELS.items()},  # stressed
+    "j": ("j",), "w": ("u",), "p": ("p",), "t": ("t[",), "k": ("k",), "b": ("b",), "d": ("d[",), "g": ("ɡ",),
+    "f": ("f",), "s": ("s",), "S": ("S",), "v": ("v",), "z": ("z",), "Z": ("dZ",), "ts": ("ts",), "tS": ("tS",),
+    "dz": ("z",), "dZ": ("dZ",), "m": ("m",), "n": ("n",), "J": ("n", "j"), "ng": ("N",), "nf": ("m",),
+    "l": ("l",), "L": ("l", "j"), "r": ("r",),
+}  # fmt: skip
+TO_KYRGYZ = {"cs": {p: (k,) for p, k in _CZECH.items()}, "fi": _FINNISH, "it": _ITALIAN}
 _SILENCES = {"#", "##", "_"}  # pauses (Finnish writes a long one "##")
 _BACK = {"ɑ", "ɑ:", "o", "o:", "u", "u:", "ɯ"}
 _UVULAR = {"k": "q", "ɡ": "ʁ"}
@@ -124,7 +143,7 @@ def uvular(phones: list[str]) -> list[str]:
 
 
 def voice_folder(voice: str) -> Path:
-    return Path("/usr/share/festival/voices") / ("czech" if VOICES[voice].language == "cs" else "finnish") / voice
+    return Path("/usr/share/festival/voices") / _FOLDERS[VOICES[voice].language] / voice
 
 
 def install(voices: list[str]) -> None:
