@@ -1,6 +1,6 @@
 """Kyrgyz sentences read by Festival's diphone voices of real Czech, Finnish and Italian speakers (Debian).
 
-These voices join recorded diphones of one real speaker each (a woman, a boy, two men; LPC-resynthesised),
+These voices join recorded diphones of one real speaker each (women, men and a boy; LPC-resynthesised),
 so their timbre is a person's, not a vocoder's: the demo model made from synthetic speech alone fails on
 them as on real voices (~50 % PER). The Kyrgyz phones are spelled in the voice's own orthography
 (`SPELLING`), and the labels are what the voice then said: Festival's own segments, mapped back onto the
@@ -48,7 +48,7 @@ _FOLDERS = {"cs": "czech", "fi": "finnish", "it": "italian"}
 _VOWELS = "ɑ ɑ: e e: i i: o o: u u: ɯ oe oe: y y: ə".split()
 _LETTERS = {
     # Kyrgyz phone: Czech, Finnish, Italian letters (Finnish has no š ž č in Latin-1, nor z or x; Italian has no
-    # long vowels, ö ü ы or x, and says "ci"/"gi"/"sci" + a back vowel without the i)
+    # long vowels, ö ü ы or x, and writes tʃ dʒ ʃ as ci gi sci, whose i its front end may say: the label tells)
     **dict(zip(_VOWELS, zip("a á e é i í o ó u ú y e é i í e".split(), "a aa e ee i ii o oo u uu i ö öö y yy e".split(),
                             "a a e e i i o o u u i e e i i e".split()))),
     "b": ("b", "b", "b"), "d[": ("d", "d", "d"), "t[": ("t", "t", "t"), "p": ("p", "p", "p"), "k": ("k", "k", "k"),
@@ -61,8 +61,8 @@ SPELLING = {
     language: {p: letters[n] for p, letters in _LETTERS.items()} for n, language in enumerate(("cs", "fi", "it"))
 }
 
-# Festival's phones (czech.scm; suopuhe's finnish_phones.scm) -> Kyrgyz phones; k/g get their uvular form
-# from the word's vowels afterwards (`uvular`).
+# Festival's phones (czech.scm, suopuhe's finnish_phones.scm, italian_phoneset.scm) -> Kyrgyz phones; k/g get
+# their uvular form from the word's vowels afterwards (`uvular`).
 _CZECH = {
     "a": "ɑ", "a:": "ɑ:", "e": "e", "e:": "e:", "i": "i", "i:": "i:", "o": "o", "o:": "o:", "u": "u", "u:": "u:",
     "b": "b", "c": "ts", "c~": "tS", "ch": "X", "d": "d[", "d~": "d[", "dz": "z", "dz~": "dZ", "f": "f", "g": "ɡ",
