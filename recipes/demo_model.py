@@ -65,6 +65,7 @@ def arguments() -> argparse.ArgumentParser:
         action="store_true",
         help="Kyrgyz sentences read by Festival's Czech and Finnish diphone voices of real speakers (apt-get install)",
     )
+    parser.add_argument("--festival-sentences", type=int, default=200, help="training sentences per Festival voice")
     parser.add_argument("--extra-data", nargs="*", default=[], help="more labelled manifests (.jsonl) to train on")
     parser.add_argument("--real-copies", type=int, default=3, help="augmented copies of each real-voice clip")
     parser.add_argument("--real-updates", type=int, default=3000, help="updates of the real-voice stage")
@@ -211,7 +212,7 @@ def real_voice_sets(work: Path, args) -> dict:
         parts["festvox-ru"] = {"test": rows[::10], "valid": rows[5::30], "train": [r for i, r in enumerate(rows)
                                if i % 10 and i % 30 != 5]}  # fmt: skip
     if args.festival:
-        parts["festival"] = festival_sets(work, splits)
+        parts["festival"] = festival_sets(work, splits, args.festival_sentences)
     train = [work / "train" / "manifest.jsonl"] + [Path(m) for m in args.extra_data]
     valid = [work / "valid" / "manifest.jsonl"]
     tests = {}
@@ -235,11 +236,11 @@ def real_voice_sets(work: Path, args) -> dict:
     }
 
 
-def festival_sets(work: Path, splits: dict[str, list[str]]) -> dict[str, list[dict]]:
-    """Festival's voices (unispeech/festival.py) reading Kyrgyz: each trained voice its own 200 of espeak-ng's
+def festival_sets(work: Path, splits: dict[str, list[str]], per_voice: int) -> dict[str, list[dict]]:
+    """Festival's voices (unispeech/festival.py) reading Kyrgyz: each trained voice its own `per_voice` of espeak-ng's
     training sentences, 8 validation ones and 20 held-out ones (one test set for all of them); each held-out
     voice the same 120 held-out sentences and nothing else (a test set for the Czech one, one for the two
-    Italian ones). Each voice's reading is made once (`work/festival`)."""
+    Italian ones). Each voice's reading is made once per set of sentences (`work/festival`)."""
     import random
 
     from unispeech.data import write_manifest
@@ -248,18 +249,20 @@ def festival_sets(work: Path, splits: dict[str, list[str]]) -> dict[str, list[di
     install(list(VOICES))
     rng = random.Random(17)
     trained = [v for v in VOICES if v not in HELD_OUT_VOICES]
-    train = rng.sample(splits["train"], 200 * len(trained))
+    train = rng.sample(splits["train"], per_voice * len(trained))
     valid, test = rng.sample(splits["valid"], 8 * len(trained)), rng.sample(splits["test"], 120)
     asked = {voice: {"test": test} for voice in HELD_OUT_VOICES}
     for n, voice in enumerate(trained):
-        share = slice(n * 200, (n + 1) * 200)
+        share = slice(n * per_voice, (n + 1) * per_voice)
         asked[voice] = {"train": train[share], "valid": valid[n * 8 : (n + 1) * 8], "test": test[n * 20 : (n + 1) * 20]}
     parts: dict[str, list[dict]] = {"train": [], "valid": [], "test": []}
     for voice, sets in asked.items():
         for split, sentences in sets.items():
             manifest = work / "festival" / f"{voice}-{split}" / "manifest.jsonl"
-            if not manifest.is_file():
+            asked = manifest.with_name("sentences.json")  # what the reading was made of: redone if that changed
+            if not (manifest.is_file() and asked.is_file() and json.loads(asked.read_text("utf-8")) == sentences):
                 write_manifest(speak(sentences, voice, manifest.parent), manifest)
+                asked.write_text(json.dumps(sentences, ensure_ascii=False), encoding="utf-8")
             rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
             test_set = "festival-seen-voices"
             if voice in HELD_OUT_VOICES:
