@@ -249,12 +249,16 @@ def festival_sets(work: Path, splits: dict[str, list[str]], per_voice: int) -> d
     install(list(VOICES))
     rng = random.Random(17)
     trained = [v for v in VOICES if v not in HELD_OUT_VOICES]
-    train = rng.sample(splits["train"], per_voice * len(trained))
+    # 200 per voice first, then validation and test: so those two are the same whatever `per_voice` is
+    first = rng.sample(splits["train"], 200 * len(trained))
     valid, test = rng.sample(splits["valid"], 8 * len(trained)), rng.sample(splits["test"], 120)
+    more = max(per_voice - 200, 0)
+    taken = set(first)
+    extra = random.Random(18).sample([s for s in splits["train"] if s not in taken], more * len(trained))
     asked = {voice: {"test": test} for voice in HELD_OUT_VOICES}
     for n, voice in enumerate(trained):
-        share = slice(n * per_voice, (n + 1) * per_voice)
-        asked[voice] = {"train": train[share], "valid": valid[n * 8 : (n + 1) * 8], "test": test[n * 20 : (n + 1) * 20]}
+        train = first[n * 200 : (n + 1) * 200][:per_voice] + extra[n * more : (n + 1) * more]
+        asked[voice] = {"train": train, "valid": valid[n * 8 : (n + 1) * 8], "test": test[n * 20 : (n + 1) * 20]}
     parts: dict[str, list[dict]] = {"train": [], "valid": [], "test": []}
     for voice, sets in asked.items():
         for split, sentences in sets.items():
