@@ -155,13 +155,14 @@ def decoding_text(lm: dict | None) -> str:
     """The card's line on the default decoding: the phone LM the recipe made (recipes/demo_lm.py), or greedy."""
     if not lm:
         return "greedy (the model ships no phone LM)"
-    tuned = " and ".join(f"`{name}` ({n})" for name, n in lm["tuned_on"].items())
+    tuned = ", ".join(f"`{name}` ({n})" for name, n in lm["tuned_on"].items())
     return (
         f"beam search (width 8) with the model's own {lm['order']}-gram phone LM (`phone_lm.arpa`, "
         f"{lm['ngrams']} n-grams, Witten-Bell) of {lm['sentences']} G2P'd Kyrgyz sentences of data/ky (no "
         f"held-out or tuning sentence among them); LM weight {lm['lm_weight']}, insertion bonus "
         f"{lm['insertion_bonus']} per phone (`unispeech_decoding.json`), chosen on the validation "
-        f"utterances {tuned}: PER there {100 * lm['tuning_per_greedy']:.2f} % greedy, "
+        f"utterances {tuned} by the mean of their PERs (each set counts once): there "
+        f"{100 * lm['tuning_per_greedy']:.2f} % greedy, "
         f"{100 * lm['tuning_per_beam_lm']:.2f} % with the LM. `--decoder greedy` (or "
         f"`load_model(decoder=GreedyDecoder())`) decodes without it. Made by `python recipes/demo_lm.py`"
     )

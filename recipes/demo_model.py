@@ -334,6 +334,8 @@ def evaluate(model: Path, manifest: Path, work: Path, greedy: bool = False) -> d
     report = out / "report.json"
     inputs = [model / "model.safetensors", manifest] + ([model / DECODING_FILE] if has_lm else [])
     if not report.is_file() or report.stat().st_mtime < max(p.stat().st_mtime for p in inputs):
+        if report.is_file():  # stale: made with other weights or decoding, which evaluate will not resume
+            shutil.rmtree(out)
         cmd = [sys.executable, "-m", "unispeech", "evaluate", "--model", str(model), "--data", str(manifest)]
         run(cmd + ["--out", str(out)] + (["--decoder", "greedy"] if greedy else []))
     return json.loads(report.read_text())["summary"]
