@@ -132,7 +132,8 @@ AGREEMENT_FLOOR = 0.99  # auto takes the fastest setting that keeps float32's ph
 MEASURED = {  # per CPU class, in order of preference: fastest first (ties within noise: the faster load first)
     # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table); agreement: the v11 demo
     # model (v10 trained on with Festival's voices; weights stored as float16), greedy and with its phone LM
-    # (2026-12-05)
+    # (2026-12-05). v12 was made on an AMX machine and not measured on a Zen4; its figures there, and with
+    # oneDNN held to AVX512-bf16 kernels, lead to the same two choices (docs/performance.md)
     "avx512-vnni": (
         Measured("onnxruntime", "int8", 0.96, 0.965, 0.996),
         Measured("torch", "bfloat16", 1.29, 0.982, 0.987),
@@ -147,15 +148,15 @@ MEASURED = {  # per CPU class, in order of preference: fastest first (ties withi
         Measured("onnxruntime", "float32", 3.08, 1.0, 1.0),
         Measured("torch", "float32", 4.24, 1.0, 1.0),
     ),
-    # Intel Xeon with AMX (family 6 model 207, the lent GPU machine's host), 2 threads, torch 2.11, ORT 1.30,
-    # 2026-12-04: speed and both agreements measured on that machine with the v6 demo model (docs/performance.md,
-    # "AMX" table); the v9/v10 models have not been measured there (its bf16 kernels differ from Zen4's)
+    # Intel Xeon with AMX, the 2-core development VM (avx512_bf16, avx512_vnni, amx_bf16, amx_int8), torch 2.13,
+    # ORT 1.32, 2026-12-05: speed (docs/performance.md, "AMX" table) and both agreements measured there, with the
+    # v12 demo model
     "amx": (
-        Measured("torch", "bfloat16", 0.53, 0.987, 0.991),
-        Measured("onnxruntime", "int8", 0.90, 0.969, 1.0),
-        Measured("torch", "auto", 1.04, 1.0, 0.996),
-        Measured("torch", "float32", 1.82, 1.0, 1.0),
-        Measured("onnxruntime", "float32", 2.19, 1.0, 1.0),
+        Measured("torch", "bfloat16", 0.36, 0.982, 0.982),
+        Measured("onnxruntime", "int8", 0.52, 0.956, 0.991),
+        Measured("torch", "auto", 0.53, 0.991, 0.982),
+        Measured("torch", "float32", 1.45, 1.0, 1.0),  # onnxruntime float32 is 1.36 s, but loads in 6 s, +0.8 GB
+        Measured("onnxruntime", "float32", 1.36, 1.0, 1.0),
     ),
 }
 
