@@ -1,0 +1,47 @@
+"""PER of a model with its own phone LM over recipes/demo_lm.py's grid of LM weights and insertion bonuses,
+set by set: what each kind of voice prefers (the recipe takes the mean over its validation sets).
+
+    python bench/lm_weight_grid.py --model runs/demo-v12/model-real-float16 --work runs/demo-v12
+                                   [--sets valid,valid-rhvoice,valid-festival,test-festival-unseen-voice]
+"""
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+from demo_lm import INSERTION_BONUSES, LM_WEIGHTS, TUNING_SETS, Scored  # noqa: E402
+
+from unispeech import load_model  # noqa: E402
+from unispeech.beam import DECODING_FILE, PHONE_LM_FILE, BeamOptions  # noqa: E402
+from unispeech.data import load_dataset  # noqa: E402
+from unispeech.lm import PhoneLM  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, required=True, help="a model folder with its own phone LM")
+    p.add_argument("--work", type=Path, required=True, help="recipes/demo_model.py's work folder")
+    p.add_argument("--sets", default=",".join(TUNING_SETS), help="comma-separated set folders in --work")
+    a = p.parse_args()
+    if not (a.model / DECODING_FILE).is_file():
+        sys.exit(f"lm_weight_grid: {a.model} has no {DECODING_FILE}: make its LM with recipes/demo_lm.py")
+    model = load_model(a.model, dtype="float32")
+    lm = PhoneLM.load(a.model / PHONE_LM_FILE)
+    grid = list(itertools.product(LM_WEIGHTS, INSERTION_BONUSES))
+    print("| set | utterances | greedy | best (weight, bonus) | " + " | ".join(f"{w}, {b}" for w, b in grid) + " |")
+    print("|---|---|---|---|" + "---|" * len(grid))
+    for name in a.sets.split(","):
+        rows = load_dataset(a.work / name / "manifest.jsonl")[0]
+        scored = Scored(model, [u.audio for u in rows], [u.phones for u in rows])
+        pers = {(w, b): scored.per(BeamOptions(8, w, b), lm) for w, b in grid}
+        best = min(pers, key=pers.get)
+        cells = " | ".join(f"{100 * pers[g]:.2f}" for g in grid)
+        print(
+            f"| {name} | {len(rows)} | {100 * scored.per(None, None):.2f} | {best} {100 * pers[best]:.2f} | {cells} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
