@@ -6,15 +6,14 @@ set by set: what each kind of voice prefers (the recipe takes the mean over its 
 """
 
 import argparse
-import itertools
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-from demo_lm import INSERTION_BONUSES, LM_WEIGHTS, TUNING_SETS, Scored  # noqa: E402
+from demo_lm import GRID, TUNING_SETS, Scored  # noqa: E402
 
 from unispeech import load_model  # noqa: E402
-from unispeech.beam import DECODING_FILE, PHONE_LM_FILE, BeamOptions  # noqa: E402
+from unispeech.beam import DECODING_FILE, PHONE_LM_FILE  # noqa: E402
 from unispeech.data import load_dataset  # noqa: E402
 from unispeech.lm import PhoneLM  # noqa: E402
 
@@ -29,15 +28,14 @@ def main() -> None:
         sys.exit(f"lm_weight_grid: {a.model} has no {DECODING_FILE}: make its LM with recipes/demo_lm.py")
     model = load_model(a.model, dtype="float32")
     lm = PhoneLM.load(a.model / PHONE_LM_FILE)
-    grid = list(itertools.product(LM_WEIGHTS, INSERTION_BONUSES))
-    print("| set | utterances | greedy | best (weight, bonus) | " + " | ".join(f"{w}, {b}" for w, b in grid) + " |")
-    print("|---|---|---|---|" + "---|" * len(grid))
+    print("| set | utterances | greedy | best (weight, bonus) | " + " | ".join(f"{w}, {b}" for w, b in GRID) + " |")
+    print("|---|---|---|---|" + "---|" * len(GRID))
     for name in a.sets.split(","):
         rows = load_dataset(a.work / name / "manifest.jsonl")[0]
         scored = Scored(model, [u.audio for u in rows], [u.phones for u in rows])
-        pers = {(w, b): scored.per(BeamOptions(8, w, b), lm) for w, b in grid}
+        pers = scored.grid(lm)
         best = min(pers, key=pers.get)
-        cells = " | ".join(f"{100 * pers[g]:.2f}" for g in grid)
+        cells = " | ".join(f"{100 * pers[g]:.2f}" for g in GRID)
         print(
             f"| {name} | {len(rows)} | {100 * scored.per(None, None):.2f} | {best} {100 * pers[best]:.2f} | {cells} |"
         )

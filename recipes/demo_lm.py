@@ -25,6 +25,7 @@ VALID_SENTENCES = 150  # as recipes/demo_model.py
 TUNING_SETS = ("valid", "valid-rhvoice", "valid-festival")
 LM_WEIGHTS = (0.3, 0.5, 0.8, 1.2)
 INSERTION_BONUSES = (0.0, 1.0, 2.0, 3.0, 4.0)
+GRID = tuple(itertools.product(LM_WEIGHTS, INSERTION_BONUSES))  # (LM weight, insertion bonus)
 
 
 def add_phone_lm(model_dir: Path, work: Path, order: int = 4) -> dict:
@@ -41,11 +42,8 @@ def add_phone_lm(model_dir: Path, work: Path, order: int = 4) -> dict:
     lm = build_lm(phonemize(sentences), order=order)
     model = load_model(model_dir, dtype="float32")
     scored = [Scored(model, [u.audio for u in rows], [u.phones for u in rows]) for rows in tuning]
-
-    def mean_per(options, lm) -> float:
-        return sum(s.per(options, lm) for s in scored) / len(scored)
-
-    grid = {(w, b): mean_per(BeamOptions(8, w, b), lm) for w, b in itertools.product(LM_WEIGHTS, INSERTION_BONUSES)}
+    per_set = [s.grid(lm) for s in scored]
+    grid = {g: sum(pers[g] for pers in per_set) / len(per_set) for g in GRID}
     weight, bonus = min(grid, key=grid.get)
     save_folder_decoder(model_dir, BeamOptions(8, weight, bonus), lm)
     chosen = {
@@ -55,7 +53,7 @@ def add_phone_lm(model_dir: Path, work: Path, order: int = 4) -> dict:
         "lm_weight": weight,
         "insertion_bonus": bonus,
         "tuned_on": {name: len(rows) for name, rows in zip(names, tuning)},
-        "tuning_per_greedy": mean_per(None, None),  # the mean of the sets' PERs
+        "tuning_per_greedy": sum(s.per(None, None) for s in scored) / len(scored),  # the mean of the sets' PERs
         "tuning_per_beam_lm": grid[(weight, bonus)],
     }
     print(json.dumps(chosen, indent=2))
@@ -77,6 +75,12 @@ class Scored:
 
         decoder = GreedyDecoder() if options is None else BeamSearchDecoder(options, lm)
         return score_logits(self.model, self.logits, self.lengths, self.refs, decoder).per
+
+    def grid(self, lm) -> dict[tuple[float, float], float]:
+        """PER with `lm` at every (LM weight, insertion bonus) of GRID, beam width 8."""
+        from unispeech.beam import BeamOptions
+
+        return {(w, b): self.per(BeamOptions(8, w, b), lm) for w, b in GRID}
 
 
 def main() -> None:

@@ -263,10 +263,10 @@ def festival_sets(work: Path, splits: dict[str, list[str]], per_voice: int) -> d
     for voice, sets in asked.items():
         for split, sentences in sets.items():
             manifest = work / "festival" / f"{voice}-{split}" / "manifest.jsonl"
-            asked = manifest.with_name("sentences.json")  # what the reading was made of: redone if that changed
-            if not (manifest.is_file() and asked.is_file() and json.loads(asked.read_text("utf-8")) == sentences):
+            made_of = manifest.with_name("sentences.json")  # what the reading was made of: redone if that changed
+            if not (manifest.is_file() and made_of.is_file() and json.loads(made_of.read_text("utf-8")) == sentences):
                 write_manifest(speak(sentences, voice, manifest.parent), manifest)
-                asked.write_text(json.dumps(sentences, ensure_ascii=False), encoding="utf-8")
+                made_of.write_text(json.dumps(sentences, ensure_ascii=False), encoding="utf-8")
             rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
             test_set = "festival-seen-voices"
             if voice in HELD_OUT_VOICES:

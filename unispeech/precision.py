@@ -132,8 +132,8 @@ AGREEMENT_FLOOR = 0.99  # auto takes the fastest setting that keeps float32's ph
 MEASURED = {  # per CPU class, in order of preference: fastest first (ties within noise: the faster load first)
     # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table); agreement: the v11 demo
     # model (v10 trained on with Festival's voices; weights stored as float16), greedy and with its phone LM
-    # (2026-12-05). v12 was made on an AMX machine and not measured on a Zen4; its figures there, and with
-    # oneDNN held to AVX512-bf16 kernels, lead to the same two choices (docs/performance.md)
+    # (2026-12-05). v12 was made on an AMX machine and not measured on a Zen4; its figures on that machine,
+    # native and with oneDNN held to AVX512-bf16 kernels, lead to the same two choices (docs/performance.md)
     "avx512-vnni": (
         Measured("onnxruntime", "int8", 0.96, 0.965, 0.996),
         Measured("torch", "bfloat16", 1.29, 0.982, 0.987),
