@@ -3,7 +3,7 @@ matmuls kept in float32 (export.Int8Options.keep_float) and the rest int8, and c
 utterances whose phones stay identical to torch float32's (the 99 % rule behind `auto`), decoded as the model
 decodes (its own phone LM if it ships one) or greedily with --decoder greedy.
 
-    python bench/int8_parts.py [--model FOLDER] [--data runs/remeasure/test/manifest.jsonl] [--decoder greedy]
+    python bench/int8_parts.py [--model FOLDER] [--data MANIFEST ...] [--decoder greedy]
                                [ROW ...]
 
 A ROW is a "+"-joined list of module-name fragments as they appear in the state dict ("lm_head",
@@ -15,7 +15,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from precision_agreement import DEFAULT_DATA, held_out_set
+from precision_agreement import held_out_sets
 
 from unispeech import load_model
 from unispeech.beam import folder_decoder
@@ -45,13 +45,11 @@ def int8_phones(folder: Path, keep: tuple[str, ...], paths: list, work: Path, de
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="unispeech/assets/default-model")
-    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--data", nargs="+", help="manifests (.jsonl), pooled (default: precision_agreement's draws)")
     p.add_argument("--decoder", choices=("auto", "greedy"), default="auto", help="auto: the model's own decoding")
     p.add_argument("rows", nargs="*", help='"+"-joined module fragments kept in float32 (default: a sweep)')
     a = p.parse_args()
-    if Path(a.data) == DEFAULT_DATA:
-        held_out_set()
-    utterances = load_dataset(a.data)[0]
+    utterances = [u for m in a.data or held_out_sets() for u in load_dataset(m)[0]]
     paths, refs = [u.audio for u in utterances], [u.phones for u in utterances]
     decoder = (a.decoder == "auto" and folder_decoder(a.model)) or GreedyDecoder()
     fp32_model = load_model(a.model, backend="torch", dtype="float32", decoder=decoder)

@@ -207,7 +207,7 @@ def test_auto_takes_the_fastest_setting_that_keeps_float32_phones(monkeypatch):
             else precision.dtype_name(precision.Precision.choose(best.dtype, torch.device("cpu")))
         )
         assert (choice.backend, choice.dtype) == (best.backend, dtype)
-        assert f"{100 * agreement[settings.index(best)]:.1f} %" in choice.reason
+        assert f"{100 * agreement[settings.index(best)]:.2f} %" in choice.reason
         assert ("decoded with its phone LM" in choice.reason) == with_lm
 
 

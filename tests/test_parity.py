@@ -181,6 +181,20 @@ def test_imports_and_runs_without_transformers(tiny_model_dir):
     assert done.stdout.strip() == "True"
 
 
+def test_loading_and_transcribing_leave_torchs_compiler_unimported(tiny_model_dir):
+    """Importing torch._dynamo costs ~1 s; a plain load + transcribe (the README's first command) needs none of it
+    (the positional conv's random init on the meta device used to pull it in)."""
+    code = (
+        "import sys, numpy as np, unispeech\n"
+        f"r = unispeech.load_model({str(tiny_model_dir)!r}, backend='torch', dtype='auto')\n"
+        "r.transcribe(np.random.default_rng(0).standard_normal(16000).astype('float32'), 16000)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
 def test_config_round_trips(tmp_path, tiny_model_dir):
     ours = unispeech.load_model(tiny_model_dir, dtype="float32")
     original = json.loads((tiny_model_dir / "config.json").read_text())
@@ -269,3 +283,24 @@ def test_the_positional_conv_in_bfloat16_matches_float32(channels, groups, kerne
     low.load_state_dict(conv.state_dict())
     with torch.no_grad():
         assert rel(low(x.detach().bfloat16()), ref.detach()) < 0.01
+
+
+@pytest.mark.parametrize("norm", ["layer", "group"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_inference_runs_the_cnn_in_blocks_with_the_same_result(monkeypatch, norm, bias):
+    """On a CPU, inference runs each conv layer block by block over each row's valid frames: the valid frames
+    equal training's whole-batch result at any block size, and frames that only padding reaches are zero."""
+    from unispeech.components import ConvLayer, FeatureEncoder
+
+    torch.manual_seed(0)
+    encoder = FeatureEncoder([16, 16, 16], [10, 3, 2], [5, 2, 2], bias, norm, "gelu").eval()
+    wav, lengths = torch.randn(3, 1600), torch.tensor([1600, 1111, 37])
+    whole, whole_lengths = encoder(wav, lengths)  # autograd on: the whole-batch path
+    for rows in (1, 7, 1024):
+        monkeypatch.setattr(ConvLayer, "BLOCK_ROWS", rows)
+        with torch.inference_mode():
+            blocks, block_lengths = encoder(wav, lengths)
+        assert torch.equal(block_lengths, whole_lengths) and blocks.shape == whole.shape
+        for row, valid in enumerate(block_lengths.tolist()):
+            torch.testing.assert_close(blocks[row, :valid], whole[row, :valid].detach(), rtol=1e-5, atol=1e-5)
+            assert not blocks[row, valid:].any()

@@ -58,6 +58,8 @@ class ConvLayer(nn.Module):
     (faster than conv1d on CPUs, and the norms need no transposes). `conv` keeps transformers' weights.
     """
 
+    BLOCK_ROWS = 1024  # output frames per block in inference: the block stays in cache through norm and activation
+
     def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, bias: bool, norm: str | None, act: str):
         super().__init__()
         self.conv = nn.Conv1d(in_dim, out_dim, kernel_size=kernel, stride=stride, bias=bias)
@@ -70,10 +72,21 @@ class ConvLayer(nn.Module):
         self.activation = ACTIVATIONS[act]()
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T, C_in) -> (B, T', C_out)
-        B, _, C = x.shape
+        """`lengths`: valid output frames. Inference on a CPU leaves the frames past them zero (they depend on
+        padding only); training, export and CUDA compute them as the convolution of the padding."""
+        blocks = x.device.type == "cpu" and not (torch.is_grad_enabled() or torch.compiler.is_exporting())
+        if blocks and self.norm_kind != "group":
+            return self._in_blocks(x, lengths)
         windows = x.unfold(1, self.kernel, self.stride).transpose(2, 3)  # (B, T', k, C_in), a view
-        weight = self.conv.weight.permute(2, 1, 0).reshape(self.kernel * C, -1)  # (k * C_in, C_out)
-        x = windows.reshape(B, windows.shape[1], self.kernel * C) @ weight
+        windows = windows.reshape(x.shape[0], windows.shape[1], -1)
+        return self._transform(windows, self._window_weight(x.shape[2]), lengths)
+
+    def _window_weight(self, C: int) -> torch.Tensor:
+        return self.conv.weight.permute(2, 1, 0).reshape(self.kernel * C, -1)  # (k * C_in, C_out)
+
+    def _transform(self, windows: torch.Tensor, weight: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """(..., k * C_in) windows -> conv, norm and activation of each frame (group norm: of whole rows)."""
+        x = windows @ weight
         if self.conv.bias is not None:
             x = x + self.conv.bias
         if self.norm_kind == "layer":
@@ -81,6 +94,22 @@ class ConvLayer(nn.Module):
         elif self.norm_kind == "group":
             x = self.layer_norm.forward_masked(x, lengths)
         return self.activation(x)
+
+    def _in_blocks(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # The same arithmetic, one block of one row's valid frames at a time. Whole-batch tensors of the first
+        # layers (32000 x 512 per 10 s) go through memory once per op, and in float32 that costs more than
+        # the matmuls (docs/performance.md, "The float32 CNN in blocks").
+        B, T, C = x.shape
+        weight = self._window_weight(C)
+        frames = max((T - self.kernel) // self.stride + 1, 0)
+        out = x.new_zeros(B, frames, weight.shape[1])
+        for b, valid in enumerate(lengths.clamp(max=frames).tolist()):
+            for start in range(0, valid, self.BLOCK_ROWS):
+                end = min(start + self.BLOCK_ROWS, valid)
+                samples = x[b, start * self.stride : (end - 1) * self.stride + self.kernel]
+                windows = samples.unfold(0, self.kernel, self.stride).transpose(1, 2).reshape(end - start, -1)
+                out[b, start:end] = self._transform(windows, weight, None)
+        return out
 
 
 class FeatureEncoder(nn.Module):
@@ -126,6 +155,8 @@ class WeightNormConv1d(nn.Module):
         self.weight_g = nn.Parameter(torch.ones(1, 1, kernel))
         self.weight_v = nn.Parameter(torch.empty(channels, channels // groups, kernel))
         self.bias = nn.Parameter(torch.zeros(channels))
+        if self.weight_v.is_meta:  # loading builds on meta; normal_ there imports torch's compiler (~1 s)
+            return
         nn.init.normal_(self.weight_v, std=math.sqrt(4.0 / (kernel * channels)))
         with torch.no_grad():
             self.weight_g.copy_(self.weight_v.norm(dim=(0, 1), keepdim=True))
