@@ -4,15 +4,17 @@ residual stream stays fp32) and counts the evaluation utterances whose phones st
     python bench/precision_parts.py cnn proj pos attn ffn attn+ffn proj+pos+attn+ffn cnn1-2 cnn3-6
 
 Parts: cnn (whole feature encoder), cnn1-2 / cnn3-6 (some of its conv layers), proj (feature projection),
-pos (positional conv), attn, ffn (all transformer layers). Model and data as bench/precision_agreement.py.
+pos (positional conv), attn, ffn (all transformer layers). Model, data and --decoder as
+bench/precision_agreement.py (by default its three draws of the demo model's held-out sentences).
 """
 
 import argparse
 from pathlib import Path
 
 import torch
+from precision_agreement import held_out_sets
 
-from unispeech import load_model
+from unispeech import GreedyDecoder, load_model
 from unispeech.data import load_dataset
 from unispeech.metrics import phone_error_rate
 
@@ -22,8 +24,8 @@ def cast_inputs(module, args):
     return tuple(a.to(dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
 
 
-def transcribe(model_dir: str, paths: list[Path], parts: list[str]) -> list[list[str]]:
-    recognizer = load_model(model_dir, dtype="float32")
+def transcribe(model_dir: str, paths: list[Path], parts: list[str], greedy: bool) -> list[list[str]]:
+    recognizer = load_model(model_dir, dtype="float32", decoder=GreedyDecoder() if greedy else None)
     m = recognizer.model.backbone
     conv = list(m.feature_extractor.conv_layers)
     groups = {
@@ -50,17 +52,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("variants", nargs="+", help="parts joined by +, e.g. attn+ffn")
     p.add_argument("--model", default="unispeech/assets/default-model")
-    p.add_argument("--data", default="runs/demo/test/manifest.jsonl")
+    p.add_argument("--data", nargs="+", help="manifests (.jsonl), pooled (default: precision_agreement's draws)")
+    p.add_argument("--decoder", choices=("auto", "greedy"), default="auto", help="auto: the model's own decoding")
     a = p.parse_args()
-    utterances = load_dataset(a.data)[0]
+    utterances = [u for m in a.data or held_out_sets() for u in load_dataset(m)[0]]
     paths, refs = [u.audio for u in utterances], [u.phones for u in utterances]
-    reference = transcribe(a.model, paths, [])
+    greedy = a.decoder == "greedy"
+    reference = transcribe(a.model, paths, [], greedy)
     print(f"fp32: PER {100 * phone_error_rate(refs, reference).per:.2f} % over {len(utterances)} utterances")
     for variant in a.variants:
-        out = transcribe(a.model, paths, variant.split("+"))
-        same = sum(x == y for x, y in zip(reference, out)) / len(utterances)
+        out = transcribe(a.model, paths, variant.split("+"), greedy)
+        same = sum(x == y for x, y in zip(reference, out))
         print(
-            f"{variant:24s} in bf16: identical phones {100 * same:.1f} %, "
+            f"{variant:24s} in bf16: identical phones {100 * same / len(utterances):.2f} % ({same}), "
             f"PER {100 * phone_error_rate(refs, out).per:.2f} %",
             flush=True,
         )

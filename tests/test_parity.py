@@ -176,9 +176,7 @@ def test_imports_and_runs_without_transformers(tiny_model_dir):
         "out = r.transcribe(np.random.default_rng(0).standard_normal(16000).astype('float32'), 16000)\n"
         "print(len(out.timestamps) == len(out.phones))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "True"
+    assert python_output(code) == "True"
 
 
 def test_loading_and_transcribing_leave_torchs_compiler_unimported(tiny_model_dir):
@@ -190,9 +188,14 @@ def test_loading_and_transcribing_leave_torchs_compiler_unimported(tiny_model_di
         "r.transcribe(np.random.default_rng(0).standard_normal(16000).astype('float32'), 16000)\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
+    assert python_output(code) == "False"
+
+
+def python_output(code: str) -> str:
+    """What `code` prints, run in a fresh interpreter (so that the imports are its own)."""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False"
+    return done.stdout.strip()
 
 
 def test_config_round_trips(tmp_path, tiny_model_dir):

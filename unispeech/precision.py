@@ -133,7 +133,8 @@ MEASURED = {  # per CPU class, in order of preference: fastest first (ties withi
     # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table); agreement: the v11 demo
     # model (v10 trained on with Festival's voices; weights stored as float16), greedy and with its phone LM
     # (2026-12-05). v12 was made on an AMX machine and not measured on a Zen4; its figures on that machine,
-    # native and with oneDNN held to AVX512-bf16 kernels, lead to the same two choices (docs/performance.md)
+    # native and with oneDNN held to AVX512-bf16 kernels, lead to the same two choices (docs/performance.md).
+    # Its torch seconds predate the CNN's blocks (faster since, unmeasured there), as do AVX2's
     "avx512-vnni": (
         Measured("onnxruntime", "int8", 0.96, 0.965, 0.996),
         Measured("torch", "bfloat16", 1.29, 0.982, 0.987),
