@@ -73,7 +73,7 @@ class ConvLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T, C_in) -> (B, T', C_out)
         """`lengths`: valid output frames. Inference on a CPU leaves the frames past them zero (they depend on
-        padding only); training, export and CUDA compute them as the convolution of the padding."""
+        padding only); training, export, CUDA and group-norm layers compute them from the padding."""
         blocks = x.device.type == "cpu" and not (torch.is_grad_enabled() or torch.compiler.is_exporting())
         if blocks and self.norm_kind != "group":
             return self._in_blocks(x, lengths)
