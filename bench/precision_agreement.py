@@ -23,6 +23,7 @@ SETTINGS = {  # name -> (backend, dtype)
     "torch float32": ("torch", "float32"),
     "default (auto)": ("auto", "auto"),
     "torch auto (bf16 matmuls, fp32 CNN)": ("torch", "auto"),
+    "torch mixed (bf16 layers, the rest fp32)": ("torch", "mixed"),
     "torch bfloat16": ("torch", "bfloat16"),
     "onnxruntime float32": ("onnxruntime", "float32"),
     "onnxruntime int8": ("onnxruntime", "int8"),

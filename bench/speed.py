@@ -36,6 +36,7 @@ IMPLS = {  # name -> (what runs, its setting)
     "ours-default": ("ours", ("auto", "auto")),
     "ours-torch-fp32": ("ours", ("torch", "float32")),
     "ours-torch-auto": ("ours", ("torch", "auto")),
+    "ours-torch-mixed": ("ours", ("torch", "mixed")),
     "ours-torch-bf16": ("ours", ("torch", "bfloat16")),
     "ours-onnx-fp32": ("ours", ("onnxruntime", "float32")),
     "ours-onnx-int8": ("ours", ("onnxruntime", "int8")),
@@ -287,7 +288,7 @@ def default_impls() -> list[str]:
     from unispeech.precision import fast_bf16
 
     native = fast_bf16(torch.device("cpu"))
-    return [i for i in IMPLS if native or not any(k in i for k in ("bf16", "torch-auto"))]
+    return [i for i in IMPLS if native or not any(k in i for k in ("bf16", "torch-auto", "torch-mixed"))]
 
 
 def main() -> None:

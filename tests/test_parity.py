@@ -236,6 +236,23 @@ def test_auto_precision_keeps_cnn_norms_and_head_in_float32(tiny_model_dir, monk
     assert 0 < error_auto < error_bf16
 
 
+def test_mixed_precision_runs_only_the_layers_matmuls_in_bfloat16(tiny_model_dir):
+    """dtype "mixed": bf16 matmuls in the transformer layers; the CNN, the feature projection and the positional
+    conv (whose bf16 rounding changes phones after the CNN's), the norms and the head in float32."""
+    mixed = unispeech.load_model(tiny_model_dir, backend="torch", dtype="mixed")
+    backbone = mixed.model.backbone
+    for part in (backbone.feature_extractor, backbone.feature_projection, backbone.encoder.pos_conv_embed):
+        assert {p.dtype for p in part.parameters()} == {torch.float32}
+    layer = backbone.encoder.layers[0]
+    assert layer.attention.q_proj.weight.dtype == layer.feed_forward.output_dense.weight.dtype == torch.bfloat16
+    assert layer.layer_norm.weight.dtype == mixed.model.lm_head.weight.dtype == torch.float32
+    assert mixed.describe().startswith("torch bfloat16 (CNN, projection, positional conv float32)")
+    wav = speechlike(2.0)
+    a, b = unispeech.load_model(tiny_model_dir, dtype="float32").logits(wav, 16000), mixed.logits(wav, 16000)
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert 0 < np.abs(a - b).max() and cosine.min() > 0.99
+
+
 @pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="needs Linux /proc to see memory mappings")
 @pytest.mark.parametrize("dtype", ["auto", "bfloat16"])
 def test_mixed_precision_load_releases_the_weight_file(tiny_model_dir, tmp_path, monkeypatch, dtype):

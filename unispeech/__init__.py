@@ -56,7 +56,7 @@ def load_model(
     `recognizer.describe()` and `recognizer.choice` say what runs and why. dtype "int8" or backend
     "onnxruntime" ask for the model's ONNX export in onnxruntime (made once, then cached); "float32",
     "bfloat16", "float16" for torch in that type ("auto" with backend "torch": bf16 transformer matmuls and a
-    float32 CNN where bf16 is native). The CTC head, the
+    float32 CNN where bf16 is native; "mixed": bf16 matmuls in the transformer layers only). The CTC head, the
     transformer's layer norms and its residual stream always stay float32 (precision.py).
     `decoder`: a decoding strategy; by default the folder's own (beam search with its phone LM where it ships
     `unispeech_decoding.json`, as the bundled model does), else greedy. `GreedyDecoder()` asks for greedy.

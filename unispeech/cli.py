@@ -241,8 +241,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dtype",
         default="auto",
-        choices=("auto", "float32", "bfloat16", "float16", "int8"),
-        help="precision; auto: chosen per machine (see `unispeech info`); int8: onnxruntime (default: auto)",
+        choices=("auto", "float32", "bfloat16", "mixed", "float16", "int8"),
+        help="precision; auto: chosen per machine (see `unispeech info`); mixed: bfloat16 transformer layers, "
+        "the rest float32; int8: onnxruntime (default: auto)",
     )
     p.add_argument(
         "--backend",

@@ -24,7 +24,9 @@ from .masking import SpanMasker, SpanMasks
 from .precision import Precision, Roles
 from .quantizer import GumbelQuantizer
 
-PRECISION_ROLES = Roles(cnn=FeatureEncoder, transformer=Encoder, boxes=BOX_INPUT_TYPES)
+PRECISION_ROLES = Roles(
+    cnn=FeatureEncoder, entry=(FeatureProjection, ConvPositionalEmbedding), transformer=Encoder, boxes=BOX_INPUT_TYPES
+)
 INITIALIZER_RANGE = 0.02  # std of linear weights: BERT's, fairseq's init_bert_params and transformers' default
 
 

@@ -46,35 +46,44 @@ def fast_bf16(device: torch.device) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Precision:
-    """The types a model runs in: `compute` for the transformer's matmuls, `features` for the CNN."""
+    """The types a model runs in: `compute` for the transformer's matmuls, `features` for the CNN, `entry` for
+    what carries the CNN's output into the layers (feature projection, positional conv; None: `compute`)."""
 
     compute: torch.dtype = torch.float32
     features: torch.dtype = torch.float32
+    entry: torch.dtype | None = None
 
     @classmethod
     def choose(cls, dtype: torch.dtype | str | None, device: torch.device) -> Precision:
         """ "auto" (or None): bfloat16 matmuls with a float32 CNN where bf16 is native (the CNN's rounding is what
-        changes phones most), float32 elsewhere; a named type: that type throughout (head and norms aside)."""
+        changes phones most), float32 elsewhere; "mixed": bfloat16 matmuls in the transformer layers only (the
+        positional conv's rounding is the next that changes phones); a named type: that type throughout (head
+        and norms aside)."""
         if dtype is None or dtype == "auto":
             return cls(torch.bfloat16, torch.float32) if fast_bf16(device) else cls()
+        if dtype == "mixed":
+            return cls(torch.bfloat16, torch.float32, torch.float32)
         if isinstance(dtype, str):
             if dtype not in DTYPE_NAMES:
-                raise ValueError(f"unknown dtype {dtype!r} (expected auto or one of {', '.join(DTYPE_NAMES)})")
+                raise ValueError(f"unknown dtype {dtype!r} (expected auto, mixed or one of {', '.join(DTYPE_NAMES)})")
             dtype = DTYPE_NAMES[dtype]
         return cls(dtype, dtype)
 
-    def dtype_of(self, name: str, module: nn.Module, inside_features: bool, inside_encoder: bool) -> torch.dtype:
-        """The type of the parameters of `module` (named `name` in the model)."""
+    def dtype_of(self, name: str, module: nn.Module, part: str | None, inside_encoder: bool) -> torch.dtype:
+        """The type of the parameters of `module` (named `name` in the model; `part`: "features", "entry" or
+        None, as Roles says)."""
         if name.endswith("lm_head") or (inside_encoder and isinstance(module, nn.LayerNorm)):
             # fp32 layer norms make the residual stream add in fp32: rounding does not pile up over the layers
             return torch.float32
-        return self.features if inside_features else self.compute
+        if part == "features":
+            return self.features
+        return self.entry or self.compute if part == "entry" else self.compute
 
     def parameter_dtypes(self, model: nn.Module, roles: Roles) -> dict[str, torch.dtype]:
         """Every parameter's and buffer's final type, by name; works on a model on the meta device."""
         out: dict[str, torch.dtype] = {}
-        for name, module, features, encoder in _walk(model, roles.cnn, roles.transformer):
-            dtype = self.dtype_of(name, module, features, encoder)
+        for name, module, part, encoder in _walk(model, roles):
+            dtype = self.dtype_of(name, module, part, encoder)
             for key, _ in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
                 out[f"{name}.{key}" if name else key] = dtype
         return out
@@ -152,11 +161,13 @@ MEASURED = {  # per CPU class, in order of preference: fastest first (ties withi
     # Intel Xeon with AMX, the 2-core development VM (avx512_bf16, avx512_vnni, amx_bf16, amx_int8), torch 2.13,
     # ORT 1.32, 2026-12-05, the CNN run in blocks (docs/performance.md, "AMX" table). Agreement: the v12 demo
     # model on its 227 held-out sentences in three draws of voices (681 utterances, bench/precision_agreement.py):
-    # one draw of 227 swings by 1-3 utterances with the audio and the batching, which is the floor's width
+    # one draw of 227 swings by 1-3 utterances with the audio and the batching, which is the floor's width.
+    # "mixed" (0.62 s) is from a later run with three processes a setting, where auto took 0.59 s
     "amx": (
         Measured("torch", "bfloat16", 0.41, 0.9838, 0.9897),
         Measured("torch", "auto", 0.55, 0.9868, 0.9927),
         Measured("onnxruntime", "int8", 0.57, 0.9853, 0.9794),
+        Measured("torch", "mixed", 0.62, 0.9971, 1.0),
         Measured("torch", "float32", 1.52, 1.0, 1.0),  # onnxruntime float32 is 1.42 s, but loads in 5 s, +0.9 GB
         Measured("onnxruntime", "float32", 1.42, 1.0, 1.0),
     ),
@@ -210,9 +221,17 @@ def _measured_choice(klass: str, with_lm: bool = False) -> Choice:
 
 
 def dtype_name(precision: Precision) -> str:
-    """ "float32", "bfloat16", or "bfloat16 (CNN float32)" for mixed precision."""
-    compute, features = (str(t).replace("torch.", "") for t in (precision.compute, precision.features))
-    return compute if compute == features else f"{compute} (CNN {features})"
+    """ "float32", "bfloat16", "bfloat16 (CNN float32)" for auto's mixed precision, "bfloat16 (CNN, projection,
+    positional conv float32)" for "mixed"."""
+    types = (precision.compute, precision.features, precision.entry or precision.compute)
+    compute, features, entry = (str(t).replace("torch.", "") for t in types)
+    if compute == features == entry:
+        return compute
+    return (
+        f"{compute} (CNN, projection, positional conv {features})"
+        if entry == features
+        else f"{compute} (CNN {features})"
+    )
 
 
 def _onnx_choice(dtype: str, device: torch.device, why: str) -> Choice:
@@ -234,21 +253,21 @@ class Roles:
     """Which module classes play which part in the rule (the model module names them)."""
 
     cnn: type  # its parameters take `features`
+    entry: tuple[type, ...]  # theirs take `entry`
     transformer: type  # its LayerNorms stay float32
     boxes: dict[type, str]  # box class -> the submodule whose type its inputs are cast to on entry
 
 
-def _walk(model: nn.Module, features_cls: type, encoder_cls: type):
-    """(name, module, inside the CNN, inside the transformer) for every module."""
-    features_roots = [n for n, m in model.named_modules() if isinstance(m, features_cls)]
-    encoder_roots = [n for n, m in model.named_modules() if isinstance(m, encoder_cls)]
+def _walk(model: nn.Module, roles: Roles):
+    """(name, module, its part: "features", "entry" or None, inside the transformer) for every module."""
+    roots = {
+        part: [n for n, m in model.named_modules() if isinstance(m, kind)]
+        for part, kind in (("features", roles.cnn), ("entry", roles.entry), ("encoder", roles.transformer))
+    }
     for name, module in model.named_modules():
-        yield (
-            name,
-            module,
-            any(_within(name, r) for r in features_roots),
-            any(_within(name, r) for r in encoder_roots),
-        )
+        inside = {part: any(_within(name, r) for r in found) for part, found in roots.items()}
+        part = "features" if inside["features"] else ("entry" if inside["entry"] else None)
+        yield name, module, part, inside["encoder"]
 
 
 def _within(name: str, root: str) -> bool:
