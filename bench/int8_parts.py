@@ -15,12 +15,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from precision_agreement import held_out_sets
+from precision_agreement import add_data_arguments, utterance_sets
 
 from unispeech import load_model
 from unispeech.beam import folder_decoder
 from unispeech.checkpoint import load_folder
-from unispeech.data import load_dataset
 from unispeech.decoding import GreedyDecoder
 from unispeech.export import Int8Options, export_onnx
 from unispeech.metrics import phone_error_rate
@@ -44,12 +43,10 @@ def int8_phones(folder: Path, keep: tuple[str, ...], paths: list, work: Path, de
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="unispeech/assets/default-model")
-    p.add_argument("--data", nargs="+", help="manifests (.jsonl), pooled (default: precision_agreement's draws)")
-    p.add_argument("--decoder", choices=("auto", "greedy"), default="auto", help="auto: the model's own decoding")
+    add_data_arguments(p)
     p.add_argument("rows", nargs="*", help='"+"-joined module fragments kept in float32 (default: a sweep)')
     a = p.parse_args()
-    utterances = [u for m in a.data or held_out_sets() for u in load_dataset(m)[0]]
+    utterances = [u for rows in utterance_sets(a.data) for u in rows]
     paths, refs = [u.audio for u in utterances], [u.phones for u in utterances]
     decoder = (a.decoder == "auto" and folder_decoder(a.model)) or GreedyDecoder()
     fp32_model = load_model(a.model, backend="torch", dtype="float32", decoder=decoder)

@@ -45,15 +45,24 @@ def held_out_sets() -> list[Path]:
     ]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """--model, --data and --decoder, as this bench and bench/int8_parts.py, bench/precision_parts.py take them."""
     p.add_argument("--model", default="unispeech/assets/default-model")
     p.add_argument("--data", nargs="+", help="manifests (.jsonl), pooled (default: the three draws of DRAWS)")
-    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--decoder", choices=("auto", "greedy"), default="auto", help="auto: the model's own decoding")
+
+
+def utterance_sets(manifests: list[str] | None) -> list[list]:
+    """The utterances of each manifest (default: the held-out draws, synthesised on first use)."""
+    return [load_dataset(m)[0] for m in manifests or held_out_sets()]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    add_data_arguments(p)
+    p.add_argument("--batch-size", type=int, default=16)
     a = p.parse_args()
-    manifests = a.data or held_out_sets()
-    sets = [load_dataset(m)[0] for m in manifests]
+    sets = utterance_sets(a.data)
     utterances = [u for s in sets for u in s]
     paths, refs = [u.audio for u in utterances], [u.phones for u in utterances]
     out, runs = {}, {}

@@ -12,10 +12,9 @@ import argparse
 from pathlib import Path
 
 import torch
-from precision_agreement import held_out_sets
+from precision_agreement import add_data_arguments, utterance_sets
 
 from unispeech import GreedyDecoder, load_model
-from unispeech.data import load_dataset
 from unispeech.metrics import phone_error_rate
 
 
@@ -51,11 +50,9 @@ def transcribe(model_dir: str, paths: list[Path], parts: list[str], greedy: bool
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("variants", nargs="+", help="parts joined by +, e.g. attn+ffn")
-    p.add_argument("--model", default="unispeech/assets/default-model")
-    p.add_argument("--data", nargs="+", help="manifests (.jsonl), pooled (default: precision_agreement's draws)")
-    p.add_argument("--decoder", choices=("auto", "greedy"), default="auto", help="auto: the model's own decoding")
+    add_data_arguments(p)
     a = p.parse_args()
-    utterances = [u for m in a.data or held_out_sets() for u in load_dataset(m)[0]]
+    utterances = [u for rows in utterance_sets(a.data) for u in rows]
     paths, refs = [u.audio for u in utterances], [u.phones for u in utterances]
     greedy = a.decoder == "greedy"
     reference = transcribe(a.model, paths, [], greedy)

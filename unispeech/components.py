@@ -101,7 +101,7 @@ class ConvLayer(nn.Module):
         # the matmuls (docs/performance.md, "The float32 CNN in blocks").
         B, T, C = x.shape
         weight = self._window_weight(C)
-        frames = max((T - self.kernel) // self.stride + 1, 0)
+        frames = conv_output_lengths(T, (self.kernel,), (self.stride,))
         out = x.new_zeros(B, frames, weight.shape[1])
         for b, valid in enumerate(lengths.clamp(max=frames).tolist()):
             for start in range(0, valid, self.BLOCK_ROWS):

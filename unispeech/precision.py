@@ -77,7 +77,9 @@ class Precision:
             return torch.float32
         if part == "features":
             return self.features
-        return self.entry or self.compute if part == "entry" else self.compute
+        if part == "entry":
+            return self.entry or self.compute
+        return self.compute
 
     def parameter_dtypes(self, model: nn.Module, roles: Roles) -> dict[str, torch.dtype]:
         """Every parameter's and buffer's final type, by name; works on a model on the meta device."""
