@@ -307,20 +307,22 @@ def test_the_positional_conv_in_bfloat16_matches_float32(channels, groups, kerne
 
 @pytest.mark.parametrize("norm", ["layer", "group"])
 @pytest.mark.parametrize("bias", [False, True])
-def test_inference_runs_the_cnn_in_blocks_with_the_same_result(monkeypatch, norm, bias):
-    """On a CPU, inference runs each conv layer block by block over each row's valid frames: the valid frames
-    equal training's whole-batch result at any block size, and frames that only padding reaches are zero."""
-    from unispeech.components import ConvLayer, FeatureEncoder
+def test_inference_runs_the_cnn_depth_first_with_the_same_result(monkeypatch, norm, bias):
+    """On a CPU, inference runs the CNN piece by piece over each row's valid frames, each piece through every
+    layer (after a group-norm layer, which needs whole rows): the valid frames equal training's whole-batch
+    result at any piece size, and frames that only padding reaches are zero."""
+    from unispeech.components import FeatureEncoder
 
     torch.manual_seed(0)
-    encoder = FeatureEncoder([16, 16, 16], [10, 3, 2], [5, 2, 2], bias, norm, "gelu").eval()
-    wav, lengths = torch.randn(3, 1600), torch.tensor([1600, 1111, 37])
+    encoder = FeatureEncoder([16, 16, 16, 16], [10, 3, 3, 2], [5, 2, 2, 2], bias, norm, "gelu").eval()
+    wav, lengths = torch.randn(4, 3200), torch.tensor([3200, 2222, 117, 37])
     whole, whole_lengths = encoder(wav, lengths)  # autograd on: the whole-batch path
-    for rows in (1, 7, 1024):
-        monkeypatch.setattr(ConvLayer, "BLOCK_ROWS", rows)
+    assert whole_lengths.tolist()[2:] == [2, 0]
+    for frames in (1, 7, 64):
+        monkeypatch.setattr(FeatureEncoder, "CHUNK_FRAMES", frames)
         with torch.inference_mode():
-            blocks, block_lengths = encoder(wav, lengths)
-        assert torch.equal(block_lengths, whole_lengths) and blocks.shape == whole.shape
-        for row, valid in enumerate(block_lengths.tolist()):
-            torch.testing.assert_close(blocks[row, :valid], whole[row, :valid].detach(), rtol=1e-5, atol=1e-5)
-            assert not blocks[row, valid:].any()
+            pieces, piece_lengths = encoder(wav, lengths)
+        assert torch.equal(piece_lengths, whole_lengths) and pieces.shape == whole.shape
+        for row, valid in enumerate(piece_lengths.tolist()):
+            torch.testing.assert_close(pieces[row, :valid], whole[row, :valid].detach(), rtol=1e-5, atol=1e-5)
+            assert not pieces[row, valid:].any()

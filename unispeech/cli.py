@@ -11,7 +11,7 @@ from pathlib import Path
 from .backend_cli import add_export, add_info
 from .decoding import GreedyDecoder
 from .lm import MAX_ORDER
-from .precision import BACKENDS
+from .precision import BACKENDS, DTYPE_CHOICES
 from .train.commands import add_finetune, add_pretrain
 from .train.recipe import natural_int, positive_float, positive_int
 
@@ -241,7 +241,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dtype",
         default="auto",
-        choices=("auto", "float32", "bfloat16", "mixed", "float16", "int8"),
+        choices=DTYPE_CHOICES,
         help="precision; auto: chosen per machine (see `unispeech info`); mixed: bfloat16 transformer layers, "
         "the rest float32; int8: onnxruntime (default: auto)",
     )

@@ -58,8 +58,6 @@ class ConvLayer(nn.Module):
     (faster than conv1d on CPUs, and the norms need no transposes). `conv` keeps transformers' weights.
     """
 
-    BLOCK_ROWS = 1024  # output frames per block in inference: the block stays in cache through norm and activation
-
     def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, bias: bool, norm: str | None, act: str):
         super().__init__()
         self.conv = nn.Conv1d(in_dim, out_dim, kernel_size=kernel, stride=stride, bias=bias)
@@ -72,17 +70,18 @@ class ConvLayer(nn.Module):
         self.activation = ACTIVATIONS[act]()
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T, C_in) -> (B, T', C_out)
-        """`lengths`: valid output frames. Inference on a CPU leaves the frames past them zero (they depend on
-        padding only); training, export, CUDA and group-norm layers compute them from the padding."""
-        blocks = x.device.type == "cpu" and not (torch.is_grad_enabled() or torch.compiler.is_exporting())
-        if blocks and self.norm_kind != "group":
-            return self._in_blocks(x, lengths)
+        """`lengths`: valid output frames (group norm takes its statistics over them only)."""
         windows = x.unfold(1, self.kernel, self.stride).transpose(2, 3)  # (B, T', k, C_in), a view
         windows = windows.reshape(x.shape[0], windows.shape[1], -1)
-        return self._transform(windows, self._window_weight(x.shape[2]), lengths)
+        return self._transform(windows, self.window_weight(), lengths)
 
-    def _window_weight(self, C: int) -> torch.Tensor:
-        return self.conv.weight.permute(2, 1, 0).reshape(self.kernel * C, -1)  # (k * C_in, C_out)
+    def window_weight(self) -> torch.Tensor:
+        return self.conv.weight.permute(2, 1, 0).reshape(-1, self.conv.out_channels)  # (k * C_in, C_out)
+
+    def frames(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """(T, C_in) -> (T', C_out): one piece of one row, every output frame valid (no group norm)."""
+        windows = x.to(weight.dtype).unfold(0, self.kernel, self.stride).transpose(1, 2)  # as forward's hook
+        return self._transform(windows.reshape(windows.shape[0], -1), weight, None)
 
     def _transform(self, windows: torch.Tensor, weight: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """(..., k * C_in) windows -> conv, norm and activation of each frame (group norm: of whole rows)."""
@@ -95,25 +94,11 @@ class ConvLayer(nn.Module):
             x = self.layer_norm.forward_masked(x, lengths)
         return self.activation(x)
 
-    def _in_blocks(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # The same arithmetic, one block of one row's valid frames at a time. Whole-batch tensors of the first
-        # layers (32000 x 512 per 10 s) go through memory once per op, and in float32 that costs more than
-        # the matmuls (docs/performance.md, "The float32 CNN in blocks").
-        B, T, C = x.shape
-        weight = self._window_weight(C)
-        frames = conv_output_lengths(T, (self.kernel,), (self.stride,))
-        out = x.new_zeros(B, frames, weight.shape[1])
-        for b, valid in enumerate(lengths.clamp(max=frames).tolist()):
-            for start in range(0, valid, self.BLOCK_ROWS):
-                end = min(start + self.BLOCK_ROWS, valid)
-                samples = x[b, start * self.stride : (end - 1) * self.stride + self.kernel]
-                windows = samples.unfold(0, self.kernel, self.stride).transpose(1, 2).reshape(end - start, -1)
-                out[b, start:end] = self._transform(windows, weight, None)
-        return out
-
 
 class FeatureEncoder(nn.Module):
     """The CNN that turns the waveform into 20 ms latent frames z (the paper's "CNN" box)."""
+
+    CHUNK_FRAMES = 64  # output frames per piece in CPU inference (docs/performance.md, "The CNN depth-first")
 
     def __init__(self, conv_dim, conv_kernel, conv_stride, conv_bias: bool, norm: str, act: str):
         super().__init__()
@@ -125,11 +110,43 @@ class FeatureEncoder(nn.Module):
         self.conv_layers = nn.ModuleList(layers)
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference on a CPU leaves the frames past `lengths` zero (they depend on padding only); training,
+        export and CUDA compute them from the padding."""
         x = wav[:, :, None]  # (B, samples, 1)
-        for layer in self.conv_layers:
+        inference = wav.device.type == "cpu" and not (torch.is_grad_enabled() or torch.compiler.is_exporting())
+        piecewise = self._first_per_frame_layer() if inference else len(self.conv_layers)
+        for layer in self.conv_layers[:piecewise]:
             lengths = conv_output_lengths(lengths, (layer.kernel,), (layer.stride,))
             x = layer(x, lengths)
+        if piecewise < len(self.conv_layers):
+            x, lengths = self._depth_first(self.conv_layers[piecewise:], x, lengths)
         return x, lengths  # (B, T, C)
+
+    def _first_per_frame_layer(self) -> int:
+        """Group norm takes a whole row's statistics: only the layers after the last such one go piecewise."""
+        group = [i for i, layer in enumerate(self.conv_layers) if layer.norm_kind == "group"]
+        return group[-1] + 1 if group else 0
+
+    def _depth_first(self, layers, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The same arithmetic, piece by piece: each run of CHUNK_FRAMES output frames of one row goes through
+        # every layer from the input frames it depends on, so no layer's whole-batch map (32000 x 512 floats
+        # per 10 s in the first) goes through memory; in float32 that traffic cost more than the matmuls.
+        kernels, strides = [c.kernel for c in layers], [c.stride for c in layers]
+        hop, field = math.prod(strides), 1
+        for kernel, stride in zip(reversed(kernels), reversed(strides)):
+            field = (field - 1) * stride + kernel
+        lengths = conv_output_lengths(lengths, kernels, strides)
+        weights = [layer.window_weight() for layer in layers]
+        frames = conv_output_lengths(x.shape[1], kernels, strides)
+        out = x.new_zeros(x.shape[0], frames, weights[-1].shape[1], dtype=weights[-1].dtype)
+        for row, valid in enumerate(lengths.tolist()):
+            for start in range(0, valid, self.CHUNK_FRAMES):
+                end = min(start + self.CHUNK_FRAMES, valid)
+                piece = x[row, start * hop : (end - 1) * hop + field]
+                for layer, weight in zip(layers, weights):
+                    piece = layer.frames(piece, weight)
+                out[row, start:end] = piece
+        return out, lengths
 
 
 class FeatureProjection(nn.Module):
