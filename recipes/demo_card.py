@@ -43,6 +43,11 @@ TEST_SETS = {
         "reading Kyrgyz (mapped phones)",
         "unseen sentences, unseen speakers, unseen language front end",
     ),
+    "test-festival-unseen-english": (
+        "Festival's American English diphone voices kal and ked (two real men; never trained on, nor any English) "
+        "given the Kyrgyz phones as the nearest English ones, with durations and pitch drawn by rule (mapped phones)",
+        "unseen sentences, unseen speakers, unseen language, rule prosody",
+    ),
     "test-festival-unseen-voice": (
         "Festival's Czech diphone voice czech_ph (a real man; never trained on) reading Kyrgyz (mapped phones)",
         "unseen sentences, unseen speaker",

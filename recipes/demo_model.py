@@ -66,6 +66,11 @@ def arguments() -> argparse.ArgumentParser:
         help="Kyrgyz sentences read by Festival's Czech and Finnish diphone voices of real speakers (apt-get install)",
     )
     parser.add_argument("--festival-sentences", type=int, default=200, help="training sentences per Festival voice")
+    parser.add_argument(
+        "--festival-voices",
+        help="comma-separated Festival voices to train on (default: the five Czech and Finnish ones; the others, "
+        "unispeech/festival.py's VOICES, are test sets of unseen voices)",
+    )
     parser.add_argument("--extra-data", nargs="*", default=[], help="more labelled manifests (.jsonl) to train on")
     parser.add_argument("--real-copies", type=int, default=3, help="augmented copies of each real-voice clip")
     parser.add_argument("--real-updates", type=int, default=3000, help="updates of the real-voice stage")
@@ -212,7 +217,8 @@ def real_voice_sets(work: Path, args) -> dict:
         parts["festvox-ru"] = {"test": rows[::10], "valid": rows[5::30], "train": [r for i, r in enumerate(rows)
                                if i % 10 and i % 30 != 5]}  # fmt: skip
     if args.festival:
-        parts["festival"] = festival_sets(work, splits, args.festival_sentences)
+        voices = args.festival_voices.split(",") if args.festival_voices else None
+        parts["festival"] = festival_sets(work, splits, args.festival_sentences, voices)
     train = [work / "train" / "manifest.jsonl"] + [Path(m) for m in args.extra_data]
     valid = [work / "valid" / "manifest.jsonl"]
     tests = {}
@@ -236,26 +242,35 @@ def real_voice_sets(work: Path, args) -> dict:
     }
 
 
-def festival_sets(work: Path, splits: dict[str, list[str]], per_voice: int) -> dict[str, list[dict]]:
-    """Festival's voices (unispeech/festival.py) reading Kyrgyz: each trained voice its own `per_voice` of espeak-ng's
-    training sentences, 8 validation ones and 20 held-out ones (one test set for all of them); each held-out
-    voice the same 120 held-out sentences and nothing else (a test set for the Czech one, one for the two
-    Italian ones). Each voice's reading is made once per set of sentences (`work/festival`)."""
+UNSEEN_TEST_SETS = {"cs": "festival-unseen-voice", "it": "festival-unseen-italian", "en": "festival-unseen-english"}
+
+
+def festival_sets(
+    work: Path, splits: dict[str, list[str]], per_voice: int, trained: list[str] | None = None
+) -> dict[str, list[dict]]:
+    """Festival's voices (unispeech/festival.py) reading Kyrgyz: each `trained` voice (default: those not in
+    HELD_OUT_VOICES) its own `per_voice` of espeak-ng's training sentences, 8 validation ones and 20 held-out
+    ones (one test set for all of them); each other voice the same 120 held-out sentences and nothing else (a
+    test set for the Czech ones, one for the Italian ones, one for the English ones). Each voice's reading is
+    made once per set of sentences (`work/festival`)."""
     import random
 
     from unispeech.data import write_manifest
     from unispeech.festival import HELD_OUT_VOICES, VOICES, install, speak
 
+    trained = trained or [v for v in VOICES if v not in HELD_OUT_VOICES]
+    unknown = sorted(set(trained) - set(VOICES))
+    if unknown:
+        raise SystemExit(f"--festival-voices: unknown {', '.join(unknown)} (known: {', '.join(VOICES)})")
     install(list(VOICES))
     rng = random.Random(17)
-    trained = [v for v in VOICES if v not in HELD_OUT_VOICES]
     # 200 per voice first, then validation and test: so those two are the same whatever `per_voice` is
     first = rng.sample(splits["train"], 200 * len(trained))
     valid, test = rng.sample(splits["valid"], 8 * len(trained)), rng.sample(splits["test"], 120)
     more = max(per_voice - 200, 0)
     taken = set(first)
     extra = random.Random(18).sample([s for s in splits["train"] if s not in taken], more * len(trained))
-    asked = {voice: {"test": test} for voice in HELD_OUT_VOICES}
+    asked = {voice: {"test": test} for voice in VOICES if voice not in trained}
     for n, voice in enumerate(trained):
         train = first[n * 200 : (n + 1) * 200][:per_voice] + extra[n * more : (n + 1) * more]
         asked[voice] = {"train": train, "valid": valid[n * 8 : (n + 1) * 8], "test": test[n * 20 : (n + 1) * 20]}
@@ -268,9 +283,7 @@ def festival_sets(work: Path, splits: dict[str, list[str]], per_voice: int) -> d
                 write_manifest(speak(sentences, voice, manifest.parent), manifest)
                 made_of.write_text(json.dumps(sentences, ensure_ascii=False), encoding="utf-8")
             rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
-            test_set = "festival-seen-voices"
-            if voice in HELD_OUT_VOICES:
-                test_set = "festival-unseen-voice" if VOICES[voice].language == "cs" else "festival-unseen-italian"
+            test_set = "festival-seen-voices" if voice in trained else UNSEEN_TEST_SETS[VOICES[voice].language]
             parts[split] += [{**r, "test_set": test_set} if split == "test" else r for r in rows]
     return parts
 

@@ -1,20 +1,26 @@
 """Festival's Czech and Finnish voices reading Kyrgyz: how the phones are spelled for them, and how what
 they said becomes Kyrgyz labels. Festival itself runs only in the last test (where it is installed)."""
 
+import random
 import shutil
 
 import pytest
 import soundfile as sf
 
 from unispeech.festival import (
+    ASKED_ENGLISH,
     ENCODING,
     HELD_OUT_VOICES,
     SPELLING,
     TO_KYRGYZ,
     VOICES,
     FestivalError,
+    _bridged,
+    _english,
+    _given_labels,
     _utterances_with_gaps,
     labels,
+    segments,
     speak,
     spell,
     uvular,
@@ -30,7 +36,7 @@ def test_every_kyrgyz_phone_has_a_spelling_the_voice_can_read(language):
         letters.encode(ENCODING[language])  # raises if Festival's front end could not read it
 
 
-@pytest.mark.parametrize("language", ["cs", "fi", "it"])
+@pytest.mark.parametrize("language", ["cs", "fi", "it", "en"])
 def test_every_festival_phone_maps_into_the_kyrgyz_inventory(language):
     produced = {k for ks in TO_KYRGYZ[language].values() for k in ks}
     assert produced <= set(kyrgyz_inventory())
@@ -78,10 +84,10 @@ def test_utterances_where_festival_used_a_default_diphone_are_found_in_its_log()
     assert _utterances_with_gaps(log) == {1, 3}
 
 
-def test_held_out_voices_are_voices_and_leave_each_language_a_training_voice_but_italian():
+def test_held_out_voices_are_voices_and_leave_each_language_a_training_voice_but_italian_and_english():
     assert set(HELD_OUT_VOICES) <= set(VOICES)
     trained = {VOICES[v].language for v in VOICES if v not in HELD_OUT_VOICES}
-    assert trained == {"cs", "fi"}  # Italian: a front end and recordings the model never met
+    assert trained == {"cs", "fi"}  # Italian and English: recordings (and a language) the model never met
 
 
 @pytest.mark.skipif(
@@ -99,3 +105,56 @@ def test_a_czech_voice_reads_kyrgyz_into_16_khz_clips_with_kyrgyz_labels(tmp_pat
     phones = row["phones"].split()
     assert set(phones) <= set(kyrgyz_inventory()) and phones[:3] == ["b", "u", "l"]
     assert row["voice"] == "festival-czech_dita" and row["corpus"] == "festival"
+
+
+def test_every_kyrgyz_phone_is_given_to_the_english_voices_as_phones_they_have():
+    assert {p.rstrip(":") for p in kyrgyz_inventory()} == set(ASKED_ENGLISH)
+    given = {name for names in ASKED_ENGLISH.values() for name in names.split()}
+    assert given <= set(TO_KYRGYZ["en"])
+
+
+def test_english_voices_are_given_a_long_vowel_as_the_short_one_labelled_long():
+    assert _english(["s", "ɑ:", "t["]) == [("s", ("s",)), ("aa", ("ɑ:",)), ("t", ("t[",))]
+    assert _english(["oe:", "ts"]) == [("eh", ("e:",)), ("t", ("t[",)), ("s", ("s",))]  # no ө in English: e
+
+
+def test_a_vowel_and_j_before_a_consonant_or_the_words_end_become_an_english_diphthong_or_vowel_and_i():
+    assert _english(["ɑ", "j", "l"]) == [("ay", ("ɑ", "j")), ("l", ("l",))]
+    assert _english(["o", "j"]) == [("oy", ("o", "j"))]
+    assert [name for name, _ in _english(["ɑ", "j", "ɑ"])] == ["aa", "y", "aa"]  # before a vowel: a j
+    assert _english(["u", "j"]) == [("uw", ("u",)), ("iy", ("i",))]  # no English diphthong: an i
+
+
+def test_an_english_voice_gets_durations_a_falling_pitch_and_pauses_at_clause_breaks():
+    given = segments("Бала менен апа, бала менен апа.", random.Random(0))
+    names = [g[0] for g in given]
+    assert names[0] == names[-1] == "pau" and names.count("pau") == 3
+    assert [label for g in given for label in g[3]] == "b ɑ l ɑ m e n e n ɑ p ɑ".split() * 2
+    assert all(0.02 < g[1] < 0.5 for g in given)
+    pitch = [g[2] for g in given if g[2] is not None]
+    assert len(pitch) == 12 and all(60 < f0 < 180 for f0 in pitch) and pitch[0] > pitch[-1]
+    assert segments("Бала менен апа.", random.Random(1)) == segments("Бала менен апа.", random.Random(1))
+
+
+def test_a_short_pause_bridges_two_phones_whose_diphone_the_voice_lacks():
+    given = [("pau", 0.2, None, ()), ("aa", 0.1, 120.0, ("ɑ",)), ("uw", 0.1, 110.0, ("u",))]
+    bridged = _bridged(given, frozenset({"pau-aa"}))
+    assert [g[0] for g in bridged] == ["pau", "aa", "pau", "uw"] and bridged[2][3] == ()
+
+
+def test_an_english_voice_that_said_other_phones_than_it_was_given_is_an_error():
+    given = [("pau", 0.2, None, ()), ("k", 0.1, None, ("k",)), ("aa", 0.1, 120.0, ("ɑ",))]
+    assert _given_labels(given, ["pau", "k", "aa"]) == ["q", "ɑ"]  # k before a back vowel: q
+    with pytest.raises(FestivalError, match="not the phones it was given"):
+        _given_labels(given, ["pau", "k", "ae"])
+
+
+@pytest.mark.skipif(
+    not (shutil.which("festival") and voice_folder("kal_diphone").is_dir()),
+    reason="needs Festival and festvox-kallpc16k (apt-get install festival festvox-kallpc16k)",
+)
+def test_an_english_voice_reads_given_kyrgyz_phones_into_16_khz_clips(tmp_path):
+    (row,) = speak(["Бала менен апа, бала менен апа."], "kal_diphone", tmp_path)
+    info = sf.info(row["audio"])
+    assert info.samplerate == 16000 and 1.0 < info.duration < 6
+    assert row["phones"].split() == "b ɑ l ɑ m e n e n ɑ p ɑ".split() * 2

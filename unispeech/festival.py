@@ -1,4 +1,4 @@
-"""Kyrgyz sentences read by Festival's diphone voices of real Czech, Finnish and Italian speakers (Debian).
+"""Kyrgyz sentences read by Festival's diphone voices of real Czech, Finnish, Italian and American speakers (Debian).
 
 These voices join recorded diphones of one real speaker each (women, men and a boy; LPC-resynthesised),
 so their timbre is a person's, not a vocoder's: the demo model made from synthetic speech alone fails on
@@ -7,10 +7,16 @@ them as on real voices (~50 % PER). The Kyrgyz phones are spelled in the voice's
 Kyrgyz set (`TO_KYRGYZ`). Where the language lacks a Kyrgyz sound (Czech has no ө ү ы), the label is the
 sound it made instead, never the one that was asked for. Utterances in which Festival fell back to a
 default diphone (a silent gap where a phone was asked for) are left out.
+
+The English voices get no text: an English front end cannot read Kyrgyz in any spelling. They are given the
+phones themselves (Festival's "Segments" utterances, `segments`), each Kyrgyz phone as the nearest English
+one, with durations and a pitch contour drawn here; the labels are again the sounds they were given.
 """
 
 from __future__ import annotations
 
+import functools
+import random
 import re
 import shutil
 import subprocess
@@ -24,7 +30,7 @@ from .g2p import WORD_BOUNDARY, phonemize
 @dataclass(frozen=True)
 class FestivalVoice:
     package: str  # Debian package
-    language: str  # "cs" or "fi": which spelling and phone set
+    language: str  # "cs", "fi", "it": which spelling and phone set; "en": given phones (`segments`)
     speaker: str
     license: str
 
@@ -38,12 +44,15 @@ VOICES = {
     "hy_fi_mv_diphone": FestivalVoice("festvox-suopuhe-mv", "fi", "adult man", "LGPL-2+, University of Helsinki"),
     "lp_diphone": FestivalVoice("festvox-italp16k", "it", "adult woman", "GPL-2+, IFM Development Team"),
     "pc_diphone": FestivalVoice("festvox-itapc16k", "it", "adult man", "GPL-2+, IFM Development Team"),
+    "kal_diphone": FestivalVoice("festvox-kallpc16k", "en", "adult man", "free, (c) 1998 Alan W Black, Kevin Lenzo"),
+    "ked_diphone": FestivalVoice("festvox-kdlpc16k", "en", "adult man", "free, (c) 1997 CSTR, Univ. of Edinburgh"),
 }
-# Never trained on: real timbres the model has not met, one with a training voice's front end (Czech) and two
-# with a front end and recordings of their own (Italian)
-HELD_OUT_VOICES = ("czech_ph", "lp_diphone", "pc_diphone")
-ENCODING = {"cs": "iso-8859-2", "fi": "latin-1", "it": "latin-1"}  # what each language's Festival front end reads
-_FOLDERS = {"cs": "czech", "fi": "finnish", "it": "italian"}
+# Test sets only unless a recipe trains on them (recipes/demo_model.py --festival-voices): real timbres a model
+# has not met, one with a training voice's front end (Czech), two with a front end and recordings of their own
+# (Italian) and two given phones with prosody drawn by rule (English)
+HELD_OUT_VOICES = ("czech_ph", "lp_diphone", "pc_diphone", "kal_diphone", "ked_diphone")
+ENCODING = {"cs": "iso-8859-2", "fi": "latin-1", "it": "latin-1", "en": "latin-1"}  # what Festival reads
+_FOLDERS = {"cs": "czech", "fi": "finnish", "it": "italian", "en": "english"}
 
 _VOWELS = "ɑ ɑ: e e: i i: o o: u u: ɯ oe oe: y y: ə".split()
 _LETTERS = {
@@ -88,8 +97,32 @@ _ITALIAN = {
     "dz": ("z",), "dZ": ("dZ",), "m": ("m",), "n": ("n",), "J": ("n", "j"), "ng": ("N",), "nf": ("m",),
     "l": ("l",), "L": ("l", "j"), "r": ("r",),
 }  # fmt: skip
-TO_KYRGYZ = {"cs": {p: (k,) for p, k in _CZECH.items()}, "fi": _FINNISH, "it": _ITALIAN}
-_SILENCES = {"#", "##", "_"}  # pauses (Finnish writes a long one "##")
+# Kyrgyz phone -> the English (Festival's radio phone set) ones the English voices are given; a long vowel is the
+# short one held longer. English has no ө ү ы: they are given as e, u and ɪ, and labelled as such.
+ASKED_ENGLISH = {
+    "ɑ": "aa", "e": "eh", "i": "iy", "o": "ao", "u": "uw", "ɯ": "ih", "oe": "eh", "y": "uw", "ə": "ax", "b": "b",
+    "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "hh", "s": "s", "z": "z",
+    "S": "sh", "dZ": "jh", "tS": "ch", "ts": "t s", "f": "f", "v": "v", "m": "m", "n": "n", "N": "ng", "l": "l",
+    "r": "r", "j": "y",
+}  # fmt: skip
+_ENGLISH = {  # as g2p.FOREIGN_PHONES maps espeak-ng's English phones (ɪ -> i)
+    "aa": "ɑ", "eh": "e", "iy": "i", "ao": "o", "uw": "u", "ih": "i", "ax": "ə", "b": "b", "d": "d[", "t": "t[",
+    "p": "p", "k": "k", "g": "ɡ", "hh": "X", "s": "s", "z": "z", "sh": "S", "jh": "dZ", "ch": "tS", "f": "f",
+    "v": "v", "m": "m", "n": "n", "ng": "N", "l": "l", "r": "r", "y": "j",
+}  # fmt: skip
+TO_KYRGYZ = {
+    "cs": {p: (k,) for p, k in _CZECH.items()},
+    "fi": _FINNISH,
+    "it": _ITALIAN,
+    "en": {p: (k,) for p, k in _ENGLISH.items()},
+}
+# Seconds of each English phone at rate 1 (~11 phones a second, as read Kyrgyz), by kind
+_VOWEL_SECONDS = {"aa": 0.085, "eh": 0.085, "iy": 0.085, "ao": 0.085, "uw": 0.085, "ih": 0.075, "ax": 0.055}
+_VOWEL_SECONDS |= {"ay": 0.13, "oy": 0.13, "ey": 0.12}
+_DIPHTHONGS = {"ɑ": "ay", "o": "oy", "e": "ey"}  # Kyrgyz vowel + coda j
+_SECONDS_OF = _VOWEL_SECONDS | {p: 0.075 for p in "b d t p k g".split()} | {p: 0.09 for p in "s z sh f v hh".split()}
+_SECONDS_OF |= {"ch": 0.1, "jh": 0.1}
+_SILENCES = {"#", "##", "_", "pau"}  # pauses (Finnish writes a long one "##")
 _BACK = {"ɑ", "ɑ:", "o", "o:", "u", "u:", "ɯ"}
 _UVULAR = {"k": "q", "ɡ": "ʁ"}
 _VELARS = {"k", "q", "ɡ", "ʁ"}
@@ -117,6 +150,90 @@ def _spell_word(phones: list[str], letters: dict[str, str]) -> str:
         "n" if p == "N" and i + 1 < len(phones) and phones[i + 1] in _VELARS else letters[p]
         for i, p in enumerate(phones)
     )
+
+
+Segment = tuple[str, float, "float | None", tuple[str, ...]]  # English phone, seconds, pitch (Hz), Kyrgyz labels
+
+
+def segments(text: str, rng: random.Random) -> list[Segment]:
+    """Kyrgyz text -> what an English voice is given: (English phone, seconds, pitch target in Hz at its middle
+    or None, the Kyrgyz labels of that sound: none for a pause). Rate and pitch range are drawn per sentence;
+    pitch falls through each clause and rises on each word's last vowel (where Kyrgyz puts the stress), and
+    the clause's last vowel is drawn out."""
+    rate, base = rng.uniform(0.8, 1.25), rng.uniform(85.0, 135.0)
+    out: list[Segment] = [("pau", rng.uniform(0.12, 0.25), None, ())]
+    clauses = [c for c in re.split(r"[,.;:!?—–…]+", text) if c.strip()]
+    for phones in phonemize(clauses, word_boundaries=True) if clauses else []:
+        words = [_english(w.split()) for w in " ".join(phones).split(WORD_BOUNDARY) if w.strip()]
+        vowels, seen = sum(name in _VOWEL_SECONDS for w in words for name, _ in w), 0
+        for w, word in enumerate(words):
+            stressed = max((i for i, (name, _) in enumerate(word) if name in _VOWEL_SECONDS), default=-1)
+            for i, (name, said) in enumerate(word):
+                seconds, f0 = _SECONDS_OF.get(name, 0.06) * rng.uniform(0.85, 1.15) / rate, None
+                if name in _VOWEL_SECONDS:
+                    f0 = base * (1.15 - 0.3 * seen / max(vowels - 1, 1)) * (1.1 if i == stressed else 1.0)
+                    long = said[0].endswith(":")
+                    seconds *= (1.9 if long else 1.0) * (1.35 if i == stressed and w == len(words) - 1 else 1.0)
+                    seen += 1
+                out.append((name, seconds, f0, said))
+        out.append(("pau", rng.uniform(0.12, 0.3), None, ()))
+    return out
+
+
+def _english(word: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """A word's Kyrgyz phones -> (English phone, the Kyrgyz labels of its sound). English has no j before a
+    consonant or a pause, so its diphone voices cannot say one there: a vowel with such a j becomes an English
+    diphthong (ay, oy, ey; labelled as g2p labels English's), or the vowel and an i."""
+    out, i = [], 0
+    while i < len(word):
+        phone, after = word[i], word[i + 1 : i + 3]
+        length = ":" if phone.endswith(":") else ""
+        short = phone.rstrip(":")
+        if after[:1] == ["j"] and (len(after) < 2 or after[1] not in _VOWELS):
+            # ɑ o e: ay oy ey; after another vowel the j is said as an i
+            out += (
+                [(_DIPHTHONGS[short], (phone, "j"))] if short in _DIPHTHONGS else _english([phone]) + [("iy", ("i",))]
+            )
+            i += 2
+            continue
+        for name in ASKED_ENGLISH[short].split():
+            label = _ENGLISH[name]
+            out.append((name, (label + length if label + length in _VOWELS else label,)))
+        i += 1
+    return out
+
+
+def _utterance(text: str, voice: str) -> tuple[str, list[tuple] | None]:
+    """The Festival utterance that has `voice` read `text`, and for a voice given phones, what it was given."""
+    language = VOICES[voice].language
+    if language != "en":
+        return f'(Utterance Text "{spell(text, language).replace(chr(34), "")}")', None
+    given = segments(text, random.Random(f"{voice} {text}"))  # the same prosody for a sentence every time
+    given = _bridged(given, diphones(voice))
+    listing = " ".join(f"({n} {t:.3f}" + (f" ({t / 2:.3f} {f0:.1f}))" if f0 else ")") for n, t, f0, _ in given)
+    return f"(Utterance Segments ({listing}))", given
+
+
+@functools.cache
+def diphones(voice: str) -> frozenset[str]:
+    """The "a-b" diphones a voice has recorded (the index at the head of its group file)."""
+    (group,) = (voice_folder(voice) / "group").glob("*.group")
+    with open(group, "rb") as f:
+        head = f.read(1 << 20)  # the index is text before the binary data: ~30 bytes a diphone
+    header, _, index = head.partition(b"EST_Header_End\n")
+    count = int(re.search(rb"NumEntries (\d+)", header).group(1))
+    return frozenset(line.split()[0].decode("latin-1") for line in index.split(b"\n")[:count])
+
+
+def _bridged(given: list[tuple], recorded: frozenset[str]) -> list[tuple]:
+    """A short pause between two phones whose diphone the voice lacks (English has no ɑ-u or j-l across a
+    word boundary): otherwise Festival puts silence where a phone was asked for."""
+    out = given[:1]
+    for segment in given[1:]:
+        if f"{out[-1][0]}-{segment[0]}" not in recorded:
+            out.append(("pau", 0.03, None, ()))
+        out.append(segment)
+    return out
 
 
 def labels(segments: list[str], language: str) -> list[str]:
@@ -174,11 +291,11 @@ def speak(sentences: list[str], voice: str, out_dir: Path) -> list[dict]:
     language = VOICES[voice].language
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        script = [f"(voice_{voice})"]
+        script, given = [f"(voice_{voice})"], {}
         for i, text in enumerate(sentences):
-            spelled = spell(text, language).replace('"', "")
+            utterance, given[i] = _utterance(text, voice)
             script.append(
-                f'(format stderr "@@ {i}\\n")(set! utt (Utterance Text "{spelled}"))(utt.synth utt)'
+                f'(format stderr "@@ {i}\\n")(set! utt {utterance})(utt.synth utt)'
                 f'(utt.save.wave utt "{tmp}/{i}.wav" \'riff)(utt.save.segs utt "{tmp}/{i}.segs")'
             )
         (Path(tmp) / "say.scm").write_bytes("\n".join(script).encode(ENCODING[language]))
@@ -190,14 +307,23 @@ def speak(sentences: list[str], voice: str, out_dir: Path) -> list[dict]:
             if i in gaps or not segs.is_file():
                 continue
             names = [f[2] for f in (line.split() for line in segs.read_text("latin-1").splitlines()) if len(f) == 3]
+            phones = labels(names, language) if given[i] is None else _given_labels(given[i], names)
+            if not phones:
+                continue
             wav = load_audio(Path(tmp) / f"{i}.wav")
             sf.write(out_dir / f"{i:05d}.flac", wav, SAMPLE_RATE)
-            phones = labels(names, language)
             row = {"audio": str((out_dir / f"{i:05d}.flac").resolve()), "text": text, "phones": " ".join(phones)}
             rows.append({"id": f"{voice}-{i:05d}", **row, "duration": round(wav.size / SAMPLE_RATE, 3)})
     if not rows:
         raise FestivalError(f"Festival's {voice} said none of {len(sentences)} sentences: {run.stderr[-300:]}")
     return [{**r, "voice": f"festival-{voice}", "corpus": "festival"} for r in rows]
+
+
+def _given_labels(given: list[tuple], said: list[str]) -> list[str]:
+    """The labels of what a voice given phones was given, once its segments show it said exactly that."""
+    if [g[0] for g in given] != said:
+        raise FestivalError(f"Festival said {' '.join(said)!r}, not the phones it was given")
+    return uvular([label for *_, said in given for label in said])
 
 
 def _utterances_with_gaps(log: str) -> set[int]:
