@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import unispeech
 from unispeech.decoding import greedy_decode
@@ -303,6 +304,37 @@ def test_the_positional_conv_in_bfloat16_matches_float32(channels, groups, kerne
     low.load_state_dict(conv.state_dict())
     with torch.no_grad():
         assert rel(low(x.detach().bfloat16()), ref.detach()) < 0.01
+
+
+@pytest.mark.parametrize("kernel, groups, frames", [(128, 16, 499), (128, 16, 385), (16, 4, 3), (15, 2, 1200)])
+def test_the_float32_positional_conv_runs_through_ffts_in_inference_with_conv1ds_result(
+    monkeypatch, kernel, groups, frames
+):
+    """In CPU inference the weight-normed conv runs as overlap-save FFTs (blocks of FFT_FRAMES): the same frames
+    as conv1d to float32 rounding, for any length (one block, several, shorter than a block) and kernel."""
+    from unispeech.components import WeightNormConv1d
+
+    torch.manual_seed(0)
+    conv = WeightNormConv1d(groups * 8, kernel, groups)
+    x = torch.randn(2, groups * 8, frames)
+    with torch.enable_grad():
+        trained = conv(x)  # autograd on: conv1d itself
+    with torch.no_grad():
+        expected = F.conv1d(x, conv.weight(), conv.bias, padding=kernel // 2, groups=groups)
+        monkeypatch.setattr(F, "conv1d", None)  # inference must not call it
+        y, again = conv(x), conv(x)
+    assert y.shape == expected.shape == trained.shape and torch.equal(y, again)
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(trained.detach(), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_kernel_too_wide_for_the_fft_blocks_still_gives_conv1ds_result():
+    from unispeech.components import FFT_FRAMES, WeightNormConv1d
+
+    conv = WeightNormConv1d(8, FFT_FRAMES // 2 + 1, 2)
+    x = torch.randn(1, 8, 700)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), F.conv1d(x, conv.weight(), conv.bias, padding=conv.padding, groups=2))
 
 
 @pytest.mark.parametrize("norm", ["layer", "group"])

@@ -189,13 +189,51 @@ class WeightNormConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.weight(), self.bias
-        if runs_in_bf16(x, weight) and not bf16_conv_is_exact(
-            weight.shape[0], self.groups, weight.shape[2], x.device.type
-        ):
+        if runs_in_bf16(x, weight):
+            if bf16_conv_is_exact(weight.shape[0], self.groups, weight.shape[2], x.device.type):
+                return F.conv1d(x, weight, bias, padding=self.padding, groups=self.groups)
             with torch.autocast(x.device.type, enabled=False):
-                y = F.conv1d(x.float(), weight.float(), bias.float(), padding=self.padding, groups=self.groups)
-            return y.to(x.dtype)
+                return self._float32(x.float(), weight.float(), bias.float()).to(x.dtype)
+        if x.dtype == weight.dtype == torch.float32:
+            return self._float32(x, weight, bias)
         return F.conv1d(x, weight, bias, padding=self.padding, groups=self.groups)
+
+    def _float32(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        # CPU inference: the same convolution through FFTs, 3x faster than oneDNN's direct one for the 128-wide
+        # kernel (docs/performance.md, "The positional conv through FFTs"); training and export keep conv1d
+        inference = x.device.type == "cpu" and not (torch.is_grad_enabled() or torch.compiler.is_exporting())
+        if not inference or 2 * weight.shape[2] > FFT_FRAMES:  # a kernel that wide leaves blocks of few frames
+            return F.conv1d(x, weight, bias, padding=self.padding, groups=self.groups)
+        if getattr(self, "_spectrum", (None,))[0] is not weight:  # weight() gives one tensor until the weights change
+            self._spectrum = (weight, conv_spectrum(weight, self.groups, FFT_FRAMES))
+        return fft_conv1d(x, self._spectrum[1], bias, weight.shape[2], self.padding)
+
+
+FFT_FRAMES = 512  # frames per FFT in fft_conv1d (the spectrum of the Large positional conv is then 135 MB)
+
+
+def conv_spectrum(weight: torch.Tensor, groups: int, size: int) -> torch.Tensor:
+    """A grouped conv1d kernel (C_out, C_in / groups, k) -> its spectrum for fft_conv1d: (size // 2 + 1, groups,
+    C_in / groups, C_out / groups), complex."""
+    out, per_group, _ = weight.shape
+    spectrum = torch.fft.rfft(weight.flip(-1), n=size)  # conv1d correlates: a convolution with the kernel reversed
+    return spectrum.reshape(groups, out // groups, per_group, -1).permute(3, 0, 2, 1).contiguous()
+
+
+def fft_conv1d(x: torch.Tensor, spectrum: torch.Tensor, bias: torch.Tensor, kernel: int, padding: int) -> torch.Tensor:
+    """F.conv1d(x, weight, bias, padding=padding, groups=...) for x (B, C, T) from conv_spectrum(weight, ...):
+    overlap-save, every block of frames through one FFT and one matmul per frequency and group."""
+    B, C, T = x.shape
+    bins, groups, per_group, _ = spectrum.shape
+    size = 2 * (bins - 1)
+    frames, step = T + 2 * padding - kernel + 1, size - kernel + 1  # output frames; of them, per block
+    blocks = -(-frames // step)
+    padded = F.pad(x, (padding, blocks * step + kernel - 1 - T - padding))
+    X = torch.fft.rfft(padded.unfold(-1, size, step), n=size)  # (B, C, blocks, bins)
+    X = X.reshape(B, groups, per_group, blocks, bins).permute(4, 1, 0, 3, 2).reshape(bins, groups, -1, per_group)
+    Y = (X @ spectrum).reshape(bins, groups, B, blocks, -1).permute(2, 1, 4, 3, 0).reshape(B, C, blocks, bins)
+    y = torch.fft.irfft(Y, n=size)[..., kernel - 1 :]  # the block's frames that no wrap-around reaches
+    return y.reshape(B, C, blocks * step)[..., :frames] + bias[:, None]
 
 
 class ConvPositionalEmbedding(nn.Module):

@@ -153,7 +153,7 @@ MEASURED = {  # per CPU class, in order of preference: fastest first (ties withi
     # model (v10 trained on with Festival's voices; weights stored as float16), greedy and with its phone LM
     # (2026-12-05), one draw. v12 was made on an AMX machine and not measured on a Zen4; its figures on that
     # machine, native and with oneDNN held to AVX512-bf16 kernels, lead to the same two choices
-    # (docs/performance.md). Its torch seconds predate the CNN's blocks (faster since, unmeasured there), as
+    # (docs/performance.md). Its torch seconds predate the CNN's blocks and depth-first run (unmeasured there), as
     # do AVX2's
     "avx512-vnni": (
         Measured("onnxruntime", "int8", 0.96, (0.965,), (0.996,)),
@@ -170,16 +170,16 @@ MEASURED = {  # per CPU class, in order of preference: fastest first (ties withi
         Measured("torch", "float32", 4.24, (1.0,)),
     ),
     # Intel Xeon with AMX, the 2-core development VM (avx512_bf16, avx512_vnni, amx_bf16, amx_int8), torch 2.13,
-    # ORT 1.32, 2026-12-05, the CNN run depth-first (docs/performance.md, "AMX" table). Agreement: the v12 demo
-    # model on its 227 held-out sentences in three draws of voices (seeds 3, 5, 7: bench/precision_agreement.py).
-    # "mixed" (0.62 s) is from a run with three processes a setting, where auto took 0.59 s
+    # ORT 1.32, 2026-12-05 (fourth sitting), the CNN depth-first and the float32 positional conv through FFTs: one
+    # run of bench/speed.py (docs/performance.md, "Every draw must pass"). Agreement: the v12 demo model on its 227
+    # held-out sentences in three draws of voices (seeds 3, 5, 7: bench/precision_agreement.py)
     "amx": (
-        Measured("torch", "bfloat16", 0.41, _of_227(224, 222, 224), _of_227(225, 223, 226)),
-        Measured("torch", "auto", 0.55, _of_227(226, 224, 222), _of_227(224, 226, 226)),
-        Measured("onnxruntime", "int8", 0.57, _of_227(225, 224, 222), _of_227(222, 222, 223)),
-        Measured("torch", "mixed", 0.62, _of_227(227, 225, 227), _of_227(226, 227, 227)),
-        Measured("torch", "float32", 1.52, (1.0,)),  # onnxruntime float32 is 1.42 s, but loads in 5 s, +0.9 GB
-        Measured("onnxruntime", "float32", 1.42, (1.0,)),
+        Measured("torch", "bfloat16", 0.46, _of_227(224, 222, 224), _of_227(225, 223, 226)),
+        Measured("torch", "auto", 0.62, _of_227(226, 224, 222), _of_227(224, 226, 226)),
+        Measured("onnxruntime", "int8", 0.61, _of_227(225, 224, 222), _of_227(222, 222, 223)),  # loads 0.9 s
+        Measured("torch", "mixed", 0.64, _of_227(227, 225, 227), _of_227(226, 227, 227)),
+        Measured("torch", "float32", 1.58, (1.0,)),  # onnxruntime float32 is 1.62 s, and loads in 3 s, +0.9 GB
+        Measured("onnxruntime", "float32", 1.62, (1.0,)),
     ),
 }
 
@@ -188,8 +188,8 @@ def choose_backend(
     backend: str, dtype: torch.dtype | str | None, device: torch.device, with_lm: bool = False
 ) -> Choice:
     """auto (backend and dtype): on a CPU, the fastest setting measured on its class (MEASURED) whose phones
-    equal float32's on >= AGREEMENT_FLOOR of the demo model's held-out utterances, decoded as this model will
-    be (`with_lm`: beam search with a phone LM, which absorbs near-ties); on CUDA, torch `auto`.
+    equal float32's on >= AGREEMENT_FLOOR of each draw of the demo model's held-out utterances, decoded as
+    this model will be (`with_lm`: beam search with a phone LM, which absorbs near-ties); on CUDA, torch `auto`.
     A named dtype keeps its backend: float32/bfloat16/float16 run in torch (unless backend says onnxruntime:
     float32), int8 in onnxruntime."""
     if backend not in BACKENDS:
