@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from unispeech.beam import DECODING_FILE, PHONE_LM_FILE
+from unispeech.festival import VOICES
 from unispeech.train.log import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +25,7 @@ MODEL_FILES = (
 )
 DECODING_FILES = (DECODING_FILE, PHONE_LM_FILE)  # the model's own decoding, when it has one
 # What each held-out set is, for the card: (voice type, description)
+LANGUAGE_NAMES = {"cs": "Czech", "fi": "Finnish", "it": "Italian", "en": "American English"}
 TEST_SETS = {
     "test": ("espeak-ng (formant synthesis)", "unseen sentences, training voice variants"),
     "test-unseen-voice": ("espeak-ng (formant synthesis)", "unseen sentences, unseen voice variant m3"),
@@ -35,8 +37,9 @@ TEST_SETS = {
     ),
     "test-festvox-ru-nsh": ("real Russian speech, festvox-ru (mapped phones)", "unseen utterances"),
     "test-festival-seen-voices": (
-        "Festival's Czech and Finnish diphone voices of real speakers reading Kyrgyz (their own phones, mapped)",
-        "unseen sentences, the five training voices",
+        "Festival's diphone voices of real speakers that the model trained on, reading Kyrgyz (their own phones, "
+        "mapped)",
+        "unseen sentences, the training voices",
     ),
     "test-festival-unseen-italian": (
         "Festival's Italian diphone voices lp and pc (a real woman and man; never trained on, nor any Italian) "
@@ -62,11 +65,6 @@ SOURCES = {
     "festvox-ru": "real recorded Russian read speech, one male speaker (Debian package `festvox-ru` 0.5, voice "
     "msu_ru_nsh_clunits, (c) 2005 Nickolay V. Shmyrev, BSD-like license); labels: its time-aligned phones "
     "mapped onto the Kyrgyz set (`unispeech/corpora.py`, RU_TO_KY)",
-    "festival": "Kyrgyz sentences (espeak-ng's training sentences) spelled in Czech and Finnish and read by "
-    "Festival's diphone voices of five real speakers: czech_dita (woman), czech_krb (boy), czech_machac (man), "
-    "suo_fi_lj (woman), hy_fi_mv (man) (Debian packages festvox-czech-*, Brailcom, GPL; festvox-suopuhe-*, "
-    "University of Helsinki, LGPL); labels: the phones the voice said (its segments), mapped onto the Kyrgyz "
-    "set (`unispeech/festival.py`); utterances with a missing diphone left out",
 }
 
 
@@ -124,6 +122,9 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         )
     storage = summary.get("storage", "float32")
     festival = "test-festival-unseen-voice" in summary["per"]
+    trained = festival_voices(work)
+    held_out = [v for v in VOICES if v not in trained]
+    languages = " and ".join(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in trained}))
     return MODEL_CARD.format(
         storage=storage
         + (" (half the package; loaded back exactly, then run as any model)" if storage == "float16" else ""),
@@ -144,8 +145,8 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         results="\n".join(rows),
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
-        festival_held_out="; Festival's voice czech_ph and its Italian voices" if festival else "",
-        festival_voices=" and five real Czech and Finnish speakers' diphones reading Kyrgyz" if festival else "",
+        festival_held_out=f"; Festival's voices {', '.join(held_out)}" if festival else "",
+        festival_voices=f" and {len(trained)} real {languages} speakers' diphones reading Kyrgyz" if festival else "",
         voice_change=voice_change_text(summary),
         batch_noise=batch_noise_text(summary),
         decoding=decoding_text(summary.get("phone_lm")),
@@ -206,15 +207,44 @@ def data_table(work: Path) -> str:
     manifest = work / "train-mixed" / "manifest.jsonl"
     if not manifest.is_file():
         manifest = work / "train" / "manifest.jsonl"
-    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = _rows(manifest)
     clips, seconds = Counter(), Counter()
     for r in rows:
         corpus = r.get("corpus", "espeak-ng")
         clips[corpus] += 1
         seconds[corpus] += r["duration"]
     lines = ["| source | clips | hours | what it is |", "|---|---|---|---|"]
-    lines += [f"| {c} | {clips[c]} | {seconds[c] / 3600:.2f} | {SOURCES.get(c, c)} |" for c in clips]
+    sources = {**SOURCES, "festival": festival_source(festival_voices(work))}
+    lines += [f"| {c} | {clips[c]} | {seconds[c] / 3600:.2f} | {sources.get(c, c)} |" for c in clips]
     return "\n".join(lines)
+
+
+def festival_voices(work: Path) -> list[str]:
+    """The Festival voices of the last stage's training manifest."""
+    manifest = work / "train-mixed" / "manifest.jsonl"
+    rows = _rows(manifest) if manifest.is_file() else []
+    return sorted({r["voice"].removeprefix("festival-") for r in rows if r.get("corpus") == "festival"})
+
+
+def _rows(manifest: Path) -> list[dict]:
+    return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def festival_source(voices: list[str]) -> str:
+    """What the Festival rows are, for the voices trained on (unispeech/festival.py's VOICES)."""
+    named = ", ".join(
+        f"{v} ({VOICES[v].speaker}, {VOICES[v].language}; {VOICES[v].package}: {VOICES[v].license})" for v in voices
+    )
+    how = []
+    if any(VOICES[v].language != "en" for v in voices):
+        how.append("the Czech, Finnish and Italian ones read the phones spelled in their orthography")
+    if any(VOICES[v].language == "en" for v in voices):
+        how.append("the English ones are given the phones, with durations and pitch drawn by rule")
+    return (
+        f"Kyrgyz sentences (espeak-ng's training sentences) read by Festival's diphone voices of {len(voices)} real "
+        f"speakers: {named}; {'; '.join(how)}; labels: the phones the voice said (its segments), mapped onto the "
+        "Kyrgyz set (`unispeech/festival.py`); utterances with a missing diphone left out"
+    )
 
 
 def _recipe_of(stage: Path, summary: dict) -> str:
