@@ -98,7 +98,7 @@ _ITALIAN = {
     "l": ("l",), "L": ("l", "j"), "r": ("r",),
 }  # fmt: skip
 # Kyrgyz phone -> the English (Festival's radio phone set) ones the English voices are given; a long vowel is the
-# short one held longer. English has no ө ү ы: they are given as e, u and ɪ, and labelled as such.
+# short one held longer. English has no ө ү ы: they are given as e, u and ɪ, and labelled e, u and i.
 ASKED_ENGLISH = {
     "ɑ": "aa", "e": "eh", "i": "iy", "o": "ao", "u": "uw", "ɯ": "ih", "oe": "eh", "y": "uw", "ə": "ax", "b": "b",
     "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "hh", "s": "s", "z": "z",
