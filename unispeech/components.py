@@ -130,7 +130,7 @@ class FeatureEncoder(nn.Module):
     def _depth_first(self, layers, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # The same arithmetic, piece by piece: each run of CHUNK_FRAMES output frames of one row goes through
         # every layer from the input frames it depends on, so no layer's whole-batch map (32000 x 512 floats
-        # per 10 s in the first) goes through memory; in float32 that traffic cost more than the matmuls.
+        # per 10 s in the first) is allocated, filled and copied: ~10 % of the float32 CNN's time, 19 % in batches.
         kernels, strides = [c.kernel for c in layers], [c.stride for c in layers]
         hop, field = math.prod(strides), 1
         for kernel, stride in zip(reversed(kernels), reversed(strides)):
