@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -210,11 +211,9 @@ def choose_backend(
 
 def _measured_choice(klass: str, with_lm: bool = False) -> Choice:
     settings = [s for s in MEASURED.get(klass, ()) if s.backend == "torch" or _has_onnxruntime()]
-    passing = [s for s in settings if s.agrees(with_lm) >= AGREEMENT_FLOOR] or [
-        Measured("torch", "float32", None, (1.0,))
-    ]
-    best = passing[0]
-    faster = [f"{s.backend} {s.dtype} ({100 * s.agrees(with_lm):.2f} %)" for s in settings[: _index(settings, best)]]
+    failing = list(itertools.takewhile(lambda s: s.agrees(with_lm) < AGREEMENT_FLOOR, settings))  # the faster ones
+    best = settings[len(failing)] if len(failing) < len(settings) else Measured("torch", "float32", None, (1.0,))
+    faster = [f"{s.backend} {s.dtype} ({100 * s.agrees(with_lm):.2f} %)" for s in failing]
     decoded = "decoded with its phone LM" if with_lm else "greedy decoding"
     why = (
         f"auto on an {klass}-class CPU: fastest measured setting with float32's phones on >= "
@@ -227,10 +226,6 @@ def _measured_choice(klass: str, with_lm: bool = False) -> Choice:
         return _onnx_choice(best.dtype, torch.device("cpu"), why)
     precision = Precision.choose(best.dtype, torch.device("cpu"))
     return Choice("torch", dtype_name(precision), precision, why)
-
-
-def _index(settings: list[Measured], best: Measured) -> int:
-    return settings.index(best) if best in settings else len(settings)
 
 
 def dtype_name(precision: Precision) -> str:
