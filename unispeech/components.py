@@ -30,6 +30,12 @@ def valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def cpu_inference(x: torch.Tensor) -> bool:
+    """Whether `x` goes through a CPU forward pass without autograd and outside export: where the CNN runs
+    depth-first and the positional conv through FFTs (training, export and CUDA keep the plain ops)."""
+    return x.device.type == "cpu" and not (torch.is_grad_enabled() or torch.compiler.is_exporting())
+
+
 def conv_output_lengths(lengths: torch.Tensor | int, kernels, strides) -> torch.Tensor | int:
     """Output frames of the strided convolutions for `lengths` input samples (a tensor, or a plain int)."""
     for kernel, stride in zip(kernels, strides):
@@ -113,8 +119,7 @@ class FeatureEncoder(nn.Module):
         """Inference on a CPU leaves the frames past `lengths` zero (they depend on padding only); training,
         export and CUDA compute them from the padding."""
         x = wav[:, :, None]  # (B, samples, 1)
-        inference = wav.device.type == "cpu" and not (torch.is_grad_enabled() or torch.compiler.is_exporting())
-        piecewise = self._first_per_frame_layer() if inference else len(self.conv_layers)
+        piecewise = self._first_per_frame_layer() if cpu_inference(wav) else len(self.conv_layers)
         for layer in self.conv_layers[:piecewise]:
             lengths = conv_output_lengths(lengths, (layer.kernel,), (layer.stride,))
             x = layer(x, lengths)
@@ -193,19 +198,18 @@ class WeightNormConv1d(nn.Module):
             if bf16_conv_is_exact(weight.shape[0], self.groups, weight.shape[2], x.device.type):
                 return F.conv1d(x, weight, bias, padding=self.padding, groups=self.groups)
             with torch.autocast(x.device.type, enabled=False):
-                return self._float32(x.float(), weight.float(), bias.float()).to(x.dtype)
+                return self._float32(x.float(), weight, bias.float()).to(x.dtype)
         if x.dtype == weight.dtype == torch.float32:
             return self._float32(x, weight, bias)
         return F.conv1d(x, weight, bias, padding=self.padding, groups=self.groups)
 
     def _float32(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        # CPU inference: the same convolution through FFTs, 3x faster than oneDNN's direct one for the 128-wide
-        # kernel (docs/performance.md, "The positional conv through FFTs"); training and export keep conv1d
-        inference = x.device.type == "cpu" and not (torch.is_grad_enabled() or torch.compiler.is_exporting())
-        if not inference or 2 * weight.shape[2] > FFT_FRAMES:  # a kernel that wide leaves blocks of few frames
-            return F.conv1d(x, weight, bias, padding=self.padding, groups=self.groups)
+        """The conv in float32 (`weight` in its own type). CPU inference runs it through FFTs, 3x faster than
+        oneDNN's direct conv for the 128-wide kernel (docs/performance.md, "The positional conv through FFTs")."""
+        if not cpu_inference(x) or 2 * weight.shape[2] > FFT_FRAMES:  # a kernel that wide leaves few frames a block
+            return F.conv1d(x, weight.float(), bias, padding=self.padding, groups=self.groups)
         if getattr(self, "_spectrum", (None,))[0] is not weight:  # weight() gives one tensor until the weights change
-            self._spectrum = (weight, conv_spectrum(weight, self.groups, FFT_FRAMES))
+            self._spectrum = (weight, conv_spectrum(weight.float(), self.groups, FFT_FRAMES))
         return fft_conv1d(x, self._spectrum[1], bias, weight.shape[2], self.padding)
 
 
