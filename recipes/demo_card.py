@@ -122,7 +122,8 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         )
     storage = summary.get("storage", "float32")
     festival = "test-festival-unseen-voice" in summary["per"]
-    trained = festival_voices(work)
+    training = training_rows(work)
+    trained = festival_voices(training)
     held_out = [v for v in VOICES if v not in trained]
     languages = " and ".join(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in trained}))
     return MODEL_CARD.format(
@@ -134,7 +135,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         heads=config["num_attention_heads"],
         ffn=config["intermediate_size"],
         conv=config["conv_dim"],
-        data=data_table(work),
+        data=data_table(training),
         start=start,
         stages="\n".join(stage_lines),
         best_step=best["step"],
@@ -202,32 +203,30 @@ def batch_noise_text(summary: dict) -> str:
     )
 
 
-def data_table(work: Path) -> str:
-    """Clips and hours per source of the last stage's training manifest (mixed when real voices were used)."""
+def training_rows(work: Path) -> list[dict]:
+    """The last stage's training manifest (mixed when real voices were used)."""
     manifest = work / "train-mixed" / "manifest.jsonl"
     if not manifest.is_file():
         manifest = work / "train" / "manifest.jsonl"
-    rows = _rows(manifest)
+    return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def data_table(rows: list[dict]) -> str:
+    """Clips and hours per source of the training rows."""
     clips, seconds = Counter(), Counter()
     for r in rows:
         corpus = r.get("corpus", "espeak-ng")
         clips[corpus] += 1
         seconds[corpus] += r["duration"]
     lines = ["| source | clips | hours | what it is |", "|---|---|---|---|"]
-    sources = {**SOURCES, "festival": festival_source(festival_voices(work))}
+    sources = {**SOURCES, "festival": festival_source(festival_voices(rows))}
     lines += [f"| {c} | {clips[c]} | {seconds[c] / 3600:.2f} | {sources.get(c, c)} |" for c in clips]
     return "\n".join(lines)
 
 
-def festival_voices(work: Path) -> list[str]:
-    """The Festival voices of the last stage's training manifest."""
-    manifest = work / "train-mixed" / "manifest.jsonl"
-    rows = _rows(manifest) if manifest.is_file() else []
+def festival_voices(rows: list[dict]) -> list[str]:
+    """The Festival voices among the training rows."""
     return sorted({r["voice"].removeprefix("festival-") for r in rows if r.get("corpus") == "festival"})
-
-
-def _rows(manifest: Path) -> list[dict]:
-    return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def festival_source(voices: list[str]) -> str:
