@@ -29,6 +29,15 @@ from unispeech.festival import (
 from unispeech.g2p import kyrgyz_inventory
 
 
+def needs_voice(voice: str):
+    """Skip, with the reason, where Festival or the voice's Debian package is missing."""
+    package = VOICES[voice].package
+    return pytest.mark.skipif(
+        not (shutil.which("festival") and voice_folder(voice).is_dir()),
+        reason=f"needs Festival and {package} (apt-get install festival {package})",
+    )
+
+
 @pytest.mark.parametrize("language", ["cs", "fi", "it"])
 def test_every_kyrgyz_phone_has_a_spelling_the_voice_can_read(language):
     assert set(SPELLING[language]) == set(kyrgyz_inventory())
@@ -90,10 +99,7 @@ def test_held_out_voices_are_voices_and_leave_each_language_a_training_voice_but
     assert trained == {"cs", "fi"}  # Italian and English: recordings (and a language) the model never met
 
 
-@pytest.mark.skipif(
-    not (shutil.which("festival") and voice_folder("czech_dita").is_dir()),
-    reason="needs Festival and festvox-czech-dita (apt-get install festival festvox-czech-dita)",
-)
+@needs_voice("czech_dita")
 def test_a_czech_voice_reads_kyrgyz_into_16_khz_clips_with_kyrgyz_labels(tmp_path):
     (row,) = speak(["Бул жакшы китеп."], "czech_dita", tmp_path)
     info = sf.info(row["audio"])
@@ -149,10 +155,7 @@ def test_an_english_voice_that_said_other_phones_than_it_was_given_is_an_error()
         _given_labels(given, ["pau", "k", "ae"])
 
 
-@pytest.mark.skipif(
-    not (shutil.which("festival") and voice_folder("kal_diphone").is_dir()),
-    reason="needs Festival and festvox-kallpc16k (apt-get install festival festvox-kallpc16k)",
-)
+@needs_voice("kal_diphone")
 def test_an_english_voice_reads_given_kyrgyz_phones_into_16_khz_clips(tmp_path):
     (row,) = speak(["Бала менен апа, бала менен апа."], "kal_diphone", tmp_path)
     info = sf.info(row["audio"])
