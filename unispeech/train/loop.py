@@ -6,6 +6,7 @@ owns everything else: batch order, learning-rate schedule, optimizer, checkpoint
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import math
@@ -75,7 +76,14 @@ def distributed(device_type: str = "cpu") -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        # left to interpreter exit, gloo's threads are sometimes torn down still running: the rank aborts
+        atexit.register(_end_process_group)
     return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _end_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @dataclasses.dataclass
