@@ -41,20 +41,6 @@ TEST_SETS = {
         "mapped)",
         "unseen sentences, the training voices",
     ),
-    "test-festival-unseen-italian": (
-        "Festival's Italian diphone voices lp and pc (a real woman and man; never trained on, nor any Italian) "
-        "reading Kyrgyz (mapped phones)",
-        "unseen sentences, unseen speakers, unseen language front end",
-    ),
-    "test-festival-unseen-english": (
-        "Festival's American English diphone voices kal and ked (two real men; never trained on, nor any English) "
-        "given the Kyrgyz phones as the nearest English ones, with durations and pitch drawn by rule (mapped phones)",
-        "unseen sentences, unseen speakers, unseen language, rule prosody",
-    ),
-    "test-festival-unseen-voice": (
-        "Festival's Czech diphone voice czech_ph (a real man; never trained on) reading Kyrgyz (mapped phones)",
-        "unseen sentences, unseen speaker",
-    ),
 }
 SOURCES = {
     "espeak-ng": "espeak-ng's `ky` voice (espeakng-loader), variants m1 m2 m4 m5 m6 m7 f1 f2 f3 f4, random "
@@ -95,37 +81,17 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
     logs = [read_log(d) for d in stages]
     best = min((r for r in logs[-1] if r.get("valid_per") is not None), key=lambda r: r["valid_per"])
     stage_lines = [
-        f"  - `{s.name}`: {max(r['step'] for r in log)} updates, {logged_seconds(log) / 60:.0f} min "
-        f"({_recipe_of(s, summary)})"
+        f"  - `{s.name}`: {max(r['step'] for r in log)} updates, {logged_seconds(log) / 60:.0f} min of wall time "
+        f"(median {median_update_seconds(log):.2f} s an update; {_recipe_of(s, summary)})"
         for s, log in zip(stages, logs)
     ]
-    start = "from random weights"
-    if summary.get("init"):
-        commit = summary.get("init_commit") or "COMMIT"
-        start = (
-            f"continued from `{summary['init']}`, the model bundled at commit {commit} (`mkdir -p INIT && "
-            f"git archive {commit} unispeech/assets/default-model | tar -x --strip-components=3 -C INIT`)"
-        )
-        if summary.get("deepen"):
-            start += (
-                f", first grown to {summary['deepen']} transformer layers by new layers that start as identities "
-                "(zero output projections, spread between the old ones: `unispeech.model.deepen`)"
-            )
-    rows = []
-    for name, result in summary["per"].items():
-        kind, what = TEST_SETS.get(name, (name, ""))
-        before = summary.get("per_init", {}).get(name)
-        greedy = summary.get("per_greedy", {}).get(name)
-        rows.append(
-            f"| {kind} | {what} (`{_shown(work)}/{name}`) | {result['utterances']} | "
-            f"**{100 * result['per']:.2f} %** | {_percent(greedy)} | {_percent(before)} |"
-        )
     storage = summary.get("storage", "float32")
     festival = "test-festival-unseen-voice" in summary["per"]
     training = training_rows(work)
     trained = festival_voices(training)
     held_out = [v for v in VOICES if v not in trained]
-    languages = " and ".join(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in trained}))
+    languages = ", ".join(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in trained}))
+    count = NUMBERS.get(len(trained), str(len(trained)))
     return MODEL_CARD.format(
         storage=storage
         + (" (half the package; loaded back exactly, then run as any model)" if storage == "float16" else ""),
@@ -136,22 +102,94 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         ffn=config["intermediate_size"],
         conv=config["conv_dim"],
         data=data_table(training),
-        start=start,
+        start=starting_point(summary),
         stages="\n".join(stage_lines),
         best_step=best["step"],
         valid_per=100 * best["valid_per"],
         cpu=summary.get("cpu", "unknown CPU"),
         torch=torch.__version__,
         command=summary["command"],
-        results="\n".join(rows),
+        results=result_rows(work, summary, trained),
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
         festival_held_out=f"; Festival's voices {', '.join(held_out)}" if festival else "",
-        festival_voices=f" and {len(trained)} real {languages} speakers' diphones reading Kyrgyz" if festival else "",
+        festival_voices=f" and {count} real speakers' diphones ({languages}) reading Kyrgyz" if festival else "",
         voice_change=voice_change_text(summary),
         batch_noise=batch_noise_text(summary),
         decoding=decoding_text(summary.get("phone_lm")),
     )
+
+
+def starting_point(summary: dict) -> str:
+    """Where the training began: random weights, or the model bundled at a commit (maybe grown first)."""
+    if not summary.get("init"):
+        return "from random weights"
+    commit = summary.get("init_commit") or "COMMIT"
+    start = (
+        f"continued from `{summary['init']}`, the model bundled at commit {commit} (`mkdir -p INIT && "
+        f"git archive {commit} unispeech/assets/default-model | tar -x --strip-components=3 -C INIT`)"
+    )
+    if summary.get("deepen"):
+        start += (
+            f", first grown to {summary['deepen']} transformer layers by new layers that start as identities "
+            "(zero output projections, spread between the old ones: `unispeech.model.deepen`)"
+        )
+    return start
+
+
+def result_rows(work: Path, summary: dict, trained: list[str]) -> str:
+    """The card's PER table: each held-out set with its default decoding, greedy, and the start model greedy."""
+    rows = []
+    for name, result in summary["per"].items():
+        if name in UNSEEN_FESTIVAL_SETS:
+            kind, what = unseen_festival_row(UNSEEN_FESTIVAL_SETS[name], trained)
+        else:
+            kind, what = TEST_SETS.get(name, (name, ""))
+        before = summary.get("per_init", {}).get(name)
+        greedy = summary.get("per_greedy", {}).get(name)
+        rows.append(
+            f"| {kind} | {what} (`{_shown(work)}/{name}`) | {result['utterances']} | "
+            f"**{100 * result['per']:.2f} %** | {_percent(greedy)} | {_percent(before)} |"
+        )
+    return "\n".join(rows)
+
+
+UNSEEN_FESTIVAL_SETS = {  # recipes/demo_model.py's UNSEEN_TEST_SETS: the Festival voices of a language not trained on
+    "test-festival-unseen-voice": "cs",
+    "test-festival-unseen-italian": "it",
+    "test-festival-unseen-english": "en",
+}
+NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+
+
+def unseen_festival_row(language: str, trained: list[str]) -> tuple[str, str]:
+    """(voice type, description) of the test set of the Festival voices of `language` that were not trained on."""
+    voices = [v for v in VOICES if VOICES[v].language == language and v not in trained]
+    speakers = [VOICES[v].speaker.removeprefix("adult ") for v in voices]
+    if len(voices) == 1:
+        who = f"a real {speakers[0]}"
+    elif len(set(speakers)) == 1:
+        who = f"{NUMBERS.get(len(voices), len(voices))} real {speakers[0]}s".replace("mans", "men")
+    else:
+        who = "a real " + " and ".join(speakers)
+    known = any(VOICES[v].language == language for v in trained)
+    name = LANGUAGE_NAMES[language]
+    how = (
+        "given the Kyrgyz phones as the nearest English ones, with durations and pitch drawn by rule"
+        if language == "en"
+        else "reading Kyrgyz"
+    )
+    kind = (
+        f"Festival's {name} diphone voice{'s' if len(voices) > 1 else ''} "
+        f"{' and '.join(v.removesuffix('_diphone') for v in voices)} ({who}; never trained on"
+        f"{'' if known else f', nor any {name}'}) {how} (mapped phones)"
+    )
+    what = ["unseen sentences", "unseen speakers" if len(voices) > 1 else "unseen speaker"]
+    if not known:
+        what.append("unseen language" if language == "en" else "unseen language front end")
+    if language == "en":
+        what.append("rule prosody")
+    return kind, ", ".join(what)
 
 
 def _percent(value: float | None) -> str:
@@ -240,7 +278,7 @@ def festival_source(voices: list[str]) -> str:
     if any(VOICES[v].language == "en" for v in voices):
         how.append("the English ones are given the phones, with durations and pitch drawn by rule")
     return (
-        f"Kyrgyz sentences (espeak-ng's training sentences) read by Festival's diphone voices of {len(voices)} real "
+        f"Kyrgyz sentences (espeak-ng's training sentences) read by Festival's diphone voices of {NUMBERS.get(len(voices), len(voices))} real "
         f"speakers: {named}; {'; '.join(how)}; labels: the phones the voice said (its segments), mapped onto the "
         "Kyrgyz set (`unispeech/festival.py`); utterances with a missing diphone left out"
     )
@@ -258,6 +296,20 @@ def _shown(path: Path) -> str:
     """A path as the card shows it: relative to the repository when inside it."""
     path = path.resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def median_update_seconds(log: list[dict]) -> float:
+    """The median seconds an update took between logged rows: the training's pace without the time a stage
+    spent paused (stopped while benchmarks ran) or validating."""
+    import statistics
+
+    rows = [r for r in log if "seconds" in r and "step" in r]
+    paces = [
+        (b["seconds"] - a["seconds"]) / (b["step"] - a["step"])
+        for a, b in zip(rows, rows[1:])
+        if b["step"] > a["step"] and b["seconds"] > a["seconds"]  # not across a resume, whose clock restarts
+    ]
+    return statistics.median(paces) if paces else float("nan")
 
 
 def logged_seconds(log: list[dict]) -> float:
