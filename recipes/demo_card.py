@@ -25,7 +25,7 @@ MODEL_FILES = (
 )
 DECODING_FILES = (DECODING_FILE, PHONE_LM_FILE)  # the model's own decoding, when it has one
 # What each held-out set is, for the card: (voice type, description)
-LANGUAGE_NAMES = {"cs": "Czech", "fi": "Finnish", "it": "Italian", "en": "American English"}
+LANGUAGE_NAMES = {"cs": "Czech", "fi": "Finnish", "it": "Italian", "ca": "Catalan", "en": "American English"}
 TEST_SETS = {
     "test": ("espeak-ng (formant synthesis)", "unseen sentences, training voice variants"),
     "test-unseen-voice": ("espeak-ng (formant synthesis)", "unseen sentences, unseen voice variant m3"),
@@ -37,8 +37,7 @@ TEST_SETS = {
     ),
     "test-festvox-ru-nsh": ("real Russian speech, festvox-ru (mapped phones)", "unseen utterances"),
     "test-festival-seen-voices": (
-        "Festival's diphone voices of real speakers that the model trained on, reading Kyrgyz (their own phones, "
-        "mapped)",
+        "Festival's voices of real speakers that the model trained on, reading Kyrgyz (their own phones, mapped)",
         "unseen sentences, the training voices",
     ),
 }
@@ -113,7 +112,9 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
         festival_held_out=f"; Festival's voices {', '.join(held_out)}" if festival else "",
-        festival_voices=f" and {count} real speakers' diphones ({languages}) reading Kyrgyz" if festival else "",
+        festival_voices=f" and Festival's voices of {count} real speakers ({languages}) reading Kyrgyz"
+        if festival
+        else "",
         voice_change=voice_change_text(summary),
         batch_noise=batch_noise_text(summary),
         decoding=decoding_text(summary.get("phone_lm")),
@@ -158,6 +159,7 @@ UNSEEN_FESTIVAL_SETS = {  # recipes/demo_model.py's UNSEEN_TEST_SETS: the Festiv
     "test-festival-unseen-voice": "cs",
     "test-festival-unseen-italian": "it",
     "test-festival-unseen-english": "en",
+    "test-festival-unseen-catalan": "ca",
 }
 NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 
@@ -180,7 +182,7 @@ def unseen_festival_row(language: str, trained: list[str]) -> tuple[str, str]:
         else "reading Kyrgyz"
     )
     kind = (
-        f"Festival's {name} diphone voice{'s' if len(voices) > 1 else ''} "
+        f"Festival's {name} {_synthesis(voices)} voice{'s' if len(voices) > 1 else ''} "
         f"{' and '.join(v.removesuffix('_diphone') for v in voices)} ({who}; never trained on"
         f"{'' if known else f', nor any {name}'}) {how} (mapped phones)"
     )
@@ -190,6 +192,10 @@ def unseen_festival_row(language: str, trained: list[str]) -> tuple[str, str]:
     if language == "en":
         what.append("rule prosody")
     return kind, ", ".join(what)
+
+
+def _synthesis(voices: list[str]) -> str:
+    return "HTS (statistical-parametric)" if all(v.endswith("_hts") for v in voices) else "diphone"
 
 
 def _percent(value: float | None) -> str:
@@ -273,14 +279,16 @@ def festival_source(voices: list[str]) -> str:
         f"{v} ({VOICES[v].speaker}, {VOICES[v].language}; {VOICES[v].package}: {VOICES[v].license})" for v in voices
     )
     how = []
-    if any(VOICES[v].language != "en" for v in voices):
-        how.append("the Czech, Finnish and Italian ones read the phones spelled in their orthography")
+    spelled = sorted({LANGUAGE_NAMES[VOICES[v].language] for v in voices if VOICES[v].language != "en"})
+    if spelled:
+        how.append(f"the {', '.join(spelled)} ones read the phones spelled in their orthography")
     if any(VOICES[v].language == "en" for v in voices):
         how.append("the English ones are given the phones, with durations and pitch drawn by rule")
+    count = NUMBERS.get(len(voices), len(voices))
     return (
-        f"Kyrgyz sentences (espeak-ng's training sentences) read by Festival's diphone voices of {NUMBERS.get(len(voices), len(voices))} real "
-        f"speakers: {named}; {'; '.join(how)}; labels: the phones the voice said (its segments), mapped onto the "
-        "Kyrgyz set (`unispeech/festival.py`); utterances with a missing diphone left out"
+        f"Kyrgyz sentences (espeak-ng's training sentences) read by Festival's voices (diphone; `_hts`: HTS) of "
+        f"{count} real speakers: {named}; {'; '.join(how)}; labels: the phones the voice said (its segments), "
+        "mapped onto the Kyrgyz set (`unispeech/festival.py`); utterances with a missing diphone left out"
     )
 
 

@@ -63,7 +63,7 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument(
         "--festival",
         action="store_true",
-        help="Kyrgyz sentences read by Festival's Czech and Finnish diphone voices of real speakers (apt-get install)",
+        help="Kyrgyz sentences read by Festival's voices of real speakers (unispeech/festival.py; apt-get install)",
     )
     parser.add_argument("--festival-sentences", type=int, default=200, help="training sentences per Festival voice")
     parser.add_argument(
@@ -242,7 +242,12 @@ def real_voice_sets(work: Path, args) -> dict:
     }
 
 
-UNSEEN_TEST_SETS = {"cs": "festival-unseen-voice", "it": "festival-unseen-italian", "en": "festival-unseen-english"}
+UNSEEN_TEST_SETS = {
+    "cs": "festival-unseen-voice",
+    "it": "festival-unseen-italian",
+    "en": "festival-unseen-english",
+    "ca": "festival-unseen-catalan",
+}
 
 
 def festival_sets(
@@ -251,8 +256,8 @@ def festival_sets(
     """Festival's voices (unispeech/festival.py) reading Kyrgyz: each `trained` voice (default: those not in
     HELD_OUT_VOICES) its own `per_voice` of espeak-ng's training sentences, 8 validation ones and 20 held-out
     ones (one test set for all of them); each other voice the same 120 held-out sentences and nothing else (a
-    test set for the Czech ones, one for the Italian ones, one for the English ones). Each voice's reading is
-    made once per set of sentences (`work/festival`)."""
+    test set per language: UNSEEN_TEST_SETS). Each voice's reading is made once per set of sentences
+    (`work/festival`)."""
     import random
 
     from unispeech.data import write_manifest

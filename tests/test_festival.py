@@ -38,14 +38,14 @@ def needs_voice(voice: str):
     )
 
 
-@pytest.mark.parametrize("language", ["cs", "fi", "it"])
+@pytest.mark.parametrize("language", ["cs", "fi", "it", "ca"])
 def test_every_kyrgyz_phone_has_a_spelling_the_voice_can_read(language):
     assert set(SPELLING[language]) == set(kyrgyz_inventory())
     for letters in SPELLING[language].values():
         letters.encode(ENCODING[language])  # raises if Festival's front end could not read it
 
 
-@pytest.mark.parametrize("language", ["cs", "fi", "it", "en"])
+@pytest.mark.parametrize("language", ["cs", "fi", "it", "ca", "en"])
 def test_every_festival_phone_maps_into_the_kyrgyz_inventory(language):
     produced = {k for ks in TO_KYRGYZ[language].values() for k in ks}
     assert produced <= set(kyrgyz_inventory())
@@ -70,6 +70,18 @@ def test_italian_stress_is_dropped_and_its_palatals_become_two_kyrgyz_phones():
     assert labels(["#", "a1", "J", "O", "L", "ng", "k"], "it") == ["ɑ", "n", "j", "o", "l", "j", "N", "q"]
 
 
+def test_catalan_spelling_stresses_every_vowel_but_y_and_keeps_g_s_and_a_final_r_as_kyrgyz_says_them():
+    # кыргыз: ы unaccented (the voice reduces it to ə), g before it as "gu" (else ʒ); гиле: every other vowel
+    # accented, so none is reduced; аса: one s between vowels doubled (else z); бар: a final r doubled (else silent)
+    assert spell("кыргыз гиле аса бар", "ca") == "kerguez guílé àssà bàrr"
+
+
+def test_catalan_segments_drop_stress_keep_schwa_and_join_t_s_into_one_phone():
+    assert labels(["pau", "t", "S", "a1", "ax", "rr", "J", "e1", "t", "s"], "ca") == [
+        "tS", "ɑ", "ə", "r", "n", "j", "e", "t[", "s",
+    ]  # fmt: skip
+
+
 def test_finnish_long_vowels_are_one_phone_and_long_consonants_two():
     assert labels(["#", "t:", "u:", "##", "7", "s:", "y"], "fi") == ["t[", "t[", "u:", "oe", "s", "s", "y"]
 
@@ -91,12 +103,13 @@ def test_utterances_where_festival_used_a_default_diphone_are_found_in_its_log()
         "@@ 0\n@@ 1\nUniSyn: using default diphone #-# for j-t\n@@ 2\n@@ 3\nUniSyn: using default diphone #-# for g-7\n"
     )
     assert _utterances_with_gaps(log) == {1, 3}
+    assert _utterances_with_gaps("@@ 0\nfailed to find tree for \xe8\n@@ 1\n") == {0}  # a letter it skipped
 
 
-def test_held_out_voices_are_voices_and_leave_each_language_a_training_voice_but_italian_and_english():
+def test_held_out_voices_are_voices_and_leave_each_language_a_training_voice_but_italian_catalan_english():
     assert set(HELD_OUT_VOICES) <= set(VOICES)
     trained = {VOICES[v].language for v in VOICES if v not in HELD_OUT_VOICES}
-    assert trained == {"cs", "fi"}  # Italian and English: recordings (and a language) the model never met
+    assert trained == {"cs", "fi"}  # Italian, Catalan, English: recordings (and a language) the model never met
 
 
 @needs_voice("czech_dita")
@@ -153,6 +166,14 @@ def test_an_english_voice_that_said_other_phones_than_it_was_given_is_an_error()
     assert _given_labels(given, ["pau", "k", "aa"]) == ["q", "ɑ"]  # k before a back vowel: q
     with pytest.raises(FestivalError, match="not the phones it was given"):
         _given_labels(given, ["pau", "k", "ae"])
+
+
+@needs_voice("upc_ca_ona_hts")
+def test_the_catalan_voice_reads_spelled_kyrgyz_into_16_khz_clips_with_kyrgyz_labels(tmp_path):
+    (row,) = speak(["Бала менен апа."], "upc_ca_ona_hts", tmp_path)
+    info = sf.info(row["audio"])
+    assert info.samplerate == 16000 and 0.5 < info.duration < 5
+    assert row["phones"].split() == "b ɑ l ɑ m e n e n ɑ p ɑ".split()  # no vowel reduced: each is stressed
 
 
 @needs_voice("kal_diphone")

@@ -1,16 +1,16 @@
-"""Kyrgyz sentences read by Festival's diphone voices of real Czech, Finnish, Italian and American speakers (Debian).
+"""Kyrgyz sentences read by Festival's voices of real Czech, Finnish, Italian, Catalan and American speakers (Debian).
 
-These voices join recorded diphones of one real speaker each (women, men and a boy; LPC-resynthesised),
-so their timbre is a person's, not a vocoder's: the demo model made from synthetic speech alone fails on
-them as on real voices (~50 % PER). The Kyrgyz phones are spelled in the voice's own orthography
-(`SPELLING`), and the labels are what the voice then said: Festival's own segments, mapped back onto the
-Kyrgyz set (`TO_KYRGYZ`). Where the language lacks a Kyrgyz sound (Czech has no ө ү ы), the label is the
-sound it made instead, never the one that was asked for. Utterances in which Festival fell back to a
-default diphone (a silent gap where a phone was asked for) are left out.
+These voices join recorded diphones of one real speaker each (women, men and a boy; LPC-resynthesised), so their
+timbre is a person's, not a vocoder's: the demo model made from synthetic speech alone fails on them as on real
+voices (~50 % PER). The Catalan voice is a statistical-parametric (HTS) voice of a real woman. The Kyrgyz phones
+are spelled in the voice's own orthography (`SPELLING`), and the labels are what the voice then said: Festival's
+own segments, mapped back onto the Kyrgyz set (`TO_KYRGYZ`). Where the language lacks a Kyrgyz sound (Czech has no
+ө ү ы), the label is the sound it made instead, never the one that was asked for. Utterances in which Festival fell
+back to a default diphone (a silent gap where a phone was asked for) are left out.
 
-The English voices get no text: an English front end cannot read Kyrgyz in any spelling. They are given the
-phones themselves (Festival's "Segments" utterances, `segments`), each Kyrgyz phone as the nearest English
-one, with durations and a pitch contour drawn here; the labels are again the sounds they were given.
+The English voices get no text: an English front end cannot read Kyrgyz in any spelling. They are given the phones
+themselves (Festival's "Segments" utterances, `segments`), each Kyrgyz phone as the nearest English one, with
+durations and a pitch contour drawn here; the labels are again the sounds they were given.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .g2p import WORD_BOUNDARY, phonemize
 @dataclass(frozen=True)
 class FestivalVoice:
     package: str  # Debian package
-    language: str  # "cs", "fi", "it": which spelling and phone set; "en": given phones (`segments`)
+    language: str  # "cs", "fi", "it", "ca": which spelling and phone set; "en": given phones (`segments`)
     speaker: str
     license: str
 
@@ -46,29 +46,38 @@ VOICES = {
     "pc_diphone": FestivalVoice("festvox-itapc16k", "it", "adult man", "GPL-2+, IFM Development Team"),
     "kal_diphone": FestivalVoice("festvox-kallpc16k", "en", "adult man", "free, (c) 1998 Alan W Black, Kevin Lenzo"),
     "ked_diphone": FestivalVoice("festvox-kdlpc16k", "en", "adult man", "free, (c) 1997 CSTR, Univ. of Edinburgh"),
+    "upc_ca_ona_hts": FestivalVoice(
+        "festvox-ca-ona-hts", "ca", "adult woman", "LGPL-2.1+, Universitat Politècnica de Catalunya"
+    ),
 }
 # Test sets only unless a recipe trains on them (recipes/demo_model.py --festival-voices): real timbres a model
 # has not met, one with a training voice's front end (Czech), two with a front end and recordings of their own
-# (Italian) and two given phones with prosody drawn by rule (English)
-HELD_OUT_VOICES = ("czech_ph", "lp_diphone", "pc_diphone", "kal_diphone", "ked_diphone")
-ENCODING = {"cs": "iso-8859-2", "fi": "latin-1", "it": "latin-1", "en": "latin-1"}  # what Festival reads
-_FOLDERS = {"cs": "czech", "fi": "finnish", "it": "italian", "en": "english"}
+# (Italian and Catalan) and two given phones with prosody drawn by rule (English)
+HELD_OUT_VOICES = ("czech_ph", "lp_diphone", "pc_diphone", "kal_diphone", "ked_diphone", "upc_ca_ona_hts")
+ENCODING = {"cs": "iso-8859-2", "fi": "latin-1", "it": "latin-1", "ca": "latin-1", "en": "latin-1"}  # Festival reads
+_FOLDERS = {"cs": "czech", "fi": "finnish", "it": "italian", "ca": "catalan", "en": "english"}
 
 _VOWELS = "ɑ ɑ: e e: i i: o o: u u: ɯ oe oe: y y: ə".split()
 _LETTERS = {
-    # Kyrgyz phone: Czech, Finnish, Italian letters (Finnish has no š ž č in Latin-1, nor z or x; Italian has no
-    # long vowels, ö ü ы or x, and writes tʃ dʒ ʃ as ci gi sci, whose i its front end may say: the label tells)
+    # Kyrgyz phone: Czech, Finnish, Italian, Catalan letters (Finnish has no š ž č in Latin-1, nor z or x; Italian
+    # has no long vowels, ö ü ы or x, and writes tʃ dʒ ʃ as ci gi sci, whose i its front end may say: the label
+    # tells; Catalan reduces unstressed vowels, so every vowel carries a stress accent but ы, left to become ə)
     **dict(zip(_VOWELS, zip("a á e é i í o ó u ú y e é i í e".split(), "a aa e ee i ii o oo u uu i ö öö y yy e".split(),
-                            "a a e e i i o o u u i e e i i e".split()))),
-    "b": ("b", "b", "b"), "d[": ("d", "d", "d"), "t[": ("t", "t", "t"), "p": ("p", "p", "p"), "k": ("k", "k", "k"),
-    "q": ("k", "k", "k"), "ɡ": ("g", "g", "gh"), "ʁ": ("g", "g", "gh"), "X": ("ch", "h", "k"), "s": ("s", "s", "s"),
-    "z": ("z", "s", "s"), "S": ("š", "s", "sci"), "dZ": ("dž", "dj", "gi"), "tS": ("č", "ts", "ci"),
-    "ts": ("c", "ts", "z"), "f": ("f", "f", "f"), "v": ("v", "v", "v"), "m": ("m", "m", "m"), "n": ("n", "n", "n"),
-    "N": ("ng", "ng", "ng"), "j": ("j", "j", "j"), "l": ("l", "l", "l"), "r": ("r", "r", "r"),
+                            "a a e e i i o o u u i e e i i e".split(), "à à é é í í ó ó ú ú e é é í í e".split()))),
+    "b": ("b", "b", "b", "b"), "d[": ("d", "d", "d", "d"), "t[": ("t", "t", "t", "t"), "p": ("p", "p", "p", "p"),
+    "k": ("k", "k", "k", "k"), "q": ("k", "k", "k", "k"), "ɡ": ("g", "g", "gh", "g"), "ʁ": ("g", "g", "gh", "g"),
+    "X": ("ch", "h", "k", "k"), "s": ("s", "s", "s", "s"), "z": ("z", "s", "s", "z"), "S": ("š", "s", "sci", "x"),
+    "dZ": ("dž", "dj", "gi", "j"), "tS": ("č", "ts", "ci", "tx"), "ts": ("c", "ts", "z", "ts"),
+    "f": ("f", "f", "f", "f"), "v": ("v", "v", "v", "v"), "m": ("m", "m", "m", "m"), "n": ("n", "n", "n", "n"),
+    "N": ("ng", "ng", "ng", "ng"), "j": ("j", "j", "j", "i"), "l": ("l", "l", "l", "l"), "r": ("r", "r", "r", "r"),
 }  # fmt: skip
 SPELLING = {
-    language: {p: letters[n] for p, letters in _LETTERS.items()} for n, language in enumerate(("cs", "fi", "it"))
+    language: {p: letters[n] for p, letters in _LETTERS.items()} for n, language in enumerate(("cs", "fi", "it", "ca"))
 }
+# Catalan letters that say another sound in some places: g before e/i (ʒ: "gu"), s between vowels (z: "ss"), r
+# at a word's end (silent: "rr")
+_CATALAN_CONTEXT = ((re.compile("g(?=[eéií])"), "gu"), (re.compile("(?<=[aàeéiíoóuú])s(?=[aàeéiíoóuú])"), "ss"),
+                    (re.compile("r$"), "rr"))  # fmt: skip
 
 # Festival's phones (czech.scm, suopuhe's finnish_phones.scm, italian_phoneset.scm) -> Kyrgyz phones; k/g get
 # their uvular form from the word's vowels afterwards (`uvular`).
@@ -97,6 +106,15 @@ _ITALIAN = {
     "dz": ("z",), "dZ": ("dZ",), "m": ("m",), "n": ("n",), "J": ("n", "j"), "ng": ("N",), "nf": ("m",),
     "l": ("l",), "L": ("l", "j"), "r": ("r",),
 }  # fmt: skip
+_CATALAN_VOWELS = {"a": "ɑ", "e": "e", "E": "e", "i": "i", "o": "o", "O": "o", "u": "u"}
+_CATALAN = {  # festival-ca's upc_catalan-central phones; "tS" is the pair t S joined (`_JOINED`)
+    **{v: (k,) for v, k in _CATALAN_VOWELS.items()},
+    **{f"{v}1": (k,) for v, k in _CATALAN_VOWELS.items()},  # stressed
+    "ax": ("ə",), "j": ("j",), "w": ("u",), "p": ("p",), "t": ("t[",), "k": ("k",), "b": ("b",), "d": ("d[",),
+    "g": ("ɡ",), "f": ("f",), "s": ("s",), "z": ("z",), "S": ("S",), "Z": ("dZ",), "tS": ("tS",), "m": ("m",),
+    "n": ("n",), "J": ("n", "j"), "l": ("l",), "L": ("l", "j"), "r": ("r",), "rr": ("r",),
+}  # fmt: skip
+_JOINED = {"ca": {("t", "S"): "tS"}}  # segment pairs that are one Kyrgyz phone (Catalan "tx")
 # Kyrgyz phone -> the English (Festival's radio phone set) ones the English voices are given; a long vowel is the
 # short one held longer. English has no ө ү ы: they are given as e, u and ɪ, and labelled e, u and i.
 ASKED_ENGLISH = {
@@ -114,6 +132,7 @@ TO_KYRGYZ = {
     "cs": {p: (k,) for p, k in _CZECH.items()},
     "fi": _FINNISH,
     "it": _ITALIAN,
+    "ca": _CATALAN,
     "en": {p: (k,) for p, k in _ENGLISH.items()},
 }
 # Seconds of each English phone at rate 1 (~11 phones a second, as read Kyrgyz), by kind
@@ -140,16 +159,19 @@ def spell(text: str, language: str) -> str:
     spelled = []
     for phones in phonemize(clauses, word_boundaries=True) if clauses else []:
         words = " ".join(phones).split(WORD_BOUNDARY)
-        spelled.append(" ".join(_spell_word(w.split(), letters) for w in words if w.strip()))
+        spelled.append(" ".join(_spell_word(w.split(), letters, language) for w in words if w.strip()))
     return ", ".join(s for s in spelled if s)
 
 
-def _spell_word(phones: list[str], letters: dict[str, str]) -> str:
-    # ŋ is "ng", but before k or g the "n" alone says it in both languages ("ngg" would add a g)
-    return "".join(
+def _spell_word(phones: list[str], letters: dict[str, str], language: str) -> str:
+    # ŋ is "ng", but before k or g the "n" alone says it in every language ("ngg" would add a g)
+    word = "".join(
         "n" if p == "N" and i + 1 < len(phones) and phones[i + 1] in _VELARS else letters[p]
         for i, p in enumerate(phones)
     )
+    for pattern, letters_there in _CATALAN_CONTEXT if language == "ca" else ():
+        word = pattern.sub(letters_there, word)
+    return word
 
 
 Segment = tuple[str, float, "float | None", tuple[str, ...]]  # English phone, seconds, pitch (Hz), Kyrgyz labels
@@ -239,10 +261,21 @@ def _bridged(given: list[tuple], recorded: frozenset[str]) -> list[tuple]:
 def labels(segments: list[str], language: str) -> list[str]:
     """Festival's segment names -> Kyrgyz phones (pauses dropped); an unknown name is an error, not a guess."""
     table = TO_KYRGYZ[language]
+    segments = _joined(segments, _JOINED.get(language, {}))
     unknown = sorted({s for s in segments if s not in _SILENCES and s not in table})
     if unknown:
         raise FestivalError(f"Festival {language} segments outside its phone set: {' '.join(unknown)}")
     return uvular([k for s in segments if s not in _SILENCES for k in table[s]])
+
+
+def _joined(segments: list[str], pairs: dict[tuple[str, str], str]) -> list[str]:
+    out: list[str] = []
+    for s in segments:
+        if out and (out[-1], s) in pairs:
+            out[-1] = pairs[out[-1], s]
+        else:
+            out.append(s)
+    return out
 
 
 def uvular(phones: list[str]) -> list[str]:
@@ -327,11 +360,12 @@ def _given_labels(given: list[tuple], said: list[str]) -> list[str]:
 
 
 def _utterances_with_gaps(log: str) -> set[int]:
-    """Utterances (by the "@@ i" markers the script prints) during which Festival used a default diphone."""
+    """Utterances (by the "@@ i" markers the script prints) during which Festival used a default diphone, or
+    met a letter its letter-to-sound rules lack (and skipped it)."""
     gaps, current = set(), None
     for line in log.splitlines():
         if line.startswith("@@ "):
             current = int(line[3:])
-        elif "default diphone" in line and current is not None:
+        elif ("default diphone" in line or "failed to find tree" in line) and current is not None:
             gaps.add(current)
     return gaps
