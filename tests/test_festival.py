@@ -70,15 +70,15 @@ def test_italian_stress_is_dropped_and_its_palatals_become_two_kyrgyz_phones():
     assert labels(["#", "a1", "J", "O", "L", "ng", "k"], "it") == ["ɑ", "n", "j", "o", "l", "j", "N", "q"]
 
 
-def test_catalan_spelling_stresses_every_vowel_but_y_and_keeps_g_s_and_a_final_r_as_kyrgyz_says_them():
-    # кыргыз: ы unaccented (the voice reduces it to ə), g before it as "gu" (else ʒ); гиле: every other vowel
-    # accented, so none is reduced; аса: one s between vowels doubled (else z); бар: a final r doubled (else silent)
-    assert spell("кыргыз гиле аса бар", "ca") == "kerguez guílé àssà bàrr"
+def test_catalan_spelling_stresses_every_vowel_and_keeps_g_s_and_a_final_r_as_kyrgyz_says_them():
+    # every vowel accented, so none is reduced (ы as í); гиле: g before i as "gu" (else ʒ); аса: one s between
+    # vowels doubled (else z); бар: a final r doubled (else silent); ай: j as i
+    assert spell("кыз гиле аса бар ай", "ca") == "kíz guílé àssà bàrr ài"
 
 
-def test_catalan_segments_drop_stress_keep_schwa_and_join_t_s_into_one_phone():
-    assert labels(["pau", "t", "S", "a1", "ax", "rr", "J", "e1", "t", "s"], "ca") == [
-        "tS", "ɑ", "ə", "r", "n", "j", "e", "t[", "s",
+def test_catalan_segments_drop_stress_keep_schwa_join_t_s_and_read_an_unstressed_i_as_j():
+    assert labels(["pau", "t", "S", "a1", "i", "ax", "rr", "J", "e1", "t", "s", "i1"], "ca") == [
+        "tS", "ɑ", "j", "ə", "r", "n", "j", "e", "t[", "s", "i",
     ]  # fmt: skip
 
 

@@ -61,9 +61,10 @@ _VOWELS = "ɑ ɑ: e e: i i: o o: u u: ɯ oe oe: y y: ə".split()
 _LETTERS = {
     # Kyrgyz phone: Czech, Finnish, Italian, Catalan letters (Finnish has no š ž č in Latin-1, nor z or x; Italian
     # has no long vowels, ö ü ы or x, and writes tʃ dʒ ʃ as ci gi sci, whose i its front end may say: the label
-    # tells; Catalan reduces unstressed vowels, so every vowel carries a stress accent but ы, left to become ə)
+    # tells; Catalan reduces unstressed vowels to ə, so every vowel carries a stress accent, and an unstressed i
+    # is the glide j)
     **dict(zip(_VOWELS, zip("a á e é i í o ó u ú y e é i í e".split(), "a aa e ee i ii o oo u uu i ö öö y yy e".split(),
-                            "a a e e i i o o u u i e e i i e".split(), "à à é é í í ó ó ú ú e é é í í e".split()))),
+                            "a a e e i i o o u u i e e i i e".split(), "à à é é í í ó ó ú ú í é é í í é".split()))),
     "b": ("b", "b", "b", "b"), "d[": ("d", "d", "d", "d"), "t[": ("t", "t", "t", "t"), "p": ("p", "p", "p", "p"),
     "k": ("k", "k", "k", "k"), "q": ("k", "k", "k", "k"), "ɡ": ("g", "g", "gh", "g"), "ʁ": ("g", "g", "gh", "g"),
     "X": ("ch", "h", "k", "k"), "s": ("s", "s", "s", "s"), "z": ("z", "s", "s", "z"), "S": ("š", "s", "sci", "x"),
@@ -109,6 +110,7 @@ _ITALIAN = {
 _CATALAN_VOWELS = {"a": "ɑ", "e": "e", "E": "e", "i": "i", "o": "o", "O": "o", "u": "u"}
 _CATALAN = {  # festival-ca's upc_catalan-central phones; "tS" is the pair t S joined (`_JOINED`)
     **{v: (k,) for v, k in _CATALAN_VOWELS.items()},
+    "i": ("j",),  # every vowel is spelled stressed, so an unstressed i is a spelled j, said as a glide
     **{f"{v}1": (k,) for v, k in _CATALAN_VOWELS.items()},  # stressed
     "ax": ("ə",), "j": ("j",), "w": ("u",), "p": ("p",), "t": ("t[",), "k": ("k",), "b": ("b",), "d": ("d[",),
     "g": ("ɡ",), "f": ("f",), "s": ("s",), "z": ("z",), "S": ("S",), "Z": ("dZ",), "tS": ("tS",), "m": ("m",),
