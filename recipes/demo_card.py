@@ -155,12 +155,14 @@ def result_rows(work: Path, summary: dict, trained: list[str]) -> str:
     return "\n".join(rows)
 
 
-UNSEEN_FESTIVAL_SETS = {  # recipes/demo_model.py's UNSEEN_TEST_SETS: the Festival voices of a language not trained on
-    "test-festival-unseen-voice": "cs",
-    "test-festival-unseen-italian": "it",
-    "test-festival-unseen-english": "en",
-    "test-festival-unseen-catalan": "ca",
+UNSEEN_TEST_SETS = {  # the test set of each language's Festival voices that were not trained on
+    "cs": "festival-unseen-voice",
+    "it": "festival-unseen-italian",
+    "en": "festival-unseen-english",
+    "ca": "festival-unseen-catalan",
+    "fi": "festival-unseen-finnish",
 }
+UNSEEN_FESTIVAL_SETS = {f"test-{name}": language for language, name in UNSEEN_TEST_SETS.items()}
 NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 
 

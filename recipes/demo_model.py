@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from demo_card import bundle
+from demo_card import UNSEEN_TEST_SETS, bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "ky"
@@ -242,14 +242,6 @@ def real_voice_sets(work: Path, args) -> dict:
     }
 
 
-UNSEEN_TEST_SETS = {
-    "cs": "festival-unseen-voice",
-    "it": "festival-unseen-italian",
-    "en": "festival-unseen-english",
-    "ca": "festival-unseen-catalan",
-}
-
-
 def festival_sets(
     work: Path, splits: dict[str, list[str]], per_voice: int, trained: list[str] | None = None
 ) -> dict[str, list[dict]]:
@@ -261,7 +253,7 @@ def festival_sets(
     import random
 
     from unispeech.data import write_manifest
-    from unispeech.festival import HELD_OUT_VOICES, VOICES, install
+    from unispeech.festival import HELD_OUT_VOICES, VOICES, install, request
 
     trained = trained or [v for v in VOICES if v not in HELD_OUT_VOICES]
     unknown = sorted(set(trained) - set(VOICES))
@@ -284,13 +276,20 @@ def festival_sets(
         for split, sentences in sets.items():
             manifest = work / "festival" / f"{voice}-{split}" / "manifest.jsonl"
             made_of = manifest.with_name("sentences.json")  # what the reading was made of: redone if that changed
-            if not (manifest.is_file() and made_of.is_file() and json.loads(made_of.read_text("utf-8")) == sentences):
+            wanted = {"sentences": sentences, "asked": [request(text, voice) for text in sentences]}
+            if not (manifest.is_file() and made_of.is_file() and _same(json.loads(made_of.read_text("utf-8")), wanted)):
                 write_manifest(spoken(sentences, voice, manifest.parent, split), manifest)
-                made_of.write_text(json.dumps(sentences, ensure_ascii=False), encoding="utf-8")
+                made_of.write_text(json.dumps(wanted, ensure_ascii=False), encoding="utf-8")
             rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
             test_set = "festival-seen-voices" if voice in trained else UNSEEN_TEST_SETS[VOICES[voice].language]
             parts[split] += [{**r, "test_set": test_set} if split == "test" else r for r in rows]
     return parts
+
+
+def _same(made_of: dict | list, wanted: dict) -> bool:
+    """Whether a Festival reading was made from the wanted sentences and requests (readings made before the
+    requests were kept, a bare list of sentences, are taken on their sentences alone)."""
+    return made_of == wanted["sentences"] if isinstance(made_of, list) else made_of == wanted
 
 
 def spoken(sentences: list[str], voice: str, out: Path, split: str) -> list[dict]:

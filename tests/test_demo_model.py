@@ -230,3 +230,36 @@ def test_the_recipe_grows_its_start_model_and_evaluates_and_bundles_the_stored_f
     assert {t.dtype for t in load_file(stored / "model.safetensors").values()} == {torch.float16}
     for name in (DECODING_FILE, PHONE_LM_FILE):
         assert (stored / name).read_text() == (start / name).read_text()
+
+
+def test_the_recipe_redoes_a_festival_reading_only_when_what_festival_is_asked_changed(tmp_path, monkeypatch):
+    import unispeech.festival as festival
+
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_model
+
+    spelling = {"czech_dita": "v1"}  # what the fake front end asks each voice for a sentence: a spelling version
+    made: list[tuple[str, str]] = []
+
+    def spoken(sentences, voice, out, split):
+        made.append((voice, split))
+        return [{"id": f"{voice}-{i}", "audio": "x.flac", "text": s, "phones": "ɑ", "duration": 1.0}
+                for i, s in enumerate(sentences)]  # fmt: skip
+
+    monkeypatch.setattr(festival, "install", lambda voices: None)
+    monkeypatch.setattr(festival, "request", lambda text, voice: f"{spelling.get(voice, 'v1')} {text}")
+    monkeypatch.setattr(demo_model, "spoken", spoken)
+    assert {v.language for v in festival.VOICES.values()} <= set(demo_model.UNSEEN_TEST_SETS)  # each can be held out
+    splits = {"train": [f"t{i}" for i in range(400)], "valid": [f"v{i}" for i in range(20)], "test": ["s"] * 120}
+    sets = demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
+    assert len(made) == 6 + len(festival.VOICES) - 2 and len(sets["train"]) == 6  # 3 splits per trained voice
+    made.clear()
+    assert demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"]) == sets and made == []
+    spelling["czech_dita"] = "v2"  # a spelling fix: that voice's readings are stale, the others are kept
+    demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
+    assert sorted(made) == [("czech_dita", "test"), ("czech_dita", "train"), ("czech_dita", "valid")]
+    made.clear()  # a reading kept by an older recipe (its sentences alone) is taken on them
+    old = tmp_path / "festival" / "czech_krb-train" / "sentences.json"
+    old.write_text(json.dumps(json.loads(old.read_text())["sentences"]))
+    demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
+    assert made == []

@@ -227,6 +227,12 @@ def _english(word: list[str]) -> list[tuple[str, tuple[str, ...]]]:
     return out
 
 
+def request(text: str, voice: str) -> str:
+    """What Festival is asked to say for `text` with `voice` (its utterance): a reading made from other requests
+    (the spelling or the phones given changed since) is stale."""
+    return _utterance(text, voice)[0]
+
+
 def _utterance(text: str, voice: str) -> tuple[str, list[tuple] | None]:
     """The Festival utterance that has `voice` read `text`, and for a voice given phones, what it was given."""
     language = VOICES[voice].language
