@@ -89,7 +89,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
     training = training_rows(work)
     trained = festival_voices(training)
     held_out = [v for v in VOICES if v not in trained]
-    languages = ", ".join(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in trained}))
+    languages = _and(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in trained}))
     count = NUMBERS.get(len(trained), str(len(trained)))
     return MODEL_CARD.format(
         storage=storage
@@ -200,6 +200,10 @@ def _synthesis(voices: list[str]) -> str:
     return "HTS (statistical-parametric)" if all(v.endswith("_hts") for v in voices) else "diphone"
 
 
+def _and(words: list[str]) -> str:
+    return " and ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f} %"
 
@@ -283,12 +287,13 @@ def festival_source(voices: list[str]) -> str:
     how = []
     spelled = sorted({LANGUAGE_NAMES[VOICES[v].language] for v in voices if VOICES[v].language != "en"})
     if spelled:
-        how.append(f"the {', '.join(spelled)} ones read the phones spelled in their orthography")
+        how.append(f"the {_and(spelled)} ones read the phones spelled in their orthography")
     if any(VOICES[v].language == "en" for v in voices):
         how.append("the English ones are given the phones, with durations and pitch drawn by rule")
     count = NUMBERS.get(len(voices), len(voices))
+    kinds = _and(sorted({_synthesis([v]) for v in voices}, reverse=True))
     return (
-        f"Kyrgyz sentences (espeak-ng's training sentences) read by Festival's voices (diphone; `_hts`: HTS) of "
+        f"Kyrgyz sentences (espeak-ng's training sentences) read by Festival's {kinds} voices of "
         f"{count} real speakers: {named}; {'; '.join(how)}; labels: the phones the voice said (its segments), "
         "mapped onto the Kyrgyz set (`unispeech/festival.py`); utterances with a missing diphone left out"
     )
