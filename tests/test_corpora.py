@@ -309,3 +309,22 @@ def test_batch_noise_settings_are_checked():
     for bad in (dict(prob=1.5), dict(babble=-0.1), dict(snr_db=(20.0, 0.0)), dict(prob="high"), dict(snr_db=5)):
         with pytest.raises(ValueError, match="noise"):
             BatchNoise(**bad)
+
+
+def test_augment_corpus_redraws_the_copies_of_a_source_written_anew_under_the_same_name(tmp_path):
+    # a Festival reading of other sentences replaces the files of the old one: its old copies are stale audio
+    sources = []
+    for k in range(2):
+        sf.write(tmp_path / f"src{k}.wav", tone(0.4, 200 + 50 * k), RATE)
+        sources.append({"id": f"u{k}", "audio": str(tmp_path / f"src{k}.wav"), "phones": "m ɑ"})
+    out = tmp_path / "aug"
+    augment_corpus(sources, out, copies=2, seed=1, progress=False)
+    first = {p.name: p.stat().st_mtime_ns for p in (out / "clips").iterdir()}
+    sf.write(tmp_path / "src1.wav", tone(0.9, 400), RATE)  # u1 said anew: another length
+    rows = [
+        json.loads(line)
+        for line in augment_corpus(sources, out, copies=2, seed=1, progress=False).read_text().splitlines()
+    ]
+    kept = {(r["id"], (out / r["audio"]).stat().st_mtime_ns == first[Path(r["audio"]).name]) for r in rows}
+    assert kept == {("u0", True), ("u1", False)}  # each copy
+    assert all(r["duration"] > 0.8 for r in rows if r["id"] == "u1")  # drawn from the new audio

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import warnings
 import zlib
 from pathlib import Path
@@ -262,12 +263,19 @@ def augment_corpus(
     lines = log_path.read_text(encoding="utf-8").splitlines() if log_path.is_file() else []
     drawn = {entry["audio"]: entry for entry in map(json.loads, filter(str.strip, lines))}
     entries, todo = {}, []
+    stamps = {str(row["audio"]): source_stamp(row["audio"]) for row in rows}
     for copy in range(copies):
         for row in rows:
             name = f"clips/{row['id']}-{copy}.flac"
             entry = drawn.get(name)
-            # a clip is kept only if drawn from the same source with the same voices setting (older logs: none)
-            same = entry is not None and entry["source"] == str(row["audio"]) and entry.get("voices", False) == voices
+            # kept only if drawn from the same source, unchanged since (older logs have no stamp), with the same
+            # voices setting (older logs: none)
+            same = (
+                entry is not None
+                and entry["source"] == str(row["audio"])
+                and entry.get("source_stamp", stamps[entry["source"]]) == stamps[entry["source"]]
+                and entry.get("voices", False) == voices
+            )
             if same and (out / name).is_file():
                 entries[name] = entry
             else:
@@ -303,9 +311,17 @@ def _draw_clip(job: tuple) -> dict:
     import soundfile as sf
 
     source, out, name, seed, row_id, copy, voices = job
+    stamp = source_stamp(source)  # before reading it: a source rewritten meanwhile is drawn again next time
     rng = clip_rng(seed, row_id, copy)
     wav, info = channel(load_audio(source), rng, voices)
     wav, more = augment(wav, rng)
     sf.write(Path(out) / name, wav, SAMPLE_RATE)
     entry = {"audio": name, "source": source, "duration": round(wav.size / SAMPLE_RATE, 3), "voices": voices}
-    return {**entry, **info, **more}
+    return {**entry, "source_stamp": stamp, **info, **more}
+
+
+def source_stamp(path) -> str:
+    """Size and modification time of a source file: a source written anew (a reading of other sentences under
+    the same name) has another stamp, so its old augmented copies are not kept."""
+    stat = os.stat(path)
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
