@@ -251,11 +251,15 @@ def test_augment_corpus_redraws_clips_made_with_another_voices_setting(tmp_path)
     assert not any("formant_ratio" in r or r["voices"] for r in without)  # none of the voice-changed clips kept
 
 
+def tone_rows(folder: Path, count: int) -> list[dict]:
+    """`count` rows u0, u1, ... of 0.4 s tones written into `folder`, labelled "m ɑ"."""
+    for k in range(count):
+        sf.write(folder / f"src{k}.wav", tone(0.4, 200 + 50 * k), RATE)
+    return [{"id": f"u{k}", "audio": str(folder / f"src{k}.wav"), "phones": "m ɑ"} for k in range(count)]
+
+
 def test_augment_corpus_manifest_follows_the_rows_given_now(tmp_path):
-    sources = []
-    for k in range(3):
-        sf.write(tmp_path / f"src{k}.wav", tone(0.4, 200 + 50 * k), RATE)
-        sources.append({"id": f"u{k}", "audio": str(tmp_path / f"src{k}.wav"), "phones": "m ɑ"})
+    sources = tone_rows(tmp_path, 3)
     out = tmp_path / "aug"
     augment_corpus(sources, out, copies=1, seed=1, progress=False)
     first = {p.name: p.stat().st_mtime_ns for p in (out / "clips").iterdir()}
@@ -313,10 +317,7 @@ def test_batch_noise_settings_are_checked():
 
 def test_augment_corpus_redraws_the_copies_of_a_source_written_anew_under_the_same_name(tmp_path):
     # a Festival reading of other sentences replaces the files of the old one: its old copies are stale audio
-    sources = []
-    for k in range(2):
-        sf.write(tmp_path / f"src{k}.wav", tone(0.4, 200 + 50 * k), RATE)
-        sources.append({"id": f"u{k}", "audio": str(tmp_path / f"src{k}.wav"), "phones": "m ɑ"})
+    sources = tone_rows(tmp_path, 2)
     out = tmp_path / "aug"
     augment_corpus(sources, out, copies=2, seed=1, progress=False)
     first = {p.name: p.stat().st_mtime_ns for p in (out / "clips").iterdir()}
