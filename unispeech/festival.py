@@ -109,7 +109,7 @@ _ITALIAN = {
 }  # fmt: skip
 _CATALAN_VOWELS = {"a": "ɑ", "e": "e", "E": "e", "i": "i", "o": "o", "O": "o", "u": "u"}
 _CATALAN = {  # festival-ca's upc_catalan-central phones; "tS" is the pair t S joined (`_JOINED`)
-    **{v: (k,) for v, k in _CATALAN_VOWELS.items()},
+    **{v: (k,) for v, k in _CATALAN_VOWELS.items() if v != "i"},
     "i": ("j",),  # every vowel is spelled stressed, so an unstressed i is a spelled j, said as a glide
     **{f"{v}1": (k,) for v, k in _CATALAN_VOWELS.items()},  # stressed
     "ax": ("ə",), "j": ("j",), "w": ("u",), "p": ("p",), "t": ("t[",), "k": ("k",), "b": ("b",), "d": ("d[",),
