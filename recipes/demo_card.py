@@ -85,12 +85,11 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         for s, log in zip(stages, logs)
     ]
     storage = summary.get("storage", "float32")
-    festival = "test-festival-unseen-voice" in summary["per"]
     training = training_rows(work)
     trained = festival_voices(training)
+    festival = bool(trained)
     held_out = [v for v in VOICES if v not in trained]
     languages = _and(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in trained}))
-    count = NUMBERS.get(len(trained), str(len(trained)))
     return MODEL_CARD.format(
         storage=storage
         + (" (half the package; loaded back exactly, then run as any model)" if storage == "float16" else ""),
@@ -112,7 +111,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
         festival_held_out=f"; Festival's voices {', '.join(held_out)}" if festival else "",
-        festival_voices=f" and Festival's voices of {count} real speakers ({languages}) reading Kyrgyz"
+        festival_voices=f" and Festival's voices of {_number(len(trained))} real speakers ({languages}) reading Kyrgyz"
         if festival
         else "",
         voice_change=voice_change_text(summary),
@@ -173,7 +172,7 @@ def unseen_festival_row(language: str, trained: list[str]) -> tuple[str, str]:
     if len(voices) == 1:
         who = f"a real {speakers[0]}"
     elif len(set(speakers)) == 1:
-        who = f"{NUMBERS.get(len(voices), len(voices))} real {speakers[0]}s".replace("mans", "men")
+        who = f"{_number(len(voices))} real {speakers[0]}s".replace("mans", "men")
     else:
         who = "a real " + " and ".join(speakers)
     known = any(VOICES[v].language == language for v in trained)
@@ -183,8 +182,9 @@ def unseen_festival_row(language: str, trained: list[str]) -> tuple[str, str]:
         if language == "en"
         else "reading Kyrgyz"
     )
+    synthesis = _and(sorted({VOICES[v].synthesis for v in voices}))
     kind = (
-        f"Festival's {name} {_synthesis(voices)} voice{'s' if len(voices) > 1 else ''} "
+        f"Festival's {name} {synthesis} voice{'s' if len(voices) > 1 else ''} "
         f"{' and '.join(v.removesuffix('_diphone') for v in voices)} ({who}; never trained on"
         f"{'' if known else f', nor any {name}'}) {how} (mapped phones)"
     )
@@ -196,8 +196,8 @@ def unseen_festival_row(language: str, trained: list[str]) -> tuple[str, str]:
     return kind, ", ".join(what)
 
 
-def _synthesis(voices: list[str]) -> str:
-    return "HTS (statistical-parametric)" if all(v.endswith("_hts") for v in voices) else "diphone"
+def _number(n: int) -> str:
+    return NUMBERS.get(n, str(n))
 
 
 def _and(words: list[str]) -> str:
@@ -290,8 +290,8 @@ def festival_source(voices: list[str]) -> str:
         how.append(f"the {_and(spelled)} ones read the phones spelled in their orthography")
     if any(VOICES[v].language == "en" for v in voices):
         how.append("the English ones are given the phones, with durations and pitch drawn by rule")
-    count = NUMBERS.get(len(voices), len(voices))
-    kinds = _and(sorted({_synthesis([v]) for v in voices}, reverse=True))
+    count = _number(len(voices))
+    kinds = _and(sorted({VOICES[v].synthesis for v in voices}, reverse=True))
     return (
         f"Kyrgyz sentences (espeak-ng's training sentences) read by Festival's {kinds} voices of "
         f"{count} real speakers: {named}; {'; '.join(how)}; labels: the phones the voice said (its segments), "

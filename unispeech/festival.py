@@ -33,6 +33,7 @@ class FestivalVoice:
     language: str  # "cs", "fi", "it", "ca": which spelling and phone set; "en": given phones (`segments`)
     speaker: str
     license: str
+    synthesis: str = "diphone"  # or "HTS (statistical-parametric)"
 
 
 VOICES = {
@@ -47,7 +48,11 @@ VOICES = {
     "kal_diphone": FestivalVoice("festvox-kallpc16k", "en", "adult man", "free, (c) 1998 Alan W Black, Kevin Lenzo"),
     "ked_diphone": FestivalVoice("festvox-kdlpc16k", "en", "adult man", "free, (c) 1997 CSTR, Univ. of Edinburgh"),
     "upc_ca_ona_hts": FestivalVoice(
-        "festvox-ca-ona-hts", "ca", "adult woman", "LGPL-2.1+, Universitat Politècnica de Catalunya"
+        "festvox-ca-ona-hts",
+        "ca",
+        "adult woman",
+        "LGPL-2.1+, Universitat Politècnica de Catalunya",
+        "HTS (statistical-parametric)",
     ),
 }
 # Test sets only unless a recipe trains on them (recipes/demo_model.py --festival-voices): real timbres a model
@@ -75,10 +80,10 @@ _LETTERS = {
 SPELLING = {
     language: {p: letters[n] for p, letters in _LETTERS.items()} for n, language in enumerate(("cs", "fi", "it", "ca"))
 }
-# Catalan letters that say another sound in some places: g before e/i (ʒ: "gu"), s between vowels (z: "ss"), r
-# at a word's end (silent: "rr")
-_CATALAN_CONTEXT = ((re.compile("g(?=[eéií])"), "gu"), (re.compile("(?<=[aàeéiíoóuú])s(?=[aàeéiíoóuú])"), "ss"),
-                    (re.compile("r$"), "rr"))  # fmt: skip
+# Letters that say another sound in some places, and what is written there instead. Catalan: g before e/i (ʒ:
+# "gu"), s between vowels (z: "ss"), r at a word's end (silent: "rr")
+_IN_CONTEXT = {"ca": ((re.compile("g(?=[eéií])"), "gu"), (re.compile("(?<=[aàeéiíoóuú])s(?=[aàeéiíoóuú])"), "ss"),
+                      (re.compile("r$"), "rr"))}  # fmt: skip
 
 # Festival's phones (czech.scm, suopuhe's finnish_phones.scm, italian_phoneset.scm) -> Kyrgyz phones; k/g get
 # their uvular form from the word's vowels afterwards (`uvular`).
@@ -171,7 +176,7 @@ def _spell_word(phones: list[str], letters: dict[str, str], language: str) -> st
         "n" if p == "N" and i + 1 < len(phones) and phones[i + 1] in _VELARS else letters[p]
         for i, p in enumerate(phones)
     )
-    for pattern, letters_there in _CATALAN_CONTEXT if language == "ca" else ():
+    for pattern, letters_there in _IN_CONTEXT.get(language, ()):
         word = pattern.sub(letters_there, word)
     return word
 
