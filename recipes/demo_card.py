@@ -9,6 +9,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+from unispeech import mbrola
 from unispeech.beam import DECODING_FILE, PHONE_LM_FILE
 from unispeech.festival import VOICES
 from unispeech.train.log import read_log
@@ -143,6 +144,8 @@ def result_rows(work: Path, summary: dict, trained: list[str]) -> str:
     for name, result in summary["per"].items():
         if name in UNSEEN_FESTIVAL_SETS:
             kind, what = unseen_festival_row(UNSEEN_FESTIVAL_SETS[name], trained)
+        elif name in MBROLA_SETS:
+            kind, what = mbrola_row(MBROLA_SETS[name], work / name / "manifest.jsonl")
         else:
             kind, what = TEST_SETS.get(name, (name, ""))
         before = summary.get("per_init", {}).get(name)
@@ -194,6 +197,24 @@ def unseen_festival_row(language: str, trained: list[str]) -> tuple[str, str]:
     if language == "en":
         what.append("rule prosody")
     return kind, ", ".join(what)
+
+
+MBROLA_SETS = {f"test-mbrola-{name.lower()}": language for language, name in mbrola.LANGUAGE_NAMES.items()}
+
+
+def mbrola_row(language: str, manifest: Path) -> tuple[str, str]:
+    """(voice type, description) of the test set of MBROLA's voices of `language` (the voices in `manifest`)."""
+    said = {json.loads(line)["voice"].removeprefix("mbrola-") for line in manifest.read_text("utf-8").splitlines()}
+    voices = [v for v in mbrola.VOICES if v in said]
+    who = " and ".join(mbrola.VOICES[v].speaker.removeprefix("adult ") for v in voices)
+    made = "; ".join(f"{v}: Debian `{mbrola.VOICES[v].package}`, {mbrola.VOICES[v].made_by}" for v in voices)
+    kind = (
+        f"MBROLA's {mbrola.LANGUAGE_NAMES[language]} diphone voice{'s' if len(voices) > 1 else ''} "
+        f"{' and '.join(voices)} (a real {who}; {made}; {mbrola.LICENSE}; never trained on) given the Kyrgyz "
+        "phones as the nearest ones of the language, with durations and pitch drawn by rule (the phones given)"
+    )
+    what = "unseen sentences, unseen speaker" + ("s" if len(voices) > 1 else "") + ", unseen language, rule prosody"
+    return kind, what
 
 
 def _number(n: int) -> str:

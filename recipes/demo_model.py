@@ -71,6 +71,11 @@ def arguments() -> argparse.ArgumentParser:
         help="comma-separated Festival voices to train on (default: the five Czech and Finnish ones; the others, "
         "unispeech/festival.py's VOICES, are test sets of unseen voices)",
     )
+    parser.add_argument(
+        "--mbrola",
+        help="comma-separated MBROLA voices (unispeech/mbrola.py's VOICES: tr1,tr2) that say the held-out sentences: "
+        "test sets of unseen real speakers (apt-get download from Debian's contrib and non-free; never trained on)",
+    )
     parser.add_argument("--extra-data", nargs="*", default=[], help="more labelled manifests (.jsonl) to train on")
     parser.add_argument("--real-copies", type=int, default=3, help="augmented copies of each real-voice clip")
     parser.add_argument("--real-updates", type=int, default=3000, help="updates of the real-voice stage")
@@ -230,6 +235,8 @@ def real_voice_sets(work: Path, args) -> dict:
         for voice in sorted({r.get("test_set", r["voice"]) for r in split["test"]}):
             rows = [r for r in split["test"] if r.get("test_set", r["voice"]) == voice]
             tests[f"test-{voice}"] = write_manifest(rows, work / f"test-{voice}" / "manifest.jsonl")
+    if args.mbrola:
+        tests.update(mbrola_sets(work, splits, args.mbrola.split(",")))
     if "rhvoice" in parts:  # the same held-out recordings in simulated unseen voices (pitch, formants)
         tests["test-rhvoice-other-voices"] = other_voices_set(
             parts["rhvoice"]["test"], work / "test-rhvoice-other-voices", 13
@@ -284,6 +291,32 @@ def festival_sets(
             test_set = "festival-seen-voices" if voice in trained else UNSEEN_TEST_SETS[VOICES[voice].language]
             parts[split] += [{**r, "test_set": test_set} if split == "test" else r for r in rows]
     return parts
+
+
+def mbrola_sets(work: Path, splits: dict[str, list[str]], voices: list[str]) -> dict[str, Path]:
+    """MBROLA's voices (unispeech/mbrola.py) saying 120 held-out sentences, the same for each voice: a test set
+    per language (`test-mbrola-LANGUAGE`). Each voice's reading is made once per set of requests."""
+    import random
+
+    from unispeech.data import write_manifest
+    from unispeech.mbrola import LANGUAGE_NAMES, VOICES, fetch, pho, speak
+
+    unknown = sorted(set(voices) - set(VOICES))
+    if unknown:
+        raise SystemExit(f"--mbrola: unknown {', '.join(unknown)} (known: {', '.join(VOICES)})")
+    root = fetch(voices, work / "mbrola")
+    sentences = random.Random(19).sample(splits["test"], 120)
+    rows: dict[str, list[dict]] = {}
+    for voice in voices:
+        manifest = work / "mbrola-readings" / voice / "manifest.jsonl"
+        made_of = manifest.with_name("sentences.json")
+        wanted = {"sentences": sentences, "asked": [pho(text, voice)[0] for text in sentences]}
+        if not (manifest.is_file() and made_of.is_file() and json.loads(made_of.read_text("utf-8")) == wanted):
+            write_manifest(speak(sentences, voice, root, manifest.parent), manifest)
+            made_of.write_text(json.dumps(wanted, ensure_ascii=False), encoding="utf-8")
+        name = f"test-mbrola-{LANGUAGE_NAMES[VOICES[voice].language].lower()}"
+        rows.setdefault(name, []).extend(json.loads(line) for line in manifest.read_text("utf-8").splitlines())
+    return {name: write_manifest(r, work / name / "manifest.jsonl") for name, r in rows.items()}
 
 
 def _same(made_of: dict | list, wanted: dict) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .g2p import WORD_BOUNDARY, phonemize
+from .prosody import CLAUSE_BREAK, PhoneSet, segments
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class FestivalError(RuntimeError):
 def spell(text: str, language: str) -> str:
     """Kyrgyz text -> the same phones written in `language`'s orthography, a comma at each clause break so
     that the voice phrases the sentence."""
-    clauses = [c for c in re.split(r"[,.;:!?—–…]+", text) if c.strip()]
+    clauses = [c for c in CLAUSE_BREAK.split(text) if c.strip()]
     letters = SPELLING[language]
     spelled = []
     for phones in phonemize(clauses, word_boundaries=True) if clauses else []:
@@ -179,34 +180,6 @@ def _spell_word(phones: list[str], letters: dict[str, str], language: str) -> st
     for pattern, letters_there in _IN_CONTEXT.get(language, ()):
         word = pattern.sub(letters_there, word)
     return word
-
-
-Segment = tuple[str, float, "float | None", tuple[str, ...]]  # English phone, seconds, pitch (Hz), Kyrgyz labels
-
-
-def segments(text: str, rng: random.Random) -> list[Segment]:
-    """Kyrgyz text -> what an English voice is given: (English phone, seconds, pitch target in Hz at its middle
-    or None, the Kyrgyz labels of that sound: none for a pause). Rate and pitch range are drawn per sentence;
-    pitch falls through each clause and rises on each word's last vowel (where Kyrgyz puts the stress), and
-    the clause's last vowel is drawn out."""
-    rate, base = rng.uniform(0.8, 1.25), rng.uniform(85.0, 135.0)
-    out: list[Segment] = [("pau", rng.uniform(0.12, 0.25), None, ())]
-    clauses = [c for c in re.split(r"[,.;:!?—–…]+", text) if c.strip()]
-    for phones in phonemize(clauses, word_boundaries=True) if clauses else []:
-        words = [_english(w.split()) for w in " ".join(phones).split(WORD_BOUNDARY) if w.strip()]
-        vowels, seen = sum(name in _VOWEL_SECONDS for w in words for name, _ in w), 0
-        for w, word in enumerate(words):
-            stressed = max((i for i, (name, _) in enumerate(word) if name in _VOWEL_SECONDS), default=-1)
-            for i, (name, said) in enumerate(word):
-                seconds, f0 = _SECONDS_OF.get(name, 0.06) * rng.uniform(0.85, 1.15) / rate, None
-                if name in _VOWEL_SECONDS:
-                    f0 = base * (1.15 - 0.3 * seen / max(vowels - 1, 1)) * (1.1 if i == stressed else 1.0)
-                    long = said[0].endswith(":")
-                    seconds *= (1.9 if long else 1.0) * (1.35 if i == stressed and w == len(words) - 1 else 1.0)
-                    seen += 1
-                out.append((name, seconds, f0, said))
-        out.append(("pau", rng.uniform(0.12, 0.3), None, ()))
-    return out
 
 
 def _english(word: list[str]) -> list[tuple[str, tuple[str, ...]]]:
@@ -232,6 +205,9 @@ def _english(word: list[str]) -> list[tuple[str, tuple[str, ...]]]:
     return out
 
 
+ENGLISH = PhoneSet(_english, _SECONDS_OF, frozenset(_VOWEL_SECONDS), "pau")
+
+
 def request(text: str, voice: str) -> str:
     """What Festival is asked to say for `text` with `voice` (its utterance): a reading made from other requests
     (the spelling or the phones given changed since) is stale."""
@@ -243,7 +219,7 @@ def _utterance(text: str, voice: str) -> tuple[str, list[tuple] | None]:
     language = VOICES[voice].language
     if language != "en":
         return f'(Utterance Text "{spell(text, language).replace(chr(34), "")}")', None
-    given = segments(text, random.Random(f"{voice} {text}"))  # the same prosody for a sentence every time
+    given = segments(text, random.Random(f"{voice} {text}"), ENGLISH)  # the same prosody for a sentence every time
     given = _bridged(given, diphones(voice))
     listing = " ".join(f"({n} {t:.3f}" + (f" ({t / 2:.3f} {f0:.1f}))" if f0 else ")") for n, t, f0, _ in given)
     return f"(Utterance Segments ({listing}))", given

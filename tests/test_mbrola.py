@@ -1,0 +1,67 @@
+"""MBROLA's voices as unseen real speakers: what each voice is given for a Kyrgyz sentence (phones of its own
+language, durations, pitch) and how the sounds it is given become Kyrgyz labels. MBROLA itself runs only in
+the last test, where an unpacked copy is found (`UNISPEECH_TEST_MBROLA`; .ci/run fetches one)."""
+
+import os
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from unispeech import mbrola, phonemize
+from unispeech.g2p import kyrgyz_inventory
+from unispeech.mbrola import ASKED_TURKISH, VOICES, MbrolaError, fetch, pho, speak
+
+SENTENCE = "Кыргызстандын борбору Бишкек шаары, жаңы китеп окудум."
+FOUND = Path(os.environ.get("UNISPEECH_TEST_MBROLA", "/nonexistent"))
+
+
+def given(text: str, voice: str) -> list[list[str]]:
+    return [line.split() for line in pho(text, voice)[0].splitlines()]
+
+
+def test_every_kyrgyz_phone_is_given_as_phones_of_the_turkish_voices_and_labelled_in_the_kyrgyz_set():
+    assert {p.rstrip(":") for p in kyrgyz_inventory()} == set(ASKED_TURKISH)  # long vowels: held longer
+    assert {name for asked in ASKED_TURKISH.values() for name in asked.split()} <= set(mbrola._TURKISH)
+    assert set(mbrola._TURKISH.values()) <= set(kyrgyz_inventory())
+
+
+def test_the_labels_are_the_kyrgyz_phones_but_where_turkish_lacks_the_sound():
+    expected = phonemize([SENTENCE])[0]
+    labels = pho(SENTENCE, "tr1")[1]
+    assert labels == [{"N": "n"}.get(p, p) for p in expected]  # ŋ is said (and labelled) n
+    assert "ŋ" not in labels and "N" not in labels and "ɑ:" in labels  # long vowels keep their length
+    assert pho("Бишкек шаары", "tr1")[1][:6] == "b i S k e k".split()  # a velar keeps its word's label
+
+
+def test_each_phone_gets_milliseconds_and_each_vowel_a_pitch_point_the_woman_higher():
+    lines = given(SENTENCE, "tr1")
+    assert lines[0][0] == lines[-1][0] == "_" and [n for n, *_ in lines].count("_") == 3  # a pause per clause
+    assert all(20 <= int(line[1]) <= 500 for line in lines)
+    vowels = [line for line in lines if line[0] in mbrola._VOWELS]
+    assert vowels and all(len(v) == 4 and v[2] == "50" for v in vowels)
+    assert all(len(line) == 2 for line in lines if line[0] not in mbrola._VOWELS)
+    pitch = {voice: [float(v[3]) for v in given(SENTENCE, voice) if len(v) == 4] for voice in ("tr1", "tr2")}
+    assert all(70 < f0 < 180 for f0 in pitch["tr1"]) and all(135 < f0 < 310 for f0 in pitch["tr2"])
+    assert sum(pitch["tr2"]) > 1.2 * sum(pitch["tr1"])  # the same contour about a higher base
+    assert pho(SENTENCE, "tr2") == pho(SENTENCE, "tr2")  # the same prosody for a sentence every time
+
+
+def test_without_apt_the_fetch_says_what_to_download(tmp_path, monkeypatch):
+    monkeypatch.setattr(mbrola.shutil, "which", lambda name: None)
+    with pytest.raises(MbrolaError, match="mbrola-tr1.*dpkg-deb -x"):
+        fetch(["tr1"], tmp_path)
+    with pytest.raises(MbrolaError, match="no MBROLA program or voice tr1"):
+        speak(["Бала."], "tr1", tmp_path, tmp_path / "out")
+
+
+@pytest.mark.skipif(
+    not all((FOUND / ".unpacked" / p).is_file() for p in ("mbrola", VOICES["tr1"].package)),
+    reason="needs MBROLA and its tr1 voice unpacked at $UNISPEECH_TEST_MBROLA (unispeech.mbrola.fetch(['tr1'], DIR))",
+)
+def test_the_turkish_voice_says_kyrgyz_phones_into_16_khz_clips(tmp_path):
+    (row,) = speak(["Бала менен апа, бала менен апа."], "tr1", FOUND, tmp_path)
+    info = sf.info(row["audio"])
+    assert info.samplerate == 16000 and 1.0 < info.duration < 6
+    assert row["phones"].split() == "b ɑ l ɑ m e n e n ɑ p ɑ".split() * 2
+    assert row["voice"] == "mbrola-tr1" and row["corpus"] == "mbrola"

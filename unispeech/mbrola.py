@@ -1,0 +1,179 @@
+"""Kyrgyz sentences said by MBROLA's diphone voices of real speakers (Debian's contrib and non-free sections).
+
+Each MBROLA voice joins diphones recorded from one real speaker (PSOLA), so its timbre is a person's. MBROLA
+reads no text: it is given phones with durations and pitch (a .pho file). Each Kyrgyz phone is given as the
+voice's nearest phone, with prosody drawn by rule (`unispeech.prosody`), and the labels are the sounds it was
+given, mapped back onto the Kyrgyz set. The Turkish voices have nearly every Kyrgyz sound (ө ү ы included).
+
+Their licence is not free: a voice may be used with the MBROLA program only, copied freely when no charge is
+made, and not sold nor built into a product that is sold. So they make held-out test sets here; nothing made
+from them ships.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .prosody import PhoneSet, segments
+
+LICENSE = "MBROLA licence: with the MBROLA program only, no charge, not sold (Faculté polytechnique de Mons)"
+
+
+@dataclass(frozen=True)
+class MbrolaVoice:
+    package: str  # Debian package (non-free)
+    language: str
+    speaker: str
+    pitch: tuple[float, float]  # the range the sentence's base pitch is drawn from (Hz)
+    made_by: str
+
+
+VOICES = {
+    "tr1": MbrolaVoice("mbrola-tr1", "tr", "adult man", (85.0, 135.0), "Barış Bozkurt, TCTS Lab, FPMs, 2000"),
+    "tr2": MbrolaVoice("mbrola-tr2", "tr", "adult woman", (165.0, 240.0), "Barış Bozkurt, TCTS Lab, FPMs, 2001"),
+}
+LANGUAGE_NAMES = {"tr": "Turkish"}
+# Kyrgyz phone -> the Turkish phones (MBROLA tr1/tr2's SAMPA) it is given as; a long vowel is the short one held
+# longer; Turkish has no ŋ (given as n, labelled n) and no ts (t s). q and ʁ are given as k and g and keep their
+# Kyrgyz labels: which of the two a velar is in Kyrgyz depends on the word's vowels, which the labels know here
+ASKED_TURKISH = {
+    "ɑ": "a", "e": "e", "i": "I", "o": "o", "u": "u", "ɯ": "@", "oe": "@'", "y": "y", "ə": "@", "b": "b",
+    "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "h", "s": "s", "z": "z",
+    "S": "S", "dZ": "dZ", "tS": "tS", "ts": "t s", "f": "f", "v": "v", "m": "m", "n": "n", "N": "n", "l": "l",
+    "r": "r", "j": "j",
+}  # fmt: skip
+_TURKISH = {
+    "a": "ɑ", "e": "e", "I": "i", "o": "o", "u": "u", "@": "ɯ", "@'": "oe", "y": "y", "b": "b", "d": "d[",
+    "t": "t[", "p": "p", "k": "k", "g": "ɡ", "h": "X", "s": "s", "z": "z", "S": "S", "dZ": "dZ", "tS": "tS",
+    "f": "f", "v": "v", "m": "m", "n": "n", "l": "l", "r": "r", "j": "j",
+}  # fmt: skip
+_VOWELS = frozenset({"a", "e", "I", "o", "u", "@", "@'", "y"})
+_SECONDS = {v: 0.085 for v in _VOWELS} | {"@": 0.07} | {p: 0.075 for p in "b d t p k g".split()}
+_SECONDS |= {p: 0.09 for p in "s z S f v h".split()} | {"tS": 0.1, "dZ": 0.1}
+_VELARS = {"k", "q", "ɡ", "ʁ"}
+_LONG = {"ɑ:", "e:", "i:", "o:", "u:", "oe:", "y:"}  # the long vowels of the Kyrgyz phone set
+
+
+class MbrolaError(RuntimeError):
+    """MBROLA or one of its voices is missing or failed."""
+
+
+def _turkish(word: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """A word's Kyrgyz phones -> (Turkish phone, the Kyrgyz labels of its sound)."""
+    out = []
+    for phone in word:
+        short, length = phone.rstrip(":"), ":" if phone.endswith(":") else ""
+        for name in ASKED_TURKISH[short].split():
+            label = short if short in _VELARS else _TURKISH[name]
+            out.append((name, (label + length if label + length in _LONG else label,)))
+    return out
+
+
+TURKISH = PhoneSet(_turkish, _SECONDS, _VOWELS, "_")
+PHONE_SETS = {"tr": TURKISH}
+
+
+def pho(text: str, voice: str) -> tuple[str, list[str]]:
+    """What MBROLA is given for `text` in `voice` (a .pho file: phone, milliseconds, and a pitch point at the
+    middle of each vowel), and the Kyrgyz labels of what it says. The prosody is drawn from the voice and the
+    sentence, so a sentence is said the same way every time."""
+    spec = VOICES[voice]
+    given = segments(text, random.Random(f"{voice} {text}"), PHONE_SETS[spec.language], spec.pitch)
+    lines = [f"{name} {1000 * s:.0f}" + (f" 50 {f0:.1f}" if f0 else "") for name, s, f0, _ in given]
+    return "\n".join(lines) + "\n", [label for *_, said in given for label in said]
+
+
+def fetch(voices: list[str], dest: str | Path) -> Path:
+    """The MBROLA program and `voices` under `dest` (Debian packages fetched with apt-get download and unpacked
+    with dpkg-deb: nothing installed, no root); -> the unpacked root. Reuses an earlier unpack."""
+    dest = Path(dest)
+    wanted = ["mbrola"] + [VOICES[v].package for v in voices]
+    missing = [p for p in wanted if not (dest / ".unpacked" / p).is_file()]
+    if not missing:
+        return dest
+    if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
+        raise MbrolaError(
+            f"MBROLA comes from Debian/Ubuntu's apt (contrib and non-free, or multiverse): download "
+            f"{' '.join(wanted)} yourself and unpack them with `dpkg-deb -x` into {dest}"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        debs = _download(missing, Path(tmp))
+        for package, deb in debs.items():
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
+            (dest / ".unpacked").mkdir(exist_ok=True)
+            (dest / ".unpacked" / package).write_text(deb.name)
+    return dest
+
+
+def _download(packages: list[str], tmp: Path) -> dict[str, Path]:
+    """apt-get download, first from the system's sections; where those lack MBROLA (Debian enables main
+    alone by default), from the same mirrors' contrib and non-free sections through a private package list."""
+    if subprocess.run(["apt-get", "download", *packages], cwd=tmp, capture_output=True).returncode:
+        options = _private_sections(tmp)
+        update = subprocess.run(["apt-get", *options, "update"], capture_output=True, text=True)
+        got = subprocess.run(["apt-get", *options, "download", *packages], cwd=tmp, capture_output=True, text=True)
+        if update.returncode or got.returncode:
+            raise MbrolaError(f"apt-get could not fetch {' '.join(packages)}: {(update.stderr + got.stderr)[-400:]}")
+    debs = {p: next(iter(tmp.glob(f"{p}_*.deb")), None) for p in packages}
+    if None in debs.values():
+        raise MbrolaError(f"apt-get download gave no .deb for {' '.join(p for p, d in debs.items() if d is None)}")
+    return debs
+
+
+def _private_sections(tmp: Path) -> list[str]:
+    """apt-get options for a package list of the system's Debian mirrors and suites, contrib and non-free."""
+    sources = []
+    for path in Path("/etc/apt/sources.list.d").glob("*.sources"):
+        for stanza in path.read_text().split("\n\n"):
+            fields = dict(line.split(":", 1) for line in stanza.splitlines() if ":" in line and line[0] != "#")
+            if "deb" in fields.get("Types", "").split():
+                sources += [(uri, suite) for uri in fields["URIs"].split() for suite in fields["Suites"].split()]
+    listing = Path("/etc/apt/sources.list")
+    for line in listing.read_text().splitlines() if listing.is_file() else []:
+        parts = line.split()
+        if parts[:1] == ["deb"] and len(parts) >= 3 and not parts[1].startswith("["):
+            sources.append((parts[1], parts[2]))
+    (tmp / "lists" / "partial").mkdir(parents=True)
+    (tmp / "sources.list").write_text("".join(f"deb {u} {s} contrib non-free\n" for u, s in sources))
+    return [
+        f"-oDir::Etc::sourcelist={tmp / 'sources.list'}",
+        "-oDir::Etc::sourceparts=-",
+        f"-oDir::State::Lists={tmp / 'lists'}",
+        "-oDir::Cache::pkgcache=",
+        "-oDir::Cache::srcpkgcache=",
+    ]
+
+
+def speak(sentences: list[str], voice: str, root: Path, out_dir: Path) -> list[dict]:
+    """Every sentence said by `voice` (MBROLA unpacked under `root`: `fetch`); -> rows (audio = a 16 kHz FLAC
+    in `out_dir`, text, phones, duration) of the utterances that MBROLA said."""
+    import soundfile as sf
+
+    from .audio import SAMPLE_RATE, load_audio
+
+    root = Path(root).resolve()  # MBROLA runs in a temporary folder
+    program, database = root / "usr" / "bin" / "mbrola", root / "usr" / "share" / "mbrola" / voice / voice
+    if not (program.is_file() and database.is_file()):
+        raise MbrolaError(f"no MBROLA program or voice {voice} under {root}: fetch them first")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, failed = [], ""
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, text in enumerate(sentences):
+            given, phones = pho(text, voice)
+            (Path(tmp) / "in.pho").write_text(given, encoding="latin-1")
+            run = subprocess.run([str(program), str(database), "in.pho", "out.wav"], cwd=tmp, capture_output=True)
+            if run.returncode or not phones:
+                failed = run.stderr.decode("latin-1")[-300:]
+                continue
+            wav = load_audio(Path(tmp) / "out.wav")
+            sf.write(out_dir / f"{i:05d}.flac", wav, SAMPLE_RATE)
+            row = {"audio": str((out_dir / f"{i:05d}.flac").resolve()), "text": text, "phones": " ".join(phones)}
+            rows.append({"id": f"mbrola-{voice}-{i:05d}", **row, "duration": round(wav.size / SAMPLE_RATE, 3)})
+    if sentences and not rows:
+        raise MbrolaError(f"MBROLA's {voice} said none of {len(sentences)} sentences: {failed}")
+    return [{**r, "voice": f"mbrola-{voice}", "corpus": "mbrola"} for r in rows]
