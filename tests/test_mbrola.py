@@ -3,6 +3,8 @@ language, durations, pitch) and how the sounds it is given become Kyrgyz labels.
 the last test, where an unpacked copy is found (`UNISPEECH_TEST_MBROLA`; .ci/run fetches one)."""
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,35 @@ def test_without_apt_the_fetch_says_what_to_download(tmp_path, monkeypatch):
         fetch(["tr1"], tmp_path)
     with pytest.raises(MbrolaError, match="no MBROLA program or voice tr1"):
         speak(["Бала."], "tr1", tmp_path, tmp_path / "out")
+
+
+@pytest.mark.skipif(not shutil.which("dpkg-deb"), reason="needs dpkg-deb (Debian/Ubuntu)")
+def test_the_fetch_unpacks_each_package_once_into_a_folder_it_makes(tmp_path, monkeypatch):
+    downloads = []
+
+    def download(packages, tmp):  # a .deb per package, built here: what apt-get download would bring
+        downloads.append(packages)
+        debs = {}
+        for package in packages:
+            tree = tmp / package
+            (tree / "DEBIAN").mkdir(parents=True)
+            (tree / "DEBIAN" / "control").write_text(
+                f"Package: {package}\nVersion: 1\nArchitecture: all\nMaintainer: t <t@t>\nDescription: t\n"
+            )
+            (tree / "usr" / "share" / "mbrola" / "tr1").mkdir(parents=True)
+            (tree / "usr" / "share" / "mbrola" / "tr1" / package).write_text(package)
+            subprocess.run(
+                ["dpkg-deb", "-b", str(tree), str(tmp / f"{package}_1_all.deb")], check=True, capture_output=True
+            )
+            debs[package] = tmp / f"{package}_1_all.deb"
+        return debs
+
+    monkeypatch.setattr(mbrola, "_download", download)
+    root = fetch(["tr1"], tmp_path / "not" / "yet")
+    assert (root / "usr" / "share" / "mbrola" / "tr1" / "mbrola-tr1").read_text() == "mbrola-tr1"
+    assert fetch(["tr1"], root) == root and downloads == [["mbrola", "mbrola-tr1"]]  # the second time: kept
+    fetch(["tr1", "tr2"], root)
+    assert downloads[-1] == ["mbrola-tr2"]
 
 
 @pytest.mark.skipif(

@@ -101,12 +101,13 @@ def fetch(voices: list[str], dest: str | Path) -> Path:
             f"MBROLA comes from Debian/Ubuntu's apt (contrib and non-free, or multiverse): download "
             f"{' '.join(wanted)} yourself and unpack them with `dpkg-deb -x` into {dest}"
         )
+    (dest / ".unpacked").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        debs = _download(missing, Path(tmp))
-        for package, deb in debs.items():
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
-            (dest / ".unpacked").mkdir(exist_ok=True)
-            (dest / ".unpacked" / package).write_text(deb.name)
+        for package, deb in _download(missing, Path(tmp)).items():
+            unpack = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], capture_output=True, text=True)
+            if unpack.returncode:
+                raise MbrolaError(f"dpkg-deb could not unpack {deb.name} into {dest}: {unpack.stderr[-300:]}")
+            (dest / ".unpacked" / package).write_text(deb.name)  # marked once whole
     return dest
 
 
