@@ -37,6 +37,10 @@ TEST_SETS = {
         "unseen sentences",
     ),
     "test-festvox-ru-nsh": ("real Russian speech, festvox-ru (mapped phones)", "unseen utterances"),
+    "test-mbrola-seen-voices": (
+        "MBROLA's voices of real speakers that the model trained on, given the Kyrgyz phones (the phones given)",
+        "unseen sentences, the training voices",
+    ),
     "test-festival-seen-voices": (
         "Festival's voices of real speakers that the model trained on, reading Kyrgyz (their own phones, mapped)",
         "unseen sentences, the training voices",
@@ -91,6 +95,8 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
     festival = bool(trained)
     held_out = [v for v in VOICES if v not in trained]
     languages = _and(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in trained}))
+    said_by = mbrola_voices(training)
+    mbrola_languages = _and(sorted({mbrola.LANGUAGE_NAMES[mbrola.VOICES[v].language] for v in said_by}))
     return MODEL_CARD.format(
         storage=storage
         + (" (half the package; loaded back exactly, then run as any model)" if storage == "float16" else ""),
@@ -112,9 +118,10 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
         festival_held_out=f"; Festival's voices {', '.join(held_out)}" if festival else "",
-        festival_voices=f" and Festival's voices of {_number(len(trained))} real speakers ({languages}) reading Kyrgyz"
-        if festival
-        else "",
+        festival_voices=_listed_on(
+            [f"Festival's voices of {_number(len(trained))} real speakers ({languages}) reading Kyrgyz"] * festival
+            + [f"MBROLA's voices of {_number(len(said_by))} more ({mbrola_languages}) given its phones"] * bool(said_by)
+        ),
         voice_change=voice_change_text(summary),
         batch_noise=batch_noise_text(summary),
         decoding=decoding_text(summary.get("phone_lm")),
@@ -217,6 +224,11 @@ def mbrola_row(language: str, manifest: Path) -> tuple[str, str]:
     return kind, what
 
 
+def _listed_on(items: list[str]) -> str:
+    """Items that continue a list already begun: ", a, b and c" (or "" for none)."""
+    return "".join(f", {item}" for item in items[:-1]) + (f" and {items[-1]}" if items else "")
+
+
 def _number(n: int) -> str:
     return NUMBERS.get(n, str(n))
 
@@ -290,7 +302,7 @@ def data_table(rows: list[dict]) -> str:
         clips[corpus] += 1
         seconds[corpus] += r["duration"]
     lines = ["| source | clips | hours | what it is |", "|---|---|---|---|"]
-    sources = {**SOURCES, "festival": festival_source(festival_voices(rows))}
+    sources = {**SOURCES, "festival": festival_source(festival_voices(rows)), "mbrola": mbrola_source(rows)}
     lines += [f"| {c} | {clips[c]} | {seconds[c] / 3600:.2f} | {sources.get(c, c)} |" for c in clips]
     return "\n".join(lines)
 
@@ -298,6 +310,26 @@ def data_table(rows: list[dict]) -> str:
 def festival_voices(rows: list[dict]) -> list[str]:
     """The Festival voices among the training rows."""
     return sorted({r["voice"].removeprefix("festival-") for r in rows if r.get("corpus") == "festival"})
+
+
+def mbrola_voices(rows: list[dict]) -> list[str]:
+    """The MBROLA voices among the training rows."""
+    return sorted({r["voice"].removeprefix("mbrola-") for r in rows if r.get("corpus") == "mbrola"})
+
+
+def mbrola_source(rows: list[dict]) -> str:
+    """What the MBROLA training rows are (unispeech/mbrola.py's VOICES)."""
+    voices = [mbrola.VOICES[v] for v in mbrola_voices(rows)]
+    named = ", ".join(
+        f"{v} ({spec.speaker}, {mbrola.LANGUAGE_NAMES[spec.language]}; Debian `{spec.package}`, {spec.made_by})"
+        for v, spec in zip(mbrola_voices(rows), voices)
+    )
+    return (
+        f"Kyrgyz sentences (espeak-ng's training sentences) said by MBROLA's diphone voices of "
+        f"{_number(len(voices))} real speakers: {named}; each given the Kyrgyz phones as the nearest ones of its "
+        "language, with durations and pitch drawn by rule (`unispeech/mbrola.py`); labels: the sounds given, "
+        f"named in the Kyrgyz set; utterances with a missing diphone left out; {mbrola.LICENSE}"
+    )
 
 
 def festival_source(voices: list[str]) -> str:

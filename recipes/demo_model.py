@@ -20,6 +20,7 @@ utterances are evaluated. `--init MODEL` starts that stage from MODEL instead of
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import subprocess
@@ -73,9 +74,11 @@ def arguments() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--mbrola",
-        help="comma-separated MBROLA voices (unispeech/mbrola.py's VOICES: tr1,tr2) that say the held-out sentences: "
-        "test sets of unseen real speakers (apt-get download from Debian's contrib and non-free; never trained on)",
+        help="comma-separated MBROLA voices (unispeech/mbrola.py's VOICES, e.g. tr1,tr2) that say held-out sentences "
+        "only: test sets of unseen real speakers (apt-get download from Debian's contrib and non-free)",
     )
+    parser.add_argument("--mbrola-train", help="comma-separated MBROLA voices to train on (e.g. de6,de7,pl1)")
+    parser.add_argument("--mbrola-sentences", type=int, default=400, help="training sentences per MBROLA voice")
     parser.add_argument("--extra-data", nargs="*", default=[], help="more labelled manifests (.jsonl) to train on")
     parser.add_argument("--real-copies", type=int, default=3, help="augmented copies of each real-voice clip")
     parser.add_argument("--real-updates", type=int, default=3000, help="updates of the real-voice stage")
@@ -224,19 +227,21 @@ def real_voice_sets(work: Path, args) -> dict:
     if args.festival:
         voices = args.festival_voices.split(",") if args.festival_voices else None
         parts["festival"] = festival_sets(work, splits, args.festival_sentences, voices)
+    if args.mbrola or args.mbrola_train:
+        trained = args.mbrola_train.split(",") if args.mbrola_train else []
+        voices = (args.mbrola.split(",") if args.mbrola else []) + trained
+        parts["mbrola"] = mbrola_sets(work, splits, voices, trained, args.mbrola_sentences)
     train = [work / "train" / "manifest.jsonl"] + [Path(m) for m in args.extra_data]
     valid = [work / "valid" / "manifest.jsonl"]
     tests = {}
     for corpus, split in parts.items():
-        train.append(
-            augment_corpus(split["train"], work / f"train-{corpus}", args.real_copies, 11, voices=args.voice_change)
-        )
-        valid.append(write_manifest(split["valid"], work / f"valid-{corpus}" / "manifest.jsonl"))
+        if split["train"]:  # (a source of test sets only has none)
+            out = work / f"train-{corpus}"
+            train.append(augment_corpus(split["train"], out, args.real_copies, 11, voices=args.voice_change))
+            valid.append(write_manifest(split["valid"], work / f"valid-{corpus}" / "manifest.jsonl"))
         for voice in sorted({r.get("test_set", r["voice"]) for r in split["test"]}):
             rows = [r for r in split["test"] if r.get("test_set", r["voice"]) == voice]
             tests[f"test-{voice}"] = write_manifest(rows, work / f"test-{voice}" / "manifest.jsonl")
-    if args.mbrola:
-        tests.update(mbrola_sets(work, splits, args.mbrola.split(",")))
     if "rhvoice" in parts:  # the same held-out recordings in simulated unseen voices (pitch, formants)
         tests["test-rhvoice-other-voices"] = other_voices_set(
             parts["rhvoice"]["test"], work / "test-rhvoice-other-voices", 13
@@ -259,8 +264,7 @@ def festival_sets(
     (`work/festival`)."""
     import random
 
-    from unispeech.data import write_manifest
-    from unispeech.festival import HELD_OUT_VOICES, VOICES, install, request
+    from unispeech.festival import HELD_OUT_VOICES, VOICES, install, request, speak
 
     trained = trained or [v for v in VOICES if v not in HELD_OUT_VOICES]
     unknown = sorted(set(trained) - set(VOICES))
@@ -281,62 +285,76 @@ def festival_sets(
     parts: dict[str, list[dict]] = {"train": [], "valid": [], "test": []}
     for voice, sets in asked.items():
         for split, sentences in sets.items():
-            manifest = work / "festival" / f"{voice}-{split}" / "manifest.jsonl"
-            made_of = manifest.with_name("sentences.json")  # what the reading was made of: redone if that changed
-            wanted = {"sentences": sentences, "asked": [request(text, voice) for text in sentences]}
-            if not (manifest.is_file() and made_of.is_file() and _same(json.loads(made_of.read_text("utf-8")), wanted)):
-                write_manifest(spoken(sentences, voice, manifest.parent, split), manifest)
-                made_of.write_text(json.dumps(wanted, ensure_ascii=False), encoding="utf-8")
-            rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+            out = work / "festival" / f"{voice}-{split}"
+            requests = [request(text, voice) for text in sentences]
+            rows = reading(out, sentences, requests, functools.partial(speak, sentences, voice, out), split)
             test_set = "festival-seen-voices" if voice in trained else UNSEEN_TEST_SETS[VOICES[voice].language]
             parts[split] += [{**r, "test_set": test_set} if split == "test" else r for r in rows]
     return parts
 
 
-def mbrola_sets(work: Path, splits: dict[str, list[str]], voices: list[str]) -> dict[str, Path]:
-    """MBROLA's voices (unispeech/mbrola.py) saying 120 held-out sentences, the same for each voice: a test set
-    per language (`test-mbrola-LANGUAGE`). Each voice's reading is made once per set of requests."""
+def mbrola_sets(
+    work: Path, splits: dict[str, list[str]], voices: list[str], trained: list[str], per_voice: int
+) -> dict[str, list[dict]]:
+    """MBROLA's voices (unispeech/mbrola.py) saying Kyrgyz: each `trained` voice its own `per_voice` of the
+    training sentences, 8 validation and 20 held-out ones (test set `mbrola-seen-voices`); every other voice the
+    same 120 held-out sentences, a test set per language (`mbrola-LANGUAGE`). The draws are slices of one
+    shuffle, so a voice added at the end keeps the others' sentences."""
     import random
 
-    from unispeech.data import write_manifest
     from unispeech.mbrola import LANGUAGE_NAMES, VOICES, fetch, pho, speak
 
     unknown = sorted(set(voices) - set(VOICES))
     if unknown:
         raise SystemExit(f"--mbrola: unknown {', '.join(unknown)} (known: {', '.join(VOICES)})")
     root = fetch(voices, work / "mbrola")
-    sentences = random.Random(19).sample(splits["test"], 120)
-    rows: dict[str, list[dict]] = {}
-    for voice in voices:
-        manifest = work / "mbrola-readings" / voice / "manifest.jsonl"
-        made_of = manifest.with_name("sentences.json")
-        wanted = {"sentences": sentences, "asked": [pho(text, voice)[0] for text in sentences]}
-        if not (manifest.is_file() and made_of.is_file() and json.loads(made_of.read_text("utf-8")) == wanted):
-            write_manifest(speak(sentences, voice, root, manifest.parent), manifest)
-            made_of.write_text(json.dumps(wanted, ensure_ascii=False), encoding="utf-8")
-        name = f"test-mbrola-{LANGUAGE_NAMES[VOICES[voice].language].lower()}"
-        rows.setdefault(name, []).extend(json.loads(line) for line in manifest.read_text("utf-8").splitlines())
-    return {name: write_manifest(r, work / name / "manifest.jsonl") for name, r in rows.items()}
+    held_out = random.Random(19).sample(splits["test"], 120)
+    rng = random.Random(23)
+    shuffled = {split: rng.sample(splits[split], len(splits[split])) for split in ("train", "valid", "test")}
+    asked = {voice: {"test": held_out} for voice in voices if voice not in trained}
+    for n, voice in enumerate(trained):
+        counts = {"train": per_voice, "valid": 8, "test": 20}
+        asked[voice] = {split: shuffled[split][n * k : (n + 1) * k] for split, k in counts.items()}
+    parts: dict[str, list[dict]] = {"train": [], "valid": [], "test": []}
+    for voice, sets in asked.items():
+        language = LANGUAGE_NAMES[VOICES[voice].language].lower()
+        name = "mbrola-seen-voices" if voice in trained else f"mbrola-{language}"
+        for split, sentences in sets.items():
+            out = work / "mbrola-readings" / (f"{voice}-{split}" if voice in trained else voice)
+            requests = [pho(text, voice)[0] for text in sentences]
+            rows = reading(out, sentences, requests, functools.partial(speak, sentences, voice, root, out), split)
+            parts[split] += [{**r, "test_set": name} if split == "test" else r for r in rows]
+    return parts
+
+
+def reading(out: Path, sentences: list[str], requests: list[str], make, split: str) -> list[dict]:
+    """A voice's reading of `sentences` (`out`/manifest.jsonl), made by `make()` only when it was not made from
+    the same sentences and requests (what the voice was asked: a spelling or phones), which sentences.json
+    beside it keeps. A small validation or test set of which the voice said nothing (every sentence needed a
+    diphone it lacks: suo_fi_lj says ~1 in 3) is an empty set, not the end of the recipe."""
+    from unispeech.data import write_manifest
+    from unispeech.festival import FestivalError
+    from unispeech.mbrola import MbrolaError
+
+    manifest, made_of = out / "manifest.jsonl", out / "sentences.json"
+    wanted = {"sentences": sentences, "asked": requests}
+    if not (manifest.is_file() and made_of.is_file() and _same(json.loads(made_of.read_text("utf-8")), wanted)):
+        try:
+            rows = make()
+        except (FestivalError, MbrolaError) as e:
+            if split == "train":
+                raise
+            print(f"{out.name}: none of {len(sentences)} said in full ({e}); an empty set", flush=True)
+            rows = []
+        write_manifest(rows, manifest)
+        made_of.write_text(json.dumps(wanted, ensure_ascii=False), encoding="utf-8")
+    return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
 
 
 def _same(made_of: dict | list, wanted: dict) -> bool:
     """Whether a Festival reading was made from the wanted sentences and requests (readings made before the
     requests were kept, a bare list of sentences, are taken on their sentences alone)."""
     return made_of == wanted["sentences"] if isinstance(made_of, list) else made_of == wanted
-
-
-def spoken(sentences: list[str], voice: str, out: Path, split: str) -> list[dict]:
-    """festival.speak, but a small validation or test set of which the voice said nothing (every sentence
-    needed a diphone it lacks: suo_fi_lj says ~1 in 3) is an empty set, not the end of the recipe."""
-    from unispeech.festival import FestivalError, speak
-
-    try:
-        return speak(sentences, voice, out)
-    except FestivalError as e:
-        if split == "train":
-            raise
-        print(f"{voice} {split}: none of {len(sentences)} said in full ({e}); an empty set", flush=True)
-        return []
 
 
 def deepened(init: Path, layers: int, work: Path) -> Path:

@@ -242,14 +242,14 @@ def test_the_recipe_redoes_a_festival_reading_only_when_what_festival_is_asked_c
     spelling = {"czech_dita": "v1"}  # what the fake front end asks each voice for a sentence: a spelling version
     made: list[tuple[str, str]] = []
 
-    def spoken(sentences, voice, out, split):
-        made.append((voice, split))
+    def speak(sentences, voice, out):
+        made.append((voice, out.name.removeprefix(f"{voice}-")))
         return [{"id": f"{voice}-{i}", "audio": "x.flac", "text": s, "phones": "ɑ", "duration": 1.0}
                 for i, s in enumerate(sentences)]  # fmt: skip
 
     monkeypatch.setattr(festival, "install", lambda voices: None)
     monkeypatch.setattr(festival, "request", lambda text, voice: f"{spelling.get(voice, 'v1')} {text}")
-    monkeypatch.setattr(demo_model, "spoken", spoken)
+    monkeypatch.setattr(festival, "speak", speak)
     assert {v.language for v in festival.VOICES.values()} <= set(demo_model.UNSEEN_TEST_SETS)  # each can be held out
     splits = {"train": [f"t{i}" for i in range(400)], "valid": [f"v{i}" for i in range(20)], "test": ["s"] * 120}
     sets = demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
@@ -264,3 +264,37 @@ def test_the_recipe_redoes_a_festival_reading_only_when_what_festival_is_asked_c
     old.write_text(json.dumps(json.loads(old.read_text())["sentences"]))
     demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
     assert made == []
+
+
+def test_the_recipe_gives_each_mbrola_training_voice_its_own_sentences_and_held_out_voices_the_same_ones(
+    tmp_path, monkeypatch
+):
+    import unispeech.mbrola as mbrola
+
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_model
+
+    def speak(sentences, voice, root, out):
+        if voice == "de4" and out.name.endswith("valid"):
+            raise mbrola.MbrolaError("said none")  # a small set the voice could not say: empty, not fatal
+        return [{"id": f"{voice}-{i}", "audio": "x.flac", "text": s, "phones": "ɑ", "duration": 1.0}
+                for i, s in enumerate(sentences)]  # fmt: skip
+
+    monkeypatch.setattr(mbrola, "fetch", lambda voices, dest: dest)
+    monkeypatch.setattr(mbrola, "speak", speak)
+    splits = {"train": [f"t{i}" for i in range(100)], "valid": [f"v{i}" for i in range(40)]}
+    splits["test"] = [f"s{i}" for i in range(200)]
+    parts = demo_model.mbrola_sets(tmp_path, splits, ["tr1", "tr2", "de6", "de4"], ["de6", "de4"], 10)
+    train = {v: {r["text"] for r in parts["train"] if r["id"].startswith(v)} for v in ("de6", "de4")}
+    assert len(train["de6"]) == len(train["de4"]) == 10 and not train["de6"] & train["de4"]
+    assert {r["id"].split("-")[0] for r in parts["valid"]} == {"de6"}
+    tests = {}
+    for r in parts["test"]:
+        tests.setdefault(r["test_set"], {}).setdefault(r["id"].split("-")[0], set()).add(r["text"])
+    assert set(tests) == {"mbrola-turkish", "mbrola-seen-voices"}
+    assert (
+        tests["mbrola-turkish"]["tr1"] == tests["mbrola-turkish"]["tr2"] and len(tests["mbrola-turkish"]["tr1"]) == 120
+    )
+    assert not tests["mbrola-seen-voices"]["de6"] & tests["mbrola-seen-voices"]["de4"]
+    more = demo_model.mbrola_sets(tmp_path / "b", splits, ["de6", "de4", "pl1"], ["de6", "de4", "pl1"], 10)
+    assert {r["text"] for r in more["train"] if r["id"].startswith("de4")} == train["de4"]  # a voice added: kept

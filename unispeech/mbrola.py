@@ -12,11 +12,12 @@ from them ships.
 
 from __future__ import annotations
 
+import functools
 import random
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .prosody import PhoneSet, segments
@@ -34,48 +35,131 @@ class MbrolaVoice:
 
 
 VOICES = {
-    "tr1": MbrolaVoice("mbrola-tr1", "tr", "adult man", (85.0, 135.0), "Barış Bozkurt, TCTS Lab, FPMs, 2000"),
-    "tr2": MbrolaVoice("mbrola-tr2", "tr", "adult woman", (165.0, 240.0), "Barış Bozkurt, TCTS Lab, FPMs, 2001"),
+    "tr1": MbrolaVoice("mbrola-tr1", "tr", "adult man", (85.0, 135.0), "Barış Bozkurt, TCTS Lab, FPMs"),
+    "tr2": MbrolaVoice("mbrola-tr2", "tr", "adult woman", (165.0, 240.0), "Barış Bozkurt, TCTS Lab, FPMs"),
+    "de4": MbrolaVoice("mbrola-de4", "de", "adult man", (85.0, 135.0), "IMS, University of Stuttgart"),
+    "de6": MbrolaVoice("mbrola-de6", "de", "adult man", (85.0, 135.0), "Institute of Phonetics, Saarland University"),
+    "de7": MbrolaVoice("mbrola-de7", "de", "adult woman", (165.0, 240.0), "DFKI (EU project NECA)"),
+    "pl1": MbrolaVoice("mbrola-pl1", "pl", "adult woman", (165.0, 240.0), "Krzysztof Szklanny, PJWSTK"),
+    "ee1": MbrolaVoice(
+        "mbrola-ee1", "et", "adult man", (85.0, 135.0), "Einar Meister, Arvo Eek, Meelis Mihkla, Tallinn"
+    ),
 }
-LANGUAGE_NAMES = {"tr": "Turkish"}
-# Kyrgyz phone -> the Turkish phones (MBROLA tr1/tr2's SAMPA) it is given as; a long vowel is the short one held
-# longer; Turkish has no ŋ (given as n, labelled n) and no ts (t s). q and ʁ are given as k and g and keep their
-# Kyrgyz labels: which of the two a velar is in Kyrgyz depends on the word's vowels, which the labels know here
-ASKED_TURKISH = {
-    "ɑ": "a", "e": "e", "i": "I", "o": "o", "u": "u", "ɯ": "@", "oe": "@'", "y": "y", "ə": "@", "b": "b",
-    "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "h", "s": "s", "z": "z",
-    "S": "S", "dZ": "dZ", "tS": "tS", "ts": "t s", "f": "f", "v": "v", "m": "m", "n": "n", "N": "n", "l": "l",
-    "r": "r", "j": "j",
-}  # fmt: skip
-_TURKISH = {
-    "a": "ɑ", "e": "e", "I": "i", "o": "o", "u": "u", "@": "ɯ", "@'": "oe", "y": "y", "b": "b", "d": "d[",
-    "t": "t[", "p": "p", "k": "k", "g": "ɡ", "h": "X", "s": "s", "z": "z", "S": "S", "dZ": "dZ", "tS": "tS",
-    "f": "f", "v": "v", "m": "m", "n": "n", "l": "l", "r": "r", "j": "j",
-}  # fmt: skip
-_VOWELS = frozenset({"a", "e", "I", "o", "u", "@", "@'", "y"})
-_SECONDS = {v: 0.085 for v in _VOWELS} | {"@": 0.07} | {p: 0.075 for p in "b d t p k g".split()}
-_SECONDS |= {p: 0.09 for p in "s z S f v h".split()} | {"tS": 0.1, "dZ": 0.1}
+
+
+@dataclass(frozen=True)
+class Language:
+    """How a language's voices say Kyrgyz: `asked` gives each Kyrgyz phone as the voice's phones (a long vowel
+    is the short one held longer), `labels` names what each of those says in the Kyrgyz set, and a Kyrgyz phone
+    in `joined` is one sound said as several phones, labelled once, as `joined` names it."""
+
+    name: str
+    asked: dict[str, str]
+    labels: dict[str, str]
+    joined: dict[str, str] = field(default_factory=dict)
+
+
+# q and ʁ are given as k and g and keep their Kyrgyz labels: which of the two a velar is in Kyrgyz depends on the
+# word's vowels, which the labels know here. Turkish has no ŋ (given as n, labelled n) and no ts (t s)
+TURKISH = Language(
+    "Turkish",
+    {
+        "ɑ": "a", "e": "e", "i": "I", "o": "o", "u": "u", "ɯ": "@", "oe": "@'", "y": "y", "ə": "@", "b": "b",
+        "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "h", "s": "s", "z": "z",
+        "S": "S", "dZ": "dZ", "tS": "tS", "ts": "t s", "f": "f", "v": "v", "m": "m", "n": "n", "N": "n", "l": "l",
+        "r": "r", "j": "j",
+    },
+    {
+        "a": "ɑ", "e": "e", "I": "i", "o": "o", "u": "u", "@": "ɯ", "@'": "oe", "y": "y", "b": "b", "d": "d[",
+        "t": "t[", "p": "p", "k": "k", "g": "ɡ", "h": "X", "s": "s", "z": "z", "S": "S", "dZ": "dZ", "tS": "tS",
+        "f": "f", "v": "v", "m": "m", "n": "n", "l": "l", "r": "r", "j": "j",
+    },
+)  # fmt: skip
+# German (the voices with an alveolar r, English "r": German's own R is uvular): the tense vowels; no ɯ (given as
+# I, labelled i, as the Festival voices' nearest vowel is); dʒ is d + Z
+GERMAN = Language(
+    "German",
+    {
+        "ɑ": "a", "e": "e:", "i": "i:", "o": "o:", "u": "u:", "ɯ": "I", "oe": "2:", "y": "y:", "ə": "@", "b": "b",
+        "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "x", "s": "s", "z": "z",
+        "S": "S", "dZ": "d Z", "tS": "tS", "ts": "ts", "f": "f", "v": "v", "m": "m", "n": "n", "N": "N", "l": "l",
+        "r": "r", "j": "j",
+    },
+    {
+        "a": "ɑ", "e:": "e", "i:": "i", "I": "i", "o:": "o", "u:": "u", "2:": "oe", "y:": "y", "@": "ə", "b": "b",
+        "d": "d[", "t": "t[", "p": "p", "k": "k", "g": "ɡ", "x": "X", "s": "s", "z": "z", "S": "S", "Z": "dZ",
+        "tS": "tS", "ts": "ts", "f": "f", "v": "v", "m": "m", "n": "n", "N": "N", "l": "l", "r": "r", "j": "j",
+    },
+    {"dZ": "dZ"},
+)  # fmt: skip
+# Polish: its y is ɨ, near ы (labelled ɯ); no ө ү (given as e and i, the Festival voices' nearest)
+POLISH = Language(
+    "Polish",
+    {
+        "ɑ": "a", "e": "e", "i": "i", "o": "o", "u": "u", "ɯ": "I", "oe": "e", "y": "i", "ə": "I", "b": "b",
+        "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "x", "s": "s", "z": "z",
+        "S": "S", "dZ": "dZ", "tS": "tS", "ts": "ts", "f": "f", "v": "v", "m": "m", "n": "n", "N": "N", "l": "l",
+        "r": "r", "j": "j",
+    },
+    {
+        "a": "ɑ", "e": "e", "i": "i", "o": "o", "u": "u", "I": "ɯ", "b": "b", "d": "d[", "t": "t[", "p": "p",
+        "k": "k", "g": "ɡ", "x": "X", "s": "s", "z": "z", "S": "S", "dZ": "dZ", "tS": "tS", "ts": "ts", "f": "f",
+        "v": "v", "m": "m", "n": "n", "N": "N", "l": "l", "r": "r", "j": "j",
+    },
+)  # fmt: skip
+# Estonian: ö ü, and õ (ɤ, near ы: labelled ɯ); no z (s), ŋ (n), ts (t s); tʃ is t + S and so is dʒ (Estonian has
+# no voiced sibilant: said and labelled tʃ); x is h (as Turkish's)
+ESTONIAN = Language(
+    "Estonian",
+    {
+        "ɑ": "a", "e": "e", "i": "i", "o": "o", "u": "u", "ɯ": "7", "oe": "2", "y": "y", "ə": "7", "b": "b",
+        "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "h", "s": "s", "z": "s",
+        "S": "S", "dZ": "t S", "tS": "t S", "ts": "t s", "f": "f", "v": "v", "m": "m", "n": "n", "N": "n",
+        "l": "l", "r": "r", "j": "j",
+    },
+    {
+        "a": "ɑ", "e": "e", "i": "i", "o": "o", "u": "u", "y": "y", "2": "oe", "7": "ɯ", "b": "b", "d": "d[",
+        "t": "t[", "p": "p", "k": "k", "g": "ɡ", "h": "X", "s": "s", "S": "S", "f": "f", "v": "v", "m": "m",
+        "n": "n", "l": "l", "r": "r", "j": "j",
+    },
+    {"tS": "tS", "dZ": "tS"},
+)  # fmt: skip
+LANGUAGES = {"tr": TURKISH, "de": GERMAN, "pl": POLISH, "et": ESTONIAN}
+LANGUAGE_NAMES = {code: language.name for code, language in LANGUAGES.items()}
 _VELARS = {"k", "q", "ɡ", "ʁ"}
 _LONG = {"ɑ:", "e:", "i:", "o:", "u:", "oe:", "y:"}  # the long vowels of the Kyrgyz phone set
+_VOWELS = {"ɑ", "e", "i", "o", "u", "y", "oe", "ɯ", "ə"}
+_KINDS = {  # seconds at rate 1 by what the sound is in Kyrgyz (~11 phones a second, as read Kyrgyz)
+    **{v: 0.085 for v in "ɑ e i o u y oe".split()}, "ɯ": 0.07, "ə": 0.07,
+    **{c: 0.075 for c in "b d[ t[ p k q ɡ ʁ".split()}, **{c: 0.09 for c in "s z S X f v".split()},
+    **{c: 0.1 for c in "tS dZ ts".split()},
+}  # fmt: skip
 
 
 class MbrolaError(RuntimeError):
     """MBROLA or one of its voices is missing or failed."""
 
 
-def _turkish(word: list[str]) -> list[tuple[str, tuple[str, ...]]]:
-    """A word's Kyrgyz phones -> (Turkish phone, the Kyrgyz labels of its sound)."""
+def _word(word: list[str], language: Language) -> list[tuple[str, tuple[str, ...]]]:
+    """A word's Kyrgyz phones -> (the voice's phone, the Kyrgyz labels of its sound)."""
     out = []
     for phone in word:
         short, length = phone.rstrip(":"), ":" if phone.endswith(":") else ""
-        for name in ASKED_TURKISH[short].split():
-            label = short if short in _VELARS else _TURKISH[name]
-            out.append((name, (label + length if label + length in _LONG else label,)))
+        for n, name in enumerate(language.asked[short].split()):
+            label = short if short in _VELARS else language.joined.get(short) or language.labels[name]
+            said = () if n and short in language.joined else (label + length if label + length in _LONG else label,)
+            out.append((name, said))
     return out
 
 
-TURKISH = PhoneSet(_turkish, _SECONDS, _VOWELS, "_")
-PHONE_SETS = {"tr": TURKISH}
+def phone_set(language: Language) -> PhoneSet:
+    """The rule prosody's view of a language: its phones' durations by the Kyrgyz sound they make."""
+    seconds = {  # the second phone of a joined pair (Z of d Z) is short: the pair is one Kyrgyz sound
+        name: 0.06 if label in language.joined.values() else _KINDS.get(label, 0.06)
+        for name, label in language.labels.items()
+    }
+    vowels = frozenset(name for name, label in language.labels.items() if label in _VOWELS)
+    return PhoneSet(functools.partial(_word, language=language), seconds, vowels, "_")
 
 
 def pho(text: str, voice: str) -> tuple[str, list[str]]:
@@ -83,7 +167,7 @@ def pho(text: str, voice: str) -> tuple[str, list[str]]:
     middle of each vowel), and the Kyrgyz labels of what it says. The prosody is drawn from the voice and the
     sentence, so a sentence is said the same way every time."""
     spec = VOICES[voice]
-    given = segments(text, random.Random(f"{voice} {text}"), PHONE_SETS[spec.language], spec.pitch)
+    given = segments(text, random.Random(f"{voice} {text}"), phone_set(LANGUAGES[spec.language]), spec.pitch)
     lines = [f"{name} {1000 * s:.0f}" + (f" 50 {f0:.1f}" if f0 else "") for name, s, f0, _ in given]
     return "\n".join(lines) + "\n", [label for *_, said in given for label in said]
 
