@@ -6,8 +6,9 @@ voice's nearest phone, with prosody drawn by rule (`unispeech.prosody`), and the
 given, mapped back onto the Kyrgyz set. The Turkish voices have nearly every Kyrgyz sound (ө ү ы included).
 
 Their licence is not free: a voice may be used with the MBROLA program only, copied freely when no charge is
-made, and not sold nor built into a product that is sold. So they make held-out test sets here; nothing made
-from them ships.
+made, and not sold nor built into a product that is sold. The voices never ship here: a recipe fetches them
+(`fetch`), and uses what they say as test sets or, when asked, as training speech (recipes/demo_model.py
+`--mbrola`, `--mbrola-train`), which the model card then names with the licence.
 """
 
 from __future__ import annotations
