@@ -96,6 +96,14 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
     held_out = [v for v in VOICES if v not in trained]
     languages = _and(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in trained}))
     said_by = mbrola_voices(training)
+    unseen_mbrola = sorted(
+        {
+            r["voice"].removeprefix("mbrola-")
+            for name in summary["per"]
+            if name in MBROLA_SETS
+            for r in _rows(work / name)
+        }
+    )
     mbrola_languages = _and(sorted({mbrola.LANGUAGE_NAMES[mbrola.VOICES[v].language] for v in said_by}))
     return MODEL_CARD.format(
         storage=storage
@@ -117,7 +125,8 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         results=result_rows(work, summary, trained),
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
-        festival_held_out=f"; Festival's voices {', '.join(held_out)}" if festival else "",
+        festival_held_out=(f"; Festival's voices {', '.join(held_out)}" if festival else "")
+        + (f"; MBROLA's voices {', '.join(unseen_mbrola)}" if unseen_mbrola else ""),
         festival_voices=_listed_on(
             [f"Festival's voices of {_number(len(trained))} real speakers ({languages}) reading Kyrgyz"] * festival
             + [f"MBROLA's voices of {_number(len(said_by))} more ({mbrola_languages}) given its phones"] * bool(said_by)
@@ -211,7 +220,7 @@ MBROLA_SETS = {f"test-mbrola-{name.lower()}": language for language, name in mbr
 
 def mbrola_row(language: str, manifest: Path) -> tuple[str, str]:
     """(voice type, description) of the test set of MBROLA's voices of `language` (the voices in `manifest`)."""
-    said = {json.loads(line)["voice"].removeprefix("mbrola-") for line in manifest.read_text("utf-8").splitlines()}
+    said = {r["voice"].removeprefix("mbrola-") for r in _rows(manifest.parent)}
     voices = [v for v in mbrola.VOICES if v in said]
     who = " and ".join(mbrola.VOICES[v].speaker.removeprefix("adult ") for v in voices)
     made = "; ".join(f"{v}: Debian `{mbrola.VOICES[v].package}`, {mbrola.VOICES[v].made_by}" for v in voices)
@@ -310,6 +319,10 @@ def data_table(rows: list[dict]) -> str:
 def festival_voices(rows: list[dict]) -> list[str]:
     """The Festival voices among the training rows."""
     return sorted({r["voice"].removeprefix("festival-") for r in rows if r.get("corpus") == "festival"})
+
+
+def _rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text("utf-8").splitlines() if line.strip()]
 
 
 def mbrola_voices(rows: list[dict]) -> list[str]:
