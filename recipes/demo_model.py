@@ -264,7 +264,7 @@ def festival_sets(
     (`work/festival`)."""
     import random
 
-    from unispeech.festival import HELD_OUT_VOICES, VOICES, install, request, speak
+    from unispeech.festival import HELD_OUT_VOICES, LABELLING, VOICES, install, request, speak
 
     trained = trained or [v for v in VOICES if v not in HELD_OUT_VOICES]
     unknown = sorted(set(trained) - set(VOICES))
@@ -287,7 +287,8 @@ def festival_sets(
         for split, sentences in sets.items():
             out = work / "festival" / f"{voice}-{split}"
             requests = [request(text, voice) for text in sentences]
-            rows = reading(out, sentences, requests, functools.partial(speak, sentences, voice, out), split)
+            make = functools.partial(speak, sentences, voice, out)
+            rows = reading(out, sentences, requests, make, split, LABELLING)
             test_set = "festival-seen-voices" if voice in trained else UNSEEN_TEST_SETS[VOICES[voice].language]
             parts[split] += [{**r, "test_set": test_set} if split == "test" else r for r in rows]
     return parts
@@ -302,7 +303,7 @@ def mbrola_sets(
     shuffle, so a voice added at the end keeps the others' sentences."""
     import random
 
-    from unispeech.mbrola import LANGUAGE_NAMES, VOICES, fetch, pho, speak
+    from unispeech.mbrola import LABELLING, LANGUAGE_NAMES, VOICES, fetch, pho, speak
 
     unknown = sorted(set(voices) - set(VOICES))
     if unknown:
@@ -322,22 +323,24 @@ def mbrola_sets(
         for split, sentences in sets.items():
             out = work / "mbrola-readings" / (f"{voice}-{split}" if voice in trained else voice)
             requests = [pho(text, voice)[0] for text in sentences]
-            rows = reading(out, sentences, requests, functools.partial(speak, sentences, voice, root, out), split)
+            make = functools.partial(speak, sentences, voice, root, out)
+            rows = reading(out, sentences, requests, make, split, LABELLING)
             parts[split] += [{**r, "test_set": name} if split == "test" else r for r in rows]
     return parts
 
 
-def reading(out: Path, sentences: list[str], requests: list[str], make, split: str) -> list[dict]:
+def reading(out: Path, sentences: list[str], requests: list[str], make, split: str, labelling: int) -> list[dict]:
     """A voice's reading of `sentences` (`out`/manifest.jsonl), made by `make()` only when it was not made from
-    the same sentences and requests (what the voice was asked: a spelling or phones), which sentences.json
-    beside it keeps. A small validation or test set of which the voice said nothing (every sentence needed a
-    diphone it lacks: suo_fi_lj says ~1 in 3) is an empty set, not the end of the recipe."""
+    the same sentences and requests (what the voice was asked: a spelling or phones) and labelled by the same
+    rules (`labelling`, the voice module's LABELLING), which sentences.json beside it keeps. A small
+    validation or test set of which the voice said nothing (every sentence needed a diphone it lacks:
+    suo_fi_lj says ~1 in 3) is an empty set, not the end of the recipe."""
     from unispeech.data import write_manifest
     from unispeech.festival import FestivalError
     from unispeech.mbrola import MbrolaError
 
     manifest, made_of = out / "manifest.jsonl", out / "sentences.json"
-    wanted = {"sentences": sentences, "asked": requests}
+    wanted = {"sentences": sentences, "asked": requests, "labelling": labelling}
     if not (manifest.is_file() and made_of.is_file() and _same(json.loads(made_of.read_text("utf-8")), wanted)):
         try:
             rows = make()
@@ -352,9 +355,12 @@ def reading(out: Path, sentences: list[str], requests: list[str], make, split: s
 
 
 def _same(made_of: dict | list, wanted: dict) -> bool:
-    """Whether a Festival reading was made from the wanted sentences and requests (readings made before the
-    requests were kept, a bare list of sentences, are taken on their sentences alone)."""
-    return made_of == wanted["sentences"] if isinstance(made_of, list) else made_of == wanted
+    """Whether a reading was made from the wanted sentences, requests and labelling (readings made before the
+    requests were kept, a bare list of sentences, are taken on their sentences alone; those made before the
+    labelling was kept, on labelling 1)."""
+    if isinstance(made_of, list):
+        return made_of == wanted["sentences"] and wanted["labelling"] == 1
+    return {"labelling": 1, **made_of} == wanted
 
 
 def deepened(init: Path, layers: int, work: Path) -> Path:

@@ -248,6 +248,7 @@ def test_the_recipe_redoes_a_festival_reading_only_when_what_festival_is_asked_c
                 for i, s in enumerate(sentences)]  # fmt: skip
 
     monkeypatch.setattr(festival, "install", lambda voices: None)
+    monkeypatch.setattr(festival, "LABELLING", 1)
     monkeypatch.setattr(festival, "request", lambda text, voice: f"{spelling.get(voice, 'v1')} {text}")
     monkeypatch.setattr(festival, "speak", speak)
     assert {v.language for v in festival.VOICES.values()} <= set(demo_model.UNSEEN_TEST_SETS)  # each can be held out
@@ -259,11 +260,14 @@ def test_the_recipe_redoes_a_festival_reading_only_when_what_festival_is_asked_c
     spelling["czech_dita"] = "v2"  # a spelling fix: that voice's readings are stale, the others are kept
     demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
     assert sorted(made) == [("czech_dita", "test"), ("czech_dita", "train"), ("czech_dita", "valid")]
-    made.clear()  # a reading kept by an older recipe (its sentences alone) is taken on them
+    made.clear()  # a reading kept by an older recipe (its sentences alone) is taken on them, as labelling 1
     old = tmp_path / "festival" / "czech_krb-train" / "sentences.json"
     old.write_text(json.dumps(json.loads(old.read_text())["sentences"]))
     demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
     assert made == []
+    monkeypatch.setattr(festival, "LABELLING", 2)  # new labelling rules: every reading is made anew
+    demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
+    assert len(made) == 6 + len(festival.VOICES) - 2
 
 
 def test_the_recipe_gives_each_mbrola_training_voice_its_own_sentences_and_held_out_voices_the_same_ones(

@@ -59,6 +59,8 @@ VOICES = {
 # Test sets only unless a recipe trains on them (recipes/demo_model.py --festival-voices): real timbres a model
 # has not met, one with a training voice's front end (Czech), three with a front end and recordings of their own
 # (two Italian diphone voices, one Catalan HTS voice) and two given phones with prosody drawn by rule (English)
+# The labelling rules' version: a recipe makes readings labelled under another anew (2: velars by their own word)
+LABELLING = 2
 HELD_OUT_VOICES = ("czech_ph", "lp_diphone", "pc_diphone", "kal_diphone", "ked_diphone", "upc_ca_ona_hts")
 ENCODING = {"cs": "iso-8859-2", "fi": "latin-1", "it": "latin-1", "ca": "latin-1", "en": "latin-1"}  # Festival reads
 _FOLDERS = {"cs": "czech", "fi": "finnish", "it": "italian", "ca": "catalan", "en": "english"}
@@ -202,7 +204,7 @@ def _english(word: list[str]) -> list[tuple[str, tuple[str, ...]]]:
             label = _ENGLISH[name]
             out.append((name, (label + length if label + length in _VOWELS else label,)))
         i += 1
-    return out
+    return harmonised(out)
 
 
 ENGLISH = PhoneSet(_english, _SECONDS_OF, frozenset(_VOWEL_SECONDS), "pau")
@@ -247,37 +249,53 @@ def _bridged(given: list[tuple], recorded: frozenset[str]) -> list[tuple]:
     return out
 
 
-def labels(segments: list[str], language: str) -> list[str]:
-    """Festival's segment names -> Kyrgyz phones (pauses dropped); an unknown name is an error, not a guess."""
+def labels(segments: list[str], language: str, words: list[str] | None = None) -> list[str]:
+    """Festival's segment names -> Kyrgyz phones (pauses dropped); an unknown name is an error, not a guess.
+    `words` (a word key per segment: Festival's word item) keeps each velar's harmony within its own word."""
     table = TO_KYRGYZ[language]
-    segments = _joined(segments, _JOINED.get(language, {}))
-    unknown = sorted({s for s in segments if s not in _SILENCES and s not in table})
+    said = _joined(list(zip(segments, words or [""] * len(segments))), _JOINED.get(language, {}))
+    unknown = sorted({s for s, _ in said if s not in _SILENCES and s not in table})
     if unknown:
         raise FestivalError(f"Festival {language} segments outside its phone set: {' '.join(unknown)}")
-    return uvular([k for s in segments if s not in _SILENCES for k in table[s]])
+    phones = [(k, word) for s, word in said if s not in _SILENCES for k in table[s]]
+    return uvular([k for k, _ in phones], [word for _, word in phones])
 
 
-def _joined(segments: list[str], pairs: dict[tuple[str, str], str]) -> list[str]:
-    out: list[str] = []
-    for s in segments:
-        if out and (out[-1], s) in pairs:
-            out[-1] = pairs[out[-1], s]
+def _joined(segments: list[tuple[str, str]], pairs: dict[tuple[str, str], str]) -> list[tuple[str, str]]:
+    """(segment, word) pairs, with each pair of segments that is one Kyrgyz phone made one (the first's word)."""
+    out: list[tuple[str, str]] = []
+    for s, word in segments:
+        if out and (out[-1][0], s) in pairs:
+            out[-1] = (pairs[out[-1][0], s], out[-1][1])
         else:
-            out.append(s)
+            out.append((s, word))
     return out
 
 
-def uvular(phones: list[str]) -> list[str]:
-    """k/g -> q/ʁ where the nearest vowel (the next one, else the one before) is back: Kyrgyz vowel harmony,
-    as our G2P writes it. The voices say a velar k; the Kyrgyz phone for it in that word is q."""
+def uvular(phones: list[str], words: list[str] | None = None) -> list[str]:
+    """k/g -> q/ʁ where the nearest vowel of the same word (the next one, else the one before) is back: Kyrgyz
+    vowel harmony, as our G2P writes it. The voices say a velar k; the Kyrgyz phone for it in that word is q.
+    Without `words` (a word key per phone), or in a word without a vowel, the nearest vowel of the utterance."""
+    words = words or [""] * len(phones)
     vowels = [i for i, p in enumerate(phones) if p in _VOWELS]
     out = []
     for i, p in enumerate(phones):
         if p in _UVULAR:
-            after = [phones[j] for j in vowels if j > i][:1]
-            near = after or [phones[j] for j in vowels if j < i][-1:]
+            own = [j for j in vowels if words[j] == words[i]] or vowels
+            after = [phones[j] for j in own if j > i][:1]
+            near = after or [phones[j] for j in own if j < i][-1:]
             p = _UVULAR[p] if near and near[0] in _BACK else p
         out.append(p)
+    return out
+
+
+def harmonised(word: list[tuple[str, tuple[str, ...]]]) -> list[tuple[str, tuple[str, ...]]]:
+    """One word's (voice phone, Kyrgyz labels) with its velars labelled by the word's own vowels (`uvular`)."""
+    flat = uvular([label for _, said in word for label in said])
+    out, i = [], 0
+    for name, said in word:
+        out.append((name, tuple(flat[i : i + len(said)])))
+        i += len(said)
     return out
 
 
@@ -313,12 +331,12 @@ def speak(sentences: list[str], voice: str, out_dir: Path) -> list[dict]:
     language = VOICES[voice].language
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        script, given = [f"(voice_{voice})"], {}
+        script, given = [f"(voice_{voice})", _SAVE_SEGMENTS], {}
         for i, text in enumerate(sentences):
             utterance, given[i] = _utterance(text, voice)
             script.append(
                 f'(format stderr "@@ {i}\\n")(set! utt {utterance})(utt.synth utt)'
-                f'(utt.save.wave utt "{tmp}/{i}.wav" \'riff)(utt.save.segs utt "{tmp}/{i}.segs")'
+                f'(utt.save.wave utt "{tmp}/{i}.wav" \'riff)(save_segments utt "{tmp}/{i}.segs")'
             )
         (Path(tmp) / "say.scm").write_bytes("\n".join(script).encode(ENCODING[language]))
         run = subprocess.run(["festival", "--batch", f"{tmp}/say.scm"], capture_output=True, encoding="latin-1")
@@ -328,8 +346,9 @@ def speak(sentences: list[str], voice: str, out_dir: Path) -> list[dict]:
             segs = Path(tmp) / f"{i}.segs"
             if i in gaps or not segs.is_file():
                 continue
-            names = [f[2] for f in (line.split() for line in segs.read_text("latin-1").splitlines()) if len(f) == 3]
-            phones = labels(names, language) if given[i] is None else _given_labels(given[i], names)
+            said = [line.split() for line in segs.read_text("latin-1").splitlines() if line.strip()]
+            names, words = [name for name, _ in said], [word for _, word in said]
+            phones = labels(names, language, words) if given[i] is None else _given_labels(given[i], names)
             if not phones:
                 continue
             wav = load_audio(Path(tmp) / f"{i}.wav")
@@ -341,11 +360,19 @@ def speak(sentences: list[str], voice: str, out_dir: Path) -> list[dict]:
     return [{**r, "voice": f"festival-{voice}", "corpus": "festival"} for r in rows]
 
 
+# Writes each segment's name and its word (Festival's word item id; 0 for a pause)
+_SAVE_SEGMENTS = """(define (save_segments utt path)
+  (let ((fd (fopen path "w")))
+    (mapcar (lambda (s) (format fd "%s %s\\n" (item.name s) (item.feat s "R:SylStructure.parent.parent.id")))
+            (utt.relation.items utt 'Segment))
+    (fclose fd)))"""
+
+
 def _given_labels(given: list[tuple], said: list[str]) -> list[str]:
     """The labels of what a voice given phones was given, once its segments show it said exactly that."""
     if [g[0] for g in given] != said:
         raise FestivalError(f"Festival said {' '.join(said)!r}, not the phones it was given")
-    return uvular([label for *_, said in given for label in said])
+    return [label for *_, said in given for label in said]
 
 
 def _utterances_with_gaps(log: str) -> set[int]:

@@ -21,8 +21,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .festival import harmonised
 from .prosody import PhoneSet, segments
 
+# The labelling rules' version: a recipe makes readings labelled under another anew (2: velars by their own word)
+LABELLING = 2
 LICENSE = "MBROLA licence: with the MBROLA program only, no charge, not sold (Faculté polytechnique de Mons)"
 
 
@@ -60,8 +63,8 @@ class Language:
     joined: dict[str, str] = field(default_factory=dict)
 
 
-# q and ʁ are given as k and g and keep their Kyrgyz labels: which of the two a velar is in Kyrgyz depends on the
-# word's vowels, which the labels know here. Turkish has no ŋ (given as n, labelled n) and no ts (t s)
+# q and ʁ are given as k and g, and labelled q and ʁ where the word's vowels, as said, are back (`harmonised`, as for
+# the Festival voices). Turkish has no ŋ (given as n, labelled n) and no ts (t s)
 TURKISH = Language(
     "Turkish",
     {
@@ -127,7 +130,6 @@ ESTONIAN = Language(
 )  # fmt: skip
 LANGUAGES = {"tr": TURKISH, "de": GERMAN, "pl": POLISH, "et": ESTONIAN}
 LANGUAGE_NAMES = {code: language.name for code, language in LANGUAGES.items()}
-_VELARS = {"k", "q", "ɡ", "ʁ"}
 _LONG = {"ɑ:", "e:", "i:", "o:", "u:", "oe:", "y:"}  # the long vowels of the Kyrgyz phone set
 _VOWELS = {"ɑ", "e", "i", "o", "u", "y", "oe", "ɯ", "ə"}
 _KINDS = {  # seconds at rate 1 by what the sound is in Kyrgyz (~11 phones a second, as read Kyrgyz)
@@ -147,10 +149,10 @@ def _word(word: list[str], language: Language) -> list[tuple[str, tuple[str, ...
     for phone in word:
         short, length = phone.rstrip(":"), ":" if phone.endswith(":") else ""
         for n, name in enumerate(language.asked[short].split()):
-            label = short if short in _VELARS else language.joined.get(short) or language.labels[name]
+            label = language.joined.get(short) or language.labels[name]
             said = () if n and short in language.joined else (label + length if label + length in _LONG else label,)
             out.append((name, said))
-    return out
+    return harmonised(out)
 
 
 def phone_set(language: Language) -> PhoneSet:
