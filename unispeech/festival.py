@@ -56,11 +56,11 @@ VOICES = {
         "HTS (statistical-parametric)",
     ),
 }
+# The labelling rules' version: a recipe makes readings labelled under another anew (2: velars by their own word)
+LABELLING = 2
 # Test sets only unless a recipe trains on them (recipes/demo_model.py --festival-voices): real timbres a model
 # has not met, one with a training voice's front end (Czech), three with a front end and recordings of their own
 # (two Italian diphone voices, one Catalan HTS voice) and two given phones with prosody drawn by rule (English)
-# The labelling rules' version: a recipe makes readings labelled under another anew (2: velars by their own word)
-LABELLING = 2
 HELD_OUT_VOICES = ("czech_ph", "lp_diphone", "pc_diphone", "kal_diphone", "ked_diphone", "upc_ca_ona_hts")
 ENCODING = {"cs": "iso-8859-2", "fi": "latin-1", "it": "latin-1", "ca": "latin-1", "en": "latin-1"}  # Festival reads
 _FOLDERS = {"cs": "czech", "fi": "finnish", "it": "italian", "ca": "catalan", "en": "english"}
