@@ -45,6 +45,13 @@ VOICES = {
     "de6": MbrolaVoice("mbrola-de6", "de", "adult man", (85.0, 135.0), "Institute of Phonetics, Saarland University"),
     "de7": MbrolaVoice("mbrola-de7", "de", "adult woman", (165.0, 240.0), "DFKI (EU project NECA)"),
     "pl1": MbrolaVoice("mbrola-pl1", "pl", "adult woman", (165.0, 240.0), "Krzysztof Szklanny, PJWSTK"),
+    "cz2": MbrolaVoice(
+        "mbrola-cz2",
+        "cs",
+        "adult man",
+        (85.0, 135.0),
+        "NLP Laboratory, Faculty of Informatics, Masaryk University Brno",
+    ),
     "ee1": MbrolaVoice(
         "mbrola-ee1", "et", "adult man", (85.0, 135.0), "Einar Meister, Arvo Eek, Meelis Mihkla, Tallinn"
     ),
@@ -128,7 +135,22 @@ ESTONIAN = Language(
     },
     {"tS": "tS", "dZ": "tS"},
 )  # fmt: skip
-LANGUAGES = {"tr": TURKISH, "de": GERMAN, "pl": POLISH, "et": ESTONIAN}
+# Czech: long vowels of its own; no ɯ, ө, ү (given as i, e, i, as Festival's Czech voices say them), no ŋ (n)
+CZECH = Language(
+    "Czech",
+    {
+        "ɑ": "a", "e": "e", "i": "i", "o": "o", "u": "u", "ɯ": "i", "oe": "e", "y": "i", "ə": "e", "b": "b",
+        "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "x", "s": "s", "z": "z",
+        "S": "S", "dZ": "dZ", "tS": "tS", "ts": "ts", "f": "f", "v": "v", "m": "m", "n": "n", "N": "n", "l": "l",
+        "r": "r", "j": "j",
+    },
+    {
+        "a": "ɑ", "e": "e", "i": "i", "o": "o", "u": "u", "b": "b", "d": "d[", "t": "t[", "p": "p", "k": "k",
+        "g": "ɡ", "x": "X", "s": "s", "z": "z", "S": "S", "dZ": "dZ", "tS": "tS", "ts": "ts", "f": "f", "v": "v",
+        "m": "m", "n": "n", "l": "l", "r": "r", "j": "j",
+    },
+)  # fmt: skip
+LANGUAGES = {"tr": TURKISH, "de": GERMAN, "pl": POLISH, "et": ESTONIAN, "cs": CZECH}
 LANGUAGE_NAMES = {code: language.name for code, language in LANGUAGES.items()}
 _LONG = {"ɑ:", "e:", "i:", "o:", "u:", "oe:", "y:"}  # the long vowels of the Kyrgyz phone set
 _VOWELS = {"ɑ", "e", "i", "o", "u", "y", "oe", "ɯ", "ə"}
