@@ -2,8 +2,8 @@
 
     python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 1500 ...] [--bf16]
                                  [--device cuda]
-        [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--extra-data MANIFEST ...] [--real-updates 3000]
-        [--init MODEL]
+        [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
+        [--extra-data MANIFEST ...] [--real-updates 3000] [--init MODEL]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
 Steps: split the sentences (the 227 sentences of data/ky/val.text never reach training), synthesise
@@ -12,9 +12,10 @@ tri-stage schedule), continue from the previous stage's best model with a second
 2, 3, ...: warm restarts, so that a finished stage is extended without redoing it; each with its own seed),
 evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/default-model.
 
-With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--extra-data`) a last stage continues on
-espeak-ng's training set mixed with augmented copies of those voices (`real_voice_sets`), and every source's held-out
-utterances are evaluated. `--init MODEL` starts that stage from MODEL instead of training stages 1, 2, ...
+With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--mbrola-train`, `--extra-data`) a last
+stage continues on espeak-ng's training set mixed with augmented copies of those voices (`real_voice_sets`), and
+every source's held-out utterances are evaluated (`--mbrola` voices make test sets only). `--init MODEL` starts
+that stage from MODEL instead of training stages 1, 2, ...
 """
 
 from __future__ import annotations
@@ -114,9 +115,12 @@ def arguments() -> argparse.ArgumentParser:
 def main() -> None:
     parser = arguments()
     args = parser.parse_args()
-    real = args.rhvoice or args.festvox_ru or args.festival or args.extra_data
+    real = args.rhvoice or args.festvox_ru or args.festival or args.mbrola_train or args.extra_data
+    sources = "--rhvoice, --festvox-ru, --festival, --mbrola-train or --extra-data"
     if args.init and not real:
-        parser.error("--init starts the real-voice stage: give --rhvoice, --festvox-ru, --festival or --extra-data too")
+        parser.error(f"--init starts the real-voice stage: give {sources} too")
+    if args.mbrola and not real:
+        parser.error(f"--mbrola makes test sets beside the real-voice stage: give {sources} too")
     if args.deepen and not args.init:
         parser.error("--deepen grows the --init model: give --init too")
     work = Path(args.work)
