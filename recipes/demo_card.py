@@ -332,10 +332,10 @@ def mbrola_voices(rows: list[dict]) -> list[str]:
 
 def mbrola_source(rows: list[dict]) -> str:
     """What the MBROLA training rows are (unispeech/mbrola.py's VOICES)."""
-    voices = [mbrola.VOICES[v] for v in mbrola_voices(rows)]
+    voices = {v: mbrola.VOICES[v] for v in mbrola_voices(rows)}
     named = ", ".join(
         f"{v} ({spec.speaker}, {mbrola.LANGUAGE_NAMES[spec.language]}; Debian `{spec.package}`, {spec.made_by})"
-        for v, spec in zip(mbrola_voices(rows), voices)
+        for v, spec in voices.items()
     )
     return (
         f"Kyrgyz sentences (espeak-ng's training sentences) said by MBROLA's diphone voices of "

@@ -70,85 +70,70 @@ class Language:
     joined: dict[str, str] = field(default_factory=dict)
 
 
-# q and ʁ are given as k and g, and labelled q and ʁ where the word's vowels, as said, are back (`harmonised`, as for
-# the Festival voices). Turkish has no ŋ (given as n, labelled n) and no ts (t s)
-TURKISH = Language(
+# What every language here shares: SAMPA's consonants, given and labelled alike. q and ʁ are given as k and g,
+# and labelled q and ʁ where the word's vowels, as said, are back (`harmonised`, as for the Festival voices)
+_ASKED = {
+    "b": "b", "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "s": "s", "z": "z", "S": "S",
+    "dZ": "dZ", "tS": "tS", "ts": "ts", "f": "f", "v": "v", "m": "m", "n": "n", "N": "N", "l": "l", "r": "r",
+    "j": "j",
+}  # fmt: skip
+_LABELS = {
+    "b": "b", "d": "d[", "t": "t[", "p": "p", "k": "k", "g": "ɡ", "s": "s", "z": "z", "S": "S", "dZ": "dZ",
+    "tS": "tS", "ts": "ts", "f": "f", "v": "v", "m": "m", "n": "n", "N": "N", "l": "l", "r": "r", "j": "j",
+}  # fmt: skip
+
+
+def _language(name: str, asked: dict, labels: dict, joined: dict | None = None, lacks: str = "") -> Language:
+    """A language from the shared consonants, its own vowels and differences, and the phones it `lacks`."""
+    return Language(
+        name,
+        _ASKED | asked,
+        {k: v for k, v in _LABELS.items() if k not in lacks.split()} | labels,
+        joined or {},
+    )
+
+
+# Turkish has no ŋ (given as n, labelled n) and no ts (t s)
+TURKISH = _language(
     "Turkish",
-    {
-        "ɑ": "a", "e": "e", "i": "I", "o": "o", "u": "u", "ɯ": "@", "oe": "@'", "y": "y", "ə": "@", "b": "b",
-        "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "h", "s": "s", "z": "z",
-        "S": "S", "dZ": "dZ", "tS": "tS", "ts": "t s", "f": "f", "v": "v", "m": "m", "n": "n", "N": "n", "l": "l",
-        "r": "r", "j": "j",
-    },
-    {
-        "a": "ɑ", "e": "e", "I": "i", "o": "o", "u": "u", "@": "ɯ", "@'": "oe", "y": "y", "b": "b", "d": "d[",
-        "t": "t[", "p": "p", "k": "k", "g": "ɡ", "h": "X", "s": "s", "z": "z", "S": "S", "dZ": "dZ", "tS": "tS",
-        "f": "f", "v": "v", "m": "m", "n": "n", "l": "l", "r": "r", "j": "j",
-    },
+    {"ɑ": "a", "e": "e", "i": "I", "o": "o", "u": "u", "ɯ": "@", "oe": "@'", "y": "y", "ə": "@", "X": "h",
+     "ts": "t s", "N": "n"},
+    {"a": "ɑ", "e": "e", "I": "i", "o": "o", "u": "u", "@": "ɯ", "@'": "oe", "y": "y", "h": "X"},
+    lacks="ts N",
 )  # fmt: skip
 # German (the voices with an alveolar r, English "r": German's own R is uvular): the tense vowels; no ɯ (given as
 # I, labelled i, as the Festival voices' nearest vowel is); dʒ is d + Z
-GERMAN = Language(
+GERMAN = _language(
     "German",
-    {
-        "ɑ": "a", "e": "e:", "i": "i:", "o": "o:", "u": "u:", "ɯ": "I", "oe": "2:", "y": "y:", "ə": "@", "b": "b",
-        "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "x", "s": "s", "z": "z",
-        "S": "S", "dZ": "d Z", "tS": "tS", "ts": "ts", "f": "f", "v": "v", "m": "m", "n": "n", "N": "N", "l": "l",
-        "r": "r", "j": "j",
-    },
-    {
-        "a": "ɑ", "e:": "e", "i:": "i", "I": "i", "o:": "o", "u:": "u", "2:": "oe", "y:": "y", "@": "ə", "b": "b",
-        "d": "d[", "t": "t[", "p": "p", "k": "k", "g": "ɡ", "x": "X", "s": "s", "z": "z", "S": "S", "Z": "dZ",
-        "tS": "tS", "ts": "ts", "f": "f", "v": "v", "m": "m", "n": "n", "N": "N", "l": "l", "r": "r", "j": "j",
-    },
+    {"ɑ": "a", "e": "e:", "i": "i:", "o": "o:", "u": "u:", "ɯ": "I", "oe": "2:", "y": "y:", "ə": "@", "X": "x",
+     "dZ": "d Z"},
+    {"a": "ɑ", "e:": "e", "i:": "i", "I": "i", "o:": "o", "u:": "u", "2:": "oe", "y:": "y", "@": "ə", "x": "X",
+     "Z": "dZ"},
     {"dZ": "dZ"},
+    lacks="dZ",
 )  # fmt: skip
 # Polish: its y is ɨ, near ы (labelled ɯ); no ө ү (given as e and i, the Festival voices' nearest)
-POLISH = Language(
+POLISH = _language(
     "Polish",
-    {
-        "ɑ": "a", "e": "e", "i": "i", "o": "o", "u": "u", "ɯ": "I", "oe": "e", "y": "i", "ə": "I", "b": "b",
-        "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "x", "s": "s", "z": "z",
-        "S": "S", "dZ": "dZ", "tS": "tS", "ts": "ts", "f": "f", "v": "v", "m": "m", "n": "n", "N": "N", "l": "l",
-        "r": "r", "j": "j",
-    },
-    {
-        "a": "ɑ", "e": "e", "i": "i", "o": "o", "u": "u", "I": "ɯ", "b": "b", "d": "d[", "t": "t[", "p": "p",
-        "k": "k", "g": "ɡ", "x": "X", "s": "s", "z": "z", "S": "S", "dZ": "dZ", "tS": "tS", "ts": "ts", "f": "f",
-        "v": "v", "m": "m", "n": "n", "N": "N", "l": "l", "r": "r", "j": "j",
-    },
+    {"ɑ": "a", "e": "e", "i": "i", "o": "o", "u": "u", "ɯ": "I", "oe": "e", "y": "i", "ə": "I", "X": "x"},
+    {"a": "ɑ", "e": "e", "i": "i", "o": "o", "u": "u", "I": "ɯ", "x": "X"},
 )  # fmt: skip
 # Estonian: ö ü, and õ (ɤ, near ы: labelled ɯ); no z (s), ŋ (n), ts (t s); tʃ is t + S and so is dʒ (Estonian has
 # no voiced sibilant: said and labelled tʃ); x is h (as Turkish's)
-ESTONIAN = Language(
+ESTONIAN = _language(
     "Estonian",
-    {
-        "ɑ": "a", "e": "e", "i": "i", "o": "o", "u": "u", "ɯ": "7", "oe": "2", "y": "y", "ə": "7", "b": "b",
-        "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "h", "s": "s", "z": "s",
-        "S": "S", "dZ": "t S", "tS": "t S", "ts": "t s", "f": "f", "v": "v", "m": "m", "n": "n", "N": "n",
-        "l": "l", "r": "r", "j": "j",
-    },
-    {
-        "a": "ɑ", "e": "e", "i": "i", "o": "o", "u": "u", "y": "y", "2": "oe", "7": "ɯ", "b": "b", "d": "d[",
-        "t": "t[", "p": "p", "k": "k", "g": "ɡ", "h": "X", "s": "s", "S": "S", "f": "f", "v": "v", "m": "m",
-        "n": "n", "l": "l", "r": "r", "j": "j",
-    },
+    {"ɑ": "a", "e": "e", "i": "i", "o": "o", "u": "u", "ɯ": "7", "oe": "2", "y": "y", "ə": "7", "X": "h", "z": "s",
+     "dZ": "t S", "tS": "t S", "ts": "t s", "N": "n"},
+    {"a": "ɑ", "e": "e", "i": "i", "o": "o", "u": "u", "y": "y", "2": "oe", "7": "ɯ", "h": "X"},
     {"tS": "tS", "dZ": "tS"},
+    lacks="z dZ tS ts N",
 )  # fmt: skip
 # Czech: long vowels of its own; no ɯ, ө, ү (given as i, e, i, as Festival's Czech voices say them), no ŋ (n)
-CZECH = Language(
+CZECH = _language(
     "Czech",
-    {
-        "ɑ": "a", "e": "e", "i": "i", "o": "o", "u": "u", "ɯ": "i", "oe": "e", "y": "i", "ə": "e", "b": "b",
-        "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "x", "s": "s", "z": "z",
-        "S": "S", "dZ": "dZ", "tS": "tS", "ts": "ts", "f": "f", "v": "v", "m": "m", "n": "n", "N": "n", "l": "l",
-        "r": "r", "j": "j",
-    },
-    {
-        "a": "ɑ", "e": "e", "i": "i", "o": "o", "u": "u", "b": "b", "d": "d[", "t": "t[", "p": "p", "k": "k",
-        "g": "ɡ", "x": "X", "s": "s", "z": "z", "S": "S", "dZ": "dZ", "tS": "tS", "ts": "ts", "f": "f", "v": "v",
-        "m": "m", "n": "n", "l": "l", "r": "r", "j": "j",
-    },
+    {"ɑ": "a", "e": "e", "i": "i", "o": "o", "u": "u", "ɯ": "i", "oe": "e", "y": "i", "ə": "e", "X": "x", "N": "n"},
+    {"a": "ɑ", "e": "e", "i": "i", "o": "o", "u": "u", "x": "X"},
+    lacks="N",
 )  # fmt: skip
 LANGUAGES = {"tr": TURKISH, "de": GERMAN, "pl": POLISH, "et": ESTONIAN, "cs": CZECH}
 LANGUAGE_NAMES = {code: language.name for code, language in LANGUAGES.items()}
