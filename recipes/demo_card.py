@@ -104,7 +104,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
             for r in _rows(work / name)
         }
     )
-    mbrola_languages = _and(sorted({mbrola.LANGUAGE_NAMES[mbrola.VOICES[v].language] for v in said_by}))
+    mbrola_languages = _and(sorted({mbrola.VOICES[v].language.name for v in said_by}))
     return MODEL_CARD.format(
         storage=storage
         + (" (half the package; loaded back exactly, then run as any model)" if storage == "float16" else ""),
@@ -215,17 +215,18 @@ def unseen_festival_row(language: str, trained: list[str]) -> tuple[str, str]:
     return kind, ", ".join(what)
 
 
-MBROLA_SETS = {f"test-mbrola-{name.lower()}": language for language, name in mbrola.LANGUAGE_NAMES.items()}
+MBROLA_SETS = {f"test-mbrola-{language.name.lower()}": language.name for language in mbrola.LANGUAGES}
 
 
 def mbrola_row(language: str, manifest: Path) -> tuple[str, str]:
-    """(voice type, description) of the test set of MBROLA's voices of `language` (the voices in `manifest`)."""
+    """(voice type, description) of the test set of MBROLA's voices of `language` (its name; the voices in
+    `manifest`)."""
     said = {r["voice"].removeprefix("mbrola-") for r in _rows(manifest.parent)}
     voices = [v for v in mbrola.VOICES if v in said]
     who = " and ".join(mbrola.VOICES[v].speaker.removeprefix("adult ") for v in voices)
     made = "; ".join(f"{v}: Debian `{mbrola.VOICES[v].package}`, {mbrola.VOICES[v].made_by}" for v in voices)
     kind = (
-        f"MBROLA's {mbrola.LANGUAGE_NAMES[language]} diphone voice{'s' if len(voices) > 1 else ''} "
+        f"MBROLA's {language} diphone voice{'s' if len(voices) > 1 else ''} "
         f"{' and '.join(voices)} (a real {who}; {made}; {mbrola.LICENSE}; never trained on) given the Kyrgyz "
         "phones as the nearest ones of the language, with durations and pitch drawn by rule (the phones given)"
     )
@@ -334,7 +335,7 @@ def mbrola_source(rows: list[dict]) -> str:
     """What the MBROLA training rows are (unispeech/mbrola.py's VOICES)."""
     voices = {v: mbrola.VOICES[v] for v in mbrola_voices(rows)}
     named = ", ".join(
-        f"{v} ({spec.speaker}, {mbrola.LANGUAGE_NAMES[spec.language]}; Debian `{spec.package}`, {spec.made_by})"
+        f"{v} ({spec.speaker}, {spec.language.name}; Debian `{spec.package}`, {spec.made_by})"
         for v, spec in voices.items()
     )
     return (

@@ -307,7 +307,7 @@ def mbrola_sets(
     shuffle, so a voice added at the end keeps the others' sentences."""
     import random
 
-    from unispeech.mbrola import LABELLING, LANGUAGE_NAMES, VOICES, fetch, pho, speak
+    from unispeech.mbrola import LABELLING, VOICES, fetch, pho, speak
 
     unknown = sorted(set(voices) - set(VOICES))
     if unknown:
@@ -322,7 +322,7 @@ def mbrola_sets(
         asked[voice] = {split: shuffled[split][n * k : (n + 1) * k] for split, k in counts.items()}
     parts: dict[str, list[dict]] = {"train": [], "valid": [], "test": []}
     for voice, sets in asked.items():
-        language = LANGUAGE_NAMES[VOICES[voice].language].lower()
+        language = VOICES[voice].language.name.lower()
         name = "mbrola-seen-voices" if voice in trained else f"mbrola-{language}"
         for split, sentences in sets.items():
             out = work / "mbrola-readings" / (f"{voice}-{split}" if voice in trained else voice)

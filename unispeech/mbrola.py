@@ -13,6 +13,7 @@ made, and not sold nor built into a product that is sold. The voices never ship 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import shutil
@@ -27,35 +28,6 @@ from .prosody import PhoneSet, segments
 # The labelling rules' version: a recipe makes readings labelled under another anew (2: velars by their own word)
 LABELLING = 2
 LICENSE = "MBROLA licence: with the MBROLA program only, no charge, not sold (Faculté polytechnique de Mons)"
-
-
-@dataclass(frozen=True)
-class MbrolaVoice:
-    package: str  # Debian package (non-free)
-    language: str
-    speaker: str
-    pitch: tuple[float, float]  # the range the sentence's base pitch is drawn from (Hz)
-    made_by: str
-
-
-VOICES = {
-    "tr1": MbrolaVoice("mbrola-tr1", "tr", "adult man", (85.0, 135.0), "Barış Bozkurt, TCTS Lab, FPMs"),
-    "tr2": MbrolaVoice("mbrola-tr2", "tr", "adult woman", (165.0, 240.0), "Barış Bozkurt, TCTS Lab, FPMs"),
-    "de4": MbrolaVoice("mbrola-de4", "de", "adult man", (85.0, 135.0), "IMS, University of Stuttgart"),
-    "de6": MbrolaVoice("mbrola-de6", "de", "adult man", (85.0, 135.0), "Institute of Phonetics, Saarland University"),
-    "de7": MbrolaVoice("mbrola-de7", "de", "adult woman", (165.0, 240.0), "DFKI (EU project NECA)"),
-    "pl1": MbrolaVoice("mbrola-pl1", "pl", "adult woman", (165.0, 240.0), "Krzysztof Szklanny, PJWSTK"),
-    "cz2": MbrolaVoice(
-        "mbrola-cz2",
-        "cs",
-        "adult man",
-        (85.0, 135.0),
-        "NLP Laboratory, Faculty of Informatics, Masaryk University Brno",
-    ),
-    "ee1": MbrolaVoice(
-        "mbrola-ee1", "et", "adult man", (85.0, 135.0), "Einar Meister, Arvo Eek, Meelis Mihkla, Tallinn"
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -135,8 +107,55 @@ CZECH = _language(
     {"a": "ɑ", "e": "e", "i": "i", "o": "o", "u": "u", "x": "X"},
     lacks="N",
 )  # fmt: skip
-LANGUAGES = {"tr": TURKISH, "de": GERMAN, "pl": POLISH, "et": ESTONIAN, "cs": CZECH}
-LANGUAGE_NAMES = {code: language.name for code, language in LANGUAGES.items()}
+# Croatian: as Czech (five vowels, x, no ŋ), as far as Kyrgyz asks
+CROATIAN = dataclasses.replace(CZECH, name="Croatian")
+# Hungarian: ö ü; its short a is rounded (ɒ), so ɑ is given as long á, and e as long é (short e is open ɛ); no ɯ (i,
+# as German), ə (ɛ: labelled e) or ŋ (n); hu1 has no x (h, as Turkish's)
+HUNGARIAN = _language(
+    "Hungarian",
+    {"ɑ": "a:", "e": "e:", "i": "i", "o": "o", "u": "u", "ɯ": "i", "oe": "2", "y": "y", "ə": "E", "X": "h", "N": "n"},
+    {"a:": "ɑ", "e:": "e", "E": "e", "i": "i", "o": "o", "u": "u", "2": "oe", "y": "y", "h": "X"},
+    lacks="N",
+)  # fmt: skip
+# Romanian: î/â is ɨ, near ы (labelled ɯ), ă is ə; no ө ү (e and i), ŋ (n); x is h (as Turkish's). ro1 spells
+# tʃ dʒ ts as C G T
+ROMANIAN = _language(
+    "Romanian",
+    {"ɑ": "a", "e": "e", "i": "i", "o": "o", "u": "u", "ɯ": "1", "oe": "e", "y": "i", "ə": "@", "X": "h", "N": "n",
+     "tS": "C", "dZ": "G", "ts": "T"},
+    {"a": "ɑ", "e": "e", "i": "i", "o": "o", "u": "u", "1": "ɯ", "@": "ə", "h": "X", "C": "tS", "G": "dZ", "T": "ts"},
+    lacks="N tS dZ ts",
+)  # fmt: skip
+LANGUAGES = (TURKISH, GERMAN, POLISH, ESTONIAN, CZECH, CROATIAN, HUNGARIAN, ROMANIAN)
+
+
+_BRNO = "NLP Laboratory, Faculty of Informatics, Masaryk University Brno"
+
+
+@dataclass(frozen=True)
+class MbrolaVoice:
+    package: str  # Debian package (non-free)
+    language: Language  # how it says Kyrgyz
+    speaker: str
+    pitch: tuple[float, float]  # the range the sentence's base pitch is drawn from (Hz)
+    made_by: str
+
+
+VOICES = {
+    "tr1": MbrolaVoice("mbrola-tr1", TURKISH, "adult man", (85.0, 135.0), "Barış Bozkurt, TCTS Lab, FPMs"),
+    "tr2": MbrolaVoice("mbrola-tr2", TURKISH, "adult woman", (165.0, 240.0), "Barış Bozkurt, TCTS Lab, FPMs"),
+    "de4": MbrolaVoice("mbrola-de4", GERMAN, "adult man", (85.0, 135.0), "IMS, University of Stuttgart"),
+    "de6": MbrolaVoice("mbrola-de6", GERMAN, "adult man", (85.0, 135.0), "Institute of Phonetics, Saarland University"),
+    "de7": MbrolaVoice("mbrola-de7", GERMAN, "adult woman", (165.0, 240.0), "DFKI (EU project NECA)"),
+    "pl1": MbrolaVoice("mbrola-pl1", POLISH, "adult woman", (165.0, 240.0), "Krzysztof Szklanny, PJWSTK"),
+    "ee1": MbrolaVoice("mbrola-ee1", ESTONIAN, "adult man", (85.0, 135.0), "Einar Meister, Arvo Eek, Meelis Mihkla"),
+    "cz2": MbrolaVoice("mbrola-cz2", CZECH, "adult man", (85.0, 135.0), _BRNO),
+    # its README says a woman, Debian's description a man; its diphones are said at ~160 Hz, so a range about that
+    "hu1": MbrolaVoice("mbrola-hu1", HUNGARIAN, "adult (woman by its README)", (130.0, 190.0), "Klára Vicsi, BME"),
+    "cr1": MbrolaVoice("mbrola-cr1", CROATIAN, "adult man", (85.0, 135.0), "Juraj Bakran, Nikolaj Lazić, Zagreb"),
+    "ro1": MbrolaVoice("mbrola-ro1", ROMANIAN, "adult man", (85.0, 135.0), "Marian Boldea, Politehnica Timișoara"),
+}
+
 _LONG = {"ɑ:", "e:", "i:", "o:", "u:", "oe:", "y:"}  # the long vowels of the Kyrgyz phone set
 _VOWELS = {"ɑ", "e", "i", "o", "u", "y", "oe", "ɯ", "ə"}
 _KINDS = {  # seconds at rate 1 by what the sound is in Kyrgyz (~11 phones a second, as read Kyrgyz)
@@ -177,7 +196,7 @@ def pho(text: str, voice: str) -> tuple[str, list[str]]:
     middle of each vowel), and the Kyrgyz labels of what it says. The prosody is drawn from the voice and the
     sentence, so a sentence is said the same way every time."""
     spec = VOICES[voice]
-    given = segments(text, random.Random(f"{voice} {text}"), phone_set(LANGUAGES[spec.language]), spec.pitch)
+    given = segments(text, random.Random(f"{voice} {text}"), phone_set(spec.language), spec.pitch)
     lines = [f"{name} {1000 * s:.0f}" + (f" 50 {f0:.1f}" if f0 else "") for name, s, f0, _ in given]
     return "\n".join(lines) + "\n", [label for *_, said in given for label in said]
 
