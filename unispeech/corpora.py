@@ -12,12 +12,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .g2p import BACK_VOWELS, UVULAR
+
 FESTVOX_RU_PACKAGE = "festvox-ru"
 FESTVOX_RU_VOICE = "usr/share/festival/voices/russian/msu_ru_nsh_clunits"
 
 # festvox-ru's phone set (msu_ru_nsh_phoneset.scm) onto the Kyrgyz one. Palatalisation is dropped (the
 # Kyrgyz set has none); reduced vowels go to their nearest full vowel; k/g become uvular before back
-# vowels as our Kyrgyz G2P does (`_UVULAR`).
+# vowels as our Kyrgyz G2P does (`g2p.UVULAR`).
 RU_TO_KY = {
     "a": "ɑ", "aa": "ɑ", "ae": "ɑ", "ay": "i", "e": "e", "ee": "e", "i": "i", "ii": "i", "y": "ɯ", "yy": "ɯ",
     "u": "u", "uu": "u", "ur": "u", "oo": "o",
@@ -26,8 +28,6 @@ RU_TO_KY = {
     "s": "s", "ss": "s", "z": "z", "zz": "z", "sh": "S", "sch": "S", "zh": "dZ", "h": "X", "hh": "X",
     "m": "m", "mm": "m", "n": "n", "nn": "n", "l": "l", "ll": "l", "r": "r", "rr": "r", "j": "j",
 }  # fmt: skip
-_UVULAR = {"k": "q", "ɡ": "ʁ"}
-_BACK_VOWELS = {"ɑ", "o", "u", "ɯ"}
 _SILENCE = "pau"
 
 
@@ -101,7 +101,7 @@ def map_russian_phones(labels: list[str]) -> list[str]:
     labels = [p for p in labels if p != _SILENCE]
     phones = [RU_TO_KY[p] for p in labels]
     return [  # plain (not palatalised) k and g only: before a back vowel they are uvular
-        _UVULAR[p] if label in ("k", "g") and i + 1 < len(phones) and phones[i + 1] in _BACK_VOWELS else p
+        UVULAR[p] if label in ("k", "g") and i + 1 < len(phones) and phones[i + 1] in BACK_VOWELS else p
         for i, (label, p) in enumerate(zip(labels, phones))
     ]
 

@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .g2p import WORD_BOUNDARY, phonemize
+from .g2p import BACK_VOWELS, UVULAR, VOWELS, WORD_BOUNDARY, phonemize
 from .prosody import CLAUSE_BREAK, PhoneSet, segments
 
 
@@ -65,13 +65,12 @@ HELD_OUT_VOICES = ("czech_ph", "lp_diphone", "pc_diphone", "kal_diphone", "ked_d
 ENCODING = {"cs": "iso-8859-2", "fi": "latin-1", "it": "latin-1", "ca": "latin-1", "en": "latin-1"}  # Festival reads
 _FOLDERS = {"cs": "czech", "fi": "finnish", "it": "italian", "ca": "catalan", "en": "english"}
 
-_VOWELS = "ɑ ɑ: e e: i i: o o: u u: ɯ oe oe: y y: ə".split()
 _LETTERS = {
     # Kyrgyz phone: Czech, Finnish, Italian, Catalan letters (Finnish has no š ž č in Latin-1, nor z or x; Italian
     # has no long vowels, ö ü ы or x, and writes tʃ dʒ ʃ as ci gi sci, whose i its front end may say: the label
     # tells; Catalan reduces unstressed vowels to ə, so every vowel carries a stress accent, and an unstressed i
     # is the glide j)
-    **dict(zip(_VOWELS, zip("a á e é i í o ó u ú y e é i í e".split(), "a aa e ee i ii o oo u uu i ö öö y yy e".split(),
+    **dict(zip(VOWELS, zip("a á e é i í o ó u ú y e é i í e".split(), "a aa e ee i ii o oo u uu i ö öö y yy e".split(),
                             "a a e e i i o o u u i e e i i e".split(), "à à é é í í ó ó ú ú í é é í í é".split()))),
     "b": ("b", "b", "b", "b"), "d[": ("d", "d", "d", "d"), "t[": ("t", "t", "t", "t"), "p": ("p", "p", "p", "p"),
     "k": ("k", "k", "k", "k"), "q": ("k", "k", "k", "k"), "ɡ": ("g", "g", "gh", "g"), "ʁ": ("g", "g", "gh", "g"),
@@ -104,7 +103,7 @@ _FINNISH_SHORT = {
 _FINNISH = {
     **{p: (k,) for p, k in _FINNISH_SHORT.items()},
     # long vowels are one Kyrgyz phone, long (geminate) consonants two
-    **{f"{p}:": ((k + ":",) if k + ":" in _VOWELS else (k, k)) for p, k in _FINNISH_SHORT.items()},
+    **{f"{p}:": ((k + ":",) if k + ":" in VOWELS else (k, k)) for p, k in _FINNISH_SHORT.items()},
 }
 _ITALIAN_VOWELS = {"i": "i", "e": "e", "E": "e", "a": "ɑ", "o": "o", "O": "o", "u": "u"}
 _ITALIAN = {
@@ -152,8 +151,6 @@ _DIPHTHONGS = {"ɑ": "ay", "o": "oy", "e": "ey"}  # Kyrgyz vowel + coda j
 _SECONDS_OF = _VOWEL_SECONDS | {p: 0.075 for p in "b d t p k g".split()} | {p: 0.09 for p in "s z sh f v hh".split()}
 _SECONDS_OF |= {"ch": 0.1, "jh": 0.1}
 _SILENCES = {"#", "##", "_", "pau"}  # pauses (Finnish writes a long one "##")
-_BACK = {"ɑ", "ɑ:", "o", "o:", "u", "u:", "ɯ"}
-_UVULAR = {"k": "q", "ɡ": "ʁ"}
 _VELARS = {"k", "q", "ɡ", "ʁ"}
 
 
@@ -193,7 +190,7 @@ def _english(word: list[str]) -> list[tuple[str, tuple[str, ...]]]:
         phone, after = word[i], word[i + 1 : i + 3]
         length = ":" if phone.endswith(":") else ""
         short = phone.rstrip(":")
-        if after[:1] == ["j"] and (len(after) < 2 or after[1] not in _VOWELS):
+        if after[:1] == ["j"] and (len(after) < 2 or after[1] not in VOWELS):
             # ɑ o e: ay oy ey; after another vowel the j is said as an i
             out += (
                 [(_DIPHTHONGS[short], (phone, "j"))] if short in _DIPHTHONGS else _english([phone]) + [("iy", ("i",))]
@@ -202,7 +199,7 @@ def _english(word: list[str]) -> list[tuple[str, tuple[str, ...]]]:
             continue
         for name in ASKED_ENGLISH[short].split():
             label = _ENGLISH[name]
-            out.append((name, (label + length if label + length in _VOWELS else label,)))
+            out.append((name, (label + length if label + length in VOWELS else label,)))
         i += 1
     return harmonised(out)
 
@@ -277,14 +274,14 @@ def uvular(phones: list[str], words: list[str] | None = None) -> list[str]:
     vowel harmony, as our G2P writes it. The voices say a velar k; the Kyrgyz phone for it in that word is q.
     Without `words` (a word key per phone), or in a word without a vowel, the nearest vowel of the utterance."""
     words = words or [""] * len(phones)
-    vowels = [i for i, p in enumerate(phones) if p in _VOWELS]
+    vowels = [i for i, p in enumerate(phones) if p in VOWELS]
     out = []
     for i, p in enumerate(phones):
-        if p in _UVULAR:
+        if p in UVULAR:
             own = [j for j in vowels if words[j] == words[i]] or vowels
             after = [phones[j] for j in own if j > i][:1]
             near = after or [phones[j] for j in own if j < i][-1:]
-            p = _UVULAR[p] if near and near[0] in _BACK else p
+            p = UVULAR[p] if near and near[0] in BACK_VOWELS else p
         out.append(p)
     return out
 

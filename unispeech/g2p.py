@@ -16,6 +16,11 @@ from collections import Counter
 from pathlib import Path
 
 WORD_BOUNDARY = "|"
+# The vowels of the phone set (short before long), the back ones, and the velars' uvular phones beside back
+# vowels: Kyrgyz vowel harmony as the labels write it
+VOWELS = tuple("ɑ ɑ: e e: i i: o o: u u: ɯ oe oe: y y: ə".split())
+BACK_VOWELS = frozenset("ɑ ɑ: o o: u u: ɯ".split())
+UVULAR = {"k": "q", "ɡ": "ʁ"}
 
 # espeak-ng English phones (from Latin words and spelled letters) -> the Kyrgyz inventory.
 FOREIGN_PHONES = {

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .festival import harmonised
+from .g2p import VOWELS
 from .prosody import PhoneSet, segments
 
 # The labelling rules' version: a recipe makes readings labelled under another anew (2: velars by their own word)
@@ -156,8 +157,6 @@ VOICES = {
     "ro1": MbrolaVoice("mbrola-ro1", ROMANIAN, "adult man", (85.0, 135.0), "Marian Boldea, Politehnica Timișoara"),
 }
 
-_LONG = {"ɑ:", "e:", "i:", "o:", "u:", "oe:", "y:"}  # the long vowels of the Kyrgyz phone set
-_VOWELS = {"ɑ", "e", "i", "o", "u", "y", "oe", "ɯ", "ə"}
 _KINDS = {  # seconds at rate 1 by what the sound is in Kyrgyz (~11 phones a second, as read Kyrgyz)
     **{v: 0.085 for v in "ɑ e i o u y oe".split()}, "ɯ": 0.07, "ə": 0.07,
     **{c: 0.075 for c in "b d[ t[ p k q ɡ ʁ".split()}, **{c: 0.09 for c in "s z S X f v".split()},
@@ -176,7 +175,7 @@ def _word(word: list[str], language: Language) -> list[tuple[str, tuple[str, ...
         short, length = phone.rstrip(":"), ":" if phone.endswith(":") else ""
         for n, name in enumerate(language.asked[short].split()):
             label = language.joined.get(short) or language.labels[name]
-            said = () if n and short in language.joined else (label + length if label + length in _LONG else label,)
+            said = () if n and short in language.joined else (label + length if label + length in VOWELS else label,)
             out.append((name, said))
     return harmonised(out)
 
@@ -187,7 +186,7 @@ def phone_set(language: Language) -> PhoneSet:
         name: 0.06 if label in language.joined.values() else _KINDS.get(label, 0.06)
         for name, label in language.labels.items()
     }
-    vowels = frozenset(name for name, label in language.labels.items() if label in _VOWELS)
+    vowels = frozenset(name for name, label in language.labels.items() if label in VOWELS)
     return PhoneSet(functools.partial(_word, language=language), seconds, vowels, "_")
 
 
