@@ -149,7 +149,9 @@ VOICES = {
     "de6": MbrolaVoice("mbrola-de6", GERMAN, "adult man", (85.0, 135.0), "Institute of Phonetics, Saarland University"),
     "de7": MbrolaVoice("mbrola-de7", GERMAN, "adult woman", (165.0, 240.0), "DFKI (EU project NECA)"),
     "pl1": MbrolaVoice("mbrola-pl1", POLISH, "adult woman", (165.0, 240.0), "Krzysztof Szklanny, PJWSTK"),
-    "ee1": MbrolaVoice("mbrola-ee1", ESTONIAN, "adult man", (85.0, 135.0), "Einar Meister, Arvo Eek, Meelis Mihkla"),
+    "ee1": MbrolaVoice(
+        "mbrola-ee1", ESTONIAN, "adult man", (85.0, 135.0), "Einar Meister, Arvo Eek, Meelis Mihkla, Tallinn"
+    ),
     "cz2": MbrolaVoice("mbrola-cz2", CZECH, "adult man", (85.0, 135.0), _BRNO),
     # its README says a woman, Debian's description a man; its diphones are said at ~160 Hz, so a range about that
     "hu1": MbrolaVoice("mbrola-hu1", HUNGARIAN, "adult (woman by its README)", (130.0, 190.0), "Klára Vicsi, BME"),
