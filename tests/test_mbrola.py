@@ -39,6 +39,15 @@ def test_a_voice_that_spells_a_sound_its_own_way_is_given_its_own_symbol_and_lab
     assert names("Хат", "hu1") == ["_", "h", "a:", "t", "_"] and pho("Хат", "hu1")[1] == ["X", "ɑ", "t["]
 
 
+def test_a_voice_without_twin_diphones_is_given_twins_as_one_phone_held_for_both_and_labelled_twice():
+    names = [line[0] for line in given("Аттуу киши ала алат", "cr1")]
+    assert names == "_ a t u k i S i a l a l a t _".split()  # tt, and ала алат's a a across the words
+    assert pho("Аттуу киши ала алат", "cr1")[1] == phonemize(["Аттуу киши ала алат"])[0]
+    held, single = (int(line[1]) for line in given("Аттуу ат", "cr1") if line[0] == "t")
+    assert held > 1.3 * single  # one sentence: one rate
+    assert [line[0] for line in given("Аттуу", "tr1")][1:4] == ["a", "t", "t"]  # tr1 has its t-t diphone
+
+
 def test_a_sound_said_as_two_phones_is_labelled_once_as_what_it_is():
     assert pho("Жаз", "de7")[0].split()[2:5:2] == ["d", "Z"] and pho("Жаз", "de7")[1] == ["dZ", "ɑ", "z"]
     assert pho("Жаз", "ee1")[1] == ["tS", "ɑ", "s"]  # Estonian has no voiced sibilants: it says tʃ and s

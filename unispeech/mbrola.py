@@ -140,6 +140,7 @@ class MbrolaVoice:
     speaker: str
     pitch: tuple[float, float]  # the range the sentence's base pitch is drawn from (Hz)
     made_by: str
+    held_twins: bool = False  # it has no diphone of a phone with itself: twins are given as one phone (`_held`)
 
 
 VOICES = {
@@ -155,7 +156,9 @@ VOICES = {
     "cz2": MbrolaVoice("mbrola-cz2", CZECH, "adult man", (85.0, 135.0), _BRNO),
     # its README says a woman, Debian's description a man; its diphones are said at ~160 Hz, so a range about that
     "hu1": MbrolaVoice("mbrola-hu1", HUNGARIAN, "adult (woman by its README)", (130.0, 190.0), "Klára Vicsi, BME"),
-    "cr1": MbrolaVoice("mbrola-cr1", CROATIAN, "adult man", (85.0, 135.0), "Juraj Bakran, Nikolaj Lazić, Zagreb"),
+    "cr1": MbrolaVoice(
+        "mbrola-cr1", CROATIAN, "adult man", (85.0, 135.0), "Juraj Bakran, Nikolaj Lazić, Zagreb", held_twins=True
+    ),
     "ro1": MbrolaVoice("mbrola-ro1", ROMANIAN, "adult man", (85.0, 135.0), "Marian Boldea, Politehnica Timișoara"),
 }
 
@@ -192,12 +195,25 @@ def phone_set(language: Language) -> PhoneSet:
     return PhoneSet(functools.partial(_word, language=language), seconds, vowels, "_")
 
 
+def _held(given: list) -> list:
+    """Twin phones side by side (a geminate; a word's last vowel before the next word's same one) as one phone
+    held for both, labelled as both: for a voice without a phone's diphone with itself (cr1)."""
+    out = []
+    for name, seconds, f0, said in given:
+        if out and name == out[-1][0] and said:
+            out[-1] = (name, out[-1][1] + seconds, out[-1][2] or f0, out[-1][3] + said)
+        else:
+            out.append((name, seconds, f0, said))
+    return out
+
+
 def pho(text: str, voice: str) -> tuple[str, list[str]]:
     """What MBROLA is given for `text` in `voice` (a .pho file: phone, milliseconds, and a pitch point at the
     middle of each vowel), and the Kyrgyz labels of what it says. The prosody is drawn from the voice and the
     sentence, so a sentence is said the same way every time."""
     spec = VOICES[voice]
     given = segments(text, random.Random(f"{voice} {text}"), phone_set(spec.language), spec.pitch)
+    given = _held(given) if spec.held_twins else given
     lines = [f"{name} {1000 * s:.0f}" + (f" 50 {f0:.1f}" if f0 else "") for name, s, f0, _ in given]
     return "\n".join(lines) + "\n", [label for *_, said in given for label in said]
 
