@@ -5,9 +5,12 @@
 The LM is built (Witten-Bell, `unispeech.lm`) from the G2P'd training sentences of data/ky: the held-out
 sentences (data/ky/val.text, the espeak-ng validation sentences) never reach it, and neither do the sentences
 of the tuning sets. The LM weight and insertion bonus are chosen on Kyrgyz validation utterances (espeak-ng's
-`valid`, and RHVoice's `valid-rhvoice` and Festival's `valid-festival` when the work folder has them) by a small
-grid: the mean of the sets' PERs, so that each kind of voice counts once (pooled, espeak-ng's 150 utterances, where
-the model is surest, chose a heavier LM that cost the unseen voices and real speech). The result goes
+`valid`, and RHVoice's `valid-rhvoice`, Festival's `valid-festival` and `valid-unseen-voices` when the work folder
+has them) by a small grid: the mean of the sets' PERs, so that each kind of voice counts once (pooled, espeak-ng's
+150 utterances, where the model is surest, chose a heavier LM that cost the unseen voices and real speech).
+`valid-unseen-voices` (recipes/demo_model.py --mbrola-tuning) are voices the model never meets in training: without
+them every tuning voice is a training voice, and the unseen ones (the Record button's case) want a heavier LM than
+those (v14-v16: 0.5 / 2.0 against 0.3 / 1.0 on the unseen Kyrgyz-sentence test sets). The result goes
 into the model folder (`phone_lm.arpa`, `unispeech_decoding.json`), which makes beam search with the LM that
 model's default decoding (`load_model`, `unispeech transcribe`, `evaluate`, `serve`; `--decoder greedy` opts out).
 """
@@ -22,10 +25,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "ky"
 VALID_SENTENCES = 150  # as recipes/demo_model.py
-TUNING_SETS = ("valid", "valid-rhvoice", "valid-festival")
+TUNING_SETS = ("valid", "valid-rhvoice", "valid-festival", "valid-unseen-voices")
 LM_WEIGHTS = (0.3, 0.5, 0.8, 1.2)
 INSERTION_BONUSES = (0.0, 1.0, 2.0, 3.0, 4.0)
 GRID = tuple(itertools.product(LM_WEIGHTS, INSERTION_BONUSES))  # (LM weight, insertion bonus)
+
+
+def tuning_sets(work: Path) -> list[str]:
+    """The tuning sets that `work` has, in TUNING_SETS order."""
+    return [name for name in TUNING_SETS if (work / name / "manifest.jsonl").is_file()]
 
 
 def add_phone_lm(model_dir: Path, work: Path, order: int = 4) -> dict:
@@ -35,7 +43,7 @@ def add_phone_lm(model_dir: Path, work: Path, order: int = 4) -> dict:
     from unispeech.data import load_dataset, sentence_splits
     from unispeech.lm import build_lm
 
-    names = [name for name in TUNING_SETS if (work / name).is_dir()]
+    names = tuning_sets(work)
     tuning = [load_dataset(work / name / "manifest.jsonl")[0] for name in names]
     held = {u.text for rows in tuning for u in rows}
     sentences = [s for s in sentence_splits(DATA, VALID_SENTENCES)["train"] if s not in held]

@@ -38,6 +38,7 @@ RECIPE = ROOT / "recipes" / "demo_recipe.toml"
 RECIPE_STAGE2 = ROOT / "recipes" / "demo_recipe_stage2.toml"
 RECIPE_REAL = ROOT / "recipes" / "demo_recipe_real.toml"
 VALID_SENTENCES = 150
+TUNING_SENTENCES = 80  # validation sentences said by each --mbrola-tuning voice
 
 
 def run(cmd: list[str]) -> float:
@@ -79,6 +80,11 @@ def arguments() -> argparse.ArgumentParser:
         "only: test sets of unseen real speakers (apt-get download from Debian's contrib and non-free)",
     )
     parser.add_argument("--mbrola-train", help="comma-separated MBROLA voices to train on (e.g. de6,de7,pl1)")
+    parser.add_argument(
+        "--mbrola-tuning",
+        help="comma-separated MBROLA voices, never trained on nor tested, that say validation sentences: the set "
+        "valid-unseen-voices, on which (with the other validation sets) the phone LM's weights are chosen",
+    )
     parser.add_argument("--mbrola-sentences", type=int, default=400, help="training sentences per MBROLA voice")
     parser.add_argument("--extra-data", nargs="*", default=[], help="more labelled manifests (.jsonl) to train on")
     parser.add_argument("--real-copies", type=int, default=3, help="augmented copies of each real-voice clip")
@@ -119,8 +125,11 @@ def main() -> None:
     sources = "--rhvoice, --festvox-ru, --festival, --mbrola-train or --extra-data"
     if args.init and not real:
         parser.error(f"--init starts the real-voice stage: give {sources} too")
-    if args.mbrola and not real:
-        parser.error(f"--mbrola makes test sets beside the real-voice stage: give {sources} too")
+    if (args.mbrola or args.mbrola_tuning) and not real:
+        parser.error(f"--mbrola and --mbrola-tuning make sets beside the real-voice stage: give {sources} too")
+    mbrola_roles = [set(v.split(",")) for v in (args.mbrola, args.mbrola_train, args.mbrola_tuning) if v]
+    if sum(map(len, mbrola_roles)) != len(set().union(*mbrola_roles)):
+        parser.error("an MBROLA voice is a test voice (--mbrola), a training one or a tuning one: not two of them")
     if args.deepen and not args.init:
         parser.error("--deepen grows the --init model: give --init too")
     work = Path(args.work)
@@ -231,10 +240,10 @@ def real_voice_sets(work: Path, args) -> dict:
     if args.festival:
         voices = args.festival_voices.split(",") if args.festival_voices else None
         parts["festival"] = festival_sets(work, splits, args.festival_sentences, voices)
-    if args.mbrola or args.mbrola_train:
-        trained = args.mbrola_train.split(",") if args.mbrola_train else []
-        voices = (args.mbrola.split(",") if args.mbrola else []) + trained
-        parts["mbrola"] = mbrola_sets(work, splits, voices, trained, args.mbrola_sentences)
+    if args.mbrola or args.mbrola_train or args.mbrola_tuning:
+        trained, tuning = (v.split(",") if v else [] for v in (args.mbrola_train, args.mbrola_tuning))
+        voices = (args.mbrola.split(",") if args.mbrola else []) + trained + tuning
+        parts["mbrola"] = mbrola_sets(work, splits, voices, trained, args.mbrola_sentences, tuning)
     train = [work / "train" / "manifest.jsonl"] + [Path(m) for m in args.extra_data]
     valid = [work / "valid" / "manifest.jsonl"]
     tests = {}
@@ -243,6 +252,8 @@ def real_voice_sets(work: Path, args) -> dict:
             out = work / f"train-{corpus}"
             train.append(augment_corpus(split["train"], out, args.real_copies, 11, voices=args.voice_change))
             valid.append(write_manifest(split["valid"], work / f"valid-{corpus}" / "manifest.jsonl"))
+        if split.get("tuning"):
+            write_manifest(split.pop("tuning"), work / "valid-unseen-voices" / "manifest.jsonl")
         for voice in sorted({r.get("test_set", r["voice"]) for r in split["test"]}):
             rows = [r for r in split["test"] if r.get("test_set", r["voice"]) == voice]
             tests[f"test-{voice}"] = write_manifest(rows, work / f"test-{voice}" / "manifest.jsonl")
@@ -299,12 +310,18 @@ def festival_sets(
 
 
 def mbrola_sets(
-    work: Path, splits: dict[str, list[str]], voices: list[str], trained: list[str], per_voice: int
+    work: Path,
+    splits: dict[str, list[str]],
+    voices: list[str],
+    trained: list[str],
+    per_voice: int,
+    tuning: list[str] = (),
 ) -> dict[str, list[dict]]:
     """MBROLA's voices (unispeech/mbrola.py) saying Kyrgyz: each `trained` voice its own `per_voice` of the
-    training sentences, 8 validation and 20 held-out ones (test set `mbrola-seen-voices`); every other voice the
-    same 120 held-out sentences, a test set per language (`mbrola-LANGUAGE`). The draws are slices of one
-    shuffle, so a voice added at the end keeps the others' sentences."""
+    training sentences, 8 validation and 20 held-out ones (test set `mbrola-seen-voices`); each `tuning` voice
+    the same TUNING_SENTENCES validation sentences (the "tuning" split: the phone LM's unseen voices); every other
+    voice the same 120 held-out sentences, a test set per language (`mbrola-LANGUAGE`). The draws are slices of
+    one shuffle, so a voice added at the end keeps the others' sentences."""
     import random
 
     from unispeech.mbrola import LABELLING, VOICES, fetch, pho, speak
@@ -316,16 +333,18 @@ def mbrola_sets(
     held_out = random.Random(19).sample(splits["test"], 120)
     rng = random.Random(23)
     shuffled = {split: rng.sample(splits[split], len(splits[split])) for split in ("train", "valid", "test")}
-    asked = {voice: {"test": held_out} for voice in voices if voice not in trained}
+    tuned_on = random.Random(29).sample(splits["valid"], min(TUNING_SENTENCES, len(splits["valid"])))
+    asked = {voice: {"test": held_out} for voice in voices if voice not in trained and voice not in tuning}
+    asked |= {voice: {"tuning": tuned_on} for voice in tuning}
     for n, voice in enumerate(trained):
         counts = {"train": per_voice, "valid": 8, "test": 20}
         asked[voice] = {split: shuffled[split][n * k : (n + 1) * k] for split, k in counts.items()}
-    parts: dict[str, list[dict]] = {"train": [], "valid": [], "test": []}
+    parts: dict[str, list[dict]] = {"train": [], "valid": [], "test": [], "tuning": []}
     for voice, sets in asked.items():
         language = VOICES[voice].language.name.lower()
         name = "mbrola-seen-voices" if voice in trained else f"mbrola-{language}"
         for split, sentences in sets.items():
-            out = work / "mbrola-readings" / (f"{voice}-{split}" if voice in trained else voice)
+            out = work / "mbrola-readings" / (voice if split == "test" and voice not in trained else f"{voice}-{split}")
             requests = [pho(text, voice)[0] for text in sentences]
             make = functools.partial(speak, sentences, voice, root, out)
             rows = reading(out, sentences, requests, make, split, LABELLING)
@@ -424,7 +443,7 @@ def evaluate(model: Path, manifest: Path, work: Path, greedy: bool = False) -> d
     has_lm = (model / DECODING_FILE).is_file()
     out = work / f"eval-{model.name}-{manifest.parent.name}{('-greedy' if greedy else '-lm') if has_lm else ''}"
     report = out / "report.json"
-    inputs = [model / "model.safetensors", manifest] + ([model / DECODING_FILE] if has_lm else [])
+    inputs = [model / "model.safetensors", manifest] + ([model / DECODING_FILE] if has_lm and not greedy else [])
     if not report.is_file() or report.stat().st_mtime < max(p.stat().st_mtime for p in inputs):
         if report.is_file():  # stale: made with other weights or decoding, which evaluate will not resume
             shutil.rmtree(out)
@@ -434,15 +453,18 @@ def evaluate(model: Path, manifest: Path, work: Path, greedy: bool = False) -> d
 
 
 def phone_lm(model: Path, work: Path, order: int) -> dict:
-    """The model's own phone LM and beam weights (recipes/demo_lm.py), made once per trained model."""
-    from demo_lm import add_phone_lm
+    """The model's own phone LM and beam weights (recipes/demo_lm.py), made once per trained model and set of
+    tuning sets."""
+    from demo_lm import add_phone_lm, tuning_sets
 
     from unispeech.beam import DECODING_FILE
 
     record = work / f"phone-lm-{model.name}.json"
     made = model / DECODING_FILE
     if record.is_file() and made.is_file() and made.stat().st_mtime >= (model / "model.safetensors").stat().st_mtime:
-        return json.loads(record.read_text())
+        chosen = json.loads(record.read_text())
+        if list(chosen["tuned_on"]) == tuning_sets(work):
+            return chosen
     chosen = add_phone_lm(model, work, order)
     record.write_text(json.dumps(chosen, indent=2))
     return chosen

@@ -300,5 +300,29 @@ def test_the_recipe_gives_each_mbrola_training_voice_its_own_sentences_and_held_
         tests["mbrola-turkish"]["tr1"] == tests["mbrola-turkish"]["tr2"] and len(tests["mbrola-turkish"]["tr1"]) == 120
     )
     assert not tests["mbrola-seen-voices"]["de6"] & tests["mbrola-seen-voices"]["de4"]
-    more = demo_model.mbrola_sets(tmp_path / "b", splits, ["de6", "de4", "pl1"], ["de6", "de4", "pl1"], 10)
+    more = demo_model.mbrola_sets(tmp_path / "b", splits, ["de6", "de4", "pl1", "cr1", "hu1"], ["de6", "de4", "pl1"],
+                                  10, tuning=["cr1", "hu1"])  # fmt: skip
     assert {r["text"] for r in more["train"] if r["id"].startswith("de4")} == train["de4"]  # a voice added: kept
+    tuning = {v: {r["text"] for r in more["tuning"] if r["id"].startswith(v)} for v in ("cr1", "hu1")}
+    assert tuning["cr1"] == tuning["hu1"] and tuning["cr1"] <= set(splits["valid"]) and len(tuning["cr1"]) == 40
+    assert not any(r["id"].startswith(("cr1", "hu1")) for split in ("train", "valid", "test") for r in more[split])
+
+
+@pytest.mark.parametrize(
+    "roles, message",
+    [
+        (["--festival", "--mbrola-train", "de6,hu1", "--mbrola-tuning", "hu1"], "not two of them"),
+        (["--mbrola", "tr1", "--mbrola-tuning", "tr1,cr1", "--rhvoice", "x"], "not two of them"),
+        (["--mbrola-tuning", "cr1"], "beside the real-voice stage"),
+    ],
+)
+def test_the_recipe_refuses_an_mbrola_voice_in_two_roles_or_tuning_voices_without_a_real_voice_stage(
+    tmp_path, monkeypatch, capsys, roles, message
+):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_model
+
+    monkeypatch.setattr(sys, "argv", ["demo_model.py", "--work", str(tmp_path / "w"), *roles])
+    with pytest.raises(SystemExit) as exit:
+        demo_model.main()
+    assert exit.value.code == 2 and message in capsys.readouterr().err and not (tmp_path / "w").exists()
