@@ -261,11 +261,20 @@ def decoding_text(lm: dict | None) -> str:
         f"{lm['ngrams']} n-grams, Witten-Bell) of {lm['sentences']} G2P'd Kyrgyz sentences of data/ky (no "
         f"held-out or tuning sentence among them); LM weight {lm['lm_weight']}, insertion bonus "
         f"{lm['insertion_bonus']} per phone (`unispeech_decoding.json`), chosen on the validation "
-        f"utterances {tuned} by the mean of their PERs (each set counts once): there "
+        f"utterances {tuned} by the mean of their PERs (each set counts once{_unseen(lm)}): there "
         f"{100 * lm['tuning_per_greedy']:.2f} % greedy, "
         f"{100 * lm['tuning_per_beam_lm']:.2f} % with the LM. `--decoder greedy` (or "
         f"`load_model(decoder=GreedyDecoder())`) decodes without it. Made by `python recipes/demo_lm.py`"
     )
+
+
+def _unseen(lm: dict) -> str:
+    """What the LM's tuning set of unseen voices is, where it had one."""
+    voices = [v.removeprefix("mbrola-") for v in lm.get("unseen_voices", [])]
+    if not voices:
+        return ""
+    named = _and([f"{v} ({mbrola.VOICES[v].language.name}; Debian `{mbrola.VOICES[v].package}`)" for v in voices])
+    return f"; `valid-unseen-voices`: MBROLA's {named}, never trained on nor tested, {mbrola.LICENSE}"
 
 
 def voice_change_text(summary: dict) -> str:

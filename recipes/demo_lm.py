@@ -36,6 +36,13 @@ def tuning_sets(work: Path) -> list[str]:
     return [name for name in TUNING_SETS if (work / name / "manifest.jsonl").is_file()]
 
 
+def unseen_voices(work: Path) -> list[str]:
+    """The voices of the `valid-unseen-voices` tuning set (none where `work` has no such set)."""
+    manifest = work / "valid-unseen-voices" / "manifest.jsonl"
+    lines = manifest.read_text(encoding="utf-8").splitlines() if manifest.is_file() else []
+    return sorted({json.loads(line)["voice"] for line in lines if line.strip()})
+
+
 def add_phone_lm(model_dir: Path, work: Path, order: int = 4) -> dict:
     """Build, tune and write the folder's phone LM and decoding; -> what was chosen, for the model card."""
     from unispeech import load_model, phonemize
@@ -61,6 +68,7 @@ def add_phone_lm(model_dir: Path, work: Path, order: int = 4) -> dict:
         "lm_weight": weight,
         "insertion_bonus": bonus,
         "tuned_on": {name: len(rows) for name, rows in zip(names, tuning)},
+        "unseen_voices": unseen_voices(work),
         "tuning_per_greedy": sum(s.per(None, None) for s in scored) / len(scored),  # the mean of the sets' PERs
         "tuning_per_beam_lm": grid[(weight, bonus)],
     }

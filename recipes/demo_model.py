@@ -3,7 +3,7 @@
     python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 1500 ...] [--bf16]
                                  [--device cuda]
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
-        [--extra-data MANIFEST ...] [--real-updates 3000] [--init MODEL]
+        [--mbrola-tuning VOICES] [--extra-data MANIFEST ...] [--real-updates 3000] [--init MODEL]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
 Steps: split the sentences (the 227 sentences of data/ky/val.text never reach training), synthesise
@@ -14,8 +14,9 @@ evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/de
 
 With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--mbrola-train`, `--extra-data`) a last
 stage continues on espeak-ng's training set mixed with augmented copies of those voices (`real_voice_sets`), and
-every source's held-out utterances are evaluated (`--mbrola` voices make test sets only). `--init MODEL` starts
-that stage from MODEL instead of training stages 1, 2, ...
+every source's held-out utterances are evaluated (`--mbrola` voices make test sets only; `--mbrola-tuning` voices
+a validation set of unseen voices for the phone LM's weights only). `--init MODEL` starts that stage from MODEL
+instead of training stages 1, 2, ...
 """
 
 from __future__ import annotations
