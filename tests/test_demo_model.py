@@ -334,8 +334,8 @@ def test_the_card_names_the_unseen_voices_the_phone_lm_was_tuned_on_with_their_l
 
     from unispeech.mbrola import LICENSE
 
-    lm = {"order": 4, "ngrams": 9, "sentences": 3, "lm_weight": 0.5, "insertion_bonus": 2.0,
-          "tuned_on": {"valid": 150, "valid-unseen-voices": 80}, "tuning_per_greedy": 0.1, "tuning_per_beam_lm": 0.09}  # fmt: skip
+    lm = {"order": 4, "ngrams": 9, "sentences": 3, "lm_weight": 0.5, "insertion_bonus": 2.0, "tuning_per_greedy": 0.1,
+          "tuned_on": {"valid": 150, "valid-unseen-voices": 80}, "tuning_per_beam_lm": 0.09}  # fmt: skip
     assert "cr1" not in decoding_text(lm) and LICENSE not in decoding_text(lm)  # older LMs: no such set
     text = decoding_text({**lm, "unseen_voices": ["mbrola-cr1"]})
     assert "`valid-unseen-voices` (80)" in text and "cr1 (Croatian; Debian `mbrola-cr1`)" in text and LICENSE in text
