@@ -339,3 +339,25 @@ def test_the_card_names_the_unseen_voices_the_phone_lm_was_tuned_on_with_their_l
     assert "cr1" not in decoding_text(lm) and LICENSE not in decoding_text(lm)  # older LMs: no such set
     text = decoding_text({**lm, "unseen_voices": ["mbrola-cr1"]})
     assert "`valid-unseen-voices` (80)" in text and "cr1 (Croatian; Debian `mbrola-cr1`)" in text and LICENSE in text
+
+
+def test_the_recipe_retunes_the_phone_lm_when_its_tuning_sets_change(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_lm
+    import demo_model
+
+    from unispeech.beam import DECODING_FILE
+
+    model, work = tmp_path / "model-real", tmp_path
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"w")
+    (model / DECODING_FILE).write_text("{}")
+    (work / "valid").mkdir()
+    (work / "valid" / "manifest.jsonl").write_text("")
+    (work / "phone-lm-model-real.json").write_text(json.dumps({"tuned_on": {"valid": 150}}))
+    tuned = []
+    monkeypatch.setattr(demo_lm, "add_phone_lm", lambda m, w, order: tuned.append(1) or {"tuned_on": {"new": 1}})
+    assert demo_model.phone_lm(model, work, 4) == {"tuned_on": {"valid": 150}} and not tuned  # made: kept
+    (work / "valid-unseen-voices").mkdir()
+    (work / "valid-unseen-voices" / "manifest.jsonl").write_text("")
+    assert demo_model.phone_lm(model, work, 4) == {"tuned_on": {"new": 1}} and tuned == [1]  # a new tuning set
