@@ -105,6 +105,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         }
     )
     mbrola_languages = _and(sorted({mbrola.VOICES[v].language.name for v in said_by}))
+    tuning = _tuning_voices(summary)
     return MODEL_CARD.format(
         storage=storage
         + (" (half the package; loaded back exactly, then run as any model)" if storage == "float16" else ""),
@@ -126,7 +127,12 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
         festival_held_out=(f"; Festival's voices {', '.join(held_out)}" if festival else "")
-        + (f"; MBROLA's voices {', '.join(unseen_mbrola)}" if unseen_mbrola else ""),
+        + (f"; MBROLA's voices {', '.join(unseen_mbrola)}" if unseen_mbrola else "")
+        + (
+            f"; MBROLA's {', '.join(tuning)}, the phone LM's unseen tuning voice{'s' * (len(tuning) > 1)}"
+            if tuning
+            else ""
+        ),
         festival_voices=_listed_on(
             [f"Festival's voices of {_number(len(trained))} real speakers ({languages}) reading Kyrgyz"] * festival
             + [f"MBROLA's voices of {_number(len(said_by))} more ({mbrola_languages}) given its phones"] * bool(said_by)
@@ -268,9 +274,14 @@ def decoding_text(lm: dict | None) -> str:
     )
 
 
+def _tuning_voices(summary: dict) -> list[str]:
+    """The MBROLA voices of the phone LM's `valid-unseen-voices` tuning set."""
+    return [v.removeprefix("mbrola-") for v in (summary.get("phone_lm") or {}).get("unseen_voices", [])]
+
+
 def _unseen(lm: dict) -> str:
     """What the LM's tuning set of unseen voices is, where it had one."""
-    voices = [v.removeprefix("mbrola-") for v in lm.get("unseen_voices", [])]
+    voices = _tuning_voices({"phone_lm": lm})
     if not voices:
         return ""
     named = _and([f"{v} ({mbrola.VOICES[v].language.name}; Debian `{mbrola.VOICES[v].package}`)" for v in voices])

@@ -154,8 +154,14 @@ VOICES = {
         "mbrola-ee1", ESTONIAN, "adult man", (85.0, 135.0), "Einar Meister, Arvo Eek, Meelis Mihkla, Tallinn"
     ),
     "cz2": MbrolaVoice("mbrola-cz2", CZECH, "adult man", (85.0, 135.0), _BRNO),
-    # its README says a woman, Debian's description a man; its diphones are said at ~160 Hz, so a range about that
-    "hu1": MbrolaVoice("mbrola-hu1", HUNGARIAN, "adult (woman by its README)", (130.0, 190.0), "Klára Vicsi, BME"),
+    # its diphones are said at ~160 Hz, so a pitch range about that
+    "hu1": MbrolaVoice(
+        "mbrola-hu1",
+        HUNGARIAN,
+        "adult woman by its README, a man by Debian's description",
+        (130.0, 190.0),
+        "Klára Vicsi, BME",
+    ),
     "cr1": MbrolaVoice(
         "mbrola-cr1", CROATIAN, "adult man", (85.0, 135.0), "Juraj Bakran, Nikolaj Lazić, Zagreb", held_twins=True
     ),
