@@ -105,7 +105,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         }
     )
     mbrola_languages = _and(sorted({mbrola.VOICES[v].language.name for v in said_by}))
-    tuning = _tuning_voices(summary)
+    tuning = _tuning_voices(summary.get("phone_lm"))
     return MODEL_CARD.format(
         storage=storage
         + (" (half the package; loaded back exactly, then run as any model)" if storage == "float16" else ""),
@@ -274,14 +274,14 @@ def decoding_text(lm: dict | None) -> str:
     )
 
 
-def _tuning_voices(summary: dict) -> list[str]:
-    """The MBROLA voices of the phone LM's `valid-unseen-voices` tuning set."""
-    return [v.removeprefix("mbrola-") for v in (summary.get("phone_lm") or {}).get("unseen_voices", [])]
+def _tuning_voices(lm: dict | None) -> list[str]:
+    """The MBROLA voices of the phone LM's `valid-unseen-voices` tuning set (none without an LM or such set)."""
+    return [v.removeprefix("mbrola-") for v in (lm or {}).get("unseen_voices", [])]
 
 
 def _unseen(lm: dict) -> str:
     """What the LM's tuning set of unseen voices is, where it had one."""
-    voices = _tuning_voices({"phone_lm": lm})
+    voices = _tuning_voices(lm)
     if not voices:
         return ""
     named = _and([f"{v} ({mbrola.VOICES[v].language.name}; Debian `{mbrola.VOICES[v].package}`)" for v in voices])

@@ -23,10 +23,9 @@ from unispeech.festival import (
     labels,
     speak,
     spell,
-    uvular,
     voice_folder,
 )
-from unispeech.g2p import kyrgyz_inventory
+from unispeech.g2p import kyrgyz_inventory, uvular
 from unispeech.prosody import segments
 
 

@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .g2p import BACK_VOWELS, UVULAR, VOWELS, WORD_BOUNDARY, phonemize
+from .g2p import VOWELS, WORD_BOUNDARY, harmonised, phonemize, uvular
 from .prosody import CLAUSE_BREAK, PhoneSet, segments
 
 
@@ -266,33 +266,6 @@ def _joined(segments: list[tuple[str, str]], pairs: dict[tuple[str, str], str]) 
             out[-1] = (pairs[out[-1][0], s], out[-1][1])
         else:
             out.append((s, word))
-    return out
-
-
-def uvular(phones: list[str], words: list[str] | None = None) -> list[str]:
-    """k/g -> q/ʁ where the nearest vowel of the same word (the next one, else the one before) is back: Kyrgyz
-    vowel harmony, as our G2P writes it. The voices say a velar k; the Kyrgyz phone for it in that word is q.
-    Without `words` (a word key per phone), or in a word without a vowel, the nearest vowel of the utterance."""
-    words = words or [""] * len(phones)
-    vowels = [i for i, p in enumerate(phones) if p in VOWELS]
-    out = []
-    for i, p in enumerate(phones):
-        if p in UVULAR:
-            own = [j for j in vowels if words[j] == words[i]] or vowels
-            after = [phones[j] for j in own if j > i][:1]
-            near = after or [phones[j] for j in own if j < i][-1:]
-            p = UVULAR[p] if near and near[0] in BACK_VOWELS else p
-        out.append(p)
-    return out
-
-
-def harmonised(word: list[tuple[str, tuple[str, ...]]]) -> list[tuple[str, tuple[str, ...]]]:
-    """One word's (voice phone, Kyrgyz labels) with its velars labelled by the word's own vowels (`uvular`)."""
-    flat = uvular([label for _, said in word for label in said])
-    out, i = [], 0
-    for name, said in word:
-        out.append((name, tuple(flat[i : i + len(said)])))
-        i += len(said)
     return out
 
 

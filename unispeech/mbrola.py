@@ -22,8 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .festival import harmonised
-from .g2p import VOWELS
+from .g2p import VOWELS, harmonised
 from .prosody import PhoneSet, segments
 
 # The labelling rules' version: a recipe makes readings labelled under another anew (2: velars by their own word)
@@ -44,7 +43,7 @@ class Language:
 
 
 # What every language here shares: SAMPA's consonants, given and labelled alike. q and ʁ are given as k and g,
-# and labelled q and ʁ where the word's vowels, as said, are back (`harmonised`, as for the Festival voices)
+# and labelled q and ʁ where the word's vowels, as said, are back (`g2p.harmonised`, as for the Festival voices)
 _ASKED = {
     "b": "b", "d[": "d", "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "s": "s", "z": "z", "S": "S",
     "dZ": "dZ", "tS": "tS", "ts": "ts", "f": "f", "v": "v", "m": "m", "n": "n", "N": "N", "l": "l", "r": "r",
