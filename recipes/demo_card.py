@@ -138,7 +138,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
             + [f"MBROLA's voices of {_number(len(said_by))} more ({mbrola_languages}) given its phones"] * bool(said_by)
         ),
         voice_change=voice_change_text(summary),
-        batch_noise=batch_noise_text(summary),
+        batch_noise=batch_augmentation_text(summary),
         decoding=decoding_text(summary.get("phone_lm")),
     )
 
@@ -300,20 +300,32 @@ def voice_change_text(summary: dict) -> str:
     )
 
 
-def batch_noise_text(summary: dict) -> str:
-    """The last stage's noise drawn anew for every batch (its recipe's [noise] table; since v7), or nothing."""
+def batch_augmentation_text(summary: dict) -> str:
+    """The last stage's noise and codec drawn anew for every batch (its recipe's [noise] table, since v7, and
+    [codec] table, since v18), or nothing."""
+    from unispeech.augment import CODECS
     from unispeech.train.finetune import load_recipe
 
     recipe = summary.get("real_recipe")
-    noise = load_recipe(ROOT / recipe).noise if recipe else None
-    if noise is None:
-        return ""
-    low, high = noise.snr_db
-    return (
-        f"; the last stage also added noise drawn anew for every batch to {100 * noise.prob:.0f} % of its "
-        f"utterances at {low:g}-{high:g} dB SNR, coloured (white to brown) or, for {100 * noise.babble:.0f} % of "
-        f"them, babble from the batch's other utterances: `augment.add_batch_noise`"
-    )
+    recipe = load_recipe(ROOT / recipe) if recipe else None
+    noise, codec = (recipe.noise, recipe.codec) if recipe else (None, None)
+    text = ""
+    if noise is not None:
+        low, high = noise.snr_db
+        text = (
+            f"; the last stage also added noise drawn anew for every batch to {100 * noise.prob:.0f} % of its "
+            f"utterances at {low:g}-{high:g} dB SNR, coloured (white to brown) or, for {100 * noise.babble:.0f} % "
+            f"of them, babble from the batch's other utterances: `augment.add_batch_noise`"
+        )
+    if codec is not None:
+        opus, mp3 = CODECS["opus"], CODECS["mp3"]
+        text += (
+            f"{'; then' if text else '; the last stage also'} sent {100 * codec.prob:.0f} % of the utterances "
+            f"of every batch through a lossy codec, Opus ({100 * codec.opus:.0f} % of them; soundfile's "
+            f"compression level {opus.levels[0]:g}-{opus.levels[1]:g}, {opus.bitrates}) or MP3 "
+            f"({mp3.levels[0]:g}-{mp3.levels[1]:g}, {mp3.bitrates}): `augment.add_batch_codec`"
+        )
+    return text
 
 
 def training_rows(work: Path) -> list[dict]:

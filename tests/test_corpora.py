@@ -12,11 +12,15 @@ import torch
 from unispeech.augment import (
     FORMANT_RATIOS,
     PITCH_FACTORS,
+    BatchCodec,
     BatchNoise,
+    add_batch_codec,
     add_batch_noise,
     augment_corpus,
     band_limit,
     channel,
+    encode,
+    lossy_codec,
     mu_law,
     other_voices_set,
     speed_perturb,
@@ -313,6 +317,53 @@ def test_batch_noise_settings_are_checked():
     for bad in (dict(prob=1.5), dict(babble=-0.1), dict(snr_db=(20.0, 0.0)), dict(prob="high"), dict(snr_db=5)):
         with pytest.raises(ValueError, match="noise"):
             BatchNoise(**bad)
+
+
+def high_band_share(wav: np.ndarray) -> float:
+    power = np.abs(np.fft.rfft(wav)) ** 2
+    return float(power[np.fft.rfftfreq(wav.size, 1 / RATE) > 5000].sum() / power.sum())
+
+
+@pytest.mark.parametrize("codec,level", [("opus", 0.85), ("mp3", 0.0), ("mp3", 0.9)])
+def test_a_lossy_codec_at_speech_bitrates_keeps_the_signal_in_time_level_and_length(codec, level):
+    x = (vowel(120, 700) + 0.05 * np.random.default_rng(0).standard_normal(RATE)).astype(np.float32)
+    y = lossy_codec(x, codec, level)
+    assert y.dtype == np.float32 and y.size == x.size and not np.array_equal(x, y)
+    assert np.corrcoef(x, y)[0, 1] > 0.95  # no delay: the decoder's lead-in is dropped
+    assert np.sqrt(np.mean(y**2) / np.mean(x**2)) == pytest.approx(1, abs=0.1)
+
+
+def test_opus_at_its_smallest_is_a_narrow_band_channel_in_a_quarter_of_the_bytes():
+    """At ~8 kbit/s Opus codes 4 kHz of bandwidth (what broke the demo model: bench/lm_under_noise.py --codec)."""
+    x = (vowel(120, 700) + 0.05 * np.random.default_rng(0).standard_normal(RATE)).astype(np.float32)
+    assert len(encode(x, "opus", 1.0)) < len(encode(x, "opus", 0.85)) / 3
+    loss_db = 10 * np.log10(high_band_share(lossy_codec(x, "opus", 1.0)) / high_band_share(x))
+    assert loss_db < -20
+    assert 10 * np.log10(high_band_share(lossy_codec(x, "opus", 0.85)) / high_band_share(x)) > -3
+
+
+def test_batch_codec_renormalises_the_drawn_rows_the_same_way_every_time_and_keeps_padding_zero():
+    wav, lengths = speech_like_batch(rows=16, seconds=0.5)
+    codec = BatchCodec(prob=0.5, opus=0.5)
+    first = add_batch_codec(wav, lengths, codec, torch.Generator().manual_seed(3))
+    again = add_batch_codec(wav, lengths, codec, torch.Generator().manual_seed(3))
+    other = add_batch_codec(wav, lengths, codec, torch.Generator().manual_seed(4))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    changed = (first != wav).any(1)
+    assert 3 <= int(changed.sum()) <= 13  # about half of 16
+    for row, clean, n, touched in zip(first, wav, lengths.tolist(), changed.tolist()):
+        assert not row[n:].any()
+        if touched:
+            x = row[:n].double()
+            assert abs(float(x.mean())) < 1e-3 and float(x.std(unbiased=False)) == pytest.approx(1, abs=1e-3)
+            assert float((x * clean[:n].double()).mean()) > 0.8  # the same speech, coded
+    assert torch.equal(add_batch_codec(wav, lengths, BatchCodec(prob=0.0), torch.Generator()), wav)
+
+
+def test_batch_codec_settings_are_checked():
+    for bad in (dict(prob=1.5), dict(opus=-0.1), dict(prob="often")):
+        with pytest.raises(ValueError, match="codec"):
+            BatchCodec(**bad)
 
 
 def test_augment_corpus_redraws_the_copies_of_a_source_written_anew_under_the_same_name(tmp_path):

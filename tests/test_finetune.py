@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 import unispeech
-from unispeech.augment import BatchNoise
+from unispeech.augment import BatchCodec, BatchNoise
 from unispeech.train.finetune import FinetuneRecipe, finetune, load_recipe
 from unispeech.train.log import read_log
 
@@ -183,6 +183,23 @@ def test_a_noise_table_in_the_recipe_adds_noise_to_every_batch_drawn(toy, tmp_pa
         load_recipe(recipe)
     recipe.write_text("noise = 3\n")
     with pytest.raises(ValueError, match=r"noise must be a \[noise\] table"):
+        load_recipe(recipe)
+
+
+def test_a_codec_table_in_the_recipe_sends_batches_through_a_lossy_codec(toy, tmp_path):
+    manifest, config = toy
+    recipe = tmp_path / "coded.toml"
+    recipe.write_text("[codec]\nprob = 1.0\nopus = 0.5\n")
+    coded = load_recipe(recipe, max_updates=2, **TOY)
+    assert coded.codec == BatchCodec(prob=1.0, opus=0.5) and coded.noise is None
+    plain = finetune(
+        config, manifest, tmp_path / "plain", recipe=load_recipe(None, max_updates=2, **TOY), progress=False
+    )
+    lossy = finetune(config, manifest, tmp_path / "lossy", recipe=coded, progress=False)
+    first = [next(r["loss"] for r in log_rows(out) if r.get("step") == 1) for out in (plain, lossy)]
+    assert first[0] != pytest.approx(first[1], rel=1e-4)
+    recipe.write_text("codec = 'opus'\n")
+    with pytest.raises(ValueError, match=r"codec must be a \[codec\] table"):
         load_recipe(recipe)
 
 

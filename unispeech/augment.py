@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, load_audio
+from .audio import SAMPLE_RATE, load_audio, normalize
 from .data import write_manifest
 from .progress import progress_bar
 
@@ -111,6 +111,42 @@ def add_batch_noise(wav: torch.Tensor, lengths: torch.Tensor, noise: BatchNoise,
     return torch.where(picked[:, None], renormed, clean).to(device=wav.device, dtype=wav.dtype)
 
 
+@dataclasses.dataclass(frozen=True)
+class BatchCodec:
+    """A lossy codec (Opus or MP3, at a compression level drawn from CODECS' range) applied to training batches
+    as they are drawn, after the batch noise: a recording is noisy first, then compressed on its way to us."""
+
+    prob: float = 0.2  # share of utterances that go through a codec
+    opus: float = 0.6  # share of those that go through Opus; the others MP3
+
+    def __post_init__(self):
+        try:
+            fits = 0 <= float(self.prob) <= 1 and 0 <= float(self.opus) <= 1
+        except (TypeError, ValueError):
+            fits = False
+        if not fits:
+            raise ValueError(f"codec: prob and opus must lie in [0, 1], not {self}")
+
+
+def add_batch_codec(wav: torch.Tensor, lengths: torch.Tensor, codec: BatchCodec, gen: torch.Generator):
+    """`wav` (B, S) with a drawn share of rows through a lossy codec (`lossy_codec`) over their first `lengths`
+    samples and normalised again; padding stays zero. Draws come from `gen`, as `add_batch_noise`'s do."""
+    rows = wav.shape[0]
+    picked = (torch.rand(rows, generator=gen) < codec.prob).tolist()
+    opus = (torch.rand(rows, generator=gen) < codec.opus).tolist()
+    where = torch.rand(rows, generator=gen).tolist()
+    if not any(picked):
+        return wav
+    out = wav.detach().float().cpu().clone()
+    for row in (i for i in range(rows) if picked[i]):
+        name = "opus" if opus[row] else "mp3"
+        low, high = CODECS[name].levels
+        n = int(lengths[row])
+        coded = lossy_codec(out[row, :n].numpy(), name, low + (high - low) * where[row])
+        out[row, :n] = torch.from_numpy(normalize(coded))
+    return out.to(device=wav.device, dtype=wav.dtype)
+
+
 def _coloured_noise(rows: int, samples: int, gen: torch.Generator) -> torch.Tensor:
     """Gaussian noise whose power falls as f**-slope above 50 Hz (flat below: no drift), the slope drawn per row
     from 0 (white) to 2 (brown)."""
@@ -180,6 +216,47 @@ def mu_law(wav: np.ndarray, bits: int = 8) -> np.ndarray:
     code = np.round((np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu) + 1) / 2 * mu)
     y = 2 * code / mu - 1
     return (np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu * peak).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Codec:
+    container: str  # soundfile's format
+    subtype: str
+    levels: tuple[float, float]  # soundfile's compression levels (0 best, 1 smallest) that training draws from
+    bitrates: str  # what those levels came to on 16 kHz speech (RHVoice and Festival test clips)
+
+
+# Lossy codecs as libsndfile (soundfile) writes them, with the levels that span their speech range at 16 kHz
+CODECS = {
+    "opus": Codec("OGG", "OPUS", (0.85, 1.0), "~45-8 kbit/s"),  # VoIP, browser recordings; <~12 kbit/s: 4 kHz band
+    "mp3": Codec("MP3", "MPEG_LAYER_III", (0.0, 0.9), "~62-26 kbit/s"),  # LAME, variable bitrate
+}
+
+
+def encode(wav: np.ndarray, codec: str, level: float) -> bytes:
+    """`wav` as a file of `codec` ("opus" or "mp3") at soundfile's `compression_level` (0 best, 1 smallest),
+    peak-scaled to 0.9 (the encoders take [-1, 1])."""
+    import io
+
+    import soundfile as sf
+
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}: one of {', '.join(CODECS)}")
+    spec, buf = CODECS[codec], io.BytesIO()
+    peak = np.abs(wav).max() + 1e-9
+    sf.write(buf, wav / peak * 0.9, SAMPLE_RATE, format=spec.container, subtype=spec.subtype, compression_level=level)
+    return buf.getvalue()
+
+
+def lossy_codec(wav: np.ndarray, codec: str, level: float) -> np.ndarray:
+    """`wav` through `codec` at `level` (see `encode`) and back, at its own level and length: what a recording
+    loses on its way through a browser, a call or an mp3."""
+    import io
+
+    import soundfile as sf
+
+    out = sf.read(io.BytesIO(encode(wav, codec, level)), dtype="float32")[0] * ((np.abs(wav).max() + 1e-9) / 0.9)
+    return np.pad(out, (0, max(0, wav.size - out.size)))[: wav.size].astype(np.float32)
 
 
 def channel(wav: np.ndarray, rng: np.random.Generator, voices: bool = True) -> tuple[np.ndarray, dict]:

@@ -126,10 +126,22 @@ ROMANIAN = _language(
     {"a": "ɑ", "e": "e", "i": "i", "o": "o", "u": "u", "1": "ɯ", "@": "ə", "h": "X", "C": "tS", "G": "dZ", "T": "ts"},
     lacks="N tS dZ ts",
 )  # fmt: skip
-LANGUAGES = (TURKISH, GERMAN, POLISH, ESTONIAN, CZECH, CROATIAN, HUNGARIAN, ROMANIAN)
+# Lithuanian: every Kyrgyz consonant but ŋ (its N is a coda n: given n); its voices have hard consonants before
+# front vowels too (k-i), so no palatalised ones are asked; ė (ee, close-mid) for e and ө, o is long (oo: short o
+# is only in loanwords); no ɯ, ү (i, as Czech), ə (e); j is the consonant j' (its j is a diphthong's glide);
+# every vowel unstressed (its capitals are stressed)
+LITHUANIAN = _language(
+    "Lithuanian",
+    {"ɑ": "a", "e": "ee", "i": "i", "o": "oo", "u": "u", "ɯ": "i", "oe": "ee", "y": "i", "ə": "e", "X": "x",
+     "N": "n", "j": "j'"},
+    {"a": "ɑ", "ee": "e", "e": "e", "i": "i", "oo": "o", "u": "u", "x": "X", "j'": "j"},
+    lacks="N j",
+)  # fmt: skip
+LANGUAGES = (TURKISH, GERMAN, POLISH, ESTONIAN, CZECH, CROATIAN, HUNGARIAN, ROMANIAN, LITHUANIAN)
 
 
 _BRNO = "NLP Laboratory, Faculty of Informatics, Masaryk University Brno"
+_VILNIUS = "Pijus Kasparaitis, A. S. Girdenis, Vilnius University"
 
 
 @dataclass(frozen=True)
@@ -165,6 +177,8 @@ VOICES = {
         "mbrola-cr1", CROATIAN, "adult man", (85.0, 135.0), "Juraj Bakran, Nikolaj Lazić, Zagreb", held_twins=True
     ),
     "ro1": MbrolaVoice("mbrola-ro1", ROMANIAN, "adult man", (85.0, 135.0), "Marian Boldea, Politehnica Timișoara"),
+    "lt1": MbrolaVoice("mbrola-lt1", LITHUANIAN, "adult man, A. S. Girdenis", (85.0, 135.0), _VILNIUS),
+    "lt2": MbrolaVoice("mbrola-lt2", LITHUANIAN, "adult man, G. Deksnys", (85.0, 135.0), _VILNIUS),
 }
 
 _KINDS = {  # seconds at rate 1 by what the sound is in Kyrgyz (~11 phones a second, as read Kyrgyz)

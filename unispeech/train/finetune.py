@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..audio import AudioSettings
-from ..augment import BatchNoise, add_batch_noise
+from ..augment import BatchCodec, BatchNoise, add_batch_codec, add_batch_noise
 from ..checkpoint import load_weights, resolve_folder, save_folder, weights_file
 from ..config import ModelConfig
 from ..data import load_dataset
@@ -41,13 +41,16 @@ class FinetuneRecipe:
     layerdrop: float = 0.1
     dropout: float = 0.1  # hidden, attention, activation, feature-projection and final dropout
     noise: BatchNoise | None = None  # noise drawn anew for every batch (a [noise] table in TOML); None = none
+    codec: BatchCodec | None = None  # a lossy codec drawn anew for every batch, after the noise ([codec])
 
     def __post_init__(self):
-        if isinstance(self.noise, dict):  # from TOML
-            table = {k: tuple(v) if isinstance(v, list) else v for k, v in self.noise.items()}
-            object.__setattr__(self, "noise", BatchNoise(**table))
-        elif not (self.noise is None or isinstance(self.noise, BatchNoise)):
-            raise ValueError(f"noise must be a [noise] table (prob, snr_db, babble), not {self.noise!r}")
+        for name, kind, keys in (("noise", BatchNoise, "prob, snr_db, babble"), ("codec", BatchCodec, "prob, opus")):
+            value = getattr(self, name)
+            if isinstance(value, dict):  # from TOML
+                table = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+                object.__setattr__(self, name, kind(**table))
+            elif not (value is None or isinstance(value, kind)):
+                raise ValueError(f"{name} must be a [{name}] table ({keys}), not {value!r}")
 
     @property
     def masking(self) -> MaskOptions:
@@ -72,6 +75,7 @@ class FinetuneTask:
         if backbone.masker is not None:
             masks = backbone.masker.draw(r.masking, backbone.output_lengths(batch.lengths), gen)
         wav = batch.wav if r.noise is None else add_batch_noise(batch.wav, batch.lengths, r.noise, gen)
+        wav = wav if r.codec is None else add_batch_codec(wav, batch.lengths, r.codec, gen)
         logits, frame_lengths = model(wav, batch.lengths, masks)
         log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (T, B, V)
         loss = F.ctc_loss(
