@@ -505,6 +505,9 @@ def train_stage(
     train: Path | None = None,
     valid: Path | None = None,
 ) -> None:
+    if (out / "checkpoints" / f"checkpoint-{updates:07d}.pt").is_file() and (out / "model.safetensors").is_file():
+        print(f"{out}: trained to {updates} updates already", flush=True)  # a resume would load its audio for nothing
+        return
     resume = ["--resume"] if any((out / "checkpoints").glob("checkpoint-*.pt")) else []
     train, valid = train or work / "train" / "manifest.jsonl", valid or work / "valid" / "manifest.jsonl"
     cmd = [sys.executable, "-m", "unispeech", "finetune", "--init", str(init), "--recipe", str(recipe)]

@@ -361,3 +361,22 @@ def test_the_recipe_retunes_the_phone_lm_when_its_tuning_sets_change(tmp_path, m
     (work / "valid-unseen-voices").mkdir()
     (work / "valid-unseen-voices" / "manifest.jsonl").write_text("")
     assert demo_model.phone_lm(model, work, 4) == {"tuned_on": {"new": 1}} and tuned == [1]  # a new tuning set
+
+
+def test_a_stage_trained_to_its_updates_is_not_resumed_and_one_short_of_them_is(tmp_path, monkeypatch):
+    """Re-running the recipe (to bundle, say) must not load a stage's training audio again only to find it done."""
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_model
+
+    calls = []
+    monkeypatch.setattr(demo_model, "run", calls.append)
+    out = tmp_path / "model-real"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "checkpoint-0000250.pt").write_bytes(b"c")
+    demo_model.train_stage(tmp_path / "init", tmp_path / "r.toml", out, 250, tmp_path, [])
+    assert len(calls) == 1 and "--resume" in calls[0]  # its model was never exported: the run was cut short
+    (out / "model.safetensors").write_bytes(b"w")
+    demo_model.train_stage(tmp_path / "init", tmp_path / "r.toml", out, 250, tmp_path, [])
+    assert len(calls) == 1
+    demo_model.train_stage(tmp_path / "init", tmp_path / "r.toml", out, 500, tmp_path, [])
+    assert len(calls) == 2 and calls[1][calls[1].index("--max-updates") + 1] == "500" and "--resume" in calls[1]

@@ -134,7 +134,7 @@ def add_batch_codec(wav: torch.Tensor, lengths: torch.Tensor, codec: BatchCodec,
     rows = wav.shape[0]
     picked = (torch.rand(rows, generator=gen) < codec.prob).tolist()
     opus = (torch.rand(rows, generator=gen) < codec.opus).tolist()
-    where = torch.rand(rows, generator=gen).tolist()
+    level = torch.rand(rows, generator=gen).tolist()  # where in the codec's range of levels
     if not any(picked):
         return wav
     out = wav.detach().float().cpu().clone()
@@ -142,7 +142,7 @@ def add_batch_codec(wav: torch.Tensor, lengths: torch.Tensor, codec: BatchCodec,
         name = "opus" if opus[row] else "mp3"
         low, high = CODECS[name].levels
         n = int(lengths[row])
-        coded = lossy_codec(out[row, :n].numpy(), name, low + (high - low) * where[row])
+        coded = lossy_codec(out[row, :n].numpy(), name, low + (high - low) * level[row])
         out[row, :n] = torch.from_numpy(normalize(coded))
     return out.to(device=wav.device, dtype=wav.dtype)
 
