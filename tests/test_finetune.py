@@ -166,40 +166,32 @@ def test_recipe_defaults_are_the_papers():
         load_recipe(None, no_such_key=1)
 
 
-def test_a_noise_table_in_the_recipe_adds_noise_to_every_batch_drawn(toy, tmp_path):
+@pytest.mark.parametrize(
+    "table, expected",
+    [
+        ("[noise]\nprob = 1.0\nsnr_db = [0, 5]\nbabble = 0.5\n", BatchNoise(prob=1.0, snr_db=(0, 5), babble=0.5)),
+        ("[codec]\nprob = 1.0\nopus = 0.5\n", BatchCodec(prob=1.0, opus=0.5)),  # a lossy codec after the noise
+    ],
+    ids=["noise", "codec"],
+)
+def test_a_noise_or_codec_table_in_the_recipe_changes_every_batch_drawn(toy, tmp_path, table, expected):
     manifest, config = toy
-    recipe = tmp_path / "noisy.toml"
-    recipe.write_text("[noise]\nprob = 1.0\nsnr_db = [0, 5]\nbabble = 0.5\n")
-    noisy = load_recipe(recipe, max_updates=2, **TOY)
-    assert noisy.noise == BatchNoise(prob=1.0, snr_db=(0, 5), babble=0.5)
-    quiet = finetune(
-        config, manifest, tmp_path / "quiet", recipe=load_recipe(None, max_updates=2, **TOY), progress=False
-    )
-    loud = finetune(config, manifest, tmp_path / "loud", recipe=noisy, progress=False)
-    first = [next(r["loss"] for r in log_rows(out) if r.get("step") == 1) for out in (quiet, loud)]
-    assert first[0] != pytest.approx(first[1], rel=1e-3)
-    recipe.write_text("[noise]\nprob = 1.0\nloudness = 3\n")
-    with pytest.raises(ValueError, match="unknown recipe setting"):
-        load_recipe(recipe)
-    recipe.write_text("noise = 3\n")
-    with pytest.raises(ValueError, match=r"noise must be a \[noise\] table"):
-        load_recipe(recipe)
-
-
-def test_a_codec_table_in_the_recipe_sends_batches_through_a_lossy_codec(toy, tmp_path):
-    manifest, config = toy
-    recipe = tmp_path / "coded.toml"
-    recipe.write_text("[codec]\nprob = 1.0\nopus = 0.5\n")
-    coded = load_recipe(recipe, max_updates=2, **TOY)
-    assert coded.codec == BatchCodec(prob=1.0, opus=0.5) and coded.noise is None
+    name = type(expected).__name__.removeprefix("Batch").lower()
+    recipe = tmp_path / f"{name}.toml"
+    recipe.write_text(table)
+    changed = load_recipe(recipe, max_updates=2, **TOY)
+    assert getattr(changed, name) == expected
     plain = finetune(
         config, manifest, tmp_path / "plain", recipe=load_recipe(None, max_updates=2, **TOY), progress=False
     )
-    lossy = finetune(config, manifest, tmp_path / "lossy", recipe=coded, progress=False)
-    first = [next(r["loss"] for r in log_rows(out) if r.get("step") == 1) for out in (plain, lossy)]
+    drawn = finetune(config, manifest, tmp_path / name, recipe=changed, progress=False)
+    first = [next(r["loss"] for r in log_rows(out) if r.get("step") == 1) for out in (plain, drawn)]
     assert first[0] != pytest.approx(first[1], rel=1e-4)
-    recipe.write_text("codec = 'opus'\n")
-    with pytest.raises(ValueError, match=r"codec must be a \[codec\] table"):
+    recipe.write_text(f"[{name}]\nprob = 1.0\nloudness = 3\n")
+    with pytest.raises(ValueError, match="unknown recipe setting"):
+        load_recipe(recipe)
+    recipe.write_text(f"{name} = 3\n")
+    with pytest.raises(ValueError, match=rf"{name} must be a \[{name}\] table"):
         load_recipe(recipe)
 
 
