@@ -138,7 +138,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
             + [f"MBROLA's voices of {_number(len(said_by))} more ({mbrola_languages}) given its phones"] * bool(said_by)
         ),
         voice_change=voice_change_text(summary),
-        batch_noise=batch_augmentation_text(summary),
+        batch_augmentation=batch_augmentation_text(summary),
         decoding=decoding_text(summary.get("phone_lm")),
     )
 
@@ -452,7 +452,7 @@ so that the toolkit runs offline in seconds and so that the tests have a trained
   phones are in the same notation.
 - Training data of the last stage, by origin (augmented copies counted; espeak-ng clips carry random
   reverberation, noise and gain; the real-voice clips {voice_change}speed perturbation 0.9-1.1, narrow-band
-  channels with mu-law codec, reverberation, noise and gain: `unispeech/augment.py`{batch_noise}):
+  channels with mu-law codec, reverberation, noise and gain: `unispeech/augment.py`{batch_augmentation}):
 
 {data}
 
