@@ -318,12 +318,15 @@ def batch_augmentation_text(summary: dict) -> str:
             f"of them, babble from the batch's other utterances: `augment.add_batch_noise`"
         )
     if codec is not None:
-        opus, mp3 = CODECS["opus"], CODECS["mp3"]
+
+        def levels(name: str) -> str:  # the bitrates measured at the default range only
+            (low, high), spec = codec.levels(name), CODECS[name]
+            return f"{low:g}-{high:g}" + (f", {spec.bitrates}" if (low, high) == spec.levels else "")
+
         text += (
             f"{'; then' if text else '; the last stage also'} sent {100 * codec.prob:.0f} % of the utterances "
             f"of every batch through a lossy codec, Opus ({100 * codec.opus:.0f} % of them; soundfile's "
-            f"compression level {opus.levels[0]:g}-{opus.levels[1]:g}, {opus.bitrates}) or MP3 "
-            f"({mp3.levels[0]:g}-{mp3.levels[1]:g}, {mp3.bitrates}): `augment.add_batch_codec`"
+            f"compression level {levels('opus')}) or MP3 ({levels('mp3')}): `augment.add_batch_codec`"
         )
     return text
 

@@ -360,8 +360,21 @@ def test_batch_codec_renormalises_the_drawn_rows_the_same_way_every_time_and_kee
     assert torch.equal(add_batch_codec(wav, lengths, BatchCodec(prob=0.0), torch.Generator()), wav)
 
 
+def test_batch_codec_draws_its_levels_from_the_range_it_is_given():
+    """Opus held at its smallest level codes every row into a 4 kHz band; MP3 at its best keeps the band."""
+    wav, lengths = speech_like_batch(rows=4, seconds=1.0)
+    noisy = wav + 0.05 * torch.randn(wav.shape, generator=torch.Generator().manual_seed(0)) * (wav != 0)
+    narrow = add_batch_codec(noisy, lengths, BatchCodec(1.0, 1.0, opus_levels=(1.0, 1.0)), torch.Generator())
+    wide = add_batch_codec(noisy, lengths, BatchCodec(1.0, 0.0, mp3_levels=(0.0, 0.0)), torch.Generator())
+    for row, n in enumerate(lengths.tolist()):
+        clean = high_band_share(noisy[row, :n].numpy())
+        assert 10 * np.log10(high_band_share(narrow[row, :n].numpy()) / clean) < -10
+        assert 10 * np.log10(high_band_share(wide[row, :n].numpy()) / clean) > -3
+
+
 def test_batch_codec_settings_are_checked():
-    for bad in (dict(prob=1.5), dict(opus=-0.1), dict(prob="often")):
+    bad_ranges = (dict(opus_levels=(0.9, 0.8)), dict(opus_levels=(0.5, 1.5)), dict(mp3_levels=(0.5, 1.0)))
+    for bad in (dict(prob=1.5), dict(opus=-0.1), dict(prob="often"), dict(opus_levels=0.9), *bad_ranges):
         with pytest.raises(ValueError, match="codec"):
             BatchCodec(**bad)
 

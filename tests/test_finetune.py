@@ -170,7 +170,7 @@ def test_recipe_defaults_are_the_papers():
     "table, expected",
     [
         ("[noise]\nprob = 1.0\nsnr_db = [0, 5]\nbabble = 0.5\n", BatchNoise(prob=1.0, snr_db=(0, 5), babble=0.5)),
-        ("[codec]\nprob = 1.0\nopus = 0.5\n", BatchCodec(prob=1.0, opus=0.5)),  # a lossy codec after the noise
+        ("[codec]\nprob = 1.0\nopus = 0.5\nopus_levels = [0.9, 1]\n", BatchCodec(1.0, 0.5, opus_levels=(0.9, 1.0))),
     ],
     ids=["noise", "codec"],
 )

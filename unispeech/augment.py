@@ -112,20 +112,46 @@ def add_batch_noise(wav: torch.Tensor, lengths: torch.Tensor, noise: BatchNoise,
 
 
 @dataclasses.dataclass(frozen=True)
+class Codec:
+    container: str  # soundfile's format
+    subtype: str
+    levels: tuple[float, float]  # soundfile's compression levels (0 best, 1 smallest) that training draws from
+    bitrates: str  # what those levels came to on 16 kHz speech (RHVoice and Festival test clips)
+
+
+# Lossy codecs as libsndfile (soundfile) writes them, with the levels that span their speech range at 16 kHz
+CODECS = {
+    "opus": Codec("OGG", "OPUS", (0.85, 1.0), "~45-8 kbit/s"),  # VoIP, browser recordings; <~12 kbit/s: 4 kHz band
+    "mp3": Codec("MP3", "MPEG_LAYER_III", (0.0, 0.9), "~62-26 kbit/s"),  # LAME, variable bitrate
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class BatchCodec:
-    """A lossy codec (Opus or MP3, at a compression level drawn from CODECS' range) applied to training batches
-    as they are drawn, after the batch noise: a recording is noisy first, then compressed on its way to us."""
+    """A lossy codec (Opus or MP3, at a compression level drawn from a range: by default CODECS') applied to
+    training batches as they are drawn, after the batch noise: a recording is noisy first, then compressed."""
 
     prob: float = 0.2  # share of utterances that go through a codec
     opus: float = 0.6  # share of those that go through Opus; the others MP3
+    opus_levels: tuple[float, float] = CODECS["opus"].levels  # the compression levels drawn from (uniform)
+    mp3_levels: tuple[float, float] = CODECS["mp3"].levels
 
     def __post_init__(self):
         try:
+            ranges = [(float(low), float(high)) for low, high in (self.opus_levels, self.mp3_levels)]
             fits = 0 <= float(self.prob) <= 1 and 0 <= float(self.opus) <= 1
-        except (TypeError, ValueError):
+            fits = fits and all(0 <= low <= high <= 1 for low, high in ranges)
+            fits = fits and ranges[1][1] < 1  # LAME refuses level 1
+        except (TypeError, ValueError):  # not numbers, or a range not a pair
             fits = False
         if not fits:
-            raise ValueError(f"codec: prob and opus must lie in [0, 1], not {self}")
+            raise ValueError(
+                f"codec: prob and opus must lie in [0, 1], opus_levels be [low, high] within [0, 1] and mp3_levels "
+                f"within [0, 1), not {self}"
+            )
+
+    def levels(self, codec: str) -> tuple[float, float]:
+        return self.opus_levels if codec == "opus" else self.mp3_levels
 
 
 def add_batch_codec(wav: torch.Tensor, lengths: torch.Tensor, codec: BatchCodec, gen: torch.Generator):
@@ -140,7 +166,7 @@ def add_batch_codec(wav: torch.Tensor, lengths: torch.Tensor, codec: BatchCodec,
     out = wav.detach().float().cpu().clone()
     for row in (i for i in range(rows) if picked[i]):
         name = "opus" if opus[row] else "mp3"
-        low, high = CODECS[name].levels
+        low, high = codec.levels(name)
         n = int(lengths[row])
         coded = lossy_codec(out[row, :n].numpy(), name, low + (high - low) * level[row])
         out[row, :n] = torch.from_numpy(normalize(coded))
@@ -216,21 +242,6 @@ def mu_law(wav: np.ndarray, bits: int = 8) -> np.ndarray:
     code = np.round((np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu) + 1) / 2 * mu)
     y = 2 * code / mu - 1
     return (np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu * peak).astype(np.float32)
-
-
-@dataclasses.dataclass(frozen=True)
-class Codec:
-    container: str  # soundfile's format
-    subtype: str
-    levels: tuple[float, float]  # soundfile's compression levels (0 best, 1 smallest) that training draws from
-    bitrates: str  # what those levels came to on 16 kHz speech (RHVoice and Festival test clips)
-
-
-# Lossy codecs as libsndfile (soundfile) writes them, with the levels that span their speech range at 16 kHz
-CODECS = {
-    "opus": Codec("OGG", "OPUS", (0.85, 1.0), "~45-8 kbit/s"),  # VoIP, browser recordings; <~12 kbit/s: 4 kHz band
-    "mp3": Codec("MP3", "MPEG_LAYER_III", (0.0, 0.9), "~62-26 kbit/s"),  # LAME, variable bitrate
-}
 
 
 def encode(wav: np.ndarray, codec: str, level: float) -> bytes:
