@@ -59,10 +59,11 @@ def test_output_loads_in_transformers(toy, tmp_path):
 
 
 def test_resume_continues_exactly(toy, tmp_path):
-    """Dropout, masks, layer drop and batch noise drawn after a resume are those of an uninterrupted run."""
+    """Dropout, masks, layer drop, batch noise and codecs drawn after a resume are those of an uninterrupted run."""
     manifest, config = toy
     random_parts = {"dropout": 0.1, "mask_time_prob": 0.3, "mask_time_length": 3, "layerdrop": 0.2}
     random_parts["noise"] = BatchNoise(prob=0.5, snr_db=(5.0, 20.0), babble=0.5)
+    random_parts["codec"] = BatchCodec(prob=0.5, opus=0.5)
     recipe = load_recipe(None, max_updates=40, **{**TOY, **random_parts})
     straight = finetune(config, manifest, tmp_path / "straight", recipe=recipe, progress=False)
     half = load_recipe(None, max_updates=40, stop_after=20, **{**TOY, **random_parts})
