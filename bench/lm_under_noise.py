@@ -39,12 +39,13 @@ def noisy(clips: list[np.ndarray], i: int, snr_db: float | None, rng: np.random.
 
 def degraded(clips, i, condition: str, rng, babble: bool) -> tuple[np.ndarray, int]:
     """Clip `i` under `condition` ('clean', an SNR in dB, or 'CODEC:LEVEL'), and its size in bytes encoded."""
-    from unispeech.augment import encode, lossy_codec
+    from unispeech.augment import decode, encode
 
     if ":" not in condition:
         return noisy(clips, i, None if condition == "clean" else float(condition), rng, babble), 0
     codec, level = condition.split(":")
-    return lossy_codec(clips[i], codec, float(level)), len(encode(clips[i], codec, float(level)))
+    data = encode(clips[i], codec, float(level))
+    return decode(data, clips[i]), len(data)
 
 
 def main() -> None:

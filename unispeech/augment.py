@@ -259,15 +259,20 @@ def encode(wav: np.ndarray, codec: str, level: float) -> bytes:
     return buf.getvalue()
 
 
-def lossy_codec(wav: np.ndarray, codec: str, level: float) -> np.ndarray:
-    """`wav` through `codec` at `level` (see `encode`) and back, at its own level and length: what a recording
-    loses on its way through a browser, a call or an mp3."""
+def decode(data: bytes, like: np.ndarray) -> np.ndarray:
+    """A file `encode` made from `like`, decoded back to `like`'s level (its peak) and length."""
     import io
 
     import soundfile as sf
 
-    out = sf.read(io.BytesIO(encode(wav, codec, level)), dtype="float32")[0] * ((np.abs(wav).max() + 1e-9) / 0.9)
-    return np.pad(out, (0, max(0, wav.size - out.size)))[: wav.size].astype(np.float32)
+    out = sf.read(io.BytesIO(data), dtype="float32")[0] * ((np.abs(like).max() + 1e-9) / 0.9)
+    return np.pad(out, (0, max(0, like.size - out.size)))[: like.size].astype(np.float32)
+
+
+def lossy_codec(wav: np.ndarray, codec: str, level: float) -> np.ndarray:
+    """`wav` through `codec` at `level` (see `encode`) and back, at its own level and length: what a recording
+    loses on its way through a browser, a call or an mp3."""
+    return decode(encode(wav, codec, level), wav)
 
 
 def channel(wav: np.ndarray, rng: np.random.Generator, voices: bool = True) -> tuple[np.ndarray, dict]:

@@ -44,12 +44,13 @@ class FinetuneRecipe:
     codec: BatchCodec | None = None  # a lossy codec drawn anew for every batch, after the noise ([codec])
 
     def __post_init__(self):
-        for name, kind, keys in (("noise", BatchNoise, "prob, snr_db, babble"), ("codec", BatchCodec, "prob, opus")):
+        for name, kind in (("noise", BatchNoise), ("codec", BatchCodec)):
             value = getattr(self, name)
             if isinstance(value, dict):  # from TOML
                 table = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
                 object.__setattr__(self, name, kind(**table))
             elif not (value is None or isinstance(value, kind)):
+                keys = ", ".join(f.name for f in dataclasses.fields(kind))
                 raise ValueError(f"{name} must be a [{name}] table ({keys}), not {value!r}")
 
     @property
