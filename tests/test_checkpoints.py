@@ -153,3 +153,27 @@ def test_pretraining_logs_validation_figures(tmp_path):
     for r in rows:
         assert 0 <= r["valid_accuracy"] <= 1 and r["valid_contrastive"] > 0 and r["valid_utterances"] == 4
         assert 1 <= r["valid_perplexity"] <= 16  # of the hard codes: at most G x V
+
+
+def test_resume_reads_a_checkpoint_from_before_a_setting_existed_with_that_settings_default(toy, tmp_path, capsys):
+    """A checkpoint written before a release added a setting (here [codec]'s level ranges and the
+    keep_last option) resumes under the new release, which reads the missing settings as their defaults."""
+    import hashlib
+
+    manifest, config = toy
+    out, recipe = tmp_path / "out", tmp_path / "codec.toml"
+    recipe.write_text("[codec]\nprob = 0.5\nopus = 0.5\n")
+    args = train_cli(manifest, config, out, "--recipe", str(recipe))
+    assert run_main([*args, "--max-updates", "2"], capsys)[0] == 0
+    path = out / "checkpoints" / "checkpoint-0000002.pt"
+    state = torch.load(path, weights_only=False)
+    assert set(state["meta"]["recipe"]["codec"]) > {"prob", "opus"} and "keep_last" in state["options"]
+    state["meta"]["recipe"]["codec"] = {"prob": 0.5, "opus": 0.5}  # as the release before the ranges wrote it
+    del state["options"]["keep_last"]
+    torch.save(state, path)
+    path.with_name(path.name + ".sha256").write_text(hashlib.sha256(path.read_bytes()).hexdigest() + "\n")
+    code, _, err = run_main([*args, "--max-updates", "3", "--resume"], capsys)
+    assert code == 0 and "resuming from checkpoint-0000002.pt" in err
+    recipe.write_text("[codec]\nprob = 0.5\nopus = 0.5\nopus_levels = [0.9, 1]\n")  # a real change is still refused
+    code, _, err = run_main([*args, "--max-updates", "4", "--resume"], capsys)
+    assert code == 2 and "opus_levels" in err

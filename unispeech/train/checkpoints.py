@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..files import atomic_write
-from .recipe import TrainOptions, changed_on_resume
+from .recipe import TrainOptions, as_read_now, changed_on_resume
 
 
 @dataclasses.dataclass
@@ -63,8 +63,11 @@ def write_checkpoint(
     return path
 
 
-def resume_from_latest(ckpt_dir: Path, model, optimizer, options: TrainOptions, meta: dict, rank: int) -> Progress:
-    """Restore model, optimizer, RNG and position from the newest checkpoint that verifies."""
+def resume_from_latest(
+    ckpt_dir: Path, model, optimizer, options: TrainOptions, meta: dict, rank: int, recipe_kind=None
+) -> Progress:
+    """Restore model, optimizer, RNG and position from the newest checkpoint that verifies; `recipe_kind`
+    (the recipe's dataclass) reads the checkpoint's recipe as this version would."""
     checkpoints = sorted(ckpt_dir.glob("checkpoint-*.pt"))
     if not checkpoints:
         raise ValueError(f"--resume: no checkpoint in {ckpt_dir}")
@@ -77,7 +80,7 @@ def resume_from_latest(ckpt_dir: Path, model, optimizer, options: TrainOptions, 
             if rank == 0:
                 print(f"unispeech: warning: {e}; trying the previous checkpoint", file=sys.stderr)
             continue
-        check_same_run(state, options, meta, path)
+        check_same_run(state, options, meta, path, recipe_kind)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         _restore_rng(state["rng"])
@@ -120,12 +123,16 @@ def read_checkpoint(path: Path) -> dict:
     return state
 
 
-def check_same_run(state: dict, options: TrainOptions, meta: dict, path: Path) -> None:
+def check_same_run(state: dict, options: TrainOptions, meta: dict, path: Path, recipe_kind=None) -> None:
     """Refuse a resume whose options, recipe, world size or data differ from the checkpoint's (the plan
-    position and the model would silently mean something else); a longer --max-updates is fine."""
-    changed = changed_on_resume(state.get("options", {}), dataclasses.asdict(options))
+    position and the model would silently mean something else); a longer --max-updates is fine. Settings
+    that this version added since the checkpoint was written count as their defaults (`as_read_now`)."""
+    changed = changed_on_resume(as_read_now(TrainOptions, state.get("options", {})), dataclasses.asdict(options))
     saved_meta = state.get("meta", {})
-    saved_recipe = {k: v for k, v in saved_meta.get("recipe", {}).items() if k != "train"}
+    saved_recipe = saved_meta.get("recipe", {})
+    if recipe_kind is not None:
+        saved_recipe = as_read_now(recipe_kind, saved_recipe)
+    saved_recipe = {k: v for k, v in saved_recipe.items() if k != "train"}
     recipe = {k: v for k, v in meta.get("recipe", {}).items() if k != "train"}
     changed += changed_on_resume(saved_recipe, recipe, allowed=())
     for key in ("world_size", "data"):

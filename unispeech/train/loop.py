@@ -45,6 +45,7 @@ def _every(step: int, interval: int) -> bool:
 
 class Task(Protocol):
     model: torch.nn.Module
+    recipe: object  # the recipe dataclass the run was started with
 
     def compute_loss(self, model: torch.nn.Module, batch: Batch, step: int) -> tuple[torch.Tensor, float, dict]:
         """Summed loss over the batch, its normaliser (sentences, masked frames...), and stats to log."""
@@ -189,7 +190,7 @@ def start_run(
     meta = {**meta, "world_size": world, "data": data_fingerprint(examples)}
     progress = Progress()
     if resume:
-        progress = resume_from_latest(out / "checkpoints", model, optimizer, options, meta, rank)
+        progress = resume_from_latest(out / "checkpoints", model, optimizer, options, meta, rank, type(task.recipe))
     ddp = model
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None

@@ -158,6 +158,19 @@ def train_overrides(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name) for name in names}
 
 
+def as_read_now(kind, saved: dict) -> dict:
+    """A checkpoint's settings as this version reads them: a setting added since it was written takes its
+    default, which keeps the old behaviour (so an upgrade does not block --resume). A setting this version
+    no longer has leaves the saved dict as it was, and the comparison names it."""
+    try:
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+        if kind is TrainOptions:
+            return dataclasses.asdict(TrainOptions(**values))
+        return dataclasses.asdict(kind(**{**values, "train": TrainOptions()}))
+    except (TypeError, ValueError):
+        return saved
+
+
 def changed_on_resume(saved: dict, current: dict, allowed: tuple[str, ...] = RESUMABLE_CHANGES) -> list[str]:
     """'name: saved -> now' for every setting that differs (lists and tuples compare alike)."""
 
