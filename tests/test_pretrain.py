@@ -1,6 +1,7 @@
 """UniSpeech pretraining: each piece against an independent computation, transformers loading our checkpoint,
 and a short run that learns without codebook collapse."""
 
+import dataclasses
 import json
 import math
 
@@ -22,7 +23,7 @@ from unispeech.train.losses import (
 )
 from unispeech.train.pretrain import pretrain, read_pretrain_recipe
 
-from .conftest import randomize, speechlike, write_tiny_config, write_tone_dataset
+from .conftest import normalized, randomize, run_main, speechlike, write_tiny_config, write_tone_dataset
 
 
 def test_quantizer_shapes_and_perplexity():
@@ -196,3 +197,71 @@ def test_collapse_warning_needs_a_sustained_low_perplexity():
     assert watch.update(6, 2.0) is None  # once is enough
     healthy = CollapseWatch(total=640, patience=3)
     assert all(healthy.update(s, 400.0) is None for s in range(50))
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(tmp_path_factory):
+    """A toy CTC model (two updates of fine-tuning) and its labelled data."""
+    from unispeech.train.finetune import finetune, load_recipe
+
+    root = tmp_path_factory.mktemp("fine-tuned")
+    manifest = write_tone_dataset(root / "data", n=8)
+    config = write_tiny_config(root / "config.json", codevector_dim=32, proj_codevector_dim=32)
+    recipe = load_recipe(None, max_updates=2, max_batch_seconds=8, freeze_encoder_updates=0)
+    return finetune(config, manifest, root / "ctc", recipe=recipe, progress=False), manifest
+
+
+def test_multi_task_training_from_a_fine_tuned_model_starts_from_its_body_and_its_head(fine_tuned):
+    from safetensors.torch import load_file
+
+    from unispeech.train.pretrain import init_pretrain_model
+
+    ctc, _ = fine_tuned
+    model, vocab = init_pretrain_model(ctc, read_pretrain_recipe(None), None)
+    stored = load_file(ctc / "model.safetensors")
+    assert torch.equal(model.ctc_proj.weight, stored["lm_head.weight"])
+    assert torch.equal(model.ctc_proj.bias, stored["lm_head.bias"])
+    assert torch.equal(
+        model.backbone.encoder.layers[0].feed_forward.output_dense.weight,
+        stored["unispeech.encoder.layers.0.feed_forward.output_dense.weight"],
+    )
+    assert len(vocab) == 43 and vocab.tokens[vocab.blank_id] == "<pad>"
+
+
+def test_multi_task_result_recognizes_with_its_ctc_head_and_validates_its_per(fine_tuned, tmp_path):
+    """The paper's CTC-transfer: the pretraining folder (with its head's vocab.json) loads as a recognizer
+    whose logits are the pretraining model's CTC head without replacement."""
+    from unispeech import load_model
+    from unispeech.model import ctc_view
+
+    ctc, manifest = fine_tuned
+    recipe = read_pretrain_recipe(None, max_updates=2, max_batch_seconds=8, num_negatives=4, valid_every=2)
+    out = pretrain(ctc, tmp_path / "joint", labeled=manifest, valid_data=manifest, recipe=recipe, progress=False)
+    valid = [r for r in read_log(out) if "valid_per" in r][-1]
+    assert math.isfinite(valid["valid_per"]) and valid["valid_per"] >= 0 and "valid_contrastive" in valid
+    wav = torch.from_numpy(normalized(speechlike(1.0)).astype(np.float32))[None]
+    with torch.no_grad():
+        expected = ctc_view(load_pretraining_folder(out).eval())(wav, torch.tensor([wav.shape[1]]))[0]
+        recognizer = load_model(str(out), dtype="float32", backend="torch")
+        got = recognizer.model(wav, torch.tensor([wav.shape[1]]))[0]
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert recognizer.vocab.tokens[recognizer.vocab.blank_id] == "<pad>"
+
+
+def test_a_pretraining_folder_without_its_heads_vocabulary_is_refused_as_a_recognizer(tmp_path, capsys):
+    model = UniSpeechPretrainModel(tiny_config(codevector_dim=32, proj_codevector_dim=32))
+    save_folder(tmp_path / "pt", model, None)
+    code, _, err = run_main(["transcribe", "--model", str(tmp_path / "pt"), str(tmp_path / "x.wav")], capsys)
+    assert code != 0 and "fine-tune it first" in err and "Traceback" not in err
+
+
+def test_multi_task_training_adds_the_recipe_s_batch_noise(fine_tuned, tmp_path):
+    ctc, manifest = fine_tuned
+    first_losses = []
+    for name, noise in (("clean", None), ("noisy", {"prob": 1.0, "snr_db": [0, 5]})):
+        recipe = read_pretrain_recipe(None, max_updates=1, max_batch_seconds=8, num_negatives=4, log_every=1)
+        if noise:
+            recipe = dataclasses.replace(recipe, noise=noise)
+        out = pretrain(ctc, tmp_path / name, labeled=manifest, recipe=recipe, progress=False)
+        first_losses.append(read_log(out)[0]["loss"])
+    assert first_losses[0] != first_losses[1]  # same seed, masks and negatives: only the noise differs

@@ -173,6 +173,32 @@ def add_batch_codec(wav: torch.Tensor, lengths: torch.Tensor, codec: BatchCodec,
     return out.to(device=wav.device, dtype=wav.dtype)
 
 
+@dataclasses.dataclass(frozen=True)
+class BatchAugment:
+    """What a training recipe adds to each batch as it is drawn: noise, then a lossy codec (its [noise] and
+    [codec] tables; either may be absent)."""
+
+    noise: BatchNoise | None = None
+    codec: BatchCodec | None = None
+
+    @classmethod
+    def from_recipe(cls, noise, codec) -> BatchAugment:
+        """From a recipe's fields: dataclasses, TOML tables (dicts) or None; anything else is refused by name."""
+        tables = {}
+        for name, kind, value in (("noise", BatchNoise, noise), ("codec", BatchCodec, codec)):
+            if isinstance(value, dict):
+                value = kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+            elif not (value is None or isinstance(value, kind)):
+                keys = ", ".join(f.name for f in dataclasses.fields(kind))
+                raise ValueError(f"{name} must be a [{name}] table ({keys}), not {value!r}")
+            tables[name] = value
+        return cls(**tables)
+
+    def __call__(self, wav: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        wav = wav if self.noise is None else add_batch_noise(wav, lengths, self.noise, gen)
+        return wav if self.codec is None else add_batch_codec(wav, lengths, self.codec, gen)
+
+
 def _coloured_noise(rows: int, samples: int, gen: torch.Generator) -> torch.Tensor:
     """Gaussian noise whose power falls as f**-slope above 50 Hz (flat below: no drift), the slope drawn per row
     from 0 (white) to 2 (brown)."""

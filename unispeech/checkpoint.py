@@ -3,6 +3,7 @@ load into a CTC or pretraining model (strictly, or leniently for fine-tuning's s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -184,17 +185,24 @@ def load_weights(
     strict: bool = True,
     dtypes: dict[str, torch.dtype] | None = None,
     assign: bool = False,
+    carry_head: bool = False,
 ) -> list[str]:
     """Load a folder's weights (any layout, either model kind's folder) into `model`.
 
     Strict: every tensor of the model must be in the folder. Lenient (the start of fine-tuning): the CTC
     head may be missing or of another size and is then left as initialised; the body must still be
-    complete. Heads of the other model kind are ignored. Returns notes on what was left initialised."""
+    complete. Heads of the other model kind are ignored, except that `carry_head` (the caller knows both
+    heads label the same vocabulary) takes the other kind's phonetic CTC head (lm_head <-> ctc_proj) where
+    the folder lacks this kind's. Returns notes on what was left initialised."""
     model_type = model.config.model_type
     convert = (lambda key: dtypes.get(from_hf_key(key, model_type))) if dtypes else None
     state = from_hf_keys(read_state_dict(folder, convert), model_type)
     own = model.state_dict()
-    heads, foreign = (CTC_HEADS, PRETRAINING_HEADS) if isinstance(model, CTCModel) else (PRETRAINING_HEADS, CTC_HEADS)
+    if carry_head:
+        mine, theirs = ("lm_head.", "ctc_proj.") if isinstance(model, CTCModel) else ("ctc_proj.", "lm_head.")
+        if not any(k.startswith(mine) for k in state):
+            state.update({mine + k[len(theirs) :]: v for k, v in state.items() if k.startswith(theirs)})
+    foreign = PRETRAINING_HEADS if isinstance(model, CTCModel) else CTC_HEADS
     state = {k: v for k, v in state.items() if not k.startswith(foreign)}
     if isinstance(model, CTCModel) and "lm_head.weight" not in state and strict:
         raise ValueError(
@@ -202,9 +210,10 @@ def load_weights(
             "checkpoint: fine-tune it first (unispeech finetune --init ...)"
         )
     notes = []
-    if not strict:
-        resized = [k for k in own if k.startswith(heads) and k in state and state[k].shape != own[k].shape]
-        absent = [k for k in own if k.startswith(heads) and k not in state]
+    if not strict:  # the CTC head may be re-made; a pretraining model's quantizer is left as initialised
+        head = "lm_head." if isinstance(model, CTCModel) else "ctc_proj."
+        resized = [k for k in own if k.startswith(head) and k in state and state[k].shape != own[k].shape]
+        absent = [k for k in own if k.startswith(head) and k not in state]
         if resized:
             notes.append(
                 f"the checkpoint's head has {tuple(state[resized[0]].shape)} weights where this model's "
@@ -215,7 +224,7 @@ def load_weights(
                 "the checkpoint has no CTC head (a pretraining checkpoint?): the head starts from random weights"
             )
         if resized or absent:
-            state = {k: v for k, v in state.items() if not k.startswith(heads)}
+            state = {k: v for k, v in state.items() if not k.startswith(head)}
     if MASK_EMBED in own and MASK_EMBED not in state:
         state[MASK_EMBED] = torch.rand(own[MASK_EMBED].shape)  # used only in training: transformers draws it too
     _check_keys(own, state, folder, strict)
@@ -254,18 +263,31 @@ def read_config(folder: Path) -> ModelConfig:
 
 def load_folder(folder: Path, precision: Precision = Precision()) -> tuple[CTCModel, Vocabulary, AudioSettings]:
     """A complete CTC checkpoint folder -> model in eval mode in `precision`, its vocabulary and audio
-    settings. The weights are read straight into their final types."""
+    settings. The weights are read straight into their final types. A UniSpeech pretraining folder with its
+    phonetic CTC head's vocab.json loads as that head's recognizer (the paper's CTC-transfer)."""
     config, vocab, audio = read_metadata(folder)
     with torch.device("meta"):
         model = build_model(config)
-    load_weights(model, folder, dtypes=parameter_dtypes(model, precision), assign=True)
+    dtypes = parameter_dtypes(model, precision)
+    load_weights(model, folder, dtypes=dtypes, assign=True, carry_head=is_pretraining(config))
     return set_precision(model, precision).eval(), vocab, audio
+
+
+def is_pretraining(config: ModelConfig) -> bool:
+    return any(name.endswith("ForPreTraining") for name in config.extra.get("architectures", []))
 
 
 def read_metadata(folder: Path) -> tuple[ModelConfig, Vocabulary, AudioSettings]:
     """A CTC model folder's config, vocabulary and audio settings, without its weights (what
-    `metadata_files` writes)."""
+    `metadata_files` writes); for a pretraining folder, those of its phonetic CTC head."""
     config = read_config(folder)
+    if is_pretraining(config):
+        if not (folder / "vocab.json").is_file():
+            raise ValueError(
+                f"{folder}: a pretraining checkpoint without the vocab.json of its CTC head: fine-tune it first "
+                "(unispeech finetune --init ...)"
+            )
+        config = dataclasses.replace(config, vocab_size=config.num_ctc_classes)
     vocab = Vocabulary.from_folder(folder, blank_id=config.pad_token_id, head_size=config.vocab_size)
     return config, vocab, AudioSettings.from_folder(folder)
 
@@ -334,6 +356,8 @@ def metadata_files(
     hf["dtype"] = "float32"  # transformers 5 would otherwise compute in the stored type (float16 storage)
     if pretraining:
         hf["architectures"] = ["UniSpeechForPreTraining"]
+        if vocab is not None:  # the blank of ctc_proj's labels: what loading it as a recognizer needs
+            hf["pad_token_id"] = vocab.blank_id
     else:
         hf.update(
             pad_token_id=vocab.blank_id,

@@ -144,6 +144,16 @@ class UniSpeechPretrainModel(nn.Module):
         return self.ctc_proj(self.dropout(replace_mix(context, targets, replace)))
 
 
+def ctc_view(model: UniSpeechPretrainModel) -> CTCModel:
+    """The pretraining model's backbone and phonetic CTC head as a CTC model (the paper's CTC-transfer
+    recognizer), sharing their parameters: no replacement, no quantizer."""
+    config = dataclasses.replace(model.config, vocab_size=model.config.num_ctc_classes)
+    with torch.device("meta"):
+        view = CTCModel(config)
+    view.backbone, view.lm_head, view.dropout = model.backbone, model.ctc_proj, model.dropout
+    return view
+
+
 def replace_mix(context: torch.Tensor, quantized: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
     """Each frame of the transformer output replaced by its (projected) quantized latent where `replace` (B, T)."""
     return torch.where(replace[:, :, None], quantized.to(context.dtype), context)

@@ -49,7 +49,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         valid_data=args.valid,
         device=args.device,
     )
-    print(f"pretrained model: {out} (fine-tune it with: unispeech finetune --init {out} ...)")
+    usable = " or recognize with its CTC head as it is: unispeech transcribe --model {out} ..."
+    usable = usable.format(out=out) if (out / "vocab.json").is_file() else ""
+    print(f"pretrained model: {out} (fine-tune it with: unispeech finetune --init {out} ...;{usable})")
     return 0
 
 

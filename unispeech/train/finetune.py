@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..audio import AudioSettings
-from ..augment import BatchCodec, BatchNoise, add_batch_codec, add_batch_noise
+from ..augment import BatchAugment, BatchCodec, BatchNoise
 from ..checkpoint import load_weights, resolve_folder, save_folder, weights_file
 from ..config import ModelConfig
 from ..data import load_dataset
@@ -44,14 +44,13 @@ class FinetuneRecipe:
     codec: BatchCodec | None = None  # a lossy codec drawn anew for every batch, after the noise ([codec])
 
     def __post_init__(self):
-        for name, kind in (("noise", BatchNoise), ("codec", BatchCodec)):
-            value = getattr(self, name)
-            if isinstance(value, dict):  # from TOML
-                table = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-                object.__setattr__(self, name, kind(**table))
-            elif not (value is None or isinstance(value, kind)):
-                keys = ", ".join(f.name for f in dataclasses.fields(kind))
-                raise ValueError(f"{name} must be a [{name}] table ({keys}), not {value!r}")
+        augment = BatchAugment.from_recipe(self.noise, self.codec)
+        object.__setattr__(self, "noise", augment.noise)
+        object.__setattr__(self, "codec", augment.codec)
+
+    @property
+    def augment(self) -> BatchAugment:
+        return BatchAugment(self.noise, self.codec)
 
     @property
     def masking(self) -> MaskOptions:
@@ -75,9 +74,7 @@ class FinetuneTask:
         masks = None
         if backbone.masker is not None:
             masks = backbone.masker.draw(r.masking, backbone.output_lengths(batch.lengths), gen)
-        wav = batch.wav if r.noise is None else add_batch_noise(batch.wav, batch.lengths, r.noise, gen)
-        wav = wav if r.codec is None else add_batch_codec(wav, batch.lengths, r.codec, gen)
-        logits, frame_lengths = model(wav, batch.lengths, masks)
+        logits, frame_lengths = model(r.augment(batch.wav, batch.lengths, gen), batch.lengths, masks)
         log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (T, B, V)
         loss = F.ctc_loss(
             log_probs,
@@ -95,17 +92,21 @@ class FinetuneTask:
         if not self.valid:
             return {}
         model.eval()
-        recognizer = Recognizer(self.model, self.vocab, AudioSettings())
-        wavs = [recognizer.prepare(e.audio.astype(np.float32) / 32768, 16000) for e in self.valid]
-        logits = recognizer.logits_batch(wavs, batch_size=16)
-        hyps = [recognizer.decode(x, w.size).phones for x, w in zip(logits, wavs)]
-        refs = [[self.vocab.tokens[t] for t in e.labels] for e in self.valid]
-        counts = phone_error_rate(refs, hyps)
+        per = phone_error_rate_on(self.model, self.vocab, self.valid)
         model.train()
-        return {"per": counts.per, "utterances": len(refs)}
+        return {"per": per, "utterances": len(self.valid)}
 
     def export(self, model, folder: Path) -> None:
         save_folder(folder, self.model, self.vocab, AudioSettings())
+
+
+def phone_error_rate_on(model: CTCModel, vocab: Vocabulary, examples: list[Example]) -> float:
+    """Greedy PER of `model` (in eval mode) on labelled examples."""
+    recognizer = Recognizer(model, vocab, AudioSettings())
+    wavs = [recognizer.prepare(e.audio.astype(np.float32) / 32768, 16000) for e in examples]
+    logits = recognizer.logits_batch(wavs, batch_size=16)
+    hyps = [recognizer.decode(x, w.size).phones for x, w in zip(logits, wavs)]
+    return phone_error_rate([[vocab.tokens[t] for t in e.labels] for e in examples], hyps).per
 
 
 def init_model(init: str | Path, recipe: FinetuneRecipe) -> tuple[CTCModel, Vocabulary]:

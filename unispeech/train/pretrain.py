@@ -17,14 +17,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_pretraining_folder, save_folder
+from ..augment import BatchAugment, BatchCodec, BatchNoise
+from ..checkpoint import is_pretraining, load_pretraining_folder, load_weights, read_config, save_folder
 from ..config import ModelConfig
 from ..data import load_dataset, with_phones
 from ..masking import MaskOptions, SpanMasks, draw_span_masks
-from ..model import UniSpeechPretrainModel, initialize_weights
+from ..model import UniSpeechPretrainModel, ctc_view, initialize_weights
 from ..precision import resolve_device
 from ..vocab import Vocabulary, phone_vocabulary
 from .batches import Batch, Example, batch_to, collate, load_examples, plan_batches
+from .finetune import phone_error_rate_on
 from .loop import train
 from .losses import (
     contrastive_logits,
@@ -69,10 +71,19 @@ class PretrainRecipe:
     # Where negatives come from: "all" frames of the utterance (stage 1, --negatives-from-everywhere),
     # "masked" frames only (stage 2 and wav2vec 2.0), or "auto": "all" with labelled data, else "masked".
     negatives: str = "auto"
+    noise: BatchNoise | None = None  # batch noise and codec as in fine-tuning ([noise], [codec] tables)
+    codec: BatchCodec | None = None
 
     def __post_init__(self):
         if self.negatives not in NEGATIVE_SOURCES:
             raise ValueError(f"negatives must be one of {', '.join(NEGATIVE_SOURCES)}, not {self.negatives!r}")
+        augment = BatchAugment.from_recipe(self.noise, self.codec)
+        object.__setattr__(self, "noise", augment.noise)
+        object.__setattr__(self, "codec", augment.codec)
+
+    @property
+    def augment(self) -> BatchAugment:
+        return BatchAugment(self.noise, self.codec)
 
     @property
     def masking(self) -> MaskOptions:
@@ -148,7 +159,10 @@ class PretrainTask:
         frame_lengths = core.backbone.output_lengths(batch.lengths)
         mask, rows, steps, negatives, gen = draw_masks_and_negatives(r, frame_lengths, batch.index)
         B, T = mask.shape
-        context, targets, perplexity, frame_lengths = model(batch.wav, batch.lengths, SpanMasks(mask, None))
+        wav = batch.wav
+        if model.training and (r.noise or r.codec):  # its own generator: the masks stay those of the plan
+            wav = r.augment(wav, batch.lengths, torch.Generator().manual_seed(r.train.seed * 7919 + batch.index + 1))
+        context, targets, perplexity, frame_lengths = model(wav, batch.lengths, SpanMasks(mask, None))
         rows, steps, negatives = (t.to(context.device) for t in (rows, steps, negatives))  # drawn on the CPU
         logits = contrastive_logits(
             context[rows, steps], targets[rows, steps], targets[rows[:, None], negatives], r.logit_temperature
@@ -198,9 +212,13 @@ class PretrainTask:
             loss, n_masked, stats = self.losses(model, batch, step=0)
             for key, value in {"loss": float(loss), **stats}.items():
                 totals[key] = totals.get(key, 0.0) + value
-        model.train()
         masked = max(totals.pop("masked"), 1.0)
-        return {**{k: v / masked for k, v in totals.items()}, "utterances": len(self.valid)}
+        figures = {**{k: v / masked for k, v in totals.items()}, "utterances": len(self.valid)}
+        labelled = [e for e in self.valid if e.labels]
+        if labelled and self.vocab is not None:  # the CTC head's phone error rate, without replacement
+            figures["per"] = phone_error_rate_on(ctc_view(self.model), self.vocab, labelled)
+        model.train()
+        return figures
 
     def export(self, model, folder: Path) -> None:
         save_folder(folder, self.model, self.vocab)
@@ -219,10 +237,14 @@ def read_pretrain_recipe(path, **overrides) -> PretrainRecipe:
 
 
 def init_pretrain_model(init: str | Path, recipe: PretrainRecipe, num_ctc_classes: int | None):
-    """From a pretraining checkpoint folder (continue / stage 2) or a config.json (random initialisation)."""
+    """From a pretraining checkpoint folder (continue / stage 2), a fine-tuned CTC model's folder (its body
+    and CTC head go on, with a new quantizer: multi-task training from a recognizer), or a config.json
+    (random initialisation)."""
     init = Path(init)
     if not init.exists():
-        raise ValueError(f"{init}: no such pretraining folder or config.json")
+        raise ValueError(f"{init}: no such pretraining folder, CTC model folder or config.json")
+    if init.is_dir() and not is_pretraining(read_config(init)):
+        return from_ctc_model(init, recipe)
     if init.is_dir():
         model = load_pretraining_folder(init)
         model.dropout_features.p = recipe.dropout_features
@@ -234,9 +256,26 @@ def init_pretrain_model(init: str | Path, recipe: PretrainRecipe, num_ctc_classe
             )
         return model, vocab
     base = ModelConfig.from_json(init)
-    config = dataclasses.replace(
+    config = training_config(base, recipe, num_ctc_classes or base.num_ctc_classes)
+    torch.manual_seed(recipe.train.seed)
+    return initialize_weights(UniSpeechPretrainModel(config)), None
+
+
+def from_ctc_model(folder: Path, recipe: PretrainRecipe):
+    """A fine-tuned CTC model -> the pretraining model with its body and its head as the phonetic CTC head;
+    the quantizer and its projections start as in pretraining from scratch."""
+    base = read_config(folder)
+    vocab = Vocabulary.from_folder(folder, blank_id=base.pad_token_id, head_size=base.vocab_size)
+    torch.manual_seed(recipe.train.seed)
+    model = initialize_weights(UniSpeechPretrainModel(training_config(base, recipe, base.vocab_size)))
+    load_weights(model, folder, strict=False, carry_head=True)
+    return model, vocab
+
+
+def training_config(base: ModelConfig, recipe: PretrainRecipe, num_ctc_classes: int) -> ModelConfig:
+    return dataclasses.replace(
         base,
-        num_ctc_classes=num_ctc_classes or base.num_ctc_classes,
+        num_ctc_classes=num_ctc_classes,
         mask_time_prob=max(base.mask_time_prob, 0.05),
         hidden_dropout=recipe.dropout,
         attention_dropout=recipe.dropout,
@@ -246,8 +285,14 @@ def init_pretrain_model(init: str | Path, recipe: PretrainRecipe, num_ctc_classe
         layerdrop=recipe.layerdrop,
         feat_quantizer_dropout=recipe.dropout_features,
     )
-    torch.manual_seed(recipe.train.seed)
-    return initialize_weights(UniSpeechPretrainModel(config)), None
+
+
+def read_valid(valid_data, vocab: Vocabulary | None, language: str, progress: bool) -> list[Example]:
+    """Held-out audio; with its phones too where the run has a CTC head and every row has a label (the
+    head's PER is then validated as well)."""
+    utts = load_dataset(valid_data, split="dev", labelled=False)[0]
+    labelled = vocab is not None and utts and all(u.phones or u.text for u in utts)
+    return load_examples(utts, vocab if labelled else None, language, progress=progress, labelled=labelled)[0]
 
 
 def _vocab_tokens(folder: Path) -> dict:
@@ -278,23 +323,21 @@ def pretrain(
         vocab = phone_vocabulary(sorted({p for u in labelled_utts for p in (u.phones or ())}), lang=language)
     model, init_vocab = init_pretrain_model(init, recipe, len(vocab) if vocab else None)
     model.config = dataclasses.replace(model.config, replace_prob=recipe.replace_prob)  # the saved config says r
-    if init_vocab is not None and vocab is not None:
-        vocab = init_vocab  # continue with the checkpoint's CTC classes
+    if init_vocab is not None:
+        vocab = init_vocab  # continue with the checkpoint's CTC classes (kept on export without labelled data too)
     if vocab is not None and len(vocab) != model.config.num_ctc_classes:
         raise ValueError(
             f"the labelled data has {len(vocab)} CTC classes, the model's ctc_proj {model.config.num_ctc_classes}"
         )
+    if vocab is not None:  # the CTC head's blank, for validating its PER and recognizing with it
+        model.config = dataclasses.replace(model.config, pad_token_id=vocab.blank_id)
     examples = load_examples(labelled_utts, vocab, language=language, progress=progress)[0] if labelled_utts else []
     if unlabelled_utts:
         examples += load_examples(unlabelled_utts, None, progress=progress, labelled=False)[0]
     if not examples:
         raise ValueError("none of the clips could be read")
     recipe = resolve_negatives(recipe, labelled=any(e.labels for e in examples))
-    valid = []
-    if valid_data:
-        valid = load_examples(
-            load_dataset(valid_data, split="dev", labelled=False)[0], None, progress=progress, labelled=False
-        )[0]
+    valid = read_valid(valid_data, vocab, language, progress) if valid_data else []
     print(
         f"unispeech: pretraining on {len(examples)} clips ({sum(bool(e.labels) for e in examples)} labelled), "
         f"validating on {len(valid)}",
