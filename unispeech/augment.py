@@ -182,10 +182,12 @@ class BatchAugment:
     codec: BatchCodec | None = None
 
     @classmethod
-    def from_recipe(cls, noise, codec) -> BatchAugment:
-        """From a recipe's fields: dataclasses, TOML tables (dicts) or None; anything else is refused by name."""
+    def from_recipe(cls, recipe) -> BatchAugment:
+        """From a recipe's `noise` and `codec` fields: dataclasses, TOML tables (dicts) or None; anything else
+        is refused by name."""
         tables = {}
-        for name, kind, value in (("noise", BatchNoise, noise), ("codec", BatchCodec, codec)):
+        for name, kind in (("noise", BatchNoise), ("codec", BatchCodec)):
+            value = getattr(recipe, name)
             if isinstance(value, dict):
                 value = kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
             elif not (value is None or isinstance(value, kind)):
@@ -193,6 +195,13 @@ class BatchAugment:
                 raise ValueError(f"{name} must be a [{name}] table ({keys}), not {value!r}")
             tables[name] = value
         return cls(**tables)
+
+    @classmethod
+    def read_tables(cls, recipe) -> None:
+        """A frozen recipe's [noise] and [codec] tables replaced by their dataclasses (its __post_init__)."""
+        augment = cls.from_recipe(recipe)
+        object.__setattr__(recipe, "noise", augment.noise)
+        object.__setattr__(recipe, "codec", augment.codec)
 
     def __call__(self, wav: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         wav = wav if self.noise is None else add_batch_noise(wav, lengths, self.noise, gen)

@@ -44,13 +44,7 @@ class FinetuneRecipe:
     codec: BatchCodec | None = None  # a lossy codec drawn anew for every batch, after the noise ([codec])
 
     def __post_init__(self):
-        augment = BatchAugment.from_recipe(self.noise, self.codec)
-        object.__setattr__(self, "noise", augment.noise)
-        object.__setattr__(self, "codec", augment.codec)
-
-    @property
-    def augment(self) -> BatchAugment:
-        return BatchAugment(self.noise, self.codec)
+        BatchAugment.read_tables(self)
 
     @property
     def masking(self) -> MaskOptions:
@@ -74,7 +68,8 @@ class FinetuneTask:
         masks = None
         if backbone.masker is not None:
             masks = backbone.masker.draw(r.masking, backbone.output_lengths(batch.lengths), gen)
-        logits, frame_lengths = model(r.augment(batch.wav, batch.lengths, gen), batch.lengths, masks)
+        wav = BatchAugment.from_recipe(r)(batch.wav, batch.lengths, gen)
+        logits, frame_lengths = model(wav, batch.lengths, masks)
         log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (T, B, V)
         loss = F.ctc_loss(
             log_probs,

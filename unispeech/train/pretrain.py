@@ -77,13 +77,7 @@ class PretrainRecipe:
     def __post_init__(self):
         if self.negatives not in NEGATIVE_SOURCES:
             raise ValueError(f"negatives must be one of {', '.join(NEGATIVE_SOURCES)}, not {self.negatives!r}")
-        augment = BatchAugment.from_recipe(self.noise, self.codec)
-        object.__setattr__(self, "noise", augment.noise)
-        object.__setattr__(self, "codec", augment.codec)
-
-    @property
-    def augment(self) -> BatchAugment:
-        return BatchAugment(self.noise, self.codec)
+        BatchAugment.read_tables(self)
 
     @property
     def masking(self) -> MaskOptions:
@@ -161,7 +155,9 @@ class PretrainTask:
         B, T = mask.shape
         wav = batch.wav
         if model.training and (r.noise or r.codec):  # its own generator: the masks stay those of the plan
-            wav = r.augment(wav, batch.lengths, torch.Generator().manual_seed(r.train.seed * 7919 + batch.index + 1))
+            wav = BatchAugment.from_recipe(r)(
+                wav, batch.lengths, torch.Generator().manual_seed(r.train.seed * 7919 + batch.index + 1)
+            )
         context, targets, perplexity, frame_lengths = model(wav, batch.lengths, SpanMasks(mask, None))
         rows, steps, negatives = (t.to(context.device) for t in (rows, steps, negatives))  # drawn on the CPU
         logits = contrastive_logits(
