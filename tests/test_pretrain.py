@@ -246,6 +246,10 @@ def test_multi_task_result_recognizes_with_its_ctc_head_and_validates_its_per(fi
         got = recognizer.model(wav, torch.tensor([wav.shape[1]]))[0]
     assert torch.allclose(got, expected, atol=1e-5)
     assert recognizer.vocab.tokens[recognizer.vocab.blank_id] == "<pad>"
+    from unispeech.train.finetune import init_model, load_recipe
+
+    tuned, _ = init_model(out, load_recipe(None))  # fine-tuning it goes on with the head: it labels our phones
+    assert torch.equal(tuned.lm_head.weight, load_pretraining_folder(out).ctc_proj.weight)
 
 
 def test_a_pretraining_folder_without_its_heads_vocabulary_is_refused_as_a_recognizer(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 
 from ..audio import AudioSettings
 from ..augment import BatchAugment, BatchCodec, BatchNoise
-from ..checkpoint import load_weights, resolve_folder, save_folder, weights_file
+from ..checkpoint import is_pretraining, load_weights, resolve_folder, save_folder, weights_file
 from ..config import ModelConfig
 from ..data import load_dataset
 from ..g2p import kyrgyz_inventory
@@ -120,9 +121,11 @@ def init_model(init: str | Path, recipe: FinetuneRecipe) -> tuple[CTCModel, Voca
         )
     base = ModelConfig.from_json(config_path)
     vocab = phone_vocabulary(list(kyrgyz_inventory()))
-    pretraining = "UniSpeechForPreTraining" in base.extra.get("architectures", [])
+    pretraining = is_pretraining(base)
     if folder.is_dir() and (folder / "vocab.json").is_file() and not pretraining:  # a pretraining vocab is not ours
         vocab = Vocabulary.from_folder(folder, blank_id=base.pad_token_id, head_size=base.vocab_size)
+    # ...unless its CTC head labels exactly our phones (multi-task training on them): then that head goes on
+    carry_head = pretraining and _head_labels(folder) == list(vocab.tokens)
     config = dataclasses.replace(
         base,
         vocab_size=len(vocab),
@@ -141,9 +144,18 @@ def init_model(init: str | Path, recipe: FinetuneRecipe) -> tuple[CTCModel, Voca
     torch.manual_seed(recipe.train.seed)
     model = initialize_weights(build_model(config))  # a new head (or all of it, from a config) starts as fairseq's
     if folder.is_dir():
-        for note in load_weights(model, folder, strict=False):
+        for note in load_weights(model, folder, strict=False, carry_head=carry_head):
             print(f"unispeech: --init {init}: {note}", file=sys.stderr)
     return model, vocab
+
+
+def _head_labels(folder: Path) -> list[str] | None:
+    """A pretraining folder's CTC head labels (its vocab.json in id order), or None."""
+    try:
+        raw = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        return [token for token, _ in sorted(raw.items(), key=lambda item: item[1])]
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def finetune(
