@@ -306,7 +306,7 @@ def test_pretraining_from_a_missing_init_says_what_init_must_be(tmp_path, capsys
     (tmp_path / "d.jsonl").write_text(json.dumps({"audio": "clip.wav"}) + "\n", encoding="utf-8")
     argv = ["pretrain", "--init", str(tmp_path / "nowhere"), "--unlabeled", str(tmp_path / "d.jsonl")]
     code, _, err = run_main(argv + ["--out", str(tmp_path / "out")], capsys)
-    assert code == 2 and "nowhere: no such pretraining folder or config.json" in err
+    assert code == 2 and "nowhere: no such pretraining folder, CTC model folder or config.json" in err
 
 
 def test_lm_text_that_is_not_utf8_is_named(tmp_path, capsys):
