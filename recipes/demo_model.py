@@ -4,6 +4,7 @@
                                  [--device cuda]
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
         [--mbrola-tuning VOICES] [--extra-data MANIFEST ...] [--real-updates 3000] [--init MODEL]
+        [--data-only]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
 Steps: split the sentences (the 227 sentences of data/ky/val.text never reach training), synthesise
@@ -17,6 +18,7 @@ stage continues on espeak-ng's training set mixed with augmented copies of those
 every source's held-out utterances are evaluated (`--mbrola` voices make test sets only; `--mbrola-tuning` voices
 a validation set of unseen voices for the phone LM's weights only). `--init MODEL` starts that stage from MODEL
 instead of training stages 1, 2, ...
+`--data-only` makes every set and stops (to train elsewhere, or to pair two trainings on the same data).
 """
 
 from __future__ import annotations
@@ -116,6 +118,11 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--device", default="cpu", help="where training runs: cpu or cuda (default: cpu)")
     parser.add_argument("--skip-bundle", action="store_true", help="do not copy the result into the package")
+    parser.add_argument(
+        "--data-only",
+        action="store_true",
+        help="make every training, validation and test set, print their manifests, and stop (no training)",
+    )
     return parser
 
 
@@ -137,6 +144,15 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     flags = (["--bf16"] if args.bf16 else []) + (["--device", args.device] if args.device != "cpu" else [])
     synthesize_espeak_sets(work, args.copies)
+    sets = real_voice_sets(work, args) if real else {"tests": {}, "left_out": {}}
+    tests = {
+        "test": work / "test" / "manifest.jsonl",
+        "test-unseen-voice": work / "test-unseen-voice" / "manifest.jsonl",
+    } | sets.pop("tests")
+    left_out = sets.pop("left_out")
+    if args.data_only:
+        print(json.dumps({name: str(m) for name, m in (sets | tests).items()}, indent=2))
+        return
     trained: list[Path] = []
     if not args.init:
         train_stage(CONFIG, RECIPE, stage_dir(work, 1), args.max_updates, work, flags)
@@ -144,15 +160,7 @@ def main() -> None:
         for stage, updates in enumerate([n for n in args.continue_updates if n], start=2):
             train_stage(trained[-1], RECIPE_STAGE2, stage_dir(work, stage), updates, work, flags, seed=stage)
             trained.append(stage_dir(work, stage))
-    tests = {
-        "test": work / "test" / "manifest.jsonl",
-        "test-unseen-voice": work / "test-unseen-voice" / "manifest.jsonl",
-    }
-    left_out: dict[str, int] = {}
     if real:
-        sets = real_voice_sets(work, args)
-        tests.update(sets.pop("tests"))
-        left_out = sets.pop("left_out")
         out = work / "model-real"
         init, seed = Path(args.init) if args.init else trained[-1], args.real_seed or len(trained) + 1
         if args.deepen:

@@ -381,3 +381,22 @@ def test_a_stage_trained_to_its_updates_is_not_resumed_and_one_short_of_them_is(
     assert len(calls) == 1
     demo_model.train_stage(tmp_path / "init", tmp_path / "r.toml", out, 500, tmp_path, [])
     assert len(calls) == 2 and calls[1][calls[1].index("--max-updates") + 1] == "500" and "--resume" in calls[1]
+
+
+def test_the_recipe_with_data_only_makes_every_set_and_names_them_without_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_model
+
+    made = []
+    monkeypatch.setattr(demo_model, "synthesize_espeak_sets", lambda work, copies: made.append("espeak"))
+    sets = {"train": tmp_path / "train-mixed.jsonl", "valid": tmp_path / "valid-mixed.jsonl", "left_out": {}}
+    monkeypatch.setattr(demo_model, "real_voice_sets", lambda w, a: made.append("real") or {**sets, "tests": {
+        "test-rhvoice-azamat": tmp_path / "azamat.jsonl"}})  # fmt: skip
+    monkeypatch.setattr(demo_model, "train_stage", lambda *a, **k: pytest.fail("trained with --data-only"))
+    work = tmp_path / "w"
+    monkeypatch.setattr(sys, "argv", ["demo_model.py", "--work", str(work), "--rhvoice", "x", "--data-only"])
+    demo_model.main()
+    named = json.loads(capsys.readouterr().out)
+    assert made == ["espeak", "real"] and not (work / "summary.json").exists()
+    assert named["train"] == str(sets["train"]) and named["test-rhvoice-azamat"] == str(tmp_path / "azamat.jsonl")
+    assert named["test-unseen-voice"] == str(work / "test-unseen-voice" / "manifest.jsonl")
