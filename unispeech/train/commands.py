@@ -93,7 +93,12 @@ def add_pretrain(sub) -> None:
         "replace_prob r. Stage 2 ('+' models): --init a stage-1 output, --unlabeled "
         "only, --mask-prob 0.65. Writes transformers' UniSpeechForPreTraining layout.",
     )
-    p.add_argument("--init", required=True, help="a config.json (random initialisation) or a pretraining checkpoint")
+    p.add_argument(
+        "--init",
+        required=True,
+        help="a config.json (random initialisation), a pretraining checkpoint, or a fine-tuned CTC model (its body "
+        "and CTC head go on; the quantizer starts new)",
+    )
     p.add_argument("--labeled", help="labelled data (phones, or text for G2P)")
     p.add_argument("--unlabeled", help="unlabelled audio (a manifest or Common Voice folder; labels ignored)")
     p.add_argument("--valid", help="held-out audio: contrastive loss, accuracy and perplexity every --valid-every")
