@@ -295,3 +295,20 @@ def test_a_run_of_non_finite_gradients_stops_training_with_a_clear_error(tmp_pat
     rows = read_log(tmp_path)
     assert rows[-1]["skipped_updates"] == MAX_NONFINITE_UPDATES - 1  # logged before the last one stopped it
     assert sorted(tmp_path.glob("checkpoints/checkpoint-*.pt"))  # the checkpoints written before are kept
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "recipes").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_reads_as_a_fine_tuning_or_a_pretraining_recipe(path):
+    from unispeech.train.pretrain import read_pretrain_recipe
+
+    refusals = []
+    for read in (load_recipe, read_pretrain_recipe):
+        try:
+            recipe = read(path)
+        except ValueError as e:
+            refusals.append(str(e))
+            continue
+        assert recipe.noise is None or isinstance(recipe.noise, BatchNoise)
+        assert recipe.codec is None or isinstance(recipe.codec, BatchCodec)
+        return
+    pytest.fail(f"{path.name} reads as neither kind of recipe: {refusals}")
