@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from ..metrics import phone_error_rate
 from ..model import CTCModel, build_model, initialize_weights
 from ..precision import resolve_device
 from ..transcribe import Recognizer
-from ..vocab import Vocabulary, phone_vocabulary
+from ..vocab import Vocabulary, phone_vocabulary, read_tokens
 from .batches import Batch, Example, load_examples
 from .loop import train
 from .recipe import TrainOptions, read_recipe
@@ -69,7 +68,7 @@ class FinetuneTask:
         masks = None
         if backbone.masker is not None:
             masks = backbone.masker.draw(r.masking, backbone.output_lengths(batch.lengths), gen)
-        wav = BatchAugment.from_recipe(r)(batch.wav, batch.lengths, gen)
+        wav = BatchAugment(r.noise, r.codec)(batch.wav, batch.lengths, gen)
         logits, frame_lengths = model(wav, batch.lengths, masks)
         log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (T, B, V)
         loss = F.ctc_loss(
@@ -125,7 +124,7 @@ def init_model(init: str | Path, recipe: FinetuneRecipe) -> tuple[CTCModel, Voca
     if folder.is_dir() and (folder / "vocab.json").is_file() and not pretraining:  # a pretraining vocab is not ours
         vocab = Vocabulary.from_folder(folder, blank_id=base.pad_token_id, head_size=base.vocab_size)
     # ...unless its CTC head labels exactly our phones (multi-task training on them): then that head goes on
-    carry_head = pretraining and _head_labels(folder) == list(vocab.tokens)
+    carry_head = pretraining and read_tokens(folder) == list(vocab.tokens)
     config = dataclasses.replace(
         base,
         vocab_size=len(vocab),
@@ -147,15 +146,6 @@ def init_model(init: str | Path, recipe: FinetuneRecipe) -> tuple[CTCModel, Voca
         for note in load_weights(model, folder, strict=False, carry_head=carry_head):
             print(f"unispeech: --init {init}: {note}", file=sys.stderr)
     return model, vocab
-
-
-def _head_labels(folder: Path) -> list[str] | None:
-    """A pretraining folder's CTC head labels (its vocab.json in id order), or None."""
-    try:
-        raw = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-        return [token for token, _ in sorted(raw.items(), key=lambda item: item[1])]
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def finetune(

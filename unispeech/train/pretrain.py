@@ -10,7 +10,6 @@ Stage 2 ("+" models): unlabelled target-language audio only, contrastive + diver
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from ..data import load_dataset, with_phones
 from ..masking import MaskOptions, SpanMasks, draw_span_masks
 from ..model import UniSpeechPretrainModel, ctc_view, initialize_weights
 from ..precision import resolve_device
-from ..vocab import Vocabulary, phone_vocabulary
+from ..vocab import Vocabulary, phone_vocabulary, read_tokens
 from .batches import Batch, Example, batch_to, collate, load_examples, plan_batches
 from .finetune import phone_error_rate_on
 from .loop import train
@@ -155,7 +154,7 @@ class PretrainTask:
         B, T = mask.shape
         wav = batch.wav
         if model.training and (r.noise or r.codec):  # its own generator: the masks stay those of the plan
-            wav = BatchAugment.from_recipe(r)(
+            wav = BatchAugment(r.noise, r.codec)(
                 wav, batch.lengths, torch.Generator().manual_seed(r.train.seed * 7919 + batch.index + 1)
             )
         context, targets, perplexity, frame_lengths = model(wav, batch.lengths, SpanMasks(mask, None))
@@ -248,7 +247,7 @@ def init_pretrain_model(init: str | Path, recipe: PretrainRecipe, num_ctc_classe
         vocab = None
         if (init / "vocab.json").is_file():
             vocab = Vocabulary.from_folder(
-                init, blank_id=len(_vocab_tokens(init)) - 4, head_size=model.config.num_ctc_classes
+                init, blank_id=len(read_tokens(init) or ()) - 4, head_size=model.config.num_ctc_classes
             )
         return model, vocab
     base = ModelConfig.from_json(init)
@@ -289,10 +288,6 @@ def read_valid(valid_data, vocab: Vocabulary | None, language: str, progress: bo
     utts = load_dataset(valid_data, split="dev", labelled=False)[0]
     labelled = vocab is not None and utts and all(u.phones or u.text for u in utts)
     return load_examples(utts, vocab if labelled else None, language, progress=progress, labelled=labelled)[0]
-
-
-def _vocab_tokens(folder: Path) -> dict:
-    return json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
 
 
 def pretrain(
