@@ -37,6 +37,11 @@ TEST_SETS = {
         "unseen sentences",
     ),
     "test-festvox-ru-nsh": ("real Russian speech, festvox-ru (mapped phones)", "unseen utterances"),
+    "test-klettres": (
+        "real speakers of 16 languages saying letter names and syllables, one each (KDE's KLettres, Debian "
+        "`klettres-data`, GPL-2+; espeak-ng's reading in their language, mapped onto Kyrgyz phones)",
+        "unseen speakers, isolated letters and syllables",
+    ),
     "test-mbrola-seen-voices": (
         "MBROLA's voices of real speakers that the model trained on, given the Kyrgyz phones (the phones given)",
         "unseen sentences, the training voices",

@@ -3,7 +3,8 @@
     python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 1500 ...] [--bf16]
                                  [--device cuda]
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
-        [--mbrola-tuning VOICES] [--extra-data MANIFEST ...] [--real-updates 3000] [--init MODEL]
+        [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--extra-data MANIFEST ...] [--real-updates 3000]
+        [--init MODEL]
         [--data-only]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
@@ -15,9 +16,9 @@ evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/de
 
 With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--mbrola-train`, `--extra-data`) a last
 stage continues on espeak-ng's training set mixed with augmented copies of those voices (`real_voice_sets`), and
-every source's held-out utterances are evaluated (`--mbrola` voices make test sets only; `--mbrola-tuning` voices
-a validation set of unseen voices for the phone LM's weights only). `--init MODEL` starts that stage from MODEL
-instead of training stages 1, 2, ...
+every source's held-out utterances are evaluated (`--mbrola` voices and `--klettres` make test sets only;
+`--mbrola-tuning` voices a validation set of unseen voices for the phone LM's weights only). `--init MODEL` starts
+that stage from MODEL instead of training stages 1, 2, ...
 `--data-only` makes every set and stops (to train elsewhere, or to pair two trainings on the same data).
 """
 
@@ -66,6 +67,11 @@ def arguments() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rhvoice", help="the ky-rhvoice folder (metadata.tsv + audio/): RHVoice's Kyrgyz voices")
     parser.add_argument("--festvox-ru", help="festvox-ru's msu_ru_nsh_clunits folder, or 'fetch' (apt-get download)")
+    parser.add_argument(
+        "--klettres",
+        help="KLettres' usr/share/klettres folder, or 'fetch' (apt-get download klettres-data): a test set of real "
+        "speakers of 16 languages saying letters and syllables",
+    )
     parser.add_argument(
         "--festival",
         action="store_true",
@@ -133,8 +139,10 @@ def main() -> None:
     sources = "--rhvoice, --festvox-ru, --festival, --mbrola-train or --extra-data"
     if args.init and not real:
         parser.error(f"--init starts the real-voice stage: give {sources} too")
-    if (args.mbrola or args.mbrola_tuning) and not real:
-        parser.error(f"--mbrola and --mbrola-tuning make sets beside the real-voice stage: give {sources} too")
+    if (args.mbrola or args.mbrola_tuning or args.klettres) and not real:
+        parser.error(
+            f"--mbrola, --mbrola-tuning and --klettres make sets beside the real-voice stage: give {sources} too"
+        )
     mbrola_roles = [set(v.split(",")) for v in (args.mbrola, args.mbrola_train, args.mbrola_tuning) if v]
     if sum(map(len, mbrola_roles)) != len(set().union(*mbrola_roles)):
         parser.error("an MBROLA voice is a test voice (--mbrola), a training one or a tuning one: not two of them")
@@ -217,8 +225,8 @@ def real_voice_sets(work: Path, args) -> dict:
     """Held-out splits of every real-voice source, augmented copies of their training parts, and the mixed
     training / validation manifests (espeak-ng's sets plus those). RHVoice's test utterances are those whose
     sentences no espeak-ng training set has (data/ky/val.text and the espeak-ng validation sentences)."""
+    from unispeech import corpora
     from unispeech.augment import PRAAT_REQUIREMENT, augment_corpus, other_voices_set
-    from unispeech.corpora import festvox_ru_rows, fetch_festvox_ru, rhvoice_rows
     from unispeech.data import merge_manifests, sentence_splits, write_manifest
     from unispeech.g2p import CAPITALS_WORD, phonemize
 
@@ -230,7 +238,7 @@ def real_voice_sets(work: Path, args) -> dict:
     left_out: dict[str, int] = {}
     if args.rhvoice:
         # abbreviations (УКМК, ТИЗОсунда): how the voice says them is not in the text, so no G2P labels them
-        every = rhvoice_rows(args.rhvoice)
+        every = corpora.rhvoice_rows(args.rhvoice)
         rows = [r for r in every if not CAPITALS_WORD.search(r["text"])]
         left_out["rhvoice abbreviations"] = len(every) - len(rows)
         for row, phones in zip(rows, phonemize([r["text"] for r in rows])):
@@ -242,10 +250,18 @@ def real_voice_sets(work: Path, args) -> dict:
         held = {r["id"] for r in valid}
         parts["rhvoice"] = {"test": test, "valid": valid, "train": [r for r in rest if r["id"] not in held]}
     if args.festvox_ru:
-        folder = fetch_festvox_ru(work / "festvox-ru") if args.festvox_ru == "fetch" else Path(args.festvox_ru)
-        rows = festvox_ru_rows(folder)
+        folder = Path(args.festvox_ru)
+        rows = corpora.festvox_ru_rows(
+            corpora.fetch_festvox_ru(work / "festvox-ru") if folder.name == "fetch" else folder
+        )
         parts["festvox-ru"] = {"test": rows[::10], "valid": rows[5::30], "train": [r for i, r in enumerate(rows)
                                if i % 10 and i % 30 != 5]}  # fmt: skip
+    if args.klettres:  # real speakers of other languages, isolated letters and syllables: one test set
+        folder = args.klettres
+        if folder == "fetch":
+            folder = corpora.fetch_deb(corpora.KLETTRES_PACKAGE, work / "klettres-data", corpora.KLETTRES_DIR, "cs")
+        rows, left_out["klettres unlabelled"] = corpora.klettres_rows(folder)
+        parts["klettres"] = {"test": [{**r, "test_set": "klettres"} for r in rows], "valid": [], "train": []}
     if args.festival:
         voices = args.festival_voices.split(",") if args.festival_voices else None
         parts["festival"] = festival_sets(work, splits, args.festival_sentences, voices)

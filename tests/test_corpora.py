@@ -1,4 +1,4 @@
-"""Real-voice training material: the RHVoice and festvox-ru readers, the Russian phone mapping, and the
+"""Real-voice training material: the RHVoice, festvox-ru and KLettres readers, their phone mappings, and the
 augmentation aimed at the synthetic-to-real gap."""
 
 import json
@@ -26,7 +26,16 @@ from unispeech.augment import (
     speed_perturb,
     voice_change,
 )
-from unispeech.corpora import CorpusError, festvox_ru_rows, map_russian_phones, rhvoice_rows
+from unispeech.corpora import (
+    IPA_TO_KY,
+    CorpusError,
+    festvox_ru_rows,
+    fetch_deb,
+    klettres_rows,
+    map_ipa_phones,
+    map_russian_phones,
+    rhvoice_rows,
+)
 from unispeech.g2p import kyrgyz_inventory
 
 RATE = 16000
@@ -106,6 +115,72 @@ def test_festvox_rows_take_phones_from_the_labels_and_duration_from_the_last_seg
 def test_a_folder_that_is_not_festvox_ru_says_what_it_expected(tmp_path):
     with pytest.raises(CorpusError, match="txt.done.data"):
         festvox_ru_rows(tmp_path)
+
+
+def test_every_ipa_mapping_lands_in_the_kyrgyz_inventory():
+    assert {p for phones in IPA_TO_KY.values() for p in phones} <= set(kyrgyz_inventory())
+
+
+def test_espeak_phones_of_other_languages_map_onto_kyrgyz_phones_with_its_velar_rule():
+    assert map_ipa_phones(["b", "eː"], "cs") == ["b", "e:"]
+    assert map_ipa_phones(["k", "a"], "es") == ["q", "ɑ"]  # a velar beside a back vowel is uvular in Kyrgyz
+    assert map_ipa_phones(["tʃʲ", "e"], "ru") == ["tS", "e"]  # palatalisation dropped, as for festvox-ru
+    assert map_ipa_phones(["ʔe"], "da") == ["e"]  # a glottal onset is no phone
+    assert map_ipa_phones(["kː", "a"], "it") == ["q", "ɑ"]  # geminates count once
+    assert map_ipa_phones(["eɪ"], "en") == ["e", "j"]
+
+
+def test_a_phone_without_a_kyrgyz_counterpart_leaves_the_clip_out_rather_than_guess():
+    assert map_ipa_phones(["θ", "e"], "es") is None
+    assert map_ipa_phones(["e", "r̝"], "cs") is None
+    assert map_ipa_phones(["β"], "uk") is None  # no vowel: espeak-ng read a letter as a word, not its name
+
+
+def test_the_same_symbol_can_mean_different_vowels_by_language():
+    assert map_ipa_phones(["m", "y"], "ru") == ["m", "ɯ"]  # espeak-ng's Russian y is ы
+    assert map_ipa_phones(["m", "y"], "fr") == ["m", "y"]
+
+
+def klettres_folder(tmp_path, sounds: dict[str, str], language: str = "es"):
+    folder = tmp_path / "klettres"
+    (folder / language / "syllab").mkdir(parents=True)
+    lines = []
+    for name, file in sounds.items():
+        if file != "missing.ogg":
+            sf.write(folder / language / "syllab" / file, tone(0.5, 200), RATE, format="OGG")
+        lines.append(f'<sound name="{name}" file="{language}/syllab/{file}" />')
+    xml = "<klettres><language><alphabet>\n" + "\n".join(lines) + "\n</alphabet></language></klettres>\n"
+    (folder / language / "sounds.xml").write_text(xml, encoding="utf-8")
+    return folder
+
+
+def test_klettres_rows_label_each_recording_by_espeak_reading_it_in_its_language(tmp_path):
+    folder = klettres_folder(tmp_path, {"KA": "ka.ogg", "ZA": "za.ogg", "BE": "be.ogg", "LU": "missing.ogg"})
+    rows, left_out = klettres_rows(folder)
+    by_text = {r["text"]: r for r in rows}
+    assert set(by_text) == {"KA", "BE"} and left_out == 1  # Spanish z is θ: no Kyrgyz phone; a missing file: no row
+    assert by_text["KA"]["phones"] == "q ɑ" and by_text["BE"]["phones"] == "b e"
+    assert by_text["KA"]["voice"] == "klettres-es" and by_text["KA"]["duration"] == pytest.approx(0.5, abs=0.01)
+    assert Path(by_text["KA"]["audio"]).is_absolute() and by_text["KA"]["corpus"] == "klettres"
+
+
+def test_a_klettres_recording_named_twice_is_one_row(tmp_path):
+    folder = klettres_folder(tmp_path, {"BA": "ba.ogg", "B": "ba.ogg"})
+    rows, _ = klettres_rows(folder)
+    assert [r["text"] for r in rows] == ["BA"]
+
+
+def test_a_folder_that_is_not_klettres_says_what_it_expected(tmp_path):
+    with pytest.raises(CorpusError, match="sounds.xml"):
+        klettres_rows(tmp_path)
+
+
+def test_fetch_deb_reuses_an_earlier_unpack_without_apt(tmp_path, monkeypatch):
+    inside = tmp_path / "pkg" / "usr" / "share" / "x"
+    inside.mkdir(parents=True)
+    (inside / "marker").write_text("", encoding="utf-8")
+    monkeypatch.setattr("subprocess.run", lambda *a, **k: pytest.fail("apt-get was called"))
+    assert fetch_deb("some-package", tmp_path / "pkg", "usr/share/x", "marker") == inside
 
 
 def test_rhvoice_rows_read_the_metadata_and_point_at_the_flac(tmp_path):

@@ -400,3 +400,30 @@ def test_the_recipe_with_data_only_makes_every_set_and_names_them_without_traini
     assert made == ["espeak", "real"] and not (work / "summary.json").exists()
     assert named["train"] == str(sets["train"]) and named["test-rhvoice-azamat"] == str(tmp_path / "azamat.jsonl")
     assert named["test-unseen-voice"] == str(work / "test-unseen-voice" / "manifest.jsonl")
+
+
+def test_the_recipe_makes_one_klettres_test_set_of_every_labelled_recording_and_trains_on_none(tmp_path, monkeypatch):
+    import argparse
+
+    import soundfile as sf
+
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_model
+
+    klettres = tmp_path / "klettres"
+    (klettres / "it" / "syllab").mkdir(parents=True)
+    for name in ("ba", "ce", "zi"):
+        sf.write(klettres / "it" / "syllab" / f"{name}.ogg", np.zeros(8000, np.float32), 16000, format="OGG")
+    sounds = "".join(f'<sound name="{n.upper()}" file="it/syllab/{n}.ogg" />\n' for n in ("ba", "ce", "zi"))
+    (klettres / "it" / "sounds.xml").write_text(f"<klettres>\n{sounds}</klettres>\n", encoding="utf-8")
+    work = tmp_path / "w"
+    for split in ("train", "valid"):
+        (work / split).mkdir(parents=True)
+        (work / split / "manifest.jsonl").write_text("", encoding="utf-8")
+    sources = dict(rhvoice=None, festvox_ru=None, festival=False, mbrola=None, mbrola_train=None, mbrola_tuning=None)
+    args = argparse.Namespace(**sources, klettres=str(klettres), voice_change=False, extra_data=[], real_copies=1)
+    sets = demo_model.real_voice_sets(work, args)
+    assert list(sets["tests"]) == ["test-klettres"] and sets["left_out"] == {"klettres unlabelled": 1}  # zi: dz
+    rows = [json.loads(line) for line in sets["tests"]["test-klettres"].read_text(encoding="utf-8").splitlines()]
+    assert sorted((r["text"], r["phones"]) for r in rows) == [("BA", "b ɑ"), ("CE", "tS e")]
+    assert sets["train"].read_text(encoding="utf-8") == "" and not (work / "train-klettres").exists()

@@ -1,7 +1,8 @@
-"""Speech beyond espeak-ng for the demo model: RHVoice's two Kyrgyz voices and festvox-ru's real Russian speaker.
+"""Speech beyond espeak-ng for the demo model: RHVoice's two Kyrgyz voices, festvox-ru's real Russian speaker and
+KLettres' real speakers of 16 languages saying letters and syllables.
 
 Each reader returns manifest rows (absolute `audio`, `text`, `phones` where the corpus fixes them, `voice`,
-`duration`, `corpus`) and never reaches the network; `fetch_festvox_ru` is the one step that does (apt).
+`duration`, `corpus`) and never reaches the network; `fetch_deb` is the one step that does (apt).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .g2p import BACK_VOWELS, UVULAR
+import soundfile as sf
+
+from .g2p import BACK_VOWELS, UVULAR, VOWELS, phonemize, uvular
 
 FESTVOX_RU_PACKAGE = "festvox-ru"
 FESTVOX_RU_VOICE = "usr/share/festival/voices/russian/msu_ru_nsh_clunits"
@@ -107,23 +110,109 @@ def map_russian_phones(labels: list[str]) -> list[str]:
 
 
 def fetch_festvox_ru(dest: str | Path) -> Path:
-    """Debian's festvox-ru package (apt-get download; unpacked with dpkg-deb, no root, nothing installed)
-    into `dest`; -> its voice folder. Reuses an earlier unpack."""
+    """Debian's festvox-ru package unpacked into `dest` (`fetch_deb`); -> its voice folder."""
+    return fetch_deb(FESTVOX_RU_PACKAGE, dest, FESTVOX_RU_VOICE, "etc/txt.done.data")
+
+
+def fetch_deb(package: str, dest: str | Path, inside: str, marker: str) -> Path:
+    """A Debian package (apt-get download; unpacked with dpkg-deb, no root, nothing installed) into `dest`;
+    -> its folder `inside`. Reuses an earlier unpack (one that has `inside`/`marker`)."""
     dest = Path(dest)
-    voice = dest / FESTVOX_RU_VOICE
-    if (voice / "etc" / "txt.done.data").is_file():
-        return voice
+    folder = dest / inside
+    if (folder / marker).exists():
+        return folder
     if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
         raise CorpusError(
-            "festvox-ru comes from Debian/Ubuntu's apt; on this system download festvox-ru_*.deb yourself, "
-            "unpack it with `dpkg-deb -x` (or `ar x` + tar) and pass its msu_ru_nsh_clunits folder"
+            f"{package} comes from Debian/Ubuntu's apt; on this system download {package}_*.deb yourself, "
+            f"unpack it with `dpkg-deb -x` (or `ar x` + tar) and pass its {Path(inside).name} folder"
         )
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["apt-get", "download", FESTVOX_RU_PACKAGE], cwd=tmp, check=True)
+        subprocess.run(["apt-get", "download", package], cwd=tmp, check=True)
         (deb,) = Path(tmp).glob("*.deb")
         staging = dest.with_name(dest.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
         shutil.rmtree(dest, ignore_errors=True)
         staging.rename(dest)
-    return voice
+    return folder
+
+
+KLETTRES_PACKAGE = "klettres-data"
+KLETTRES_DIR = "usr/share/klettres"
+# KLettres' language folders -> the espeak-ng voice that reads their letter names and syllables. Left out:
+# ar, he, ml (scripts and phones far from Kyrgyz), nds and nn (no espeak-ng voice; nn has no recordings).
+KLETTRES_LANGUAGES = {
+    "cs": "cs", "da": "da", "de": "de", "en": "en-us", "en_GB": "en-gb", "es": "es", "fr": "fr-fr", "hu": "hu",
+    "it": "it", "lt": "lt", "nb": "nb", "nl": "nl", "pt_BR": "pt-br", "ru": "ru", "tn": "tn", "uk": "uk",
+}  # fmt: skip
+# espeak-ng's phones in those languages -> Kyrgyz phones, only where a Kyrgyz listener hears the same phone
+# (vowel length kept; ʒ is labelled dZ as in RU_TO_KY). Anything else (θ ð ɲ ʎ c ɟ ɣ ʁ ř, nasal vowels...)
+# leaves its clip out of the set rather than guessing.
+IPA_TO_KY = {
+    "a": ["ɑ"], "ɑ": ["ɑ"], "ʌ": ["ɑ"], "aː": ["ɑ:"], "ɑː": ["ɑ:"],
+    "e": ["e"], "ɛ": ["e"], "ε": ["e"], "æ": ["e"], "ea": ["e"], "eː": ["e:"], "ɛː": ["e:"], "ee": ["e:"],
+    "i": ["i"], "ɪ": ["i"], "iː": ["i:"], "o": ["o"], "ɔ": ["o"], "ɒ": ["o"], "ɵ": ["o"],
+    "oː": ["o:"], "ɔː": ["o:"], "ɒɒ": ["o:"], "u": ["u"], "ʊ": ["u"], "uː": ["u:"],
+    "y": ["y"], "ʏ": ["y"], "ʉ": ["y"], "yː": ["y:"], "ʉː": ["y:"], "ø": ["oe"], "œ": ["oe"], "øː": ["oe:"],
+    "ə": ["ə"], "ɨ": ["ɯ"],
+    "eɪ": ["e", "j"], "ɛɪ": ["e", "j"], "aɪ": ["ɑ", "j"], "ɔɪ": ["o", "j"], "aʊ": ["ɑ", "u"], "oʊ": ["o"],
+    "əʊ": ["o"], "ja": ["j", "ɑ"], "ju": ["j", "u"],
+    "p": ["p"], "b": ["b"], "t": ["t["], "d": ["d["], "k": ["k"], "ɡ": ["ɡ"], "g": ["ɡ"],
+    "f": ["f"], "v": ["v"], "ʋ": ["v"], "β": ["v"], "w": ["u"], "s": ["s"], "z": ["z"], "ʃ": ["S"], "ʒ": ["dZ"],
+    "x": ["X"], "h": ["X"], "ɦ": ["X"], "ts": ["ts"], "tʃ": ["tS"], "dʒ": ["dZ"],
+    "m": ["m"], "n": ["n"], "ŋ": ["N"], "l": ["l"], "ɭ": ["l"], "r": ["r"], "ɾ": ["r"], "j": ["j"],
+}  # fmt: skip
+IPA_TO_KY_BY_LANGUAGE = {"ru": {"y": ["ɯ"]}, "pt_BR": {"y": ["i"]}}  # espeak-ng's ы; its reduced final e, said i
+# glottal onsets, palatalisation (Kyrgyz has none), dentals, syllabic marks: not phones of their own
+_IPA_MARKS = re.compile("^ʔ|[ʲ\u032a\u0329]")
+_GEMINATE = re.compile(r"^([^aeiouyɑɛɪɔʊʌæøœɒɵəɨʉʏε])ː$")
+
+
+def map_ipa_phones(phones: list[str], language: str) -> list[str] | None:
+    """espeak-ng's phones of one short utterance in `language` -> Kyrgyz phones (IPA_TO_KY, velars uvular
+    beside back vowels as our G2P writes them); None if a phone has no Kyrgyz counterpart or no vowel is left."""
+    table = {**IPA_TO_KY, **IPA_TO_KY_BY_LANGUAGE.get(language, {})}
+    out = []
+    for phone in phones:
+        phone = _GEMINATE.sub(r"\1", _IPA_MARKS.sub("", phone))
+        if phone not in table:
+            return None
+        out.extend(table[phone])
+    return uvular(out) if any(p in VOWELS for p in out) else None
+
+
+def klettres_rows(folder: str | Path, languages: dict[str, str] = KLETTRES_LANGUAGES) -> tuple[list[dict], int]:
+    """KLettres' data folder (`usr/share/klettres`: <language>/sounds.xml naming each recording's letter or
+    syllable): one real speaker per language, labelled by espeak-ng reading the same letters in that language,
+    mapped onto Kyrgyz phones (`map_ipa_phones`). -> (rows, how many recordings were left out unlabelled)."""
+    folder = Path(folder)
+    found = [lang for lang in languages if (folder / lang / "sounds.xml").is_file()]
+    if not found:
+        raise CorpusError(f"{folder}: no <language>/sounds.xml (expected KLettres' usr/share/klettres folder)")
+    rows, left_out = [], 0
+    for lang in found:
+        sounds = re.findall(
+            r'<sound\s+name="([^"]+)"\s+file="([^"]+)"', (folder / lang / "sounds.xml").read_text("utf-8")
+        )
+        files = {file: name for name, file in reversed(sounds) if (folder / file).is_file()}  # a file named twice: once
+        said = [(name, folder / file) for file, name in reversed(files.items())]
+        # lower case: espeak-ng spells a word in capitals letter by letter, and names a lone letter either way
+        readings = phonemize([name.lower() for name, _ in said], language=languages[lang])
+        for (name, audio), ipa in zip(said, readings):
+            phones = map_ipa_phones(ipa, lang)
+            if phones is None:
+                left_out += 1
+                continue
+            rows.append(
+                {
+                    "id": f"klettres_{lang}_{audio.parent.name}_{audio.stem}",
+                    "audio": str(audio.resolve()),
+                    "text": name,
+                    "phones": " ".join(phones),
+                    "voice": f"klettres-{lang}",
+                    "language": lang,
+                    "duration": sf.info(str(audio)).duration,
+                    "corpus": "klettres",
+                }
+            )
+    return rows, left_out
