@@ -38,9 +38,9 @@ TEST_SETS = {
     ),
     "test-festvox-ru-nsh": ("real Russian speech, festvox-ru (mapped phones)", "unseen utterances"),
     "test-klettres": (
-        "real speakers of 16 languages saying letter names and syllables, one each (KDE's KLettres, Debian "
-        "`klettres-data`, GPL-2+; espeak-ng's reading in their language, mapped onto Kyrgyz phones)",
-        "unseen speakers, isolated letters and syllables",
+        "real speakers of other languages saying letter names and syllables, one per language (KDE's KLettres, "
+        "Debian `klettres-data`, GPL-2+; labels: espeak-ng's reading in their language, mapped onto Kyrgyz phones)",
+        "unseen speakers (the languages not trained on), isolated letters and syllables",
     ),
     "test-mbrola-seen-voices": (
         "MBROLA's voices of real speakers that the model trained on, given the Kyrgyz phones (the phones given)",
@@ -60,6 +60,9 @@ SOURCES = {
     "festvox-ru": "real recorded Russian read speech, one male speaker (Debian package `festvox-ru` 0.5, voice "
     "msu_ru_nsh_clunits, (c) 2005 Nickolay V. Shmyrev, BSD-like license); labels: its time-aligned phones "
     "mapped onto the Kyrgyz set (`unispeech/corpora.py`, RU_TO_KY)",
+    "klettres": "real speakers saying letter names and syllables, one per language (KDE's KLettres, Debian package "
+    "`klettres-data` 22.12.3, GPL-2+, (c) Anne-Marie Mahfouf and KDE contributors); labels: espeak-ng's reading "
+    "in each language mapped onto the Kyrgyz set (`unispeech/corpora.py`, IPA_TO_KY)",
 }
 
 

@@ -3,7 +3,8 @@
     python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 1500 ...] [--bf16]
                                  [--device cuda]
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
-        [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--extra-data MANIFEST ...] [--real-updates 3000]
+        [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--klettres-train LANGUAGES] [--extra-data MANIFEST ...]
+        [--real-updates 3000]
         [--init MODEL]
         [--data-only]
 
@@ -14,11 +15,12 @@ tri-stage schedule), continue from the previous stage's best model with a second
 2, 3, ...: warm restarts, so that a finished stage is extended without redoing it; each with its own seed),
 evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/default-model.
 
-With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--mbrola-train`, `--extra-data`) a last
-stage continues on espeak-ng's training set mixed with augmented copies of those voices (`real_voice_sets`), and
-every source's held-out utterances are evaluated (`--mbrola` voices and `--klettres` make test sets only;
-`--mbrola-tuning` voices a validation set of unseen voices for the phone LM's weights only). `--init MODEL` starts
-that stage from MODEL instead of training stages 1, 2, ...
+With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--mbrola-train`, `--klettres-train`,
+`--extra-data`) a last stage continues on espeak-ng's training set mixed with augmented copies of those voices
+(`real_voice_sets`), and every source's held-out utterances are evaluated (`--mbrola` voices, and `--klettres`
+languages not in `--klettres-train`, make test sets only; `--mbrola-tuning` voices a validation set of unseen
+voices for the phone LM's weights only). `--init MODEL` starts that stage from MODEL instead of training stages
+1, 2, ...
 `--data-only` makes every set and stops (to train elsewhere, or to pair two trainings on the same data).
 """
 
@@ -34,6 +36,8 @@ import time
 from pathlib import Path
 
 from demo_card import UNSEEN_TEST_SETS, bundle
+
+from unispeech.corpora import KLETTRES_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "ky"
@@ -69,9 +73,10 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--festvox-ru", help="festvox-ru's msu_ru_nsh_clunits folder, or 'fetch' (apt-get download)")
     parser.add_argument(
         "--klettres",
-        help="KLettres' usr/share/klettres folder, or 'fetch' (apt-get download klettres-data): a test set of real "
-        "speakers of 16 languages saying letters and syllables",
+        help="KLettres' usr/share/klettres folder, or 'fetch' (apt-get download klettres-data): real speakers of "
+        "16 languages saying letters and syllables, a test set (less the --klettres-train languages)",
     )
+    parser.add_argument("--klettres-train", help="comma-separated KLettres languages to train on (e.g. da,de,uk)")
     parser.add_argument(
         "--festival",
         action="store_true",
@@ -135,8 +140,10 @@ def arguments() -> argparse.ArgumentParser:
 def main() -> None:
     parser = arguments()
     args = parser.parse_args()
-    real = args.rhvoice or args.festvox_ru or args.festival or args.mbrola_train or args.extra_data
-    sources = "--rhvoice, --festvox-ru, --festival, --mbrola-train or --extra-data"
+    real = (
+        args.rhvoice or args.festvox_ru or args.festival or args.mbrola_train or args.klettres_train or args.extra_data
+    )
+    sources = "--rhvoice, --festvox-ru, --festival, --mbrola-train, --klettres-train or --extra-data"
     if args.init and not real:
         parser.error(f"--init starts the real-voice stage: give {sources} too")
     if (args.mbrola or args.mbrola_tuning or args.klettres) and not real:
@@ -146,6 +153,8 @@ def main() -> None:
     mbrola_roles = [set(v.split(",")) for v in (args.mbrola, args.mbrola_train, args.mbrola_tuning) if v]
     if sum(map(len, mbrola_roles)) != len(set().union(*mbrola_roles)):
         parser.error("an MBROLA voice is a test voice (--mbrola), a training one or a tuning one: not two of them")
+    if args.klettres_train and not (args.klettres and set(args.klettres_train.split(",")) < set(KLETTRES_LANGUAGES)):
+        parser.error(f"--klettres-train takes some of {','.join(KLETTRES_LANGUAGES)} (not all), with --klettres")
     if args.deepen and not args.init:
         parser.error("--deepen grows the --init model: give --init too")
     work = Path(args.work)
@@ -256,12 +265,16 @@ def real_voice_sets(work: Path, args) -> dict:
         )
         parts["festvox-ru"] = {"test": rows[::10], "valid": rows[5::30], "train": [r for i, r in enumerate(rows)
                                if i % 10 and i % 30 != 5]}  # fmt: skip
-    if args.klettres:  # real speakers of other languages, isolated letters and syllables: one test set
+    if (
+        args.klettres
+    ):  # real speakers of other languages, isolated letters and syllables: one test set, less those trained on
         folder = args.klettres
         if folder == "fetch":
             folder = corpora.fetch_deb(corpora.KLETTRES_PACKAGE, work / "klettres-data", corpora.KLETTRES_DIR, "cs")
         rows, left_out["klettres unlabelled"] = corpora.klettres_rows(folder)
-        parts["klettres"] = {"test": [{**r, "test_set": "klettres"} for r in rows], "valid": [], "train": []}
+        trained = set(args.klettres_train.split(",")) if args.klettres_train else set()
+        test = [{**r, "test_set": "klettres"} for r in rows if r["language"] not in trained]
+        parts["klettres"] = {"test": test, "valid": [], "train": [r for r in rows if r["language"] in trained]}
     if args.festival:
         voices = args.festival_voices.split(",") if args.festival_voices else None
         parts["festival"] = festival_sets(work, splits, args.festival_sentences, voices)

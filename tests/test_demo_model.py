@@ -402,7 +402,7 @@ def test_the_recipe_with_data_only_makes_every_set_and_names_them_without_traini
     assert named["test-unseen-voice"] == str(work / "test-unseen-voice" / "manifest.jsonl")
 
 
-def test_the_recipe_makes_one_klettres_test_set_of_every_labelled_recording_and_trains_on_none(tmp_path, monkeypatch):
+def test_the_recipe_tests_on_the_klettres_languages_it_does_not_train_on(tmp_path, monkeypatch):
     import argparse
 
     import soundfile as sf
@@ -410,20 +410,52 @@ def test_the_recipe_makes_one_klettres_test_set_of_every_labelled_recording_and_
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
     import demo_model
 
-    klettres = tmp_path / "klettres"
-    (klettres / "it" / "syllab").mkdir(parents=True)
-    for name in ("ba", "ce", "zi"):
-        sf.write(klettres / "it" / "syllab" / f"{name}.ogg", np.zeros(8000, np.float32), 16000, format="OGG")
-    sounds = "".join(f'<sound name="{n.upper()}" file="it/syllab/{n}.ogg" />\n' for n in ("ba", "ce", "zi"))
-    (klettres / "it" / "sounds.xml").write_text(f"<klettres>\n{sounds}</klettres>\n", encoding="utf-8")
+    from unispeech import augment
+    from unispeech.data import write_manifest
+
+    def augment_corpus(rows, out, *args, **kwargs):
+        augmented.extend(rows)
+        return write_manifest(rows, Path(out) / "manifest.jsonl")
+
+    monkeypatch.setattr(augment, "augment_corpus", augment_corpus)
+    augmented, klettres = [], tmp_path / "klettres"
+    for language, names in (("it", ("ba", "ce", "zi")), ("es", ("ka",))):
+        (klettres / language / "syllab").mkdir(parents=True)
+        for name in names:
+            sf.write(klettres / language / "syllab" / f"{name}.ogg", np.zeros(8000, np.float32), 16000, format="OGG")
+        sounds = "".join(f'<sound name="{n.upper()}" file="{language}/syllab/{n}.ogg" />\n' for n in names)
+        (klettres / language / "sounds.xml").write_text(f"<klettres>\n{sounds}</klettres>\n", encoding="utf-8")
     work = tmp_path / "w"
     for split in ("train", "valid"):
         (work / split).mkdir(parents=True)
         (work / split / "manifest.jsonl").write_text("", encoding="utf-8")
     sources = dict(rhvoice=None, festvox_ru=None, festival=False, mbrola=None, mbrola_train=None, mbrola_tuning=None)
-    args = argparse.Namespace(**sources, klettres=str(klettres), voice_change=False, extra_data=[], real_copies=1)
+    args = argparse.Namespace(**sources, klettres=str(klettres), klettres_train=None, voice_change=False,
+                              extra_data=[], real_copies=1)  # fmt: skip
     sets = demo_model.real_voice_sets(work, args)
     assert list(sets["tests"]) == ["test-klettres"] and sets["left_out"] == {"klettres unlabelled": 1}  # zi: dz
     rows = [json.loads(line) for line in sets["tests"]["test-klettres"].read_text(encoding="utf-8").splitlines()]
-    assert sorted((r["text"], r["phones"]) for r in rows) == [("BA", "b ɑ"), ("CE", "tS e")]
-    assert sets["train"].read_text(encoding="utf-8") == "" and not (work / "train-klettres").exists()
+    assert sorted((r["text"], r["phones"]) for r in rows) == [("BA", "b ɑ"), ("CE", "tS e"), ("KA", "q ɑ")]
+    assert not augmented  # a test set only: nothing trained on
+
+    args.klettres_train = "es"
+    sets = demo_model.real_voice_sets(work, args)
+    rows = [json.loads(line) for line in sets["tests"]["test-klettres"].read_text(encoding="utf-8").splitlines()]
+    assert {r["language"] for r in rows} == {"it"} and [r["text"] for r in augmented] == ["KA"]
+
+
+@pytest.mark.parametrize("train", ["xx", ",".join(["cs", "da", "de", "en", "en_GB", "es", "fr", "hu", "it", "lt", "nb",
+                                                  "nl", "pt_BR", "ru", "tn", "uk"])])  # fmt: skip
+def test_the_recipe_refuses_klettres_training_languages_it_does_not_know_or_all_of_them(
+    tmp_path, monkeypatch, capsys, train
+):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_model
+
+    work = tmp_path / "w"
+    monkeypatch.setattr(
+        sys, "argv", ["demo_model.py", "--work", str(work), "--klettres", "x", "--klettres-train", train]
+    )
+    with pytest.raises(SystemExit) as exit:
+        demo_model.main()
+    assert exit.value.code == 2 and "--klettres-train takes some of" in capsys.readouterr().err and not work.exists()
