@@ -17,17 +17,16 @@ evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/de
 
 With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--mbrola-train`, `--klettres-train`,
 `--extra-data`) a last stage continues on espeak-ng's training set mixed with augmented copies of those voices
-(`real_voice_sets`), and every source's held-out utterances are evaluated (`--mbrola` voices, and `--klettres`
-languages not in `--klettres-train`, make test sets only; `--mbrola-tuning` voices a validation set of unseen
-voices for the phone LM's weights only). `--init MODEL` starts that stage from MODEL instead of training stages
-1, 2, ...
+(`demo_sets.real_voice_sets`), and every source's held-out utterances are evaluated (`--mbrola` voices, and
+`--klettres` languages not in `--klettres-train`, make test sets only; `--mbrola-tuning` voices a validation set
+of unseen voices for the phone LM's weights only). `--init MODEL` starts that stage from MODEL instead of training
+stages 1, 2, ...
 `--data-only` makes every set and stops (to train elsewhere, or to pair two trainings on the same data).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import shutil
 import subprocess
@@ -35,18 +34,16 @@ import sys
 import time
 from pathlib import Path
 
-from demo_card import UNSEEN_TEST_SETS, bundle
+from demo_card import bundle
+from demo_sets import real_voice_sets, synthesize_espeak_sets
 
 from unispeech.corpora import KLETTRES_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "ky"
 CONFIG = ROOT / "recipes" / "demo_config.json"
 RECIPE = ROOT / "recipes" / "demo_recipe.toml"
 RECIPE_STAGE2 = ROOT / "recipes" / "demo_recipe_stage2.toml"
 RECIPE_REAL = ROOT / "recipes" / "demo_recipe_real.toml"
-VALID_SENTENCES = 150
-TUNING_SENTENCES = 80  # validation sentences said by each --mbrola-tuning voice
 
 
 def run(cmd: list[str]) -> float:
@@ -215,215 +212,6 @@ def main() -> None:
         bundle(work)
 
 
-def synthesize_espeak_sets(work: Path, copies: int) -> None:
-    from unispeech.data import sentence_splits
-    from unispeech.synth import TRAIN_VARIANTS, UNSEEN_VARIANT, synthesize_corpus
-
-    splits = sentence_splits(DATA, VALID_SENTENCES)
-    sets = {
-        "train": (splits["train"], TRAIN_VARIANTS, copies, 1),
-        "valid": (splits["valid"], TRAIN_VARIANTS, 1, 2),
-        "test": (splits["test"], TRAIN_VARIANTS, 1, 3),
-        "test-unseen-voice": (splits["test"], (UNSEEN_VARIANT,), 1, 4),
-    }
-    for name, (sentences, variants, n, seed) in sets.items():
-        synthesize_corpus(sentences, work / name, variants=variants, copies=n, seed=seed)
-
-
-def real_voice_sets(work: Path, args) -> dict:
-    """Held-out splits of every real-voice source, augmented copies of their training parts, and the mixed
-    training / validation manifests (espeak-ng's sets plus those). RHVoice's test utterances are those whose
-    sentences no espeak-ng training set has (data/ky/val.text and the espeak-ng validation sentences)."""
-    from unispeech import corpora
-    from unispeech.augment import PRAAT_REQUIREMENT, augment_corpus, other_voices_set
-    from unispeech.data import merge_manifests, sentence_splits, write_manifest
-    from unispeech.g2p import CAPITALS_WORD, phonemize
-
-    if args.voice_change or args.rhvoice:
-        ensure_installed("parselmouth", PRAAT_REQUIREMENT)
-    splits = sentence_splits(DATA, VALID_SENTENCES)
-    unseen = set(splits["test"]) | set(splits["valid"])
-    parts: dict[str, dict[str, list[dict]]] = {}
-    left_out: dict[str, int] = {}
-    if args.rhvoice:
-        # abbreviations (УКМК, ТИЗОсунда): how the voice says them is not in the text, so no G2P labels them
-        every = corpora.rhvoice_rows(args.rhvoice)
-        rows = [r for r in every if not CAPITALS_WORD.search(r["text"])]
-        left_out["rhvoice abbreviations"] = len(every) - len(rows)
-        for row, phones in zip(rows, phonemize([r["text"] for r in rows])):
-            row["phones"] = " ".join(phones)
-        rows = [r for r in rows if r["phones"]]
-        test = [r for r in rows if r["text"] in unseen]
-        rest = [r for r in rows if r["text"] not in unseen]
-        valid = sorted(rest, key=lambda r: r["voice"])[::36]  # both voices, in metadata order within each
-        held = {r["id"] for r in valid}
-        parts["rhvoice"] = {"test": test, "valid": valid, "train": [r for r in rest if r["id"] not in held]}
-    if args.festvox_ru:
-        folder = Path(args.festvox_ru)
-        rows = corpora.festvox_ru_rows(
-            corpora.fetch_festvox_ru(work / "festvox-ru") if folder.name == "fetch" else folder
-        )
-        parts["festvox-ru"] = {"test": rows[::10], "valid": rows[5::30], "train": [r for i, r in enumerate(rows)
-                               if i % 10 and i % 30 != 5]}  # fmt: skip
-    if (
-        args.klettres
-    ):  # real speakers of other languages, isolated letters and syllables: one test set, less those trained on
-        folder = args.klettres
-        if folder == "fetch":
-            folder = corpora.fetch_deb(corpora.KLETTRES_PACKAGE, work / "klettres-data", corpora.KLETTRES_DIR, "cs")
-        rows, left_out["klettres unlabelled"] = corpora.klettres_rows(folder)
-        trained = set(args.klettres_train.split(",")) if args.klettres_train else set()
-        test = [{**r, "test_set": "klettres"} for r in rows if r["language"] not in trained]
-        parts["klettres"] = {"test": test, "valid": [], "train": [r for r in rows if r["language"] in trained]}
-    if args.festival:
-        voices = args.festival_voices.split(",") if args.festival_voices else None
-        parts["festival"] = festival_sets(work, splits, args.festival_sentences, voices)
-    if args.mbrola or args.mbrola_train or args.mbrola_tuning:
-        trained, tuning = (v.split(",") if v else [] for v in (args.mbrola_train, args.mbrola_tuning))
-        voices = (args.mbrola.split(",") if args.mbrola else []) + trained + tuning
-        parts["mbrola"] = mbrola_sets(work, splits, voices, trained, args.mbrola_sentences, tuning)
-    train = [work / "train" / "manifest.jsonl"] + [Path(m) for m in args.extra_data]
-    valid = [work / "valid" / "manifest.jsonl"]
-    tests = {}
-    for corpus, split in parts.items():
-        if split["train"]:  # (a source of test sets only has none)
-            out = work / f"train-{corpus}"
-            train.append(augment_corpus(split["train"], out, args.real_copies, 11, voices=args.voice_change))
-            valid.append(write_manifest(split["valid"], work / f"valid-{corpus}" / "manifest.jsonl"))
-        if split.get("tuning"):
-            write_manifest(split.pop("tuning"), work / "valid-unseen-voices" / "manifest.jsonl")
-        for voice in sorted({r.get("test_set", r["voice"]) for r in split["test"]}):
-            rows = [r for r in split["test"] if r.get("test_set", r["voice"]) == voice]
-            tests[f"test-{voice}"] = write_manifest(rows, work / f"test-{voice}" / "manifest.jsonl")
-    if "rhvoice" in parts:  # the same held-out recordings in simulated unseen voices (pitch, formants)
-        tests["test-rhvoice-other-voices"] = other_voices_set(
-            parts["rhvoice"]["test"], work / "test-rhvoice-other-voices", 13
-        )
-    return {
-        "train": merge_manifests(train, work / "train-mixed" / "manifest.jsonl"),
-        "valid": merge_manifests(valid, work / "valid-mixed" / "manifest.jsonl"),
-        "tests": tests,
-        "left_out": left_out,
-    }
-
-
-def festival_sets(
-    work: Path, splits: dict[str, list[str]], per_voice: int, trained: list[str] | None = None
-) -> dict[str, list[dict]]:
-    """Festival's voices (unispeech/festival.py) reading Kyrgyz: each `trained` voice (default: those not in
-    HELD_OUT_VOICES) its own `per_voice` of espeak-ng's training sentences, 8 validation ones and 20 held-out
-    ones (one test set for all of them); each other voice the same 120 held-out sentences and nothing else (a
-    test set per language: UNSEEN_TEST_SETS). Each voice's reading is made once per set of sentences
-    (`work/festival`)."""
-    import random
-
-    from unispeech.festival import HELD_OUT_VOICES, LABELLING, VOICES, install, request, speak
-
-    trained = trained or [v for v in VOICES if v not in HELD_OUT_VOICES]
-    unknown = sorted(set(trained) - set(VOICES))
-    if unknown:
-        raise SystemExit(f"--festival-voices: unknown {', '.join(unknown)} (known: {', '.join(VOICES)})")
-    install(list(VOICES))
-    rng = random.Random(17)
-    # 200 per voice first, then validation and test: so those two are the same whatever `per_voice` is
-    first = rng.sample(splits["train"], 200 * len(trained))
-    valid, test = rng.sample(splits["valid"], 8 * len(trained)), rng.sample(splits["test"], 120)
-    more = max(per_voice - 200, 0)
-    taken = set(first)
-    extra = random.Random(18).sample([s for s in splits["train"] if s not in taken], more * len(trained))
-    asked = {voice: {"test": test} for voice in VOICES if voice not in trained}
-    for n, voice in enumerate(trained):
-        train = first[n * 200 : (n + 1) * 200][:per_voice] + extra[n * more : (n + 1) * more]
-        asked[voice] = {"train": train, "valid": valid[n * 8 : (n + 1) * 8], "test": test[n * 20 : (n + 1) * 20]}
-    parts: dict[str, list[dict]] = {"train": [], "valid": [], "test": []}
-    for voice, sets in asked.items():
-        for split, sentences in sets.items():
-            out = work / "festival" / f"{voice}-{split}"
-            requests = [request(text, voice) for text in sentences]
-            make = functools.partial(speak, sentences, voice, out)
-            rows = reading(out, sentences, requests, make, split, LABELLING)
-            test_set = "festival-seen-voices" if voice in trained else UNSEEN_TEST_SETS[VOICES[voice].language]
-            parts[split] += [{**r, "test_set": test_set} if split == "test" else r for r in rows]
-    return parts
-
-
-def mbrola_sets(
-    work: Path,
-    splits: dict[str, list[str]],
-    voices: list[str],
-    trained: list[str],
-    per_voice: int,
-    tuning: list[str] = (),
-) -> dict[str, list[dict]]:
-    """MBROLA's voices (unispeech/mbrola.py) saying Kyrgyz: each `trained` voice its own `per_voice` of the
-    training sentences, 8 validation and 20 held-out ones (test set `mbrola-seen-voices`); each `tuning` voice
-    the same TUNING_SENTENCES validation sentences (the "tuning" split: the phone LM's unseen voices); every other
-    voice the same 120 held-out sentences, a test set per language (`mbrola-LANGUAGE`). The draws are slices of
-    one shuffle, so a voice added at the end keeps the others' sentences."""
-    import random
-
-    from unispeech.mbrola import LABELLING, VOICES, fetch, pho, speak
-
-    unknown = sorted(set(voices) - set(VOICES))
-    if unknown:
-        raise SystemExit(f"--mbrola: unknown {', '.join(unknown)} (known: {', '.join(VOICES)})")
-    root = fetch(voices, work / "mbrola")
-    held_out = random.Random(19).sample(splits["test"], 120)
-    rng = random.Random(23)
-    shuffled = {split: rng.sample(splits[split], len(splits[split])) for split in ("train", "valid", "test")}
-    tuned_on = random.Random(29).sample(splits["valid"], min(TUNING_SENTENCES, len(splits["valid"])))
-    asked = {voice: {"test": held_out} for voice in voices if voice not in trained and voice not in tuning}
-    asked |= {voice: {"tuning": tuned_on} for voice in tuning}
-    for n, voice in enumerate(trained):
-        counts = {"train": per_voice, "valid": 8, "test": 20}
-        asked[voice] = {split: shuffled[split][n * k : (n + 1) * k] for split, k in counts.items()}
-    parts: dict[str, list[dict]] = {"train": [], "valid": [], "test": [], "tuning": []}
-    for voice, sets in asked.items():
-        language = VOICES[voice].language.name.lower()
-        name = "mbrola-seen-voices" if voice in trained else f"mbrola-{language}"
-        for split, sentences in sets.items():
-            out = work / "mbrola-readings" / (voice if split == "test" and voice not in trained else f"{voice}-{split}")
-            requests = [pho(text, voice)[0] for text in sentences]
-            make = functools.partial(speak, sentences, voice, root, out)
-            rows = reading(out, sentences, requests, make, split, LABELLING)
-            parts[split] += [{**r, "test_set": name} if split == "test" else r for r in rows]
-    return parts
-
-
-def reading(out: Path, sentences: list[str], requests: list[str], make, split: str, labelling: int) -> list[dict]:
-    """A voice's reading of `sentences` (`out`/manifest.jsonl), made by `make()` only when it was not made from
-    the same sentences and requests (what the voice was asked: a spelling or phones) and labelled by the same
-    rules (`labelling`, the voice module's LABELLING), which sentences.json beside it keeps. A small
-    validation or test set of which the voice said nothing (every sentence needed a diphone it lacks:
-    suo_fi_lj says ~1 in 3) is an empty set, not the end of the recipe."""
-    from unispeech.data import write_manifest
-    from unispeech.festival import FestivalError
-    from unispeech.mbrola import MbrolaError
-
-    manifest, made_of = out / "manifest.jsonl", out / "sentences.json"
-    wanted = {"sentences": sentences, "asked": requests, "labelling": labelling}
-    if not (manifest.is_file() and made_of.is_file() and _same(json.loads(made_of.read_text("utf-8")), wanted)):
-        try:
-            rows = make()
-        except (FestivalError, MbrolaError) as e:
-            if split == "train":
-                raise
-            print(f"{out.name}: none of {len(sentences)} said in full ({e}); an empty set", flush=True)
-            rows = []
-        write_manifest(rows, manifest)
-        made_of.write_text(json.dumps(wanted, ensure_ascii=False), encoding="utf-8")
-    return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
-
-
-def _same(made_of: dict | list, wanted: dict) -> bool:
-    """Whether a reading was made from the wanted sentences, requests and labelling (readings made before the
-    requests were kept, a bare list of sentences, are taken on their sentences alone; those made before the
-    labelling was kept, on labelling 1)."""
-    if isinstance(made_of, list):
-        return made_of == wanted["sentences"] and wanted["labelling"] == 1
-    return {"labelling": 1, **made_of} == wanted
-
-
 def deepened(init: Path, layers: int, work: Path) -> Path:
     """`init` grown to `layers` transformer layers that compute what its own layers did
     (`unispeech.model.deepen`), written once as a model folder."""
@@ -463,14 +251,6 @@ def write_whole_folder(out: Path, write) -> None:
     write(scratch)
     shutil.rmtree(out, ignore_errors=True)
     scratch.rename(out)
-
-
-def ensure_installed(module: str, requirement: str) -> None:
-    """Install a training-time extra (pyproject's `train` extra) the recipe needs, if it is missing."""
-    try:
-        __import__(module)
-    except ImportError:
-        run([sys.executable, "-m", "pip", "install", requirement])
 
 
 def evaluate(model: Path, manifest: Path, work: Path, greedy: bool = False) -> dict:

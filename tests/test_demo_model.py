@@ -238,7 +238,7 @@ def test_the_recipe_redoes_a_festival_reading_only_when_what_festival_is_asked_c
     import unispeech.festival as festival
 
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
-    import demo_model
+    import demo_sets
 
     spelling = {"czech_dita": "v1"}  # what the fake front end asks each voice for a sentence: a spelling version
     made: list[tuple[str, str]] = []
@@ -252,22 +252,22 @@ def test_the_recipe_redoes_a_festival_reading_only_when_what_festival_is_asked_c
     monkeypatch.setattr(festival, "LABELLING", 1)
     monkeypatch.setattr(festival, "request", lambda text, voice: f"{spelling.get(voice, 'v1')} {text}")
     monkeypatch.setattr(festival, "speak", speak)
-    assert {v.language for v in festival.VOICES.values()} <= set(demo_model.UNSEEN_TEST_SETS)  # each can be held out
+    assert {v.language for v in festival.VOICES.values()} <= set(demo_sets.UNSEEN_TEST_SETS)  # each can be held out
     splits = {"train": [f"t{i}" for i in range(400)], "valid": [f"v{i}" for i in range(20)], "test": ["s"] * 120}
-    sets = demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
+    sets = demo_sets.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
     assert len(made) == 6 + len(festival.VOICES) - 2 and len(sets["train"]) == 6  # 3 splits per trained voice
     made.clear()
-    assert demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"]) == sets and made == []
+    assert demo_sets.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"]) == sets and made == []
     spelling["czech_dita"] = "v2"  # a spelling fix: that voice's readings are stale, the others are kept
-    demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
+    demo_sets.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
     assert sorted(made) == [("czech_dita", "test"), ("czech_dita", "train"), ("czech_dita", "valid")]
     made.clear()  # a reading kept by an older recipe (its sentences alone) is taken on them, as labelling 1
     old = tmp_path / "festival" / "czech_krb-train" / "sentences.json"
     old.write_text(json.dumps(json.loads(old.read_text())["sentences"]))
-    demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
+    demo_sets.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
     assert made == []
     monkeypatch.setattr(festival, "LABELLING", 2)  # new labelling rules: every reading is made anew
-    demo_model.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
+    demo_sets.festival_sets(tmp_path, splits, 3, ["czech_dita", "czech_krb"])
     assert len(made) == 6 + len(festival.VOICES) - 2
 
 
@@ -277,7 +277,7 @@ def test_the_recipe_gives_each_mbrola_training_voice_its_own_sentences_and_held_
     import unispeech.mbrola as mbrola
 
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
-    import demo_model
+    import demo_sets
 
     def speak(sentences, voice, root, out):
         if voice == "de4" and out.name.endswith("valid"):
@@ -289,7 +289,7 @@ def test_the_recipe_gives_each_mbrola_training_voice_its_own_sentences_and_held_
     monkeypatch.setattr(mbrola, "speak", speak)
     splits = {"train": [f"t{i}" for i in range(100)], "valid": [f"v{i}" for i in range(40)]}
     splits["test"] = [f"s{i}" for i in range(200)]
-    parts = demo_model.mbrola_sets(tmp_path, splits, ["tr1", "tr2", "de6", "de4"], ["de6", "de4"], 10)
+    parts = demo_sets.mbrola_sets(tmp_path, splits, ["tr1", "tr2", "de6", "de4"], ["de6", "de4"], 10)
     train = {v: {r["text"] for r in parts["train"] if r["id"].startswith(v)} for v in ("de6", "de4")}
     assert len(train["de6"]) == len(train["de4"]) == 10 and not train["de6"] & train["de4"]
     assert {r["id"].split("-")[0] for r in parts["valid"]} == {"de6"}
@@ -301,7 +301,7 @@ def test_the_recipe_gives_each_mbrola_training_voice_its_own_sentences_and_held_
         tests["mbrola-turkish"]["tr1"] == tests["mbrola-turkish"]["tr2"] and len(tests["mbrola-turkish"]["tr1"]) == 120
     )
     assert not tests["mbrola-seen-voices"]["de6"] & tests["mbrola-seen-voices"]["de4"]
-    more = demo_model.mbrola_sets(tmp_path / "b", splits, ["de6", "de4", "pl1", "cr1", "hu1"], ["de6", "de4", "pl1"],
+    more = demo_sets.mbrola_sets(tmp_path / "b", splits, ["de6", "de4", "pl1", "cr1", "hu1"], ["de6", "de4", "pl1"],
                                   10, tuning=["cr1", "hu1"])  # fmt: skip
     assert {r["text"] for r in more["train"] if r["id"].startswith("de4")} == train["de4"]  # a voice added: kept
     tuning = {v: {r["text"] for r in more["tuning"] if r["id"].startswith(v)} for v in ("cr1", "hu1")}
@@ -408,7 +408,7 @@ def test_the_recipe_tests_on_the_klettres_languages_it_does_not_train_on(tmp_pat
     import soundfile as sf
 
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
-    import demo_model
+    import demo_sets
 
     from unispeech import augment
     from unispeech.data import write_manifest
@@ -432,14 +432,14 @@ def test_the_recipe_tests_on_the_klettres_languages_it_does_not_train_on(tmp_pat
     sources = dict(rhvoice=None, festvox_ru=None, festival=False, mbrola=None, mbrola_train=None, mbrola_tuning=None)
     args = argparse.Namespace(**sources, klettres=str(klettres), klettres_train=None, voice_change=False,
                               extra_data=[], real_copies=1)  # fmt: skip
-    sets = demo_model.real_voice_sets(work, args)
+    sets = demo_sets.real_voice_sets(work, args)
     assert list(sets["tests"]) == ["test-klettres"] and sets["left_out"] == {"klettres unlabelled": 1}  # zi: dz
     rows = [json.loads(line) for line in sets["tests"]["test-klettres"].read_text(encoding="utf-8").splitlines()]
     assert sorted((r["text"], r["phones"]) for r in rows) == [("BA", "b ɑ"), ("CE", "tS e"), ("KA", "q ɑ")]
     assert not augmented  # a test set only: nothing trained on
 
     args.klettres_train = "es"
-    sets = demo_model.real_voice_sets(work, args)
+    sets = demo_sets.real_voice_sets(work, args)
     rows = [json.loads(line) for line in sets["tests"]["test-klettres"].read_text(encoding="utf-8").splitlines()]
     assert {r["language"] for r in rows} == {"it"} and [r["text"] for r in augmented] == ["KA"]
 
