@@ -194,8 +194,11 @@ def klettres_rows(folder: str | Path, languages: dict[str, str] = KLETTRES_LANGU
         sounds = re.findall(
             r'<sound\s+name="([^"]+)"\s+file="([^"]+)"', (folder / lang / "sounds.xml").read_text("utf-8")
         )
-        files = {file: name for name, file in reversed(sounds) if (folder / file).is_file()}  # a file named twice: once
-        said = [(name, folder / file) for file, name in reversed(files.items())]
+        said, seen = [], set()
+        for name, file in sounds:  # a file named twice is read once; one named but not there, not at all
+            if file not in seen and (folder / file).is_file():
+                seen.add(file)
+                said.append((name, folder / file))
         # lower case: espeak-ng spells a word in capitals letter by letter, and names a lone letter either way
         readings = phonemize([name.lower() for name, _ in said], language=languages[lang])
         for (name, audio), ipa in zip(said, readings):
