@@ -4,8 +4,7 @@
                                  [--device cuda]
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
         [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--klettres-train LANGUAGES] [--extra-data MANIFEST ...]
-        [--real-updates 3000]
-        [--init MODEL]
+        [--real-updates 3000] [--init MODEL]
         [--data-only]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
