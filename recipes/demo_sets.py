@@ -61,18 +61,12 @@ def real_voice_sets(work: Path, args) -> dict:
         held = {r["id"] for r in valid}
         parts["rhvoice"] = {"test": test, "valid": valid, "train": [r for r in rest if r["id"] not in held]}
     if args.festvox_ru:
-        folder = Path(args.festvox_ru)
-        rows = corpora.festvox_ru_rows(
-            corpora.fetch_festvox_ru(work / "festvox-ru") if folder.name == "fetch" else folder
-        )
+        folder = corpora.fetch_festvox_ru(work / "festvox-ru") if args.festvox_ru == "fetch" else args.festvox_ru
+        rows = corpora.festvox_ru_rows(folder)
         parts["festvox-ru"] = {"test": rows[::10], "valid": rows[5::30], "train": [r for i, r in enumerate(rows)
                                if i % 10 and i % 30 != 5]}  # fmt: skip
-    if (
-        args.klettres
-    ):  # real speakers of other languages, isolated letters and syllables: one test set, less those trained on
-        folder = args.klettres
-        if folder == "fetch":
-            folder = corpora.fetch_deb(corpora.KLETTRES_PACKAGE, work / "klettres-data", corpora.KLETTRES_DIR, "cs")
+    if args.klettres:  # real speakers of other languages: one test set of those not trained on
+        folder = corpora.fetch_klettres(work / "klettres-data") if args.klettres == "fetch" else args.klettres
         rows, left_out["klettres unlabelled"] = corpora.klettres_rows(folder)
         trained = set(args.klettres_train.split(",")) if args.klettres_train else set()
         test = [{**r, "test_set": "klettres"} for r in rows if r["language"] not in trained]

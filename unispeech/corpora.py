@@ -181,6 +181,11 @@ def map_ipa_phones(phones: list[str], language: str) -> list[str] | None:
     return uvular(out) if any(p in VOWELS for p in out) else None
 
 
+def fetch_klettres(dest: str | Path) -> Path:
+    """Debian's klettres-data package unpacked into `dest` (`fetch_deb`); -> its data folder."""
+    return fetch_deb(KLETTRES_PACKAGE, dest, KLETTRES_DIR, "cs/sounds.xml")
+
+
 def klettres_rows(folder: str | Path, languages: dict[str, str] = KLETTRES_LANGUAGES) -> tuple[list[dict], int]:
     """KLettres' data folder (`usr/share/klettres`: <language>/sounds.xml naming each recording's letter or
     syllable): one real speaker per language, labelled by espeak-ng reading the same letters in that language,
