@@ -12,6 +12,7 @@ from .backend_cli import add_export, add_info
 from .decoding import GreedyDecoder
 from .lm import MAX_ORDER
 from .precision import BACKENDS, DTYPE_CHOICES
+from .reports_cli import add_compare_reports
 from .train.commands import add_finetune, add_pretrain
 from .train.recipe import natural_int, positive_float, positive_int
 
@@ -444,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_transcribe,
         add_phonemize,
         add_evaluate,
+        add_compare_reports,
         add_finetune,
         add_pretrain,
         add_serve,

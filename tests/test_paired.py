@@ -1,0 +1,121 @@
+"""Two evaluations of one test set compared: PERs over the shared utterances, a paired-bootstrap interval of
+the difference, and a verdict only when the interval leaves out zero (`unispeech compare-reports`)."""
+
+import json
+import random
+
+import pytest
+
+from unispeech.data import Utterance
+from unispeech.evaluate import score
+from unispeech.paired import compare, read_evaluation
+
+from .conftest import run_main
+
+PHONES = "a e i o u k q s t m n l r".split()
+
+
+def references(n: int, seed: int = 0) -> list[list[str]]:
+    rng = random.Random(seed)
+    return [rng.choices(PHONES, k=rng.randint(8, 30)) for _ in range(n)]
+
+
+def garbled(ref: list[str], rate: float, rng: random.Random) -> list[str]:
+    """`ref` with about `rate` of its phones replaced by another, dropped or doubled."""
+    out = []
+    for p in ref:
+        r = rng.random()
+        out += [p] if r >= rate else [rng.choice(PHONES)] if r < rate / 3 else [] if r < 2 * rate / 3 else [p, p]
+    return out
+
+
+def evaluation(folder, refs, hyps, skipped=()) -> str:
+    """An `unispeech evaluate --out` folder's utterances.jsonl, rows made by evaluate's own scoring."""
+    rows = [
+        score(
+            Utterance(f"u{i}", f"u{i}.wav", None, tuple(ref)),
+            {"error": "unreadable"} if i in skipped else {"phones": hyp, "text": " ".join(hyp), "duration": 1.0},
+        )
+        for i, (ref, hyp) in enumerate(zip(refs, hyps))
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "utterances.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(folder)
+
+
+def test_identical_evaluations_differ_by_nothing(tmp_path):
+    refs = references(50)
+    hyps = [garbled(r, 0.2, random.Random(i)) for i, r in enumerate(refs)]
+    a = read_evaluation(evaluation(tmp_path / "a", refs, hyps))
+    result = compare(a, a)
+    assert result.difference == 0 and result.low == result.high == 0
+    assert result.verdict == "no clear difference" and result.b_better == result.b_worse == 0
+    assert result.utterances == 50 and result.reference_phones == sum(map(len, refs))
+
+
+def test_a_clearly_better_model_is_called_better_and_its_pers_are_the_pooled_ones(tmp_path):
+    refs = references(200)
+    rng = random.Random(1)
+    worse, better = [garbled(r, 0.3, rng) for r in refs], [garbled(r, 0.1, rng) for r in refs]
+    a = read_evaluation(evaluation(tmp_path / "a", refs, worse))
+    b = read_evaluation(evaluation(tmp_path / "b", refs, better))
+    result = compare(a, b)
+    edits = [sum(r[k] for k in ("substitutions", "deletions", "insertions")) for r in a.values()]
+    assert result.per_a == pytest.approx(sum(edits) / sum(map(len, refs)))
+    assert result.low <= result.difference <= result.high < 0
+    assert result.verdict == "B better" and result.b_better > result.b_worse
+    assert compare(b, a).verdict == "B worse"
+    assert compare(a, b) == result  # seeded: the same inputs give the same interval
+    assert compare(a, b, level=0.5).high - compare(a, b, level=0.5).low < result.high - result.low
+
+
+def test_a_small_difference_on_few_utterances_is_no_clear_difference(tmp_path):
+    refs = references(30)
+    rng = random.Random(2)
+    a = read_evaluation(evaluation(tmp_path / "a", refs, [garbled(r, 0.20, rng) for r in refs]))
+    b = read_evaluation(evaluation(tmp_path / "b", refs, [garbled(r, 0.20, rng) for r in refs]))
+    result = compare(a, b)
+    assert result.low < 0 < result.high and result.verdict == "no clear difference"
+
+
+def test_only_utterances_scored_in_both_are_paired(tmp_path):
+    refs = references(20)
+    a = read_evaluation(evaluation(tmp_path / "a", refs, refs, skipped={3}))
+    b = read_evaluation(evaluation(tmp_path / "b", refs[:15], refs[:15]))
+    result = compare(a, b)
+    assert result.utterances == 14 and result.unpaired == 6  # u3 skipped in A, u15-u19 only in A
+
+
+def test_other_test_sets_are_refused(tmp_path):
+    refs = references(10)
+    a = read_evaluation(evaluation(tmp_path / "a", refs, refs))
+    other = read_evaluation(evaluation(tmp_path / "b", references(10, seed=5), refs))
+    with pytest.raises(ValueError, match="other reference phones"):
+        compare(a, other)
+    with pytest.raises(ValueError, match="share no scored utterance"):
+        compare(a, {})
+
+
+def test_cli_prints_both_pers_the_interval_and_the_verdict(tmp_path, capsys):
+    refs = references(200)
+    rng = random.Random(3)
+    a = evaluation(tmp_path / "a", refs, [garbled(r, 0.3, rng) for r in refs])
+    b = evaluation(tmp_path / "b", refs, [garbled(r, 0.1, rng) for r in refs])
+    code, out, err = run_main(["compare-reports", a, b], capsys)
+    assert code == 0, err
+    assert "over 200 utterances" in out and "95 % interval" in out and "B better" in out
+    code, out, _ = run_main(["compare-reports", a, b, "--format", "json", "--level", "0.9"], capsys)
+    result = json.loads(out)
+    assert code == 0 and result["verdict"] == "B better" and result["level"] == 0.9
+
+
+def test_cli_refusals_are_one_line(tmp_path, capsys):
+    a = evaluation(tmp_path / "a", references(5), references(5))
+    code, _, err = run_main(["compare-reports", a, str(tmp_path / "nothing")], capsys)
+    assert code == 2 and "not an evaluation folder" in err
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "utterances.jsonl").write_text("{}\n")
+    code, _, err = run_main(["compare-reports", a, str(tmp_path / "bad")], capsys)
+    assert code == 2 and "utterances.jsonl:1: not a row of `unispeech evaluate`" in err
+    code, _, err = run_main(["compare-reports", a, a, "--level", "95"], capsys)
+    assert code == 2 and "between 0 and 1" in err

@@ -1,0 +1,55 @@
+"""The subcommand about evaluation reports: `compare-reports` (is model B's PER really lower than A's?)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .train.recipe import natural_int, positive_int
+
+
+def cmd_compare_reports(args: argparse.Namespace) -> int:
+    from .paired import compare, read_evaluation
+
+    result = compare(
+        read_evaluation(args.a), read_evaluation(args.b), draws=args.draws, level=args.level, seed=args.seed
+    )
+    if args.format == "json":
+        print(json.dumps({**vars(result), "difference": result.difference, "verdict": result.verdict}, indent=2))
+        return 0
+    unpaired = f"; {result.unpaired} scored in one only, left out" if result.unpaired else ""
+    print(
+        f"A {100 * result.per_a:.2f} %, B {100 * result.per_b:.2f} % PER over {result.utterances} utterances "
+        f"({result.reference_phones} phones{unpaired})\n"
+        f"B - A {100 * result.difference:+.2f} points, {100 * result.level:.0f} % interval "
+        f"[{100 * result.low:+.2f}, {100 * result.high:+.2f}] (paired bootstrap, {args.draws} draws): "
+        f"{result.verdict}; B better on {result.b_better} utterances, worse on {result.b_worse}"
+    )
+    return 0
+
+
+def level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"a level is between 0 and 1 (0.95 for 95 %), not {text}")
+    return value
+
+
+def add_compare_reports(sub) -> None:
+    p = sub.add_parser(
+        "compare-reports",
+        help="two evaluations of the same test set: the PER difference and its interval",
+        description="Compare two `unispeech evaluate --out` folders of the same utterances (paired by id): "
+        "both PERs, B - A with a paired-bootstrap interval, and whether B is better, worse, or not clearly "
+        "either.",
+    )
+    p.add_argument("a", help="evaluation folder of model A (the baseline)")
+    p.add_argument("b", help="evaluation folder of model B")
+    p.add_argument("--draws", type=positive_int, default=2000, help="bootstrap resamplings (default: 2000)")
+    p.add_argument("--level", type=level, default=0.95, help="interval level (default: 0.95)")
+    p.add_argument("--seed", type=natural_int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    p.set_defaults(func=cmd_compare_reports)
