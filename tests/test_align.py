@@ -7,7 +7,7 @@ import unispeech
 from unispeech.align import align, viterbi
 from unispeech.formats import textgrid
 
-from .conftest import speechlike
+from .conftest import run_main, speechlike
 
 BLANK = 5
 
@@ -142,3 +142,23 @@ def test_align_manifest_batch_form(tiny_model_dir, tmp_path, capsys):
     grid = praat.openTextgrid(str(tmp_path / "out" / "b.TextGrid"), includeEmptyIntervals=False)
     assert [e.label for e in grid.getTier("phones").entries] == "s ɑ l ɑ m".split()
     assert (tmp_path / "out" / "a.TextGrid").is_file() and not (tmp_path / "out" / "bad.TextGrid").exists()
+
+
+def test_align_manifest_names_files_by_the_manifest_ids_kept_inside_the_folder(tiny_model_dir, tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", speechlike(1.0), 16000)
+    ids = ["fr/a-0", "../up", "Same", "same", ".hidden"]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"id": i, "audio": "a.wav", "phones": "s ɑ"}) + "\n" for i in ids))
+    out = tmp_path / "out"
+    code, _, err = run_main(
+        ["align", "--manifest", str(manifest), "--out-dir", str(out), "--model", str(tiny_model_dir)], capsys
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["fr_a-0.json", "_._up.json", "Same.json", "same#2.json", "_hidden.json"]
+    )
+    assert not (tmp_path / "up.json").exists()

@@ -188,3 +188,19 @@ def test_score_logits_counts_the_errors_of_one_decoding_of_logits_computed_once(
     assert (counts.deletions, counts.substitutions, counts.insertions) == (1, 0, 0)
     with pytest.raises(ValueError):
         score_logits(model, logits, lengths[:1], hyps)
+
+
+def test_a_manifests_ids_name_its_utterances_in_the_report(tiny_model_dir, tmp_path, capsys):
+    for lang in ("fr", "it"):  # one file name in two folders, as in KLettres
+        (tmp_path / lang).mkdir()
+        sf.write(tmp_path / lang / "a-0.wav", speechlike(1.0), 16000)
+    manifest = tmp_path / "m.jsonl"
+    rows = [{"id": f"klettres_{lang}_a-0", "audio": f"{lang}/a-0.wav", "phones": "ɑ"} for lang in ("fr", "it")]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows + [{"audio": "fr/a-0.wav", "phones": "ɑ"}]))
+    out = tmp_path / "r"
+    code, _, err = run_main(
+        ["evaluate", "--model", str(tiny_model_dir), "--data", str(manifest), "--out", str(out)], capsys
+    )
+    assert code == 0, err
+    ids = [json.loads(line)["id"] for line in (out / "utterances.jsonl").read_text().splitlines()]
+    assert ids == ["klettres_fr_a-0", "klettres_it_a-0", "a-0"]  # without an id: the audio file's stem

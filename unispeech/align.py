@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 
@@ -166,6 +167,7 @@ def align_manifest(recognizer: Recognizer, manifest, out_dir, fmt: str, language
     utterances, skipped = load_dataset(manifest)
     aligned, failed = 0, len(skipped)
     suffix = {"json": ".json", "tsv": ".tsv", "ctm": ".ctm", "textgrid": ".TextGrid"}[fmt]
+    used: set[str] = set()
     for u in utterances:
         phones = list(u.phones) if u.phones else None
         try:
@@ -174,6 +176,19 @@ def align_manifest(recognizer: Recognizer, manifest, out_dir, fmt: str, language
             print(f"unispeech: skipped {u.id}: {e}", file=sys.stderr)
             failed += 1
             continue
-        atomic_write(Path(out_dir) / f"{u.id}{suffix}", alignment_text(str(u.audio), u.text, result, fmt))
+        atomic_write(Path(out_dir) / file_name(u.id, suffix, used), alignment_text(str(u.audio), u.text, result, fmt))
         aligned += 1
     return aligned, failed
+
+
+def file_name(uid: str, suffix: str, used: set[str]) -> str:
+    """`uid` + `suffix` as one file name inside the output folder: a manifest's id may hold path separators or
+    start with a dot, and two ids may become the same name (the later gets `#n`)."""
+    stem = re.sub(r"[/\\\x00]", "_", uid)
+    stem = "_" + stem[1:] if stem.startswith(".") else stem
+    name, n = stem + suffix, 1
+    while name.lower() in used:  # case-insensitive file systems too
+        n += 1
+        name = f"{stem}#{n}{suffix}"
+    used.add(name.lower())
+    return name

@@ -116,8 +116,11 @@ def _from_rows(rows: list[dict], columns: list[str], audio_dir: Path, source: st
         )
     utterances, skipped, seen = [], [], set()
     for n, row in enumerate(rows, 1):
-        name = row.get(audio_key)
-        uid = Path(name).stem if isinstance(name, str) and name else f"{Path(source).name}:{n}"
+        name, given = row.get(audio_key), row.get("id")
+        if isinstance(given, (str, int)) and str(given).strip():  # the manifest's own name for it
+            uid = str(given).strip()
+        else:
+            uid = Path(name).stem if isinstance(name, str) and name else f"{Path(source).name}:{n}"
         uid = uid if uid not in seen else f"{uid}#{n}"  # ids key the resume log: keep them unique
         seen.add(uid)
         if not name:
