@@ -2,6 +2,7 @@
 augmentation aimed at the synthetic-to-real gap."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -468,3 +469,17 @@ def test_augment_corpus_redraws_the_copies_of_a_source_written_anew_under_the_sa
     kept = {(r["id"], (out / r["audio"]).stat().st_mtime_ns == first[Path(r["audio"]).name]) for r in rows}
     assert kept == {("u0", True), ("u1", False)}  # each copy
     assert all(r["duration"] > 0.8 for r in rows if r["id"] == "u1")  # drawn from the new audio
+
+
+def test_augment_corpus_keeps_the_copies_of_a_source_copied_anew_with_the_same_bytes(tmp_path):
+    # the shared data folder is laid anew each session: new mtimes, the same audio
+    sources = tone_rows(tmp_path, 2)
+    out = tmp_path / "aug"
+    augment_corpus(sources, out, copies=2, seed=1, progress=False)
+    first = {p.name: p.stat().st_mtime_ns for p in (out / "clips").iterdir()}
+    data = (tmp_path / "src0.wav").read_bytes()
+    (tmp_path / "src0.wav").unlink()
+    (tmp_path / "src0.wav").write_bytes(data)
+    os.utime(tmp_path / "src0.wav", ns=(1, 1))
+    augment_corpus(sources, out, copies=2, seed=1, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "clips").iterdir()} == first

@@ -6,6 +6,8 @@ was done to every clip."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import os
 import warnings
@@ -392,17 +394,22 @@ def augment_corpus(
     drawn = {entry["audio"]: entry for entry in map(json.loads, filter(str.strip, lines))}
     entries, todo = {}, []
     stamps = {str(row["audio"]): source_stamp(row["audio"]) for row in rows}
+    digests = functools.cache(source_digest)  # read only where a stamp differs
     for copy in range(copies):
         for row in rows:
             name = f"clips/{row['id']}-{copy}.flac"
             entry = drawn.get(name)
-            # kept only if drawn from the same source, unchanged since (older logs have no stamp), with the same
-            # voices setting (older logs: none)
+            # kept only if drawn from the same source, unchanged since (older logs have no stamp; a source copied
+            # anew has another mtime but the same bytes), with the same voices setting (older logs: none)
+            source = str(row["audio"])
             same = (
                 entry is not None
-                and entry["source"] == str(row["audio"])
-                and entry.get("source_stamp", stamps[entry["source"]]) == stamps[entry["source"]]
+                and entry["source"] == source
                 and entry.get("voices", False) == voices
+                and (
+                    entry.get("source_stamp", stamps[source]) == stamps[source]
+                    or entry.get("source_digest") == digests(source)
+                )
             )
             if same and (out / name).is_file():
                 entries[name] = entry
@@ -440,12 +447,13 @@ def _draw_clip(job: tuple) -> dict:
 
     source, out, name, seed, row_id, copy, voices = job
     stamp = source_stamp(source)  # before reading it: a source rewritten meanwhile is drawn again next time
+    digest = source_digest(source)
     rng = clip_rng(seed, row_id, copy)
     wav, info = channel(load_audio(source), rng, voices)
     wav, more = augment(wav, rng)
     sf.write(Path(out) / name, wav, SAMPLE_RATE)
     entry = {"audio": name, "source": source, "duration": round(wav.size / SAMPLE_RATE, 3), "voices": voices}
-    return {**entry, "source_stamp": stamp, **info, **more}
+    return {**entry, "source_stamp": stamp, "source_digest": digest, **info, **more}
 
 
 def source_stamp(path) -> str:
@@ -453,3 +461,13 @@ def source_stamp(path) -> str:
     the same name) has another stamp, so its old augmented copies are not kept."""
     stat = os.stat(path)
     return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def source_digest(path) -> str:
+    """SHA-256 of a source file's bytes: the same audio laid anew (a shared folder copied again each session,
+    with new mtimes) is still the same source, and its augmented copies are kept."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
