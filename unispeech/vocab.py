@@ -110,16 +110,6 @@ class Vocabulary:
         }
 
 
-def read_tokens(folder: Path) -> list[str] | None:
-    """A folder's vocab.json tokens in id order, or None where it has none that reads (what a CTC head labels,
-    before `Vocabulary.from_folder` checks it against a model)."""
-    try:
-        raw = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-        return [token for token, _ in sorted(raw.items(), key=lambda item: item[1])]
-    except (OSError, ValueError, AttributeError, TypeError):
-        return None
-
-
 def _tokenizer_settings(folder: Path) -> dict:
     """tokenizer_config.json over special_tokens_map.json; token objects flattened to their text."""
     settings: dict = {}

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..audio import AudioSettings
 from ..augment import BatchAugment, BatchCodec, BatchNoise
-from ..checkpoint import is_pretraining, load_weights, resolve_folder, save_folder, weights_file
+from ..checkpoint import is_pretraining, load_weights, read_metadata, resolve_folder, save_folder, weights_file
 from ..config import ModelConfig
 from ..data import load_dataset
 from ..g2p import kyrgyz_inventory
@@ -21,7 +21,7 @@ from ..metrics import phone_error_rate
 from ..model import CTCModel, build_model, initialize_weights
 from ..precision import resolve_device
 from ..transcribe import Recognizer
-from ..vocab import Vocabulary, phone_vocabulary, read_tokens
+from ..vocab import Vocabulary, phone_vocabulary
 from .batches import Batch, Example, load_examples
 from .loop import train
 from .recipe import TrainOptions, read_recipe
@@ -122,9 +122,9 @@ def init_model(init: str | Path, recipe: FinetuneRecipe) -> tuple[CTCModel, Voca
     vocab = phone_vocabulary(list(kyrgyz_inventory()))
     pretraining = is_pretraining(base)
     if folder.is_dir() and (folder / "vocab.json").is_file() and not pretraining:  # a pretraining vocab is not ours
-        vocab = Vocabulary.from_folder(folder, blank_id=base.pad_token_id, head_size=base.vocab_size)
+        vocab = read_metadata(folder)[1]
     # ...unless its CTC head labels exactly our phones (multi-task training on them): then that head goes on
-    carry_head = pretraining and read_tokens(folder) == list(vocab.tokens)
+    carry_head = pretraining and (folder / "vocab.json").is_file() and read_metadata(folder)[1].tokens == vocab.tokens
     config = dataclasses.replace(
         base,
         vocab_size=len(vocab),

@@ -17,13 +17,20 @@ import torch
 import torch.nn.functional as F
 
 from ..augment import BatchAugment, BatchCodec, BatchNoise
-from ..checkpoint import is_pretraining, load_pretraining_folder, load_weights, read_config, save_folder
+from ..checkpoint import (
+    is_pretraining,
+    load_pretraining_folder,
+    load_weights,
+    read_config,
+    read_metadata,
+    save_folder,
+)
 from ..config import ModelConfig
 from ..data import load_dataset, with_phones
 from ..masking import MaskOptions, SpanMasks, draw_span_masks
 from ..model import UniSpeechPretrainModel, ctc_view, initialize_weights
 from ..precision import resolve_device
-from ..vocab import Vocabulary, phone_vocabulary, read_tokens
+from ..vocab import Vocabulary, phone_vocabulary
 from .batches import Batch, Example, batch_to, collate, load_examples, plan_batches
 from .finetune import phone_error_rate_on
 from .loop import train
@@ -244,12 +251,7 @@ def init_pretrain_model(init: str | Path, recipe: PretrainRecipe, num_ctc_classe
         model = load_pretraining_folder(init)
         model.dropout_features.p = recipe.dropout_features
         model.config = dataclasses.replace(model.config, feat_quantizer_dropout=recipe.dropout_features)
-        vocab = None
-        if (init / "vocab.json").is_file():
-            vocab = Vocabulary.from_folder(
-                init, blank_id=len(read_tokens(init) or ()) - 4, head_size=model.config.num_ctc_classes
-            )
-        return model, vocab
+        return model, read_metadata(init)[1] if (init / "vocab.json").is_file() else None
     base = ModelConfig.from_json(init)
     config = training_config(base, recipe, num_ctc_classes or base.num_ctc_classes)
     torch.manual_seed(recipe.train.seed)
@@ -260,7 +262,7 @@ def from_ctc_model(folder: Path, recipe: PretrainRecipe):
     """A fine-tuned CTC model -> the pretraining model with its body and its head as the phonetic CTC head;
     the quantizer and its projections start as in pretraining from scratch."""
     base = read_config(folder)
-    vocab = Vocabulary.from_folder(folder, blank_id=base.pad_token_id, head_size=base.vocab_size)
+    vocab = read_metadata(folder)[1]
     torch.manual_seed(recipe.train.seed)
     model = initialize_weights(UniSpeechPretrainModel(training_config(base, recipe, base.vocab_size)))
     load_weights(model, folder, strict=False, carry_head=True)
