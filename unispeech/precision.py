@@ -172,14 +172,14 @@ MEASURED = {  # per CPU class, in order of preference: fastest first (ties withi
     ),
     # Intel Xeon with AMX, the 2-core development VM (avx512_bf16, avx512_vnni, amx_bf16, amx_int8), torch 2.13,
     # ORT 1.32, 2026-12-05 (fourth sitting), the CNN depth-first and the float32 positional conv through FFTs: one
-    # run of bench/speed.py (docs/performance.md, "Every draw must pass"). Agreement: the v18 demo model on its 227
-    # held-out sentences in three draws of voices (seeds 3, 5, 7: bench/precision_agreement.py, 2026-12-05, eighth
-    # sitting; v12's to v17's counts in docs/performance.md)
+    # run of bench/speed.py (docs/performance.md, "Every draw must pass"). Agreement: the v20 demo model on its 227
+    # held-out sentences in three draws of voices (seeds 3, 5, 7: bench/precision_agreement.py, 2026-12-06, twelfth
+    # sitting; v12's to v18's counts in docs/performance.md)
     "amx": (
-        Measured("torch", "bfloat16", 0.46, _of_227(222, 223, 223), _of_227(224, 225, 226)),
-        Measured("torch", "auto", 0.62, _of_227(226, 226, 225), _of_227(225, 226, 225)),
-        Measured("onnxruntime", "int8", 0.61, _of_227(225, 223, 220), _of_227(223, 227, 224)),  # loads 0.9 s
-        Measured("torch", "mixed", 0.64, _of_227(226, 227, 227), _of_227(225, 227, 227)),
+        Measured("torch", "bfloat16", 0.46, _of_227(224, 223, 225), _of_227(224, 226, 225)),
+        Measured("torch", "auto", 0.62, _of_227(225, 226, 225), _of_227(226, 227, 225)),
+        Measured("onnxruntime", "int8", 0.61, _of_227(222, 224, 223), _of_227(224, 226, 225)),  # loads 0.9 s
+        Measured("torch", "mixed", 0.64, _of_227(226, 227, 227), _of_227(227, 227, 227)),
         Measured("torch", "float32", 1.58, (1.0,)),  # onnxruntime float32 is 1.62 s, and loads in 3 s, +0.9 GB
         Measured("onnxruntime", "float32", 1.62, (1.0,)),
     ),
