@@ -102,8 +102,6 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
     trained = festival_voices(training)
     festival = bool(trained)
     held_out = [v for v in VOICES if v not in trained]
-    languages = _and(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in trained}))
-    said_by = mbrola_voices(training)
     unseen_mbrola = sorted(
         {
             r["voice"].removeprefix("mbrola-")
@@ -112,7 +110,6 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
             for r in _rows(work / name)
         }
     )
-    mbrola_languages = _and(sorted({mbrola.VOICES[v].language.name for v in said_by}))
     tuning = _tuning_voices(summary.get("phone_lm"))
     return MODEL_CARD.format(
         storage=storage
@@ -141,14 +138,27 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
             if tuning
             else ""
         ),
-        festival_voices=_listed_on(
-            [f"Festival's voices of {_number(len(trained))} real speakers ({languages}) reading Kyrgyz"] * festival
-            + [f"MBROLA's voices of {_number(len(said_by))} more ({mbrola_languages}) given its phones"] * bool(said_by)
-        ),
+        festival_voices=_listed_on(real_speakers_heard(training)),
         voice_change=voice_change_text(summary),
         batch_augmentation=batch_augmentation_text(summary),
         decoding=decoding_text(summary.get("phone_lm")),
     )
+
+
+def real_speakers_heard(training: list[dict]) -> list[str]:
+    """The card's first sentence goes on with these: the real speakers (of KLettres, Festival, MBROLA) that the
+    training rows hold, by source."""
+    klettres = sorted({r["language"] for r in training if r.get("corpus") == "klettres"})
+    festival = festival_voices(training)
+    said_by = mbrola_voices(training)
+    return (
+        [f"{_speakers(len(klettres))} of other languages saying letters and syllables (KLettres: "
+         f"{', '.join(klettres)})"] * bool(klettres)
+        + [f"Festival's voices of {_speakers(len(festival))} "
+           f"({_and(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in festival}))}) reading Kyrgyz"] * bool(festival)
+        + [f"MBROLA's voices of {_number(len(said_by))} more "
+           f"({_and(sorted({mbrola.VOICES[v].language.name for v in said_by}))}) given its phones"] * bool(said_by)
+    )  # fmt: skip
 
 
 def starting_point(summary: dict) -> str:
@@ -195,7 +205,7 @@ UNSEEN_TEST_SETS = {  # the test set of each language's Festival voices that wer
     "fi": "festival-unseen-finnish",
 }
 UNSEEN_FESTIVAL_SETS = {f"test-{name}": language for language, name in UNSEEN_TEST_SETS.items()}
-NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
 
 
 def unseen_festival_row(language: str, trained: list[str]) -> tuple[str, str]:
@@ -255,6 +265,10 @@ def _listed_on(items: list[str]) -> str:
 
 def _number(n: int) -> str:
     return NUMBERS.get(n, str(n))
+
+
+def _speakers(n: int) -> str:
+    return f"{_number(n)} real speaker{'s' * (n != 1)}"
 
 
 def _and(words: list[str]) -> str:
@@ -383,7 +397,7 @@ def mbrola_source(rows: list[dict]) -> str:
     )
     return (
         f"Kyrgyz sentences (espeak-ng's training sentences) said by MBROLA's diphone voices of "
-        f"{_number(len(voices))} real speakers: {named}; each given the Kyrgyz phones as the nearest ones of its "
+        f"{_speakers(len(voices))}: {named}; each given the Kyrgyz phones as the nearest ones of its "
         "language, with durations and pitch drawn by rule (`unispeech/mbrola.py`); labels: the sounds given, "
         f"named in the Kyrgyz set; utterances with a missing diphone left out; {mbrola.LICENSE}"
     )
@@ -400,11 +414,10 @@ def festival_source(voices: list[str]) -> str:
         how.append(f"the {_and(spelled)} ones read the phones spelled in their orthography")
     if any(VOICES[v].language == "en" for v in voices):
         how.append("the English ones are given the phones, with durations and pitch drawn by rule")
-    count = _number(len(voices))
     kinds = _and(sorted({VOICES[v].synthesis for v in voices}, reverse=True))
     return (
         f"Kyrgyz sentences (espeak-ng's training sentences) read by Festival's {kinds} voices of "
-        f"{count} real speakers: {named}; {'; '.join(how)}; labels: the phones the voice said (its segments), "
+        f"{_speakers(len(voices))}: {named}; {'; '.join(how)}; labels: the phones the voice said (its segments), "
         "mapped onto the Kyrgyz set (`unispeech/festival.py`); utterances with a missing diphone left out"
     )
 

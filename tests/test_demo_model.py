@@ -330,6 +330,21 @@ def test_the_recipe_refuses_an_mbrola_voice_in_two_roles_or_tuning_voices_withou
     assert exit.value.code == 2 and message in capsys.readouterr().err and not (tmp_path / "w").exists()
 
 
+def test_the_cards_first_sentence_names_the_real_speakers_trained_on_by_source(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    from demo_card import _listed_on, real_speakers_heard
+
+    rows = [{"corpus": "klettres", "language": lang} for lang in ("uk", "da", "uk")]
+    rows += [{"corpus": "festival", "voice": "festival-czech_dita"}]
+    rows += [{"corpus": "mbrola", "voice": f"mbrola-{v}"} for v in ("de4", "lt1", "lt2")] + [{"corpus": "espeak-ng"}]
+    assert real_speakers_heard(rows) == [
+        "two real speakers of other languages saying letters and syllables (KLettres: da, uk)",
+        "Festival's voices of one real speaker (Czech) reading Kyrgyz",
+        "MBROLA's voices of three more (German and Lithuanian) given its phones",
+    ]
+    assert real_speakers_heard([{"corpus": "espeak-ng"}]) == [] and _listed_on([]) == ""
+
+
 def test_the_card_names_the_unseen_voices_the_phone_lm_was_tuned_on_with_their_licence(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
     from demo_card import decoding_text

@@ -21,7 +21,7 @@ def cmd_compare_reports(args: argparse.Namespace) -> int:
     print(
         f"A {100 * result.per_a:.2f} %, B {100 * result.per_b:.2f} % PER over {result.utterances} utterances "
         f"({result.reference_phones} phones{unpaired})\n"
-        f"B - A {100 * result.difference:+.2f} points, {100 * result.level:.0f} % interval "
+        f"B - A {100 * result.difference:+.2f} points, {100 * result.level:g} % interval "
         f"[{100 * result.low:+.2f}, {100 * result.high:+.2f}] (paired bootstrap, {args.draws} draws): "
         f"{result.verdict}; B better on {result.b_better} utterances, worse on {result.b_worse}"
     )
