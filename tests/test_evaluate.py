@@ -1,5 +1,6 @@
 """PER equals an independent edit distance; `unispeech evaluate` reads Common Voice folders and reports."""
 
+import functools
 import json
 import random
 
@@ -30,6 +31,7 @@ def test_per_matches_jiwer(refs, hyps):
         theirs.deletions,
         theirs.insertions,
     )
+    assert ours.correct == theirs.hits
     if ours.reference_phones:
         assert ours.per == pytest.approx(theirs.wer)
 
@@ -41,6 +43,28 @@ def test_per_matches_jiwer_on_random_phone_strings():
     hyps = [" ".join(rng.choices(phones, k=rng.randint(0, 12))) for _ in range(200)]
     ours = phone_error_rate([r.split() for r in refs], [h.split() for h in hyps])
     assert ours.per == pytest.approx(jiwer.wer(refs, hyps))
+
+
+@functools.cache
+def best_alignment(ref: tuple, hyp: tuple) -> tuple[int, int]:
+    """(edits, -matches) of the best of all alignments of ref and hyp, by brute force over their suffixes."""
+    if not ref or not hyp:
+        return len(ref) + len(hyp), 0
+    edits, matches = best_alignment(ref[1:], hyp[1:])
+    same = ref[0] == hyp[0]
+    skips = [(e + 1, m) for e, m in (best_alignment(ref[1:], hyp), best_alignment(ref, hyp[1:]))]
+    return min([(edits + (not same), matches - same)] + skips)
+
+
+def test_of_the_fewest_edit_alignments_the_one_with_most_matches_is_taken():
+    # a tie-break must not decide how many phones were recognised right: "a b" / "b c" is D, =, I (one right),
+    # not S, S (none right; jiwer's choice)
+    assert [op for op, _, _ in align("a b".split(), "b c".split())] == ["D", "=", "I"]
+    rng = random.Random(1)
+    for _ in range(300):
+        ref, hyp = rng.choices("abc", k=rng.randint(0, 7)), rng.choices("abc", k=rng.randint(0, 7))
+        kinds = [op for op, _, _ in align(ref, hyp)]
+        assert (len(kinds) - kinds.count("="), -kinds.count("=")) == best_alignment(tuple(ref), tuple(hyp))
 
 
 def test_alignment_rebuilds_both_sides():
@@ -100,6 +124,9 @@ def test_evaluate_common_voice_folder_end_to_end(tiny_model_dir, tmp_path, capsy
         jiwer.wer([r["ref"] for r in scored], [r["hyp"] if r["hyp"] else "" for r in scored])
     )
     md = (out / "report.md").read_text()
+    correct = sum(r["reference_phones"] - r["substitutions"] - r["deletions"] for r in scored)
+    hits = jiwer.process_words([r["ref"] for r in scored], [r["hyp"] if r["hyp"] else "" for r in scored]).hits
+    assert s["correct"] == correct >= hits and f"| recognised right | {correct} (" in md  # jiwer: fewer on ties
     assert "## Worst utterances" in md and "## Most confused phone pairs" in md and "common_voice_ky_missing" in md
 
     # a second run with the same folder resumes: nothing is transcribed again, the report is the same

@@ -53,6 +53,7 @@ def summarize(rows: list[dict], skipped: list, meta: dict) -> dict:
             "deletions": total.deletions,
             "insertions": total.insertions,
             "reference_phones": total.reference_phones,
+            "correct": total.correct,
             "utterances": len(scored),
             "skipped": len(all_skipped),
             "audio_seconds": sum(r["duration"] for r in scored),
@@ -85,6 +86,7 @@ def markdown(report: dict) -> str:
         f"| PER | **{per}** |",
         f"| utterances scored | {s['utterances']} |",
         f"| reference phones | {s['reference_phones']} |",
+        f"| recognised right | {_share(s['correct'], s['reference_phones'])} |",
         f"| substitutions | {s['substitutions']} |",
         f"| deletions | {s['deletions']} |",
         f"| insertions | {s['insertions']} |",
@@ -120,6 +122,10 @@ def markdown(report: dict) -> str:
     lines += [f"- {k['id']}: {k['reason']}" for k in report["skipped"]] or ["none"]
     lines += ["", "Plots: `per_phone_errors.png`, `confusion.png`."]
     return "\n".join(lines) + "\n"
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part} ({100 * part / whole:.1f} %)" if whole else str(part)
 
 
 def plot_phone_errors(report: dict, path: Path) -> None:
