@@ -157,7 +157,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     s = report["summary"]
     per = "n/a" if s["per"] is None else f"{100 * s['per']:.2f} %"
     print(
-        f"PER {per} over {s['utterances']} utterances ({s['reference_phones']} phones; "
+        f"PER {per} over {s['utterances']} utterances ({s['reference_phones']} phones, {s['correct']} right; "
         f"S {s['substitutions']} D {s['deletions']} I {s['insertions']}); {s['skipped']} skipped. "
         f"Report: {Path(args.out) / 'report.md'}"
     )
