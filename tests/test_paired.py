@@ -119,3 +119,15 @@ def test_cli_refusals_are_one_line(tmp_path, capsys):
     assert code == 2 and "utterances.jsonl:1: not a row of `unispeech evaluate`" in err
     code, _, err = run_main(["compare-reports", a, a, "--level", "95"], capsys)
     assert code == 2 and "between 0 and 1" in err
+
+
+def test_evaluations_whose_ids_differ_are_paired_by_audio_file(tmp_path):
+    # an evaluation made before ids came from the manifest named the same utterances by their file stems
+    refs = references(20)
+    a = read_evaluation(evaluation(tmp_path / "a", refs, refs))
+    renamed = {f"stem{i}": row for i, row in enumerate(a.values())}
+    result = compare(a, renamed)
+    assert result.paired_by == "audio" and result.utterances == 20 and result.difference == 0
+    clash = {key: {**row, "audio": "same.wav"} for key, row in renamed.items()}  # no file names them apart
+    with pytest.raises(ValueError, match="by id or audio file"):
+        compare(a, clash)

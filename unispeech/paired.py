@@ -29,6 +29,7 @@ class PairedComparison:
     b_better: int  # utterances with fewer edits in B
     b_worse: int
     unpaired: int  # scored in one evaluation only
+    paired_by: str = "id"  # or "audio": evaluations whose ids differ (made before ids came from the manifest)
 
     @property
     def difference(self) -> float:
@@ -54,6 +55,7 @@ def read_evaluation(folder: str | Path) -> dict[str, dict]:
             row = json.loads(line)
             if "skipped" not in row:
                 rows[row["id"]] = {k: row[k] for k in ("ref", "substitutions", "deletions", "insertions")}
+                rows[row["id"]]["audio"] = row.get("audio")
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{path}:{n}: not a row of `unispeech evaluate` ({e})") from None
     return rows
@@ -64,9 +66,12 @@ def compare(
 ) -> PairedComparison:
     """B's PER against A's on the utterances both scored, with a `level` paired-bootstrap interval of the
     difference (`draws` resamplings, seeded: the same inputs give the same interval)."""
-    ids = sorted(a.keys() & b.keys())
+    ids, paired_by = sorted(a.keys() & b.keys()), "id"
+    if not ids:  # the same utterances under other ids (an older evaluation named them by file stem)?
+        a, b, paired_by = _by_audio(a), _by_audio(b), "audio"
+        ids = sorted(a.keys() & b.keys())
     if not ids:
-        raise ValueError("the two evaluations share no scored utterance: not the same test set")
+        raise ValueError("the two evaluations share no scored utterance (by id or audio file): not the same test set")
     other = [i for i in ids if a[i]["ref"] != b[i]["ref"]]
     if other:
         raise ValueError(f"utterance {other[0]!r} (and {len(other) - 1} more) has other reference phones in B")
@@ -92,7 +97,16 @@ def compare(
         b_better=int((edits[:, 1] < edits[:, 0]).sum()),
         b_worse=int((edits[:, 1] > edits[:, 0]).sum()),
         unpaired=len(a.keys() ^ b.keys()),
+        paired_by=paired_by,
     )
+
+
+def _by_audio(rows: dict[str, dict]) -> dict[str, dict]:
+    """The rows keyed by their audio file instead (none where a file is missing or scored twice)."""
+    files = [row.get("audio") for row in rows.values()]
+    if None in files or len(set(files)) != len(files):
+        return {}
+    return {row["audio"]: row for row in rows.values()}
 
 
 def _edits(row: dict) -> int:

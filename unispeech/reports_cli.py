@@ -18,6 +18,7 @@ def cmd_compare_reports(args: argparse.Namespace) -> int:
         print(json.dumps({**vars(result), "difference": result.difference, "verdict": result.verdict}, indent=2))
         return 0
     unpaired = f"; {result.unpaired} scored in one only, left out" if result.unpaired else ""
+    unpaired += "; paired by audio file: the ids differ" if result.paired_by == "audio" else ""
     print(
         f"A {100 * result.per_a:.2f} %, B {100 * result.per_b:.2f} % PER over {result.utterances} utterances "
         f"({result.reference_phones} phones{unpaired})\n"
