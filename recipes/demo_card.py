@@ -363,14 +363,21 @@ def training_rows(work: Path) -> list[dict]:
 
 def data_table(rows: list[dict]) -> str:
     """Clips and hours per source of the training rows."""
-    clips, seconds = Counter(), Counter()
-    for r in rows:
+    clips, seconds, drawn = Counter(), Counter(), Counter()
+    for r in {r["audio"]: r for r in rows}.values():  # a clip listed twice (--real-repeat) counts once
         corpus = r.get("corpus", "espeak-ng")
         clips[corpus] += 1
         seconds[corpus] += r["duration"]
+    for r in rows:
+        drawn[r.get("corpus", "espeak-ng")] += 1
     lines = ["| source | clips | hours | what it is |", "|---|---|---|---|"]
     sources = {**SOURCES, "festival": festival_source(festival_voices(rows)), "mbrola": mbrola_source(rows)}
-    lines += [f"| {c} | {clips[c]} | {seconds[c] / 3600:.2f} | {sources.get(c, c)} |" for c in clips]
+    repeated = {
+        c: f" (each clip {drawn[c] // clips[c]} times in the training mix)" for c in clips if drawn[c] > clips[c]
+    }
+    lines += [
+        f"| {c} | {clips[c]} | {seconds[c] / 3600:.2f} | {sources.get(c, c)}{repeated.get(c, '')} |" for c in clips
+    ]
     return "\n".join(lines)
 
 
@@ -427,6 +434,8 @@ def _recipe_of(stage: Path, summary: dict) -> str:
         "model": "recipes/demo_recipe.toml",
         "model-real": summary.get("real_recipe") or "recipes/demo_recipe_real.toml",
     }
+    if stage.name == summary.get("real_stage"):  # a further real-voice stage under its own name
+        return f"`{summary.get('real_recipe')}`"
     return f"`{names.get(stage.name) or 'recipes/demo_recipe_stage2.toml'}`"
 
 

@@ -100,6 +100,17 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--real-copies", type=int, default=3, help="augmented copies of each real-voice clip")
     parser.add_argument("--real-updates", type=int, default=3000, help="updates of the real-voice stage")
     parser.add_argument("--real-recipe", default=str(RECIPE_REAL), help="the real-voice stage's recipe (TOML)")
+    parser.add_argument(
+        "--real-repeat",
+        help="comma-separated real-voice sources (e.g. festvox-ru,klettres) whose augmented copies enter the "
+        "training mix twice: more of the real recordings in every batch",
+    )
+    parser.add_argument(
+        "--real-stage",
+        default="model-real",
+        help="the real-voice stage's folder in --work (default: model-real); another name trains a further stage "
+        "(from --init) beside the ones already there",
+    )
     parser.add_argument("--init", help="start the real-voice stage from this model instead of stages 1, 2, ...")
     parser.add_argument("--real-seed", type=int, help="the real-voice stage's seed (default: its stage number)")
     parser.add_argument("--init-commit", help="the commit whose bundled model --init is (named in the card)")
@@ -174,7 +185,7 @@ def main() -> None:
             train_stage(trained[-1], RECIPE_STAGE2, stage_dir(work, stage), updates, work, flags, seed=stage)
             trained.append(stage_dir(work, stage))
     if real:
-        out = work / "model-real"
+        out = work / args.real_stage
         init, seed = Path(args.init) if args.init else trained[-1], args.real_seed or len(trained) + 1
         if args.deepen:
             init = deepened(init, args.deepen, work)
@@ -203,6 +214,8 @@ def main() -> None:
         "left_out": left_out,
         "voice_change": bool(real) and args.voice_change,
         "real_recipe": str(Path(args.real_recipe).resolve().relative_to(ROOT)) if real else None,
+        "real_stage": args.real_stage if real else None,
+        "real_repeat": args.real_repeat,
         "cpu": cpu_description() if args.device == "cpu" else machine_description(args.device),
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=2))

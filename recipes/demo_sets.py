@@ -91,6 +91,10 @@ def real_voice_sets(work: Path, args) -> dict:
         for voice in sorted({r.get("test_set", r["voice"]) for r in split["test"]}):
             rows = [r for r in split["test"] if r.get("test_set", r["voice"]) == voice]
             tests[f"test-{voice}"] = write_manifest(rows, work / f"test-{voice}" / "manifest.jsonl")
+    for corpus in args.real_repeat.split(",") if args.real_repeat else []:  # weighted up: their copies again
+        if not parts.get(corpus, {}).get("train"):
+            raise SystemExit(f"--real-repeat {corpus}: not a real-voice source trained on here ({', '.join(parts)})")
+        train.append(work / f"train-{corpus}" / "manifest.jsonl")
     if "rhvoice" in parts:  # the same held-out recordings in simulated unseen voices (pitch, formants)
         tests["test-rhvoice-other-voices"] = other_voices_set(
             parts["rhvoice"]["test"], work / "test-rhvoice-other-voices", 13

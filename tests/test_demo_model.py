@@ -345,6 +345,18 @@ def test_the_cards_first_sentence_names_the_real_speakers_trained_on_by_source(m
     assert real_speakers_heard([{"corpus": "espeak-ng"}]) == [] and _listed_on([]) == ""
 
 
+def test_the_cards_data_table_counts_a_repeated_clip_once_and_says_it_is_repeated(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    from demo_card import data_table
+
+    real = [{"corpus": "klettres", "audio": f"k{i}.flac", "duration": 1800.0} for i in range(2)]
+    rows = [{"audio": "e.flac", "duration": 3600.0}] + real * 3  # --real-repeat twice over
+    table = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in data_table(rows).splitlines()[2:]}
+    assert table["espeak-ng"][1:3] == ["1", "1.00"] and table["klettres"][1:3] == ["2", "1.00"]
+    assert table["klettres"][3].endswith("(each clip 3 times in the training mix) |")
+    assert "times in the training mix" not in table["espeak-ng"][3]
+
+
 def test_the_card_names_the_unseen_voices_the_phone_lm_was_tuned_on_with_their_licence(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
     from demo_card import decoding_text
@@ -447,7 +459,7 @@ def test_the_recipe_tests_on_the_klettres_languages_it_does_not_train_on(tmp_pat
         (work / split / "manifest.jsonl").write_text("", encoding="utf-8")
     sources = dict(rhvoice=None, festvox_ru=None, festival=False, mbrola=None, mbrola_train=None, mbrola_tuning=None)
     args = argparse.Namespace(**sources, klettres=str(klettres), klettres_train=None, voice_change=False,
-                              extra_data=[], real_copies=1)  # fmt: skip
+                              extra_data=[], real_copies=1, real_repeat=None)  # fmt: skip
     sets = demo_sets.real_voice_sets(work, args)
     assert list(sets["tests"]) == ["test-klettres"] and sets["left_out"] == {"klettres unlabelled": 1}  # zi: dz
     rows = [json.loads(line) for line in sets["tests"]["test-klettres"].read_text(encoding="utf-8").splitlines()]
@@ -458,6 +470,13 @@ def test_the_recipe_tests_on_the_klettres_languages_it_does_not_train_on(tmp_pat
     sets = demo_sets.real_voice_sets(work, args)
     rows = [json.loads(line) for line in sets["tests"]["test-klettres"].read_text(encoding="utf-8").splitlines()]
     assert {r["language"] for r in rows} == {"it"} and [r["text"] for r in augmented] == ["KA"]
+    mixed = sets["train"].read_text(encoding="utf-8").splitlines()
+    args.real_repeat = "klettres"  # weighted up: the same copies once more in the training mix
+    twice = demo_sets.real_voice_sets(work, args)["train"].read_text(encoding="utf-8").splitlines()
+    assert len(mixed) == 1 and twice == mixed * 2
+    args.real_repeat = "festvox-ru"
+    with pytest.raises(SystemExit, match="--real-repeat festvox-ru: not a real-voice source trained on here"):
+        demo_sets.real_voice_sets(work, args)
 
 
 @pytest.mark.parametrize("train", ["xx", ",".join(["cs", "da", "de", "en", "en_GB", "es", "fr", "hu", "it", "lt", "nb",
