@@ -4,7 +4,7 @@
                                  [--device cuda]
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
         [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--klettres-train LANGUAGES] [--extra-data MANIFEST ...]
-        [--real-updates 3000] [--init MODEL]
+        [--real-updates 3000] [--init MODEL] [--real-repeat SOURCES] [--real-stage NAME]
         [--data-only]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
@@ -19,7 +19,8 @@ With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--mbrola-tr
 (`demo_sets.real_voice_sets`), and every source's held-out utterances are evaluated (`--mbrola` voices, and
 `--klettres` languages not in `--klettres-train`, make test sets only; `--mbrola-tuning` voices a validation set
 of unseen voices for the phone LM's weights only). `--init MODEL` starts that stage from MODEL instead of training
-stages 1, 2, ...
+stages 1, 2, ...; `--real-stage NAME` trains it into another folder than model-real (a further stage beside
+the ones there), `--real-repeat festvox-ru,klettres` puts those sources' copies twice into its training mix.
 `--data-only` makes every set and stops (to train elsewhere, or to pair two trainings on the same data).
 """
 
