@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 import warnings
@@ -19,6 +18,7 @@ import torch
 
 from .audio import SAMPLE_RATE, load_audio, normalize
 from .data import write_manifest
+from .files import file_sha256
 from .progress import progress_bar
 
 BAND_LIMITS = (8000, 11025, 12000)  # sampling rates of narrow-band channels (telephone, old recorders)
@@ -394,7 +394,7 @@ def augment_corpus(
     drawn = {entry["audio"]: entry for entry in map(json.loads, filter(str.strip, lines))}
     entries, todo = {}, []
     stamps = {str(row["audio"]): source_stamp(row["audio"]) for row in rows}
-    digests = functools.cache(source_digest)  # read only where a stamp differs
+    digests = functools.cache(file_sha256)  # read only where a stamp differs: a source laid anew, same bytes?
     for copy in range(copies):
         for row in rows:
             name = f"clips/{row['id']}-{copy}.flac"
@@ -447,7 +447,7 @@ def _draw_clip(job: tuple) -> dict:
 
     source, out, name, seed, row_id, copy, voices = job
     stamp = source_stamp(source)  # before reading it: a source rewritten meanwhile is drawn again next time
-    digest = source_digest(source)
+    digest = file_sha256(source)  # the same audio laid anew (new mtime) keeps its copies
     rng = clip_rng(seed, row_id, copy)
     wav, info = channel(load_audio(source), rng, voices)
     wav, more = augment(wav, rng)
@@ -461,13 +461,3 @@ def source_stamp(path) -> str:
     the same name) has another stamp, so its old augmented copies are not kept."""
     stat = os.stat(path)
     return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def source_digest(path) -> str:
-    """SHA-256 of a source file's bytes: the same audio laid anew (a shared folder copied again each session,
-    with new mtimes) is still the same source, and its augmented copies are kept."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..files import atomic_write
+from ..files import atomic_write, file_sha256
 from .recipe import TrainOptions, as_read_now, changed_on_resume
 
 
@@ -55,7 +55,7 @@ def write_checkpoint(
     }
     path = ckpt_dir / (name or f"checkpoint-{progress.step:07d}.pt")
     atomic_write(path, lambda tmp: torch.save(state, tmp))  # a checkpoint is either complete or absent
-    atomic_write(_digest_path(path), f"{_sha256(path)}  {path.name}\n")
+    atomic_write(_digest_path(path), f"{file_sha256(path)}  {path.name}\n")
     if name is None:
         for old in sorted(ckpt_dir.glob("checkpoint-*.pt"))[: -options.keep_last]:
             old.unlink()
@@ -112,7 +112,7 @@ def read_checkpoint(path: Path) -> dict:
     digest = _digest_path(path)
     if digest.is_file():
         expected = digest.read_text(encoding="utf-8").split()[0]
-        if _sha256(path) != expected:
+        if file_sha256(path) != expected:
             raise ValueError(f"{path}: corrupt (its SHA-256 differs from the one recorded when it was written)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
@@ -148,11 +148,3 @@ def check_same_run(state: dict, options: TrainOptions, meta: dict, path: Path, r
 
 def _digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
