@@ -363,13 +363,12 @@ def training_rows(work: Path) -> list[dict]:
 
 def data_table(rows: list[dict]) -> str:
     """Clips and hours per source of the training rows."""
-    clips, seconds, drawn = Counter(), Counter(), Counter()
+    clips, seconds = Counter(), Counter()
     for r in {r["audio"]: r for r in rows}.values():  # a clip listed twice (--real-repeat) counts once
         corpus = r.get("corpus", "espeak-ng")
         clips[corpus] += 1
         seconds[corpus] += r["duration"]
-    for r in rows:
-        drawn[r.get("corpus", "espeak-ng")] += 1
+    drawn = Counter(r.get("corpus", "espeak-ng") for r in rows)
     lines = ["| source | clips | hours | what it is |", "|---|---|---|---|"]
     sources = {**SOURCES, "festival": festival_source(festival_voices(rows)), "mbrola": mbrola_source(rows)}
     repeated = {

@@ -54,8 +54,8 @@ def read_evaluation(folder: str | Path) -> dict[str, dict]:
         try:
             row = json.loads(line)
             if "skipped" not in row:
-                rows[row["id"]] = {k: row[k] for k in ("ref", "substitutions", "deletions", "insertions")}
-                rows[row["id"]]["audio"] = row.get("audio")
+                kept = {k: row[k] for k in ("ref", "substitutions", "deletions", "insertions")}
+                rows[row["id"]] = {**kept, "audio": row.get("audio")}
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{path}:{n}: not a row of `unispeech evaluate` ({e})") from None
     return rows

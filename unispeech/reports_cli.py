@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .train.recipe import natural_int, positive_int
+from .train.recipe import natural_int, positive_float, positive_int
 
 
 def cmd_compare_reports(args: argparse.Namespace) -> int:
@@ -30,11 +30,8 @@ def cmd_compare_reports(args: argparse.Namespace) -> int:
 
 
 def level(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 < value < 1:
+    value = positive_float(text)
+    if value >= 1:
         raise argparse.ArgumentTypeError(f"a level is between 0 and 1 (0.95 for 95 %), not {text}")
     return value
 
