@@ -42,7 +42,8 @@ def add_compare_reports(sub) -> None:
         help="two evaluations of the same test set: the PER difference and its interval",
         description="Compare two `unispeech evaluate --out` folders of the same utterances (paired by id): "
         "both PERs, B - A with a paired-bootstrap interval, and whether B is better, worse, or not clearly "
-        "either.",
+        "either. The interval covers the draw of utterances, not of training runs: it compares two models; "
+        "to compare two recipes, train each with several seeds.",
     )
     p.add_argument("a", help="evaluation folder of model A (the baseline)")
     p.add_argument("b", help="evaluation folder of model B")
