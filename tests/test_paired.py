@@ -8,7 +8,7 @@ import pytest
 
 from unispeech.data import Utterance
 from unispeech.evaluate import score
-from unispeech.paired import compare, read_evaluation
+from unispeech.paired import compare, compare_runs, read_evaluation
 
 from .conftest import run_main
 
@@ -131,3 +131,47 @@ def test_evaluations_whose_ids_differ_are_paired_by_audio_file(tmp_path):
     clash = {key: {**row, "audio": "same.wav"} for key, row in renamed.items()}  # no file names them apart
     with pytest.raises(ValueError, match="by id or audio file"):
         compare(a, clash)
+
+
+def test_several_runs_a_side_average_their_edits_and_widen_the_interval_by_their_disagreement(tmp_path):
+    # two seeds of recipe B: one clearly better than A's run, one clearly worse; over both, no verdict
+    refs = references(300)
+    rng = random.Random(4)
+    a1, a2 = (read_evaluation(evaluation(tmp_path / n, refs, [garbled(r, 0.2, rng) for r in refs])) for n in "pq")
+    lucky = read_evaluation(evaluation(tmp_path / "b1", refs, [garbled(r, 0.1, rng) for r in refs]))
+    unlucky = read_evaluation(evaluation(tmp_path / "b2", refs, [garbled(r, 0.3, rng) for r in refs]))
+    assert compare(a1, lucky).verdict == "B better" and compare(a2, unlucky).verdict == "B worse"
+    result = compare_runs([a1, a2], [lucky, unlucky])
+    assert result.runs_a == result.runs_b == 2 and result.verdict == "no clear difference"
+    assert result.per_b == pytest.approx((compare(a1, lucky).per_b + compare(a1, unlucky).per_b) / 2)
+    one_run = compare(a1, lucky)
+    assert result.high - result.low > 2 * (one_run.high - one_run.low)
+
+
+def test_runs_that_agree_give_the_one_run_comparison(tmp_path):
+    refs = references(100)
+    rng = random.Random(5)
+    a = read_evaluation(evaluation(tmp_path / "a", refs, [garbled(r, 0.3, rng) for r in refs]))
+    b = read_evaluation(evaluation(tmp_path / "b", refs, [garbled(r, 0.1, rng) for r in refs]))
+    one, repeated = compare(a, b), compare_runs([a, a, a], [b, b])
+    assert (repeated.per_a, repeated.per_b, repeated.b_better) == (one.per_a, one.per_b, one.b_better)
+    assert repeated.low == pytest.approx(one.low, abs=0.01) and repeated.verdict == one.verdict == "B better"
+
+
+def test_a_run_of_another_test_set_is_named(tmp_path):
+    refs = references(10)
+    a = read_evaluation(evaluation(tmp_path / "a", refs, refs))
+    other = read_evaluation(evaluation(tmp_path / "b", references(10, seed=5), refs))
+    with pytest.raises(ValueError, match="other reference phones in B's evaluation 2"):
+        compare_runs([a], [a, other])
+
+
+def test_cli_takes_more_runs_with_also(tmp_path, capsys):
+    refs = references(100)
+    rng = random.Random(6)
+    a, a2, b, b2 = (
+        evaluation(tmp_path / n, refs, [garbled(r, 0.2, rng) for r in refs]) for n in ("a", "a2", "b", "b2")
+    )
+    code, out, err = run_main(["compare-reports", a, b, "--also", a2, b2], capsys)
+    assert code == 0, err
+    assert "the mean of 2 and 2 runs" in out and "over utterances and runs" in out

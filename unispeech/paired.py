@@ -4,6 +4,11 @@ The utterances, not the phones, are the unit that was drawn: a paired bootstrap 
 phone counts and both models' edits) and takes the spread of the corpus-level PER difference. A model is
 called better or worse only when the interval leaves out zero; one that is not is "no clear difference",
 which on a few hundred utterances is the usual answer for differences of a few tenths of a point.
+
+That interval is about two trained models. Two recipes differ also by the luck of a training run (its seed
+moved our held-out sets by 1-2 points, docs/demo-model.md), so each side may be several runs (seeds) of
+its recipe: a draw then also resamples each side's runs and averages their edits per utterance (a two-level
+bootstrap; with two or three runs a side it is a rough guide, not a precise one).
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ class PairedComparison:
     level: float
     b_better: int  # utterances with fewer edits in B
     b_worse: int
-    unpaired: int  # scored in one evaluation only
+    unpaired: int  # scored in some evaluations only
     paired_by: str = "id"  # or "audio": evaluations whose ids differ (made before ids came from the manifest)
+    runs_a: int = 1  # evaluations (training runs) on each side; PERs and edits are their means
+    runs_b: int = 1
 
     @property
     def difference(self) -> float:
@@ -66,39 +73,68 @@ def compare(
 ) -> PairedComparison:
     """B's PER against A's on the utterances both scored, with a `level` paired-bootstrap interval of the
     difference (`draws` resamplings, seeded: the same inputs give the same interval)."""
-    ids, paired_by = sorted(a.keys() & b.keys()), "id"
+    return compare_runs([a], [b], draws, level, seed)
+
+
+def compare_runs(
+    a_runs: list[dict[str, dict]], b_runs: list[dict[str, dict]], draws: int = 2000, level: float = 0.95, seed: int = 0
+) -> PairedComparison:
+    """As `compare`, each side several evaluations (training runs of one recipe) of the same utterances: PERs
+    are the runs' mean, and each draw resamples each side's runs (where it has more than one) as well as the
+    utterances."""
+    runs = [*a_runs, *b_runs]
+    ids, paired_by = sorted(set.intersection(*(set(r) for r in runs))), "id"
     if not ids:  # the same utterances under other ids (an older evaluation named them by file stem)?
-        a, b, paired_by = _by_audio(a), _by_audio(b), "audio"
-        ids = sorted(a.keys() & b.keys())
+        runs, paired_by = [_by_audio(r) for r in runs], "audio"
+        ids = sorted(set.intersection(*(set(r) for r in runs)))
     if not ids:
-        raise ValueError("the two evaluations share no scored utterance (by id or audio file): not the same test set")
-    other = [i for i in ids if a[i]["ref"] != b[i]["ref"]]
-    if other:
-        raise ValueError(f"utterance {other[0]!r} (and {len(other) - 1} more) has other reference phones in B")
-    refs = np.array([len(a[i]["ref"].split()) for i in ids])
-    edits = np.array([[_edits(a[i]), _edits(b[i])] for i in ids])
+        raise ValueError("the evaluations share no scored utterance (by id or audio file): not the same test set")
+    first = runs[0]
+    for k, run in enumerate(runs[1:], 1):
+        other = [i for i in ids if run[i]["ref"] != first[i]["ref"]]
+        if other:
+            side = f"B's evaluation {k - len(a_runs) + 1}" if k >= len(a_runs) else f"A's evaluation {k + 1}"
+            raise ValueError(f"utterance {other[0]!r} (and {len(other) - 1} more) has other reference phones in {side}")
+    refs = np.array([len(first[i]["ref"].split()) for i in ids])
     if not refs.sum():
         raise ValueError("the shared utterances have no reference phones")
+    edits_a, edits_b = (
+        np.array([[_edits(r[i]) for r in side] for i in ids]) for side in (runs[: len(a_runs)], runs[len(a_runs) :])
+    )
     rng = np.random.default_rng(seed)
     differences = []
     for start in range(0, draws, 256):  # in blocks: draws x utterances indices at once would be large
-        picks = rng.integers(0, len(ids), size=(min(256, draws - start), len(ids)))
+        block = min(256, draws - start)
+        picks = rng.integers(0, len(ids), size=(block, len(ids)))
+        side_edits = [_resampled_runs(e, block, rng)[np.arange(block)[:, None], picks] for e in (edits_a, edits_b)]
         phones = refs[picks].sum(axis=1)
-        differences.append((edits[picks, 1].sum(axis=1) - edits[picks, 0].sum(axis=1)) / np.maximum(phones, 1))
+        differences.append((side_edits[1].sum(axis=1) - side_edits[0].sum(axis=1)) / np.maximum(phones, 1))
     low, high = np.quantile(np.concatenate(differences), [(1 - level) / 2, (1 + level) / 2])
+    mean_a, mean_b = edits_a.mean(axis=1), edits_b.mean(axis=1)
     return PairedComparison(
         utterances=len(ids),
         reference_phones=int(refs.sum()),
-        per_a=float(edits[:, 0].sum() / refs.sum()),
-        per_b=float(edits[:, 1].sum() / refs.sum()),
+        per_a=float(mean_a.sum() / refs.sum()),
+        per_b=float(mean_b.sum() / refs.sum()),
         low=float(low),
         high=float(high),
         level=level,
-        b_better=int((edits[:, 1] < edits[:, 0]).sum()),
-        b_worse=int((edits[:, 1] > edits[:, 0]).sum()),
-        unpaired=len(a.keys() ^ b.keys()),
+        b_better=int((mean_b < mean_a).sum()),
+        b_worse=int((mean_b > mean_a).sum()),
+        unpaired=len(set.union(*(set(r) for r in runs))) - len(ids),
         paired_by=paired_by,
+        runs_a=len(a_runs),
+        runs_b=len(b_runs),
     )
+
+
+def _resampled_runs(edits: np.ndarray, block: int, rng: np.random.Generator) -> np.ndarray:
+    """(utterances, runs) edits -> (block, utterances): per draw, the mean over runs drawn with replacement
+    (one run: its edits, and no random numbers spent, so one-run comparisons keep their intervals)."""
+    if edits.shape[1] == 1:
+        return np.broadcast_to(edits[:, 0], (block, edits.shape[0]))
+    chosen = rng.integers(0, edits.shape[1], size=(block, edits.shape[1]))
+    return edits[:, chosen].mean(axis=2).T
 
 
 def _by_audio(rows: dict[str, dict]) -> dict[str, dict]:

@@ -9,21 +9,23 @@ from .train.recipe import natural_int, positive_float, positive_int
 
 
 def cmd_compare_reports(args: argparse.Namespace) -> int:
-    from .paired import compare, read_evaluation
+    from .paired import compare_runs, read_evaluation
 
-    result = compare(
-        read_evaluation(args.a), read_evaluation(args.b), draws=args.draws, level=args.level, seed=args.seed
-    )
+    a_runs = [read_evaluation(folder) for folder in [args.a, *(pair[0] for pair in args.also or ())]]
+    b_runs = [read_evaluation(folder) for folder in [args.b, *(pair[1] for pair in args.also or ())]]
+    result = compare_runs(a_runs, b_runs, draws=args.draws, level=args.level, seed=args.seed)
     if args.format == "json":
         print(json.dumps({**vars(result), "difference": result.difference, "verdict": result.verdict}, indent=2))
         return 0
     unpaired = f"; {result.unpaired} scored in one only, left out" if result.unpaired else ""
     unpaired += "; paired by audio file: the ids differ" if result.paired_by == "audio" else ""
+    runs = f", the mean of {result.runs_a} and {result.runs_b} runs" if result.runs_a + result.runs_b > 2 else ""
+    resampled = " over utterances and runs" if runs else ""
     print(
         f"A {100 * result.per_a:.2f} %, B {100 * result.per_b:.2f} % PER over {result.utterances} utterances "
-        f"({result.reference_phones} phones{unpaired})\n"
+        f"({result.reference_phones} phones{runs}{unpaired})\n"
         f"B - A {100 * result.difference:+.2f} points, {100 * result.level:g} % interval "
-        f"[{100 * result.low:+.2f}, {100 * result.high:+.2f}] (paired bootstrap, {args.draws} draws): "
+        f"[{100 * result.low:+.2f}, {100 * result.high:+.2f}] (paired bootstrap{resampled}, {args.draws} draws): "
         f"{result.verdict}; B better on {result.b_better} utterances, worse on {result.b_worse}"
     )
     return 0
@@ -42,11 +44,19 @@ def add_compare_reports(sub) -> None:
         help="two evaluations of the same test set: the PER difference and its interval",
         description="Compare two `unispeech evaluate --out` folders of the same utterances (paired by id): "
         "both PERs, B - A with a paired-bootstrap interval, and whether B is better, worse, or not clearly "
-        "either. The interval covers the draw of utterances, not of training runs: it compares two models; "
-        "to compare two recipes, train each with several seeds.",
+        "either. The interval covers the draw of utterances, not of training runs: it compares two models. "
+        "To compare two recipes, train each with several seeds and give the other runs with --also: each "
+        "draw then resamples the runs too.",
     )
     p.add_argument("a", help="evaluation folder of model A (the baseline)")
     p.add_argument("b", help="evaluation folder of model B")
+    p.add_argument(
+        "--also",
+        nargs=2,
+        action="append",
+        metavar=("A2", "B2"),
+        help="another run of each side's recipe (say, another training seed), evaluated on the same set; repeatable",
+    )
     p.add_argument("--draws", type=positive_int, default=2000, help="bootstrap resamplings (default: 2000)")
     p.add_argument("--level", type=level, default=0.95, help="interval level (default: 0.95)")
     p.add_argument("--seed", type=natural_int, default=0, help="bootstrap seed (default: 0)")
