@@ -17,7 +17,7 @@ def cmd_compare_reports(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({**vars(result), "difference": result.difference, "verdict": result.verdict}, indent=2))
         return 0
-    unpaired = f"; {result.unpaired} scored in one only, left out" if result.unpaired else ""
+    unpaired = f"; {result.unpaired} scored in only some, left out" if result.unpaired else ""
     unpaired += "; paired by audio file: the ids differ" if result.paired_by == "audio" else ""
     runs = f", the mean of {result.runs_a} and {result.runs_b} runs" if result.runs_a + result.runs_b > 2 else ""
     resampled = " over utterances and runs" if runs else ""
