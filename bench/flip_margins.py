@@ -17,12 +17,13 @@ from precision_agreement import add_data_arguments, utterance_sets
 from unispeech import GreedyDecoder, load_model
 
 
-def greedy_logits(model_dir: str, paths: list, dtype: str, batch_size: int) -> tuple[list, list]:
-    """-> (logits, phones) per utterance, torch backend in `dtype`."""
+def greedy_logits(model_dir: str, paths: list, dtype: str, batch_size: int) -> tuple[list, list, int]:
+    """-> (logits, phones) per utterance, torch backend in `dtype`, and the blank's id."""
     recognizer = load_model(model_dir, backend="torch", dtype=dtype, decoder=GreedyDecoder())
     wavs = [recognizer.prepare(p) for p in paths]
     logits = recognizer.logits_batch(wavs, batch_size)
-    return logits, [recognizer.decode(x, w.size).phones for x, w in zip(logits, wavs)]
+    phones = [recognizer.decode(x, w.size).phones for x, w in zip(logits, wavs)]
+    return logits, phones, recognizer.vocab.blank_id
 
 
 def top2_margin(logits: np.ndarray) -> np.ndarray:
@@ -38,14 +39,16 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     a = p.parse_args()
     paths = [u.audio for s in utterance_sets(a.data) for u in s]
-    ref_logits, ref_phones = greedy_logits(a.model, paths, "float32", a.batch_size)
+    ref_logits, ref_phones, blank = greedy_logits(a.model, paths, "float32", a.batch_size)
+    ties = [np.argsort(x, axis=1)[top2_margin(x) < 0.1, -2:] for x in ref_logits]
     print(
         f"{len(paths)} utterances, greedy; float32's top-2 margin over all frames: median "
-        f"{np.median(np.concatenate([top2_margin(x) for x in ref_logits])):.2f}\n"
+        f"{np.median(np.concatenate([top2_margin(x) for x in ref_logits])):.2f}; frames within 0.1 of a tie: "
+        f"{sum(map(len, ties))}, the blank one of the two in {sum(int((t == blank).any(axis=1).sum()) for t in ties)}\n"
     )
     rows, summaries = [], []
     for dtype in a.dtype:
-        logits, phones = greedy_logits(a.model, paths, dtype, a.batch_size)
+        logits, phones, _ = greedy_logits(a.model, paths, dtype, a.batch_size)
         changed_here = 0
         for path, ref, out, x32, x in zip(paths, ref_phones, phones, ref_logits, logits):
             if ref != out:
