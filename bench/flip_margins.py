@@ -34,8 +34,8 @@ def top2_margin(logits: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_arguments(p)
-    p.add_argument("--dtype", nargs="+", default=["auto", "mixed"])
+    add_data_arguments(p, decoder=False)  # greedy only
+    p.add_argument("--dtype", nargs="+", default=["auto", "mixed"], choices=("auto", "mixed", "bfloat16", "float16"))
     p.add_argument("--batch-size", type=int, default=16)
     a = p.parse_args()
     paths = [u.audio for s in utterance_sets(a.data) for u in s]

@@ -45,11 +45,13 @@ def held_out_sets() -> list[Path]:
     ]
 
 
-def add_data_arguments(p: argparse.ArgumentParser) -> None:
-    """--model, --data and --decoder, as this bench and bench/int8_parts.py, bench/precision_parts.py take them."""
+def add_data_arguments(p: argparse.ArgumentParser, decoder: bool = True) -> None:
+    """--model, --data and (with `decoder`) --decoder, as this bench and bench/int8_parts.py,
+    bench/precision_parts.py, bench/flip_margins.py take them."""
     p.add_argument("--model", default="unispeech/assets/default-model")
     p.add_argument("--data", nargs="+", help="manifests (.jsonl), pooled (default: the three draws of DRAWS)")
-    p.add_argument("--decoder", choices=("auto", "greedy"), default="auto", help="auto: the model's own decoding")
+    if decoder:
+        p.add_argument("--decoder", choices=("auto", "greedy"), default="auto", help="auto: the model's own decoding")
 
 
 def utterance_sets(manifests: list[str] | None) -> list[list]:
