@@ -16,6 +16,7 @@ from unispeech import GreedyDecoder, load_model
 from unispeech.audio import normalize
 from unispeech.augment import speed_perturb
 from unispeech.data import load_dataset
+from unispeech.decoding import log_softmax
 from unispeech.metrics import ErrorCounts, edit_ops
 
 FACTORS = (0.88, 0.94, 1.0, 1.06, 1.12)
@@ -29,11 +30,6 @@ RULES = {  # name -> (score of one utterance's logits, higher is surer)
 def _non_blank_top(lp: np.ndarray, blank: int) -> float:
     top = lp.max(-1)[lp.argmax(-1) != blank]
     return float(top.mean()) if top.size else -np.inf
-
-
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
 def warped_results(model, rows, factor: float) -> list[dict]:

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 
+from .decoding import log_softmax
 from .g2p import text_words
 from .transcribe import AudioInput, Recognizer
 
@@ -92,7 +93,7 @@ def align(
     tokens = recognizer.vocab.encode(sequence)
     wav = recognizer.prepare(audio, sampling_rate)
     logits = recognizer.logits_batch([wav])[0]
-    log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    log_probs = log_softmax(logits)
     duration = wav.size / recognizer.audio.sampling_rate
     return align_frames(log_probs, sequence, tokens, words, recognizer.frames, duration, recognizer.vocab.blank_id)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decoding import Transcription, softmax
+from .decoding import Transcription, log_softmax, softmax
 from .files import atomic_write
 from .lm import BOS, EOS, PhoneLM
 from .vocab import Vocabulary
@@ -93,7 +93,7 @@ def beam_search(
     duration: float | None = None,
 ) -> Transcription:
     logits = np.asarray(logits, dtype=np.float32)
-    log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    log_probs = log_softmax(logits)
     blank, specials = vocab.blank_id, vocab.special_ids
     emit_ok = np.array([i not in specials for i in range(len(vocab))])
     alpha = options.lm_weight if lm is not None else 0.0

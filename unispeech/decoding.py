@@ -39,6 +39,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Frame log-posteriors (T, V): what beam search, forced alignment and scoring add up."""
+    return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+
 class Decoder(Protocol):
     def decode(
         self, logits: np.ndarray, vocab: Vocabulary, frame_seconds: float, duration: float | None = None

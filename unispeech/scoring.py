@@ -21,6 +21,7 @@ import dataclasses
 import numpy as np
 
 from .align import align_frames
+from .decoding import log_softmax
 from .g2p import text_words
 from .metrics import edit_ops
 from .transcribe import AudioInput, Recognizer
@@ -129,7 +130,7 @@ def score(
     tokens = vocab.encode(sequence)
     wav = recognizer.prepare(audio, sampling_rate)
     logits = recognizer.logits_batch([wav])[0]
-    log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    log_probs = log_softmax(logits)
     duration = wav.size / recognizer.audio.sampling_rate
     bounds, start = [], 0
     for word, phones in kept:
