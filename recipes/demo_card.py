@@ -26,7 +26,9 @@ MODEL_FILES = (
 )
 DECODING_FILES = (DECODING_FILE, PHONE_LM_FILE)  # the model's own decoding, when it has one
 # What each held-out set is, for the card: (voice type, description)
-LANGUAGE_NAMES = {"cs": "Czech", "fi": "Finnish", "it": "Italian", "ca": "Catalan", "en": "American English"}
+LANGUAGE_NAMES = {
+    "cs": "Czech", "fi": "Finnish", "it": "Italian", "ca": "Catalan", "en": "American English", "nl": "Dutch",
+}  # fmt: skip
 TEST_SETS = {
     "test": ("espeak-ng (formant synthesis)", "unseen sentences, training voice variants"),
     "test-unseen-voice": ("espeak-ng (formant synthesis)", "unseen sentences, unseen voice variant m3"),
@@ -41,6 +43,24 @@ TEST_SETS = {
         "real speakers of other languages saying letter names and syllables, one per language (KDE's KLettres, "
         "Debian `klettres-data`, GPL-2+; labels: espeak-ng's reading in their language, mapped onto Kyrgyz phones)",
         "unseen speakers (the languages not trained on), isolated letters and syllables",
+    ),
+    "test-fillets-cs": (
+        "real actors speaking Czech dialogue (the game Fish Fillets, Debian `fillets-ng-data-cs`, GPL-2; labels: "
+        "espeak-ng's Czech reading of the subtitles, mapped onto Kyrgyz phones)",
+        "unseen speakers, sentences",
+    ),
+    "test-fillets-nl": (
+        "real actors speaking Dutch dialogue (the game Fish Fillets, Debian `fillets-ng-data-nl`, GPL-2; labels: "
+        "espeak-ng's Dutch reading of the subtitles, mapped onto Kyrgyz phones)",
+        "unseen speakers, sentences",
+    ),
+    "test-fillets-cs-unseen-levels": (
+        "the Czech actors of Fish Fillets that the model trained on (labels: espeak-ng's Czech, mapped)",
+        "unseen lines (every fifth level of the game), the training speakers",
+    ),
+    "test-fillets-nl-unseen-levels": (
+        "the Dutch actors of Fish Fillets that the model trained on (labels: espeak-ng's Dutch, mapped)",
+        "unseen lines (every fifth level of the game), the training speakers",
     ),
     "test-mbrola-seen-voices": (
         "MBROLA's voices of real speakers that the model trained on, given the Kyrgyz phones (the phones given)",
@@ -63,6 +83,10 @@ SOURCES = {
     "klettres": "real speakers saying letter names and syllables, one per language (KDE's KLettres, Debian package "
     "`klettres-data` 22.12.3, GPL-2+, (c) Anne-Marie Mahfouf and KDE contributors); labels: espeak-ng's reading "
     "in each language mapped onto the Kyrgyz set (`unispeech/corpora.py`, IPA_TO_KY)",
+    "fillets": "real actors speaking the dialogue of the game Fish Fillets (Debian packages `fillets-ng-data`, "
+    "`fillets-ng-data-cs`, `fillets-ng-data-nl` 1.0.1, GPL-2, (c) ALTAR interactive and the Fish Fillets NG "
+    "authors); labels: espeak-ng's reading of each line's subtitle in its language mapped onto the Kyrgyz set "
+    "(`unispeech/corpora.py`, IPA_TO_KY; a line with a phone Kyrgyz lacks is left out)",
 }
 
 
@@ -149,11 +173,13 @@ def real_speakers_heard(training: list[dict]) -> list[str]:
     """The card's first sentence goes on with these: the real speakers (of KLettres, Festival, MBROLA) that the
     training rows hold, by source."""
     klettres = sorted({r["language"] for r in training if r.get("corpus") == "klettres"})
+    fillets = sorted({r["language"] for r in training if r.get("corpus") == "fillets"})
     festival = festival_voices(training)
     said_by = mbrola_voices(training)
     return (
         [f"{_speakers(len(klettres))} of other languages saying letters and syllables (KLettres: "
          f"{', '.join(klettres)})"] * bool(klettres)
+        + [f"actors speaking {_and([LANGUAGE_NAMES[x] for x in fillets])} dialogue (Fish Fillets)"] * bool(fillets)
         + [f"Festival's voices of {_speakers(len(festival))} "
            f"({_and(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in festival}))}) reading Kyrgyz"] * bool(festival)
         + [f"MBROLA's voices of {_number(len(said_by))} more "

@@ -3,7 +3,8 @@
     python recipes/demo_model.py [--work runs/demo] [--max-updates 1500] [--continue-updates 1500 ...] [--bf16]
                                  [--device cuda]
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
-        [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--klettres-train LANGUAGES] [--extra-data MANIFEST ...]
+        [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--klettres-train LANGUAGES] [--fillets DIR|fetch]
+        [--fillets-train LANGUAGES] [--extra-data MANIFEST ...]
         [--real-updates 3000] [--init MODEL] [--real-repeat SOURCES] [--real-stage NAME]
         [--data-only]
 
@@ -15,12 +16,13 @@ tri-stage schedule), continue from the previous stage's best model with a second
 evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/default-model.
 
 With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--mbrola-train`, `--klettres-train`,
-`--extra-data`) a last stage continues on espeak-ng's training set mixed with augmented copies of those voices
-(`demo_sets.real_voice_sets`), and every source's held-out utterances are evaluated (`--mbrola` voices, and
-`--klettres` languages not in `--klettres-train`, make test sets only; `--mbrola-tuning` voices a validation set
-of unseen voices for the phone LM's weights only). `--init MODEL` starts that stage from MODEL instead of training
-stages 1, 2, ...; `--real-stage NAME` trains it into another folder than model-real (a further stage beside
-the ones there), `--real-repeat festvox-ru,klettres` puts those sources' copies twice into its training mix.
+`--fillets-train`, `--extra-data`) a last stage continues on espeak-ng's training set mixed with augmented copies of
+those voices (`demo_sets.real_voice_sets`), and every source's held-out utterances are evaluated (`--mbrola` voices,
+and `--klettres` and `--fillets` languages not trained on, make test sets only; `--mbrola-tuning` voices a
+validation set of unseen voices for the phone LM's weights only). `--init MODEL` starts that stage from MODEL
+instead of training stages 1, 2, ...; `--real-stage NAME` trains it into another folder than model-real (a further
+stage beside the ones there), `--real-repeat festvox-ru,klettres` puts those sources' copies twice into its
+training mix.
 `--data-only` makes every set and stops (to train elsewhere, or to pair two trainings on the same data).
 """
 
@@ -37,7 +39,7 @@ from pathlib import Path
 from demo_card import bundle
 from demo_sets import real_voice_sets, synthesize_espeak_sets
 
-from unispeech.corpora import KLETTRES_LANGUAGES
+from unispeech.corpora import FILLETS_LANGUAGES, KLETTRES_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "recipes" / "demo_config.json"
@@ -74,6 +76,15 @@ def arguments() -> argparse.ArgumentParser:
         "16 languages saying letters and syllables, a test set (less the --klettres-train languages)",
     )
     parser.add_argument("--klettres-train", help="comma-separated KLettres languages to train on (e.g. da,de,uk)")
+    parser.add_argument(
+        "--fillets",
+        help="Fish Fillets' usr/share/games/fillets-ng folder, or 'fetch' (apt-get download fillets-ng-data, -cs, "
+        "-nl): actors speaking the game's Czech and Dutch dialogue, a test set per language not in --fillets-train",
+    )
+    parser.add_argument(
+        "--fillets-train",
+        help="comma-separated Fish Fillets languages (cs, nl) to train on; every fifth level of each stays a test set",
+    )
     parser.add_argument(
         "--festival",
         action="store_true",
@@ -149,20 +160,29 @@ def main() -> None:
     parser = arguments()
     args = parser.parse_args()
     real = (
-        args.rhvoice or args.festvox_ru or args.festival or args.mbrola_train or args.klettres_train or args.extra_data
+        args.rhvoice
+        or args.festvox_ru
+        or args.festival
+        or args.mbrola_train
+        or args.klettres_train
+        or args.fillets_train
+        or args.extra_data
     )
-    sources = "--rhvoice, --festvox-ru, --festival, --mbrola-train, --klettres-train or --extra-data"
+    sources = "--rhvoice, --festvox-ru, --festival, --mbrola-train, --klettres-train, --fillets-train or --extra-data"
     if args.init and not real:
         parser.error(f"--init starts the real-voice stage: give {sources} too")
-    if (args.mbrola or args.mbrola_tuning or args.klettres) and not real:
+    if (args.mbrola or args.mbrola_tuning or args.klettres or args.fillets) and not real:
         parser.error(
-            f"--mbrola, --mbrola-tuning and --klettres make sets beside the real-voice stage: give {sources} too"
+            f"--mbrola, --mbrola-tuning, --klettres and --fillets make sets beside the real-voice stage: give "
+            f"{sources} too"
         )
     mbrola_roles = [set(v.split(",")) for v in (args.mbrola, args.mbrola_train, args.mbrola_tuning) if v]
     if sum(map(len, mbrola_roles)) != len(set().union(*mbrola_roles)):
         parser.error("an MBROLA voice is a test voice (--mbrola), a training one or a tuning one: not two of them")
     if args.klettres_train and not (args.klettres and set(args.klettres_train.split(",")) < set(KLETTRES_LANGUAGES)):
         parser.error(f"--klettres-train takes some of {','.join(KLETTRES_LANGUAGES)} (not all), with --klettres")
+    if args.fillets_train and not (args.fillets and set(args.fillets_train.split(",")) <= set(FILLETS_LANGUAGES)):
+        parser.error(f"--fillets-train takes some of {','.join(FILLETS_LANGUAGES)}, with --fillets")
     if args.deepen and not args.init:
         parser.error("--deepen grows the --init model: give --init too")
     work = Path(args.work)

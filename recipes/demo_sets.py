@@ -71,6 +71,10 @@ def real_voice_sets(work: Path, args) -> dict:
         trained = set(args.klettres_train.split(",")) if args.klettres_train else set()
         test = [{**r, "test_set": "klettres"} for r in rows if r["language"] not in trained]
         parts["klettres"] = {"test": test, "valid": [], "train": [r for r in rows if r["language"] in trained]}
+    if args.fillets:  # actors speaking sentences: unseen speakers, or the trained ones' held-out levels
+        folder = corpora.fetch_fillets(work / "fillets-data") if args.fillets == "fetch" else args.fillets
+        rows, left_out["fillets unlabelled"] = corpora.fillets_rows(folder)
+        parts["fillets"] = fillets_splits(rows, set(args.fillets_train.split(",")) if args.fillets_train else set())
     if args.festival:
         voices = args.festival_voices.split(",") if args.festival_voices else None
         parts["festival"] = festival_sets(work, splits, args.festival_sentences, voices)
@@ -105,6 +109,24 @@ def real_voice_sets(work: Path, args) -> dict:
         "tests": tests,
         "left_out": left_out,
     }
+
+
+def fillets_splits(rows: list[dict], trained: set[str]) -> dict[str, list[dict]]:
+    """Fish Fillets' lines: a language not trained on is one test set of unseen speakers (`test-fillets-LANG`); a
+    trained one keeps every fifth level (room of the game) out as `test-fillets-LANG-unseen-levels` (the same actors,
+    lines never heard) and every 30th other line for validation."""
+    split: dict[str, list[dict]] = {"test": [], "valid": [], "train": []}
+    for lang in sorted({r["language"] for r in rows}):
+        ours = [r for r in rows if r["language"] == lang]
+        if lang not in trained:
+            split["test"] += [{**r, "test_set": f"fillets-{lang}"} for r in ours]
+            continue
+        held = set(sorted({r["level"] for r in ours})[::5])
+        split["test"] += [{**r, "test_set": f"fillets-{lang}-unseen-levels"} for r in ours if r["level"] in held]
+        rest = [r for r in ours if r["level"] not in held]
+        split["valid"] += rest[::30]
+        split["train"] += [r for i, r in enumerate(rest) if i % 30]
+    return split
 
 
 def festival_sets(

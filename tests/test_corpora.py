@@ -1,5 +1,5 @@
-"""Real-voice training material: the RHVoice, festvox-ru and KLettres readers, their phone mappings, and the
-augmentation aimed at the synthetic-to-real gap."""
+"""Real-voice training material: the RHVoice, festvox-ru, KLettres and Fish Fillets readers, their phone mappings,
+and the augmentation aimed at the synthetic-to-real gap."""
 
 import json
 import os
@@ -32,6 +32,7 @@ from unispeech.corpora import (
     CorpusError,
     festvox_ru_rows,
     fetch_deb,
+    fillets_rows,
     klettres_rows,
     map_ipa_phones,
     map_russian_phones,
@@ -176,12 +177,99 @@ def test_a_folder_that_is_not_klettres_says_what_it_expected(tmp_path):
         klettres_rows(tmp_path)
 
 
+def fillets_folder(tmp_path, lines: dict[str, dict[str, str | None]]) -> Path:
+    """A Fish Fillets data tree: `lines` {language: {"level/line-id": subtitle or None (no dialogStr)}}, each with
+    its recording but those whose id ends in "-silent"."""
+    folder = tmp_path / "fillets-ng"
+    for lang, by_id in lines.items():
+        scripts: dict[str, list[str]] = {}
+        for key, subtitle in by_id.items():
+            level, uid = key.split("/")
+            english = 'English "quoted" (and bracketed)'.replace('"', '\\"')
+            entry = f'dialogId("{uid}", "font_small", "{english}")\n'
+            if subtitle is not None:
+                entry += 'dialogStr("{}")\n'.format(subtitle.replace('"', '\\"'))
+            scripts.setdefault(level, []).append(entry)
+            if not uid.endswith("-silent"):
+                (folder / "sound" / level / lang).mkdir(parents=True, exist_ok=True)
+                sf.write(folder / "sound" / level / lang / f"{uid}.ogg", tone(0.75, 200), RATE, format="OGG")
+        for level, entries in scripts.items():
+            (folder / "script" / level).mkdir(parents=True, exist_ok=True)
+            (folder / "script" / level / f"dialogs_{lang}.lua").write_text("\n\n".join(entries), encoding="utf-8")
+    return folder
+
+
+def test_fillets_rows_label_each_spoken_line_by_espeak_reading_its_subtitle(tmp_path):
+    folder = fillets_folder(
+        tmp_path,
+        {
+            "cs": {
+                "airplane/let-m-kolo": 'Kolo "je" tady!',  # an escaped quote inside the subtitle
+                "airplane/let-v-reka": "Řeka teče.",  # ř: no Kyrgyz phone
+                "barrel/bar-pap-mama": "Máma volá.",
+                "barrel/bar-m-nic": None,  # recorded, no Czech subtitle
+                "barrel/bar-v-silent": "Máma.",  # a subtitle, no recording: no row, nothing left out
+            },
+            "nl": {"airplane/let-v-moe": "Ik ben moe.", "airplane/let-m-goed": "Goed zo."},  # Dutch g: ɣ
+        },
+    )
+    rows, left_out = fillets_rows(folder)
+    by_id = {r["id"]: r for r in rows}
+    assert set(by_id) == {
+        "fillets_cs_airplane_let-m-kolo",
+        "fillets_cs_barrel_bar-pap-mama",
+        "fillets_nl_airplane_let-v-moe",
+    }
+    assert left_out == 3
+    kolo = by_id["fillets_cs_airplane_let-m-kolo"]
+    assert kolo["text"] == 'Kolo "je" tady!' and kolo["phones"] == "q o l o j e t[ ɑ d[ i"
+    assert kolo["voice"] == "fillets-cs-small-fish" and kolo["level"] == "airplane" and kolo["language"] == "cs"
+    assert by_id["fillets_cs_barrel_bar-pap-mama"]["voice"] == "fillets-cs-other"
+    assert by_id["fillets_nl_airplane_let-v-moe"]["phones"] == "i k b e n m u"
+    assert by_id["fillets_nl_airplane_let-v-moe"]["voice"] == "fillets-nl-big-fish"
+    assert kolo["duration"] == pytest.approx(0.75, abs=0.01) and Path(kolo["audio"]).is_absolute()
+
+
+def test_fillets_rows_read_only_the_languages_asked_for(tmp_path):
+    folder = fillets_folder(tmp_path, {"cs": {"a/a-m-x": "Máma volá."}, "nl": {"a/a-m-y": "Ik ben moe."}})
+    rows, left_out = fillets_rows(folder, {"nl": "nl"})
+    assert [r["language"] for r in rows] == ["nl"] and left_out == 0
+
+
+def test_a_folder_that_is_not_fillets_says_what_it_expected(tmp_path):
+    with pytest.raises(CorpusError, match="fillets-ng"):
+        fillets_rows(tmp_path)
+
+
 def test_fetch_deb_reuses_an_earlier_unpack_without_apt(tmp_path, monkeypatch):
     inside = tmp_path / "pkg" / "usr" / "share" / "x"
     inside.mkdir(parents=True)
     (inside / "marker").write_text("", encoding="utf-8")
     monkeypatch.setattr("subprocess.run", lambda *a, **k: pytest.fail("apt-get was called"))
     assert fetch_deb("some-package", tmp_path / "pkg", "usr/share/x", "marker") == inside
+
+
+def test_fetch_deb_unpacks_several_packages_into_one_tree(tmp_path, monkeypatch):
+    def run(command, cwd=None, check=False):
+        if command[:2] == ["apt-get", "download"]:
+            for package in command[2:]:
+                (Path(cwd) / f"{package}_1.0_all.deb").write_text(package, encoding="utf-8")
+        else:  # dpkg-deb -x DEB DEST: each package brings its own file under usr/share/x
+            deb, dest = Path(command[2]), Path(command[3])
+            (dest / "usr" / "share" / "x").mkdir(parents=True, exist_ok=True)
+            (dest / "usr" / "share" / "x" / deb.read_text(encoding="utf-8")).write_text("", encoding="utf-8")
+
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr("subprocess.run", run)
+    folder = fetch_deb(("data", "voices"), tmp_path / "pkg", "usr/share/x", "voices")
+    assert sorted(p.name for p in folder.iterdir()) == ["data", "voices"]
+    assert not (tmp_path / "pkg.partial").exists()
+
+
+def test_fetch_deb_without_apt_names_every_package_to_fetch_by_hand(tmp_path, monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(CorpusError, match="data, voices: Debian.*dpkg-deb -x.*pass its x folder"):
+        fetch_deb(("data", "voices"), tmp_path / "pkg", "usr/share/x", "voices")
 
 
 def test_rhvoice_rows_read_the_metadata_and_point_at_the_flac(tmp_path):

@@ -235,6 +235,25 @@ def test_the_recipe_grows_its_start_model_and_evaluates_and_bundles_the_stored_f
         assert (stored / name).read_text() == (start / name).read_text()
 
 
+def test_fish_fillets_lines_are_unseen_speakers_or_else_the_held_out_levels_of_the_trained_ones(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_sets
+
+    rows = [{"id": f"{lang}{level}{i}", "language": lang, "level": f"level{level:02d}"}
+            for lang in ("cs", "nl") for level in range(10) for i in range(40)]  # fmt: skip
+    split = demo_sets.fillets_splits(rows, {"cs"})
+    nl = [r for r in split["test"] if r["language"] == "nl"]
+    assert len(nl) == 400 and {r["test_set"] for r in nl} == {"fillets-nl"}  # not trained on: every line a test
+    cs_test = [r for r in split["test"] if r["language"] == "cs"]
+    assert {r["level"] for r in cs_test} == {"level00", "level05"} and len(cs_test) == 80  # every fifth level
+    assert {r["test_set"] for r in cs_test} == {"fillets-cs-unseen-levels"}
+    heard = split["train"] + split["valid"]
+    assert len(heard) == 320 and len(split["valid"]) == 11 and not {r["level"] for r in heard} & {"level00", "level05"}
+    assert {r["language"] for r in heard} == {"cs"} and not {r["id"] for r in split["train"]} & {
+        r["id"] for r in split["valid"]
+    }
+
+
 def test_the_recipe_redoes_a_festival_reading_only_when_what_festival_is_asked_changed(tmp_path, monkeypatch):
     import unispeech.festival as festival
 

@@ -1,5 +1,6 @@
-"""Speech beyond espeak-ng for the demo model: RHVoice's two Kyrgyz voices, festvox-ru's real Russian speaker and
-KLettres' real speakers of 16 languages saying letters and syllables.
+"""Speech beyond espeak-ng for the demo model: RHVoice's two Kyrgyz voices, festvox-ru's real Russian speaker,
+KLettres' real speakers of 16 languages saying letters and syllables, and Fish Fillets' actors speaking Czech and
+Dutch dialogue.
 
 Each reader returns manifest rows (absolute `audio`, `text`, `phones` where the corpus fixes them, `voice`,
 `duration`, `corpus`) and never reaches the network; `fetch_deb` is the one step that does (apt).
@@ -114,24 +115,26 @@ def fetch_festvox_ru(dest: str | Path) -> Path:
     return fetch_deb(FESTVOX_RU_PACKAGE, dest, FESTVOX_RU_VOICE, "etc/txt.done.data")
 
 
-def fetch_deb(package: str, dest: str | Path, inside: str, marker: str) -> Path:
-    """A Debian package (apt-get download; unpacked with dpkg-deb, no root, nothing installed) into `dest`;
-    -> its folder `inside`. Reuses an earlier unpack (one that has `inside`/`marker`)."""
+def fetch_deb(package: str | tuple[str, ...], dest: str | Path, inside: str, marker: str) -> Path:
+    """A Debian package, or several unpacked into one tree (apt-get download; dpkg-deb, no root, nothing
+    installed), into `dest`; -> its folder `inside`. Reuses an earlier unpack (one that has `inside`/`marker`)."""
     dest = Path(dest)
     folder = dest / inside
     if (folder / marker).exists():
         return folder
+    packages = (package,) if isinstance(package, str) else package
     if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
         raise CorpusError(
-            f"{package} comes from Debian/Ubuntu's apt; on this system download {package}_*.deb yourself, "
-            f"unpack it with `dpkg-deb -x` (or `ar x` + tar) and pass its {Path(inside).name} folder"
+            f"{', '.join(packages)}: Debian/Ubuntu packages (apt); on this system download the .deb file(s) "
+            f"yourself, unpack them into one folder with `dpkg-deb -x` (or `ar x` + tar) and pass its "
+            f"{Path(inside).name} folder"
         )
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["apt-get", "download", package], cwd=tmp, check=True)
-        (deb,) = Path(tmp).glob("*.deb")
+        subprocess.run(["apt-get", "download", *packages], cwd=tmp, check=True)
         staging = dest.with_name(dest.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
+        for deb in sorted(Path(tmp).glob("*.deb")):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
         shutil.rmtree(dest, ignore_errors=True)
         staging.rename(dest)
     return folder
@@ -221,6 +224,61 @@ def klettres_rows(folder: str | Path, languages: dict[str, str] = KLETTRES_LANGU
                     "language": lang,
                     "duration": sf.info(str(audio)).duration,
                     "corpus": "klettres",
+                }
+            )
+    return rows, left_out
+
+
+FILLETS_PACKAGES = ("fillets-ng-data", "fillets-ng-data-cs", "fillets-ng-data-nl")  # scripts; Czech, Dutch voices
+FILLETS_DIR = "usr/share/games/fillets-ng"
+FILLETS_LANGUAGES = {"cs": "cs", "nl": "nl"}  # the game's spoken languages -> the espeak-ng voice that labels them
+FILLETS_ROLES = {"m": "small-fish", "v": "big-fish"}  # a line id's second field; every other character: "other"
+# dialogId("id", "font", "English subtitle") followed by dialogStr("the same line in the file's language")
+_DIALOGUE = re.compile(
+    r'dialogId\(\s*"([^"]+)"\s*,\s*"[^"]*"\s*,\s*"(?:[^"\\]|\\.)*"\s*\)\s*dialogStr\(\s*"((?:[^"\\]|\\.)*)"\s*\)'
+)
+
+
+def fetch_fillets(dest: str | Path) -> Path:
+    """Debian's Fish Fillets data (the dialogue scripts and the Czech and Dutch voices) unpacked into `dest`
+    (`fetch_deb`); -> the game's data folder."""
+    return fetch_deb(FILLETS_PACKAGES, dest, FILLETS_DIR, "sound/airplane/nl")
+
+
+def fillets_rows(folder: str | Path, languages: dict[str, str] = FILLETS_LANGUAGES) -> tuple[list[dict], int]:
+    """Fish Fillets' data folder (`usr/share/games/fillets-ng`: script/<level>/dialogs_<language>.lua, each line's
+    subtitle by id; sound/<level>/<language>/<id>.ogg): actors speaking the game's dialogue, each line labelled by
+    espeak-ng reading its subtitle in that language, mapped onto Kyrgyz phones (`map_ipa_phones`). -> (rows, how
+    many recordings were left out: no subtitle, or a phone without a Kyrgyz counterpart)."""
+    folder = Path(folder)
+    if not (folder / "script").is_dir() or not (folder / "sound").is_dir():
+        raise CorpusError(f"{folder}: no script/ and sound/ (expected Fish Fillets' usr/share/games/fillets-ng)")
+    rows, left_out = [], 0
+    for lang, voice in languages.items():
+        subtitles = {}
+        for script in sorted(folder.glob(f"script/**/dialogs_{lang}.lua")):
+            for uid, text in _DIALOGUE.findall(script.read_text(encoding="utf-8")):
+                subtitles.setdefault(uid, re.sub(r"\\(.)", r"\1", text).strip())
+        recordings = sorted(folder.glob(f"sound/**/{lang}/*.ogg"))
+        said = [(audio, subtitles[audio.stem]) for audio in recordings if subtitles.get(audio.stem)]
+        left_out += len(recordings) - len(said)
+        for (audio, text), ipa in zip(said, phonemize([text for _, text in said], language=voice)):
+            phones = map_ipa_phones(ipa, lang)
+            if phones is None:
+                left_out += 1
+                continue
+            role = audio.stem.split("-")[1] if audio.stem.count("-") >= 2 else ""
+            rows.append(
+                {
+                    "id": f"fillets_{lang}_{audio.parent.parent.name}_{audio.stem}",
+                    "audio": str(audio.resolve()),
+                    "text": text,
+                    "phones": " ".join(phones),
+                    "voice": f"fillets-{lang}-{FILLETS_ROLES.get(role, 'other')}",
+                    "language": lang,
+                    "level": audio.parent.parent.name,
+                    "duration": sf.info(str(audio)).duration,
+                    "corpus": "fillets",
                 }
             )
     return rows, left_out
