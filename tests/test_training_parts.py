@@ -9,7 +9,7 @@ import torch
 
 from unispeech.formats import format_tiers
 from unispeech.masking import MaskOptions, SpanMasker, span_mask
-from unispeech.train.batches import Example, collate, plan_batches
+from unispeech.train.batches import Example, collate, load_examples, plan_batches
 from unispeech.train.finetune import FinetuneRecipe
 from unispeech.train.loop import tri_stage
 from unispeech.train.recipe import TrainOptions, read_recipe
@@ -212,3 +212,22 @@ def test_deepen_refuses_fewer_layers_and_post_ln_layers():
         deepen(_tiny_ctc(2), 1)
     with pytest.raises(ValueError, match="pre-LN"):
         deepen(_tiny_ctc(1, do_stable_layer_norm=False), 2)
+
+
+def test_a_file_listed_by_several_rows_is_decoded_and_held_once(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    import unispeech.train.batches as batches
+    from unispeech.audio import load_audio
+    from unispeech.data import Utterance
+    from unispeech.vocab import phone_vocabulary
+
+    for name in ("a", "b"):
+        sf.write(tmp_path / f"{name}.wav", np.full(1600, 0.25 if name == "a" else -0.5, np.float32), 16000)
+    decoded = []
+    monkeypatch.setattr(batches, "load_audio", lambda path: decoded.append(path) or load_audio(path))
+    rows = [Utterance(f"u{i}", tmp_path / f"{name}.wav", phones=("ɑ",)) for i, name in enumerate("aba")]
+    examples, skipped = load_examples(rows, phone_vocabulary(["ɑ"], lang="ky"), progress=False, labelled=False)
+    assert sorted(map(str, decoded)) == [str(tmp_path / "a.wav"), str(tmp_path / "b.wav")] and not skipped
+    assert [e.id for e in examples] == ["u0", "u1", "u2"] and examples[0].audio is examples[2].audio
+    assert examples[0].audio[0] == 8191 and examples[1].audio[0] == -16383  # each row keeps its own file's samples

@@ -37,7 +37,8 @@ def load_examples(
     progress: bool = True,
     labelled: bool = True,
 ) -> tuple[list[Example], list[str]]:
-    """Decode every clip once and encode its phones; returns the examples and one line per skipped clip."""
+    """Decode every clip once (a file listed by several rows: once for all of them) and encode its phones; returns
+    the examples and one line per skipped clip."""
     if labelled:
         utterances = with_phones(utterances, language)
     if labelled and vocab is not None:
@@ -48,16 +49,19 @@ def load_examples(
                 f"(vocabulary: {' '.join(t for i, t in enumerate(vocab.tokens) if i not in vocab.special_ids)})"
             )
     examples, skipped = [], []
+    decoded: dict[str, np.ndarray] = {}  # a file listed twice (a source weighted up) is decoded and held once
     for u in progress_bar(utterances, desc="loading audio", unit="clip", enabled=progress):
         if labelled and not u.phones:
             skipped.append(f"{u.id}: no phones")
             continue
-        try:
-            wav = load_audio(u.audio)
-        except AudioError as e:
-            skipped.append(str(e))
-            continue
-        pcm = (np.clip(wav, -1, 1) * 32767).astype(np.int16)
+        pcm = decoded.get(str(u.audio))
+        if pcm is None:
+            try:
+                wav = load_audio(u.audio)
+            except AudioError as e:
+                skipped.append(str(e))
+                continue
+            pcm = decoded[str(u.audio)] = (np.clip(wav, -1, 1) * 32767).astype(np.int16)
         labels = vocab.encode(list(u.phones)) if labelled and vocab is not None else []
         examples.append(Example(u.id, pcm, labels))
     return examples, skipped
