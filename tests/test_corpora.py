@@ -179,7 +179,7 @@ def test_a_folder_that_is_not_klettres_says_what_it_expected(tmp_path):
 
 def fillets_folder(tmp_path, lines: dict[str, dict[str, str | None]]) -> Path:
     """A Fish Fillets data tree: `lines` {language: {"level/line-id": subtitle or None (no dialogStr)}}, each with
-    its recording but those whose id ends in "-silent"."""
+    its recording (0.75 s; none if the id ends in "-silent", no samples if it ends in "-empty")."""
     folder = tmp_path / "fillets-ng"
     for lang, by_id in lines.items():
         scripts: dict[str, list[str]] = {}
@@ -192,7 +192,8 @@ def fillets_folder(tmp_path, lines: dict[str, dict[str, str | None]]) -> Path:
             scripts.setdefault(level, []).append(entry)
             if not uid.endswith("-silent"):
                 (folder / "sound" / level / lang).mkdir(parents=True, exist_ok=True)
-                sf.write(folder / "sound" / level / lang / f"{uid}.ogg", tone(0.75, 200), RATE, format="OGG")
+                audio = tone(0.0 if uid.endswith("-empty") else 0.75, 200)
+                sf.write(folder / "sound" / level / lang / f"{uid}.ogg", audio, RATE, format="OGG")
         for level, entries in scripts.items():
             (folder / "script" / level).mkdir(parents=True, exist_ok=True)
             (folder / "script" / level / f"dialogs_{lang}.lua").write_text("\n\n".join(entries), encoding="utf-8")
@@ -210,7 +211,11 @@ def test_fillets_rows_label_each_spoken_line_by_espeak_reading_its_subtitle(tmp_
                 "barrel/bar-m-nic": None,  # recorded, no Czech subtitle
                 "barrel/bar-v-silent": "Máma.",  # a subtitle, no recording: no row, nothing left out
             },
-            "nl": {"airplane/let-v-moe": "Ik ben moe.", "airplane/let-m-goed": "Goed zo."},  # Dutch g: ɣ
+            "nl": {
+                "airplane/let-v-moe": "Ik ben moe.",
+                "airplane/let-m-goed": "Goed zo.",  # Dutch g: ɣ
+                "airplane/let-m-empty": "Wat is dat?",
+            },
         },
     )
     rows, left_out = fillets_rows(folder)
@@ -220,7 +225,7 @@ def test_fillets_rows_label_each_spoken_line_by_espeak_reading_its_subtitle(tmp_
         "fillets_cs_barrel_bar-pap-mama",
         "fillets_nl_airplane_let-v-moe",
     }
-    assert left_out == 3
+    assert left_out == 4
     kolo = by_id["fillets_cs_airplane_let-m-kolo"]
     assert kolo["text"] == 'Kolo "je" tady!' and kolo["phones"] == "q o l o j e t[ ɑ d[ i"
     assert kolo["voice"] == "fillets-cs-small-fish" and kolo["level"] == "airplane" and kolo["language"] == "cs"

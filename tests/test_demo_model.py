@@ -354,10 +354,12 @@ def test_the_cards_first_sentence_names_the_real_speakers_trained_on_by_source(m
     from demo_card import _listed_on, real_speakers_heard
 
     rows = [{"corpus": "klettres", "language": lang} for lang in ("uk", "da", "uk")]
+    rows += [{"corpus": "fillets", "language": lang} for lang in ("nl", "cs", "nl")]
     rows += [{"corpus": "festival", "voice": "festival-czech_dita"}]
     rows += [{"corpus": "mbrola", "voice": f"mbrola-{v}"} for v in ("de4", "lt1", "lt2")] + [{"corpus": "espeak-ng"}]
     assert real_speakers_heard(rows) == [
         "two real speakers of other languages saying letters and syllables (KLettres: da, uk)",
+        "actors speaking Czech and Dutch dialogue (Fish Fillets)",
         "Festival's voices of one real speaker (Czech) reading Kyrgyz",
         "MBROLA's voices of three more (German and Lithuanian) given its phones",
     ]

@@ -249,7 +249,7 @@ def fillets_rows(folder: str | Path, languages: dict[str, str] = FILLETS_LANGUAG
     """Fish Fillets' data folder (`usr/share/games/fillets-ng`: script/<level>/dialogs_<language>.lua, each line's
     subtitle by id; sound/<level>/<language>/<id>.ogg): actors speaking the game's dialogue, each line labelled by
     espeak-ng reading its subtitle in that language, mapped onto Kyrgyz phones (`map_ipa_phones`). -> (rows, how
-    many recordings were left out: no subtitle, or a phone without a Kyrgyz counterpart)."""
+    many recordings were left out: no subtitle, a phone without a Kyrgyz counterpart, or no samples)."""
     folder = Path(folder)
     if not (folder / "script").is_dir() or not (folder / "sound").is_dir():
         raise CorpusError(f"{folder}: no script/ and sound/ (expected Fish Fillets' usr/share/games/fillets-ng)")
@@ -263,8 +263,8 @@ def fillets_rows(folder: str | Path, languages: dict[str, str] = FILLETS_LANGUAG
         said = [(audio, subtitles[audio.stem]) for audio in recordings if subtitles.get(audio.stem)]
         left_out += len(recordings) - len(said)
         for (audio, text), ipa in zip(said, phonemize([text for _, text in said], language=voice)):
-            phones = map_ipa_phones(ipa, lang)
-            if phones is None:
+            phones, seconds = map_ipa_phones(ipa, lang), sf.info(str(audio)).duration
+            if phones is None or not seconds:  # (one Dutch recording is empty)
                 left_out += 1
                 continue
             role = audio.stem.split("-")[1] if audio.stem.count("-") >= 2 else ""
@@ -277,7 +277,7 @@ def fillets_rows(folder: str | Path, languages: dict[str, str] = FILLETS_LANGUAG
                     "voice": f"fillets-{lang}-{FILLETS_ROLES.get(role, 'other')}",
                     "language": lang,
                     "level": audio.parent.parent.name,
-                    "duration": sf.info(str(audio)).duration,
+                    "duration": seconds,
                     "corpus": "fillets",
                 }
             )
