@@ -451,6 +451,41 @@ def test_the_recipe_with_data_only_makes_every_set_and_names_them_without_traini
     assert named["test-unseen-voice"] == str(work / "test-unseen-voice" / "manifest.jsonl")
 
 
+def test_the_recipe_trains_on_the_fish_fillets_languages_asked_for_and_tests_the_others(tmp_path, monkeypatch):
+    import argparse
+
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_sets
+
+    from unispeech import augment
+    from unispeech.data import write_manifest
+
+    from .test_corpora import fillets_folder
+
+    monkeypatch.setattr(
+        augment, "augment_corpus", lambda rows, out, *a, **k: write_manifest(rows, out / "manifest.jsonl")
+    )
+    czech = {f"level{n}/l{n}-m-{i}": "Máma volá." for n in range(6) for i in range(2)}
+    folder = fillets_folder(tmp_path, {"cs": czech, "nl": {"a/a-v-moe": "Ik ben moe."}})
+    work = tmp_path / "w"
+    for split in ("train", "valid"):
+        (work / split).mkdir(parents=True)
+        (work / split / "manifest.jsonl").write_text("", encoding="utf-8")
+    sources = dict(rhvoice=None, festvox_ru=None, festival=False, mbrola=None, mbrola_train=None, mbrola_tuning=None)
+    args = argparse.Namespace(**sources, klettres=None, fillets=str(folder), fillets_train="cs", voice_change=False,
+                              extra_data=[], real_copies=1, real_repeat="fillets")  # fmt: skip
+    sets = demo_sets.real_voice_sets(work, args)
+    assert set(sets["tests"]) == {"test-fillets-cs-unseen-levels", "test-fillets-nl"}
+
+    def read(path):
+        return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+    assert {r["level"] for r in read(sets["tests"]["test-fillets-cs-unseen-levels"])} == {"level0", "level5"}
+    trained = read(work / "train-fillets" / "manifest.jsonl")
+    assert len(trained) == 7 and {r["level"] for r in trained} == {"level1", "level2", "level3", "level4"}
+    assert len(read(sets["train"])) == 14  # --real-repeat fillets: its copies twice in the mix
+
+
 def test_the_recipe_tests_on_the_klettres_languages_it_does_not_train_on(tmp_path, monkeypatch):
     import argparse
 
@@ -479,7 +514,7 @@ def test_the_recipe_tests_on_the_klettres_languages_it_does_not_train_on(tmp_pat
         (work / split).mkdir(parents=True)
         (work / split / "manifest.jsonl").write_text("", encoding="utf-8")
     sources = dict(rhvoice=None, festvox_ru=None, festival=False, mbrola=None, mbrola_train=None, mbrola_tuning=None)
-    args = argparse.Namespace(**sources, klettres=str(klettres), klettres_train=None, voice_change=False,
+    args = argparse.Namespace(**sources, klettres=str(klettres), klettres_train=None, fillets=None, voice_change=False,
                               extra_data=[], real_copies=1, real_repeat=None)  # fmt: skip
     sets = demo_sets.real_voice_sets(work, args)
     assert list(sets["tests"]) == ["test-klettres"] and sets["left_out"] == {"klettres unlabelled": 1}  # zi: dz
