@@ -175,3 +175,29 @@ def test_cli_takes_more_runs_with_also(tmp_path, capsys):
     code, out, err = run_main(["compare-reports", a, b, "--also", a2, b2], capsys)
     assert code == 0, err
     assert "the mean of 2 and 2 runs" in out and "over utterances and runs" in out
+
+
+def test_a_model_that_says_less_is_told_from_one_that_hears_more(tmp_path, capsys):
+    """Lower PER by dropping what it is unsure of (A inserts and substitutes, B deletes instead) against lower PER
+    by getting more phones right: the PER verdict is the same, the phones-right one is not."""
+    refs = references(200)
+    rng = random.Random(3)
+    noisy = [[q for p in r for q in ([p] if rng.random() > 0.4 else [rng.choice(PHONES), rng.choice(PHONES)])]
+             for r in refs]  # fmt: skip
+    terse = [[p for p in r if rng.random() > 0.45] for r in refs]  # only deletions
+    keener = [garbled(r, 0.15, rng) for r in refs]
+    a, b, c = (evaluation(tmp_path / n, refs, h) for n, h in (("a", noisy), ("b", terse), ("c", keener)))
+    says_less = compare(read_evaluation(a), read_evaluation(b))
+    assert says_less.verdict == "B better" and says_less.right_high < 0 and says_less.says_less
+    right = sum(len(r) for r in refs)
+    assert says_less.right_b == pytest.approx(sum(map(len, terse)) / right)  # deletions only: the kept phones
+    hears_more = compare(read_evaluation(a), read_evaluation(c))
+    assert hears_more.verdict == "B better" and hears_more.right_low > 0 and not hears_more.says_less
+    code, out, err = run_main(["compare-reports", a, b], capsys)
+    assert code == 0, err
+    assert "fewer phones right: it says less, it does not hear more" in out
+    code, out, _ = run_main(["compare-reports", a, c], capsys)
+    assert "Phones right: A " in out and "says less" not in out
+    code, out, _ = run_main(["compare-reports", a, b, "--format", "json"], capsys)
+    result = json.loads(out)
+    assert result["says_less"] is True and result["right_difference"] == pytest.approx(says_less.right_difference)

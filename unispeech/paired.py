@@ -5,6 +5,10 @@ phone counts and both models' edits) and takes the spread of the corpus-level PE
 called better or worse only when the interval leaves out zero; one that is not is "no clear difference",
 which on a few hundred utterances is the usual answer for differences of a few tenths of a point.
 
+Beside the PER it compares the share of reference phones recognised right (not substituted, not deleted), drawn
+from the same resamplings: a model can lower its PER by saying less (fewer insertions, more deletions) while it
+hears no more, which only that share shows (docs/demo-model.md: KLettres' letters, Fish Fillets' actors).
+
 That interval is about two trained models. Two recipes differ also by the luck of a training run (its seed
 moved our held-out sets by 1-2 points, docs/demo-model.md), so each side may be several runs (seeds) of
 its recipe: a draw then also resamples each side's runs and averages their edits per utterance (a two-level
@@ -37,6 +41,10 @@ class PairedComparison:
     paired_by: str = "id"  # or "audio": evaluations whose ids differ (made before ids came from the manifest)
     runs_a: int = 1  # evaluations (training runs) on each side; PERs and edits are their means
     runs_b: int = 1
+    right_a: float = 0.0  # share of the reference phones recognised right (neither substituted nor deleted)
+    right_b: float = 0.0
+    right_low: float = 0.0  # the interval of right_b - right_a, from the same draws
+    right_high: float = 0.0
 
     @property
     def difference(self) -> float:
@@ -49,6 +57,15 @@ class PairedComparison:
         if self.low > 0:
             return "B worse"
         return "no clear difference"
+
+    @property
+    def right_difference(self) -> float:
+        return self.right_b - self.right_a
+
+    @property
+    def says_less(self) -> bool:
+        """B's PER is clearly lower while it clearly gets fewer phones right: it says less, it does not hear more."""
+        return self.high < 0 and self.right_high < 0
 
 
 def read_evaluation(folder: str | Path) -> dict[str, dict]:
@@ -98,43 +115,50 @@ def compare_runs(
     refs = np.array([len(first[i]["ref"].split()) for i in ids])
     if not refs.sum():
         raise ValueError("the shared utterances have no reference phones")
-    edits_a, edits_b = (
-        np.array([[_edits(r[i]) for r in side] for i in ids]) for side in (runs[: len(a_runs)], runs[len(a_runs) :])
+    counts_a, counts_b = (  # (utterances, runs, [edits, phones right])
+        np.array([[(_edits(r[i]), _right(r[i], n)) for r in side] for i, n in zip(ids, refs)])
+        for side in (runs[: len(a_runs)], runs[len(a_runs) :])
     )
     rng = np.random.default_rng(seed)
     differences = []
     for start in range(0, draws, 256):  # in blocks: draws x utterances indices at once would be large
         block = min(256, draws - start)
         picks = rng.integers(0, len(ids), size=(block, len(ids)))
-        side_edits = [_resampled_runs(e, block, rng)[np.arange(block)[:, None], picks] for e in (edits_a, edits_b)]
-        phones = refs[picks].sum(axis=1)
-        differences.append((side_edits[1].sum(axis=1) - side_edits[0].sum(axis=1)) / np.maximum(phones, 1))
-    low, high = np.quantile(np.concatenate(differences), [(1 - level) / 2, (1 + level) / 2])
-    mean_a, mean_b = edits_a.mean(axis=1), edits_b.mean(axis=1)
+        a, b = (
+            _resampled_runs(c, block, rng)[np.arange(block)[:, None], picks].sum(axis=1) for c in (counts_a, counts_b)
+        )
+        differences.append((b - a) / np.maximum(refs[picks].sum(axis=1), 1)[:, None])  # (block, [PER, right])
+    quantiles = np.quantile(np.concatenate(differences), [(1 - level) / 2, (1 + level) / 2], axis=0)
+    (low, right_low), (high, right_high) = quantiles
+    mean_a, mean_b = counts_a.mean(axis=1), counts_b.mean(axis=1)
     return PairedComparison(
         utterances=len(ids),
         reference_phones=int(refs.sum()),
-        per_a=float(mean_a.sum() / refs.sum()),
-        per_b=float(mean_b.sum() / refs.sum()),
+        per_a=float(mean_a[:, 0].sum() / refs.sum()),
+        per_b=float(mean_b[:, 0].sum() / refs.sum()),
         low=float(low),
         high=float(high),
         level=level,
-        b_better=int((mean_b < mean_a).sum()),
-        b_worse=int((mean_b > mean_a).sum()),
+        b_better=int((mean_b[:, 0] < mean_a[:, 0]).sum()),
+        b_worse=int((mean_b[:, 0] > mean_a[:, 0]).sum()),
         unpaired=len(set.union(*(set(r) for r in runs))) - len(ids),
         paired_by=paired_by,
         runs_a=len(a_runs),
         runs_b=len(b_runs),
+        right_a=float(mean_a[:, 1].sum() / refs.sum()),
+        right_b=float(mean_b[:, 1].sum() / refs.sum()),
+        right_low=float(right_low),
+        right_high=float(right_high),
     )
 
 
-def _resampled_runs(edits: np.ndarray, block: int, rng: np.random.Generator) -> np.ndarray:
-    """(utterances, runs) edits -> (block, utterances): per draw, the mean over runs drawn with replacement
-    (one run: its edits, and no random numbers spent, so one-run comparisons keep their intervals)."""
-    if edits.shape[1] == 1:
-        return np.broadcast_to(edits[:, 0], (block, edits.shape[0]))
-    chosen = rng.integers(0, edits.shape[1], size=(block, edits.shape[1]))
-    return edits[:, chosen].mean(axis=2).T
+def _resampled_runs(counts: np.ndarray, block: int, rng: np.random.Generator) -> np.ndarray:
+    """(utterances, runs, k) counts -> (block, utterances, k): per draw, the mean over runs drawn with replacement
+    (one run: its counts, and no random numbers spent, so one-run comparisons keep their intervals)."""
+    if counts.shape[1] == 1:
+        return np.broadcast_to(counts[:, 0], (block, *counts[:, 0].shape))
+    chosen = rng.integers(0, counts.shape[1], size=(block, counts.shape[1]))
+    return counts[:, chosen].mean(axis=2).transpose(1, 0, 2)
 
 
 def _by_audio(rows: dict[str, dict]) -> dict[str, dict]:
@@ -147,3 +171,7 @@ def _by_audio(rows: dict[str, dict]) -> dict[str, dict]:
 
 def _edits(row: dict) -> int:
     return row["substitutions"] + row["deletions"] + row["insertions"]
+
+
+def _right(row: dict, reference_phones: int) -> int:
+    return reference_phones - row["substitutions"] - row["deletions"]

@@ -15,7 +15,9 @@ def cmd_compare_reports(args: argparse.Namespace) -> int:
     b_runs = [read_evaluation(folder) for folder in [args.b, *(pair[1] for pair in args.also or ())]]
     result = compare_runs(a_runs, b_runs, draws=args.draws, level=args.level, seed=args.seed)
     if args.format == "json":
-        print(json.dumps({**vars(result), "difference": result.difference, "verdict": result.verdict}, indent=2))
+        derived = {"difference": result.difference, "verdict": result.verdict}
+        derived |= {"right_difference": result.right_difference, "says_less": result.says_less}
+        print(json.dumps({**vars(result), **derived}, indent=2))
         return 0
     unpaired = f"; {result.unpaired} scored in only some, left out" if result.unpaired else ""
     unpaired += "; paired by audio file: the ids differ" if result.paired_by == "audio" else ""
@@ -26,7 +28,14 @@ def cmd_compare_reports(args: argparse.Namespace) -> int:
         f"({result.reference_phones} phones{runs}{unpaired})\n"
         f"B - A {100 * result.difference:+.2f} points, {100 * result.level:g} % interval "
         f"[{100 * result.low:+.2f}, {100 * result.high:+.2f}] (paired bootstrap{resampled}, {args.draws} draws): "
-        f"{result.verdict}; B better on {result.b_better} utterances, worse on {result.b_worse}"
+        f"{result.verdict}; B better on {result.b_better} utterances, worse on {result.b_worse}\n"
+        f"Phones right: A {100 * result.right_a:.2f} %, B {100 * result.right_b:.2f} %; B - A "
+        f"{100 * result.right_difference:+.2f} points [{100 * result.right_low:+.2f}, {100 * result.right_high:+.2f}]"
+        + (
+            "; B's lower PER comes with fewer phones right: it says less, it does not hear more"
+            if result.says_less
+            else ""
+        )
     )
     return 0
 
@@ -41,10 +50,12 @@ def level(text: str) -> float:
 def add_compare_reports(sub) -> None:
     p = sub.add_parser(
         "compare-reports",
-        help="two evaluations of the same test set: the PER difference and its interval",
+        help="two evaluations of the same test set: the PER difference and its interval (and the phones right)",
         description="Compare two `unispeech evaluate --out` folders of the same utterances (paired by id): "
         "both PERs, B - A with a paired-bootstrap interval, and whether B is better, worse, or not clearly "
-        "either. The interval covers the draw of utterances, not of training runs: it compares two models. "
+        "either; the same for the share of reference phones recognised right, which tells a model that hears more "
+        "from one that says less. The interval covers the draw of utterances, not of training runs: it compares "
+        "two models. "
         "To compare two recipes, train each with several seeds and give the other runs with --also: each "
         "draw then resamples the runs too.",
     )
