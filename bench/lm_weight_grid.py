@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
 from demo_lm import GRID, TUNING_SETS, Scored  # noqa: E402
 
 from unispeech import load_model  # noqa: E402
+from unispeech.audio import AudioError  # noqa: E402
 from unispeech.beam import DECODING_FILE, PHONE_LM_FILE  # noqa: E402
 from unispeech.data import load_dataset  # noqa: E402
 from unispeech.lm import PhoneLM, build_lm  # noqa: E402
@@ -40,7 +41,10 @@ def main() -> None:
     print("|---|---|---|---|" + "---|" * len(GRID))
     for name in a.sets.split(","):
         rows = load_dataset(a.work / name / "manifest.jsonl")[0]
-        scored = Scored(model, [u.audio for u in rows], [u.phones for u in rows])
+        try:
+            scored = Scored(model, [u.audio for u in rows], [u.phones for u in rows])
+        except AudioError as e:
+            sys.exit(f"lm_weight_grid: {name}: {e} (leave that clip out of the manifest)")
         pers = scored.grid(lm)
         best = min(pers, key=pers.get)
         cells = " | ".join(f"{100 * pers[g]:.2f}" for g in GRID)
