@@ -28,6 +28,7 @@ DECODING_FILES = (DECODING_FILE, PHONE_LM_FILE)  # the model's own decoding, whe
 # What each held-out set is, for the card: (voice type, description)
 LANGUAGE_NAMES = {
     "cs": "Czech", "fi": "Finnish", "it": "Italian", "ca": "Catalan", "en": "American English", "nl": "Dutch",
+    "es": "Mexican Spanish", "fr": "Canadian French", "ru": "Russian",
 }  # fmt: skip
 TEST_SETS = {
     "test": ("espeak-ng (formant synthesis)", "unseen sentences, training voice variants"),
@@ -62,6 +63,23 @@ TEST_SETS = {
         "the Dutch actors of Fish Fillets that the model trained on (labels: espeak-ng's Dutch, mapped)",
         "unseen lines (every fifth level of the game), the training speakers",
     ),
+    **{
+        f"test-asterisk-{lang}": (
+            f"a professional speaker saying telephone prompts in {LANGUAGE_NAMES[lang]} (Asterisk's core sounds, "
+            f"Debian `asterisk-core-sounds-{lang}-g722`, CC-BY(-SA) 3.0; labels: espeak-ng's reading of the "
+            "prompt's text, mapped onto Kyrgyz phones)",
+            "an unseen speaker, sentences and words",
+        )
+        for lang in ("en", "es", "fr", "it", "ru")
+    },
+    **{
+        f"test-asterisk-{lang}-unseen-prompts": (
+            f"the {LANGUAGE_NAMES[lang]} speaker of Asterisk's prompts that the model trained on (labels: "
+            "espeak-ng's reading, mapped)",
+            "unseen prompts (every fifth family of prompts), the training speaker",
+        )
+        for lang in ("en", "es", "fr", "it", "ru")
+    },
     "test-mbrola-seen-voices": (
         "MBROLA's voices of real speakers that the model trained on, given the Kyrgyz phones (the phones given)",
         "unseen sentences, the training voices",
@@ -87,6 +105,12 @@ SOURCES = {
     "`fillets-ng-data-cs`, `fillets-ng-data-nl` 1.0.1, GPL-2, (c) ALTAR interactive and the Fish Fillets NG "
     "authors); labels: espeak-ng's reading of each line's subtitle in its language mapped onto the Kyrgyz set "
     "(`unispeech/corpora.py`, IPA_TO_KY; a line with a phone Kyrgyz lacks is left out)",
+    "asterisk": "professional speakers saying the telephone prompts of the Asterisk PBX in American English and "
+    "Mexican Spanish (Allison Smith, CC-BY-SA 3.0), Canadian French (June Wallack, CC-BY-SA 3.0), Italian (Carlo "
+    "Flora, CC-BY-SA 3.0) and Russian (ivrvoice.ru, CC-BY 3.0) (Debian packages `asterisk-core-sounds-LANG` and "
+    "`-LANG-g722` 1.6.1, 16 kHz G.722 decoded with PyPI `g722`); labels: espeak-ng's reading of each prompt's "
+    "text in its language mapped onto the Kyrgyz set (`unispeech/corpora.py`, IPA_TO_KY; a prompt with a note in "
+    "brackets or a phone Kyrgyz lacks is left out)",
 }
 
 
@@ -170,16 +194,19 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
 
 
 def real_speakers_heard(training: list[dict]) -> list[str]:
-    """The card's first sentence goes on with these: the real speakers (of KLettres, Festival, MBROLA) that the
-    training rows hold, by source."""
+    """The card's first sentence goes on with these: the real speakers (of KLettres, Fish Fillets, Asterisk,
+    Festival, MBROLA) that the training rows hold, by source."""
     klettres = sorted({r["language"] for r in training if r.get("corpus") == "klettres"})
     fillets = sorted({r["language"] for r in training if r.get("corpus") == "fillets"})
+    asterisk = sorted({r["language"] for r in training if r.get("corpus") == "asterisk"})
     festival = festival_voices(training)
     said_by = mbrola_voices(training)
     return (
         [f"{_speakers(len(klettres))} of other languages saying letters and syllables (KLettres: "
          f"{', '.join(klettres)})"] * bool(klettres)
         + [f"actors speaking {_and([LANGUAGE_NAMES[x] for x in fillets])} dialogue (Fish Fillets)"] * bool(fillets)
+        + [f"professional speakers saying {_and([LANGUAGE_NAMES[x] for x in asterisk])} telephone prompts "
+           "(Asterisk)"] * bool(asterisk)
         + [f"Festival's voices of {_speakers(len(festival))} "
            f"({_and(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in festival}))}) reading Kyrgyz"] * bool(festival)
         + [f"MBROLA's voices of {_number(len(said_by))} more "

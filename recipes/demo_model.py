@@ -4,7 +4,7 @@
                                  [--device cuda]
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
         [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--klettres-train LANGUAGES] [--fillets DIR|fetch]
-        [--fillets-train LANGUAGES] [--extra-data MANIFEST ...]
+        [--fillets-train LANGUAGES] [--asterisk DIR|fetch] [--asterisk-train LANGUAGES] [--extra-data MANIFEST ...]
         [--real-updates 3000] [--init MODEL] [--real-repeat SOURCES] [--real-stage NAME]
         [--data-only]
 
@@ -16,13 +16,13 @@ tri-stage schedule), continue from the previous stage's best model with a second
 evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/default-model.
 
 With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--mbrola-train`, `--klettres-train`,
-`--fillets-train`, `--extra-data`) a last stage continues on espeak-ng's training set mixed with augmented copies of
-those voices (`demo_sets.real_voice_sets`), and every source's held-out utterances are evaluated (`--mbrola` voices,
-and `--klettres` and `--fillets` languages not trained on, make test sets only; `--mbrola-tuning` voices a
-validation set of unseen voices for the phone LM's weights only). `--init MODEL` starts that stage from MODEL
-instead of training stages 1, 2, ...; `--real-stage NAME` trains it into another folder than model-real (a further
-stage beside the ones there), `--real-repeat festvox-ru,klettres` puts those sources' copies twice into its
-training mix.
+`--fillets-train`, `--asterisk-train`, `--extra-data`) a last stage continues on espeak-ng's training set mixed with
+augmented copies of those voices (`demo_sets.real_voice_sets`), and every source's held-out utterances are evaluated
+(`--mbrola` voices, and `--klettres`, `--fillets` and `--asterisk` languages not trained on, make test sets only;
+`--mbrola-tuning` voices a validation set of unseen voices for the phone LM's weights only). `--init MODEL` starts
+that stage from MODEL instead of training stages 1, 2, ...; `--real-stage NAME` trains it into another folder than
+model-real (a further stage beside the ones there), `--real-repeat festvox-ru,klettres` puts those sources' copies
+twice into its training mix.
 `--data-only` makes every set and stops (to train elsewhere, or to pair two trainings on the same data).
 """
 
@@ -39,7 +39,7 @@ from pathlib import Path
 from demo_card import bundle
 from demo_sets import real_voice_sets, synthesize_espeak_sets
 
-from unispeech.corpora import FILLETS_LANGUAGES, KLETTRES_LANGUAGES
+from unispeech.corpora import ASTERISK_VOICES, FILLETS_LANGUAGES, KLETTRES_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "recipes" / "demo_config.json"
@@ -84,6 +84,16 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fillets-train",
         help="comma-separated Fish Fillets languages (cs, nl) to train on; every fifth level of each stays a test set",
+    )
+    parser.add_argument(
+        "--asterisk",
+        help="Asterisk's core sounds' usr/share folder, or 'fetch' (apt-get download asterisk-core-sounds-LANG and "
+        "-LANG-g722): professional speakers saying telephone prompts in en, es, fr, it, ru, a test set per language "
+        "not in --asterisk-train",
+    )
+    parser.add_argument(
+        "--asterisk-train",
+        help="comma-separated Asterisk languages to train on; every fifth family of prompts of each stays a test set",
     )
     parser.add_argument(
         "--festival",
@@ -166,15 +176,19 @@ def main() -> None:
         or args.mbrola_train
         or args.klettres_train
         or args.fillets_train
+        or args.asterisk_train
         or args.extra_data
     )
-    sources = "--rhvoice, --festvox-ru, --festival, --mbrola-train, --klettres-train, --fillets-train or --extra-data"
+    sources = (
+        "--rhvoice, --festvox-ru, --festival, --mbrola-train, --klettres-train, --fillets-train, --asterisk-train "
+        "or --extra-data"
+    )
     if args.init and not real:
         parser.error(f"--init starts the real-voice stage: give {sources} too")
-    if (args.mbrola or args.mbrola_tuning or args.klettres or args.fillets) and not real:
+    if (args.mbrola or args.mbrola_tuning or args.klettres or args.fillets or args.asterisk) and not real:
         parser.error(
-            f"--mbrola, --mbrola-tuning, --klettres and --fillets make sets beside the real-voice stage: give "
-            f"{sources} too"
+            f"--mbrola, --mbrola-tuning, --klettres, --fillets and --asterisk make sets beside the real-voice stage: "
+            f"give {sources} too"
         )
     mbrola_roles = [set(v.split(",")) for v in (args.mbrola, args.mbrola_train, args.mbrola_tuning) if v]
     if sum(map(len, mbrola_roles)) != len(set().union(*mbrola_roles)):
@@ -183,6 +197,8 @@ def main() -> None:
         parser.error(f"--klettres-train takes some of {','.join(KLETTRES_LANGUAGES)} (not all), with --klettres")
     if args.fillets_train and not (args.fillets and set(args.fillets_train.split(",")) <= set(FILLETS_LANGUAGES)):
         parser.error(f"--fillets-train takes some of {','.join(FILLETS_LANGUAGES)}, with --fillets")
+    if args.asterisk_train and not (args.asterisk and set(args.asterisk_train.split(",")) <= set(ASTERISK_VOICES)):
+        parser.error(f"--asterisk-train takes some of {','.join(ASTERISK_VOICES)}, with --asterisk")
     if args.deepen and not args.init:
         parser.error("--deepen grows the --init model: give --init too")
     work = Path(args.work)

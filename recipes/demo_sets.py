@@ -74,7 +74,13 @@ def real_voice_sets(work: Path, args) -> dict:
     if args.fillets:  # actors speaking sentences: unseen speakers, or the trained ones' held-out levels
         folder = corpora.fetch_fillets(work / "fillets-data") if args.fillets == "fetch" else args.fillets
         rows, left_out["fillets unlabelled"] = corpora.fillets_rows(folder)
-        parts["fillets"] = fillets_splits(rows, set(args.fillets_train.split(",")) if args.fillets_train else set())
+        parts["fillets"] = speaker_splits(rows, set(args.fillets_train.split(",")) if args.fillets_train else set())
+    if args.asterisk:  # professional speakers saying telephone prompts, as Fish Fillets' actors
+        ensure_installed("G722", corpora.G722_REQUIREMENT)
+        folder = corpora.fetch_asterisk(work / "asterisk-data") if args.asterisk == "fetch" else args.asterisk
+        rows, left_out["asterisk unlabelled"] = corpora.asterisk_rows(folder, work / "asterisk-wav")
+        trained = set(args.asterisk_train.split(",")) if args.asterisk_train else set()
+        parts["asterisk"] = speaker_splits(rows, trained, "unseen-prompts")
     if args.festival:
         voices = args.festival_voices.split(",") if args.festival_voices else None
         parts["festival"] = festival_sets(work, splits, args.festival_sentences, voices)
@@ -111,18 +117,19 @@ def real_voice_sets(work: Path, args) -> dict:
     }
 
 
-def fillets_splits(rows: list[dict], trained: set[str]) -> dict[str, list[dict]]:
-    """Fish Fillets' lines: a language not trained on is one test set of unseen speakers (`test-fillets-LANG`); a
-    trained one keeps every fifth level (room of the game) out as `test-fillets-LANG-unseen-levels` (the same actors,
-    lines never heard) and every 30th other line for validation."""
+def speaker_splits(rows: list[dict], trained: set[str], held_out: str = "unseen-levels") -> dict[str, list[dict]]:
+    """A corpus of a few speakers per language (Fish Fillets' lines, Asterisk's prompts): a language not trained on
+    is one test set of unseen speakers (`test-CORPUS-LANG`); a trained one keeps every fifth `level` (a room of the
+    game, a family of prompts) out as `test-CORPUS-LANG-<held_out>` (the same speakers, lines never heard) and
+    every 30th other line for validation."""
     split: dict[str, list[dict]] = {"test": [], "valid": [], "train": []}
-    for lang in sorted({r["language"] for r in rows}):
-        ours = [r for r in rows if r["language"] == lang]
+    for corpus, lang in sorted({(r["corpus"], r["language"]) for r in rows}):
+        ours = [r for r in rows if r["language"] == lang and r["corpus"] == corpus]
         if lang not in trained:
-            split["test"] += [{**r, "test_set": f"fillets-{lang}"} for r in ours]
+            split["test"] += [{**r, "test_set": f"{corpus}-{lang}"} for r in ours]
             continue
         held = set(sorted({r["level"] for r in ours})[::5])
-        split["test"] += [{**r, "test_set": f"fillets-{lang}-unseen-levels"} for r in ours if r["level"] in held]
+        split["test"] += [{**r, "test_set": f"{corpus}-{lang}-{held_out}"} for r in ours if r["level"] in held]
         rest = [r for r in ours if r["level"] not in held]
         split["valid"] += rest[::30]
         split["train"] += [r for i, r in enumerate(rest) if i % 30]

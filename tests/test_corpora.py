@@ -1,6 +1,7 @@
 """Real-voice training material: the RHVoice, festvox-ru, KLettres and Fish Fillets readers, their phone mappings,
 and the augmentation aimed at the synthetic-to-real gap."""
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -30,6 +31,7 @@ from unispeech.augment import (
 from unispeech.corpora import (
     IPA_TO_KY,
     CorpusError,
+    asterisk_rows,
     festvox_ru_rows,
     fetch_deb,
     fillets_rows,
@@ -244,6 +246,57 @@ def test_fillets_rows_read_only_the_languages_asked_for(tmp_path):
 def test_a_folder_that_is_not_fillets_says_what_it_expected(tmp_path):
     with pytest.raises(CorpusError, match="fillets-ng"):
         fillets_rows(tmp_path)
+
+
+def asterisk_folder(tmp_path, prompts: dict[str, dict[str, float]], texts: dict[str, list[str]]) -> Path:
+    """Asterisk's usr/share: `prompts` {speaker folder: {id: seconds}} recorded as G.722 (a tone), `texts`
+    {language: the lines of core-sounds-<language>.txt}."""
+    G722 = pytest.importorskip("G722")
+    folder = tmp_path / "share"
+    for speaker, recorded in prompts.items():
+        for uid, seconds in recorded.items():
+            path = folder / "asterisk/sounds" / speaker / f"{uid}.g722"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(G722.G722(RATE, 64000).encode((tone(seconds, 300) * 8000).astype(np.int16)))
+    for lang, lines in texts.items():
+        listing = folder / f"doc/asterisk-core-sounds-{lang}/core-sounds-{lang}.txt.gz"
+        listing.parent.mkdir(parents=True)
+        with gzip.open(listing, "wt", encoding="utf-8") as out:
+            out.write("\n".join([f"; Core Asterisk Sounds in {lang}", "", *lines]) + "\n")
+    return folder
+
+
+def test_asterisk_rows_decode_each_prompt_once_and_label_it_by_espeak_reading_its_text(tmp_path):
+    folder = asterisk_folder(
+        tmp_path,
+        {"ru_RU_f_IvrvoiceRU": {"auth-thankyou": 0.5, "digits/1": 0.4, "beep": 0.2, "conf-menu": 0.6, "vm-x": 0.0},
+         "en_US_f_Allison": {"three": 0.5}},
+        {"ru": ["auth-thankyou: Спасибо.", "digits/1: один", "beep: [this is a simple beep tone]",
+                "conf-menu: conf-menu: Нажмите один.", "vm-x: Пусто.", "vm-missing: Нет записи."],
+         "en": ["three: three", "silence/1: (1 second of silence)"]},
+    )  # fmt: skip
+    decoded = tmp_path / "wav"
+    rows, left_out = asterisk_rows(folder, decoded)
+    by_id = {r["id"]: r for r in rows}
+    assert set(by_id) == {"asterisk_ru_auth-thankyou", "asterisk_ru_digits_1", "asterisk_ru_conf-menu"}
+    # left out: a bracketed sound, an empty recording, a missing one, English θ, a parenthesised note
+    assert left_out == 5
+    thanks = by_id["asterisk_ru_auth-thankyou"]
+    assert thanks["phones"] == "s p ɑ s i b ɑ" and thanks["voice"] == "asterisk-ru" and thanks["level"] == "auth"
+    assert by_id["asterisk_ru_conf-menu"]["text"] == "Нажмите один."  # the repeated id is not read as words
+    assert by_id["asterisk_ru_digits_1"]["level"] == "digits"
+    audio, rate = sf.read(thanks["audio"])
+    assert rate == RATE and thanks["duration"] == pytest.approx(0.5, abs=0.01) and len(audio) == 8000
+    assert np.abs(audio).max() > 0.1  # the tone came through the codec
+    (folder / "asterisk/sounds/ru_RU_f_IvrvoiceRU/auth-thankyou.g722").unlink()  # decoded once: not needed again
+    again, _ = asterisk_rows(folder, decoded, ("ru",))
+    assert [r["id"] for r in again] == [r["id"] for r in rows if r["language"] == "ru"]
+    assert not list(decoded.rglob("*.partial.wav"))
+
+
+def test_a_folder_that_is_not_asterisks_says_what_it_expected(tmp_path):
+    with pytest.raises(CorpusError, match="core-sounds"):
+        asterisk_rows(tmp_path, tmp_path / "wav")
 
 
 def test_fetch_deb_reuses_an_earlier_unpack_without_apt(tmp_path, monkeypatch):

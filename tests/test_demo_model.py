@@ -239,9 +239,9 @@ def test_fish_fillets_lines_are_unseen_speakers_or_else_the_held_out_levels_of_t
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
     import demo_sets
 
-    rows = [{"id": f"{lang}{level}{i}", "language": lang, "level": f"level{level:02d}"}
+    rows = [{"id": f"{lang}{level}{i}", "language": lang, "level": f"level{level:02d}", "corpus": "fillets"}
             for lang in ("cs", "nl") for level in range(10) for i in range(40)]  # fmt: skip
-    split = demo_sets.fillets_splits(rows, {"cs"})
+    split = demo_sets.speaker_splits(rows, {"cs"})
     nl = [r for r in split["test"] if r["language"] == "nl"]
     assert len(nl) == 400 and {r["test_set"] for r in nl} == {"fillets-nl"}  # not trained on: every line a test
     cs_test = [r for r in split["test"] if r["language"] == "cs"]
@@ -252,6 +252,22 @@ def test_fish_fillets_lines_are_unseen_speakers_or_else_the_held_out_levels_of_t
     assert {r["language"] for r in heard} == {"cs"} and not {r["id"] for r in split["train"]} & {
         r["id"] for r in split["valid"]
     }
+
+
+def test_asterisk_prompts_split_by_language_and_family_and_never_mix_with_another_corpus(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_sets
+
+    rows = [{"id": f"{corpus}{lang}{family}{i}", "language": lang, "level": family, "corpus": corpus}
+            for corpus in ("asterisk", "fillets") for lang in ("it", "ru")
+            for family in ("conf", "digits", "vm", "queue", "agent", "letters") for i in range(5)]  # fmt: skip
+    split = demo_sets.speaker_splits([r for r in rows if r["corpus"] == "asterisk"], {"it"}, "unseen-prompts")
+    assert {r["test_set"] for r in split["test"]} == {"asterisk-ru", "asterisk-it-unseen-prompts"}
+    held = {r["level"] for r in split["test"] if r["language"] == "it"}
+    assert held == {"agent", "vm"}  # every fifth family, sorted: none of its prompts is trained on
+    assert {r["level"] for r in split["train"] + split["valid"]} == {"conf", "digits", "queue", "letters"}
+    both = demo_sets.speaker_splits(rows, set())
+    assert {r["test_set"] for r in both["test"]} == {"asterisk-it", "asterisk-ru", "fillets-it", "fillets-ru"}
 
 
 def test_the_recipe_redoes_a_festival_reading_only_when_what_festival_is_asked_changed(tmp_path, monkeypatch):
@@ -356,10 +372,12 @@ def test_the_cards_first_sentence_names_the_real_speakers_trained_on_by_source(m
     rows = [{"corpus": "klettres", "language": lang} for lang in ("uk", "da", "uk")]
     rows += [{"corpus": "fillets", "language": lang} for lang in ("nl", "cs", "nl")]
     rows += [{"corpus": "festival", "voice": "festival-czech_dita"}]
+    rows += [{"corpus": "asterisk", "language": lang} for lang in ("it", "es")]
     rows += [{"corpus": "mbrola", "voice": f"mbrola-{v}"} for v in ("de4", "lt1", "lt2")] + [{"corpus": "espeak-ng"}]
     assert real_speakers_heard(rows) == [
         "two real speakers of other languages saying letters and syllables (KLettres: da, uk)",
         "actors speaking Czech and Dutch dialogue (Fish Fillets)",
+        "professional speakers saying Mexican Spanish and Italian telephone prompts (Asterisk)",
         "Festival's voices of one real speaker (Czech) reading Kyrgyz",
         "MBROLA's voices of three more (German and Lithuanian) given its phones",
     ]
@@ -451,7 +469,9 @@ def test_the_recipe_with_data_only_makes_every_set_and_names_them_without_traini
     assert named["test-unseen-voice"] == str(work / "test-unseen-voice" / "manifest.jsonl")
 
 
-def test_the_recipe_trains_on_the_fish_fillets_languages_asked_for_and_tests_the_others(tmp_path, monkeypatch):
+def test_the_recipe_trains_on_the_fish_fillets_and_asterisk_languages_asked_for_and_tests_the_others(
+    tmp_path, monkeypatch
+):
     import argparse
 
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
@@ -460,7 +480,7 @@ def test_the_recipe_trains_on_the_fish_fillets_languages_asked_for_and_tests_the
     from unispeech import augment
     from unispeech.data import write_manifest
 
-    from .test_corpora import fillets_folder
+    from .test_corpora import asterisk_folder, fillets_folder
 
     monkeypatch.setattr(
         augment, "augment_corpus", lambda rows, out, *a, **k: write_manifest(rows, out / "manifest.jsonl")
@@ -472,18 +492,30 @@ def test_the_recipe_trains_on_the_fish_fillets_languages_asked_for_and_tests_the
         (work / split).mkdir(parents=True)
         (work / split / "manifest.jsonl").write_text("", encoding="utf-8")
     sources = dict(rhvoice=None, festvox_ru=None, festival=False, mbrola=None, mbrola_train=None, mbrola_tuning=None)
+    italian = {f"f{n}-x{i}": 0.3 for n in range(6) for i in range(2)}
+    prompts = asterisk_folder(
+        tmp_path,
+        {"it_IT_m_Carlo": italian, "ru_RU_f_IvrvoiceRU": {"auth-thankyou": 0.3}},
+        {"it": [f"{uid}: Grazie." for uid in italian], "ru": ["auth-thankyou: Спасибо."]},
+    )
     args = argparse.Namespace(**sources, klettres=None, fillets=str(folder), fillets_train="cs", voice_change=False,
-                              extra_data=[], real_copies=1, real_repeat="fillets")  # fmt: skip
+                              asterisk=str(prompts), asterisk_train="it", extra_data=[], real_copies=1,
+                              real_repeat="fillets")  # fmt: skip
     sets = demo_sets.real_voice_sets(work, args)
-    assert set(sets["tests"]) == {"test-fillets-cs-unseen-levels", "test-fillets-nl"}
+    assert set(sets["tests"]) == {
+        "test-fillets-cs-unseen-levels", "test-fillets-nl", "test-asterisk-it-unseen-prompts", "test-asterisk-ru"
+    }  # fmt: skip
 
     def read(path):
         return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
 
+    assert {r["level"] for r in read(sets["tests"]["test-asterisk-it-unseen-prompts"])} == {"f0", "f5"}
+    prompts_trained = read(work / "train-asterisk" / "manifest.jsonl")
+    assert len(prompts_trained) == 7 and {r["language"] for r in prompts_trained} == {"it"}
     assert {r["level"] for r in read(sets["tests"]["test-fillets-cs-unseen-levels"])} == {"level0", "level5"}
     trained = read(work / "train-fillets" / "manifest.jsonl")
     assert len(trained) == 7 and {r["level"] for r in trained} == {"level1", "level2", "level3", "level4"}
-    assert len(read(sets["train"])) == 14  # --real-repeat fillets: its copies twice in the mix
+    assert len(read(sets["train"])) == 14 + 7  # --real-repeat fillets: its copies twice in the mix
 
 
 def test_the_recipe_tests_on_the_klettres_languages_it_does_not_train_on(tmp_path, monkeypatch):
@@ -514,8 +546,8 @@ def test_the_recipe_tests_on_the_klettres_languages_it_does_not_train_on(tmp_pat
         (work / split).mkdir(parents=True)
         (work / split / "manifest.jsonl").write_text("", encoding="utf-8")
     sources = dict(rhvoice=None, festvox_ru=None, festival=False, mbrola=None, mbrola_train=None, mbrola_tuning=None)
-    args = argparse.Namespace(**sources, klettres=str(klettres), klettres_train=None, fillets=None, voice_change=False,
-                              extra_data=[], real_copies=1, real_repeat=None)  # fmt: skip
+    args = argparse.Namespace(**sources, klettres=str(klettres), klettres_train=None, fillets=None, asterisk=None,
+                              voice_change=False, extra_data=[], real_copies=1, real_repeat=None)  # fmt: skip
     sets = demo_sets.real_voice_sets(work, args)
     assert list(sets["tests"]) == ["test-klettres"] and sets["left_out"] == {"klettres unlabelled": 1}  # zi: dz
     rows = [json.loads(line) for line in sets["tests"]["test-klettres"].read_text(encoding="utf-8").splitlines()]

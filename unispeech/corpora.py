@@ -1,6 +1,6 @@
 """Speech beyond espeak-ng for the demo model: RHVoice's two Kyrgyz voices, festvox-ru's real Russian speaker,
-KLettres' real speakers of 16 languages saying letters and syllables, and Fish Fillets' actors speaking Czech and
-Dutch dialogue.
+KLettres' real speakers of 16 languages saying letters and syllables, Fish Fillets' actors speaking Czech and
+Dutch dialogue, and Asterisk's professional speakers saying telephone prompts in five languages.
 
 Each reader returns manifest rows (absolute `audio`, `text`, `phones` where the corpus fixes them, `voice`,
 `duration`, `corpus`) and never reaches the network; `fetch_deb` is the one step that does (apt).
@@ -8,12 +8,14 @@ Each reader returns manifest rows (absolute `audio`, `text`, `phones` where the 
 
 from __future__ import annotations
 
+import gzip
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from .g2p import BACK_VOWELS, UVULAR, VOWELS, phonemize, uvular
@@ -282,3 +284,93 @@ def fillets_rows(folder: str | Path, languages: dict[str, str] = FILLETS_LANGUAG
                 }
             )
     return rows, left_out
+
+
+ASTERISK_DIR = "usr/share"
+# the prompts' languages -> (the speaker's folder, the espeak-ng voice that labels them); en and es are one speaker
+ASTERISK_VOICES = {
+    "en": ("en_US_f_Allison", "en-us"), "es": ("es_MX_f_Allison", "es-419"), "fr": ("fr_CA_f_June", "fr-fr"),
+    "it": ("it_IT_m_Carlo", "it"), "ru": ("ru_RU_f_IvrvoiceRU", "ru"),
+}  # fmt: skip
+# the prompts' texts, and their recordings as 16 kHz G.722 (the only wide-band form Debian ships)
+ASTERISK_PACKAGES = tuple(f"asterisk-core-sounds-{lang}{form}" for lang in ASTERISK_VOICES for form in ("", "-g722"))
+_PROMPT = re.compile(r"^([\w/-]+):\s*(.*)$")  # "id: text"; a few texts repeat their id ("conf-x: conf-x: ...")
+G722_REQUIREMENT = "g722>=1.2"
+
+
+def fetch_asterisk(dest: str | Path) -> Path:
+    """Debian's Asterisk core sounds (texts and G.722 recordings, five languages) unpacked into `dest`
+    (`fetch_deb`); -> its usr/share folder."""
+    return fetch_deb(ASTERISK_PACKAGES, dest, ASTERISK_DIR, "doc/asterisk-core-sounds-ru/core-sounds-ru.txt.gz")
+
+
+def asterisk_rows(
+    folder: str | Path, decoded: str | Path, languages: tuple[str, ...] = tuple(ASTERISK_VOICES)
+) -> tuple[list[dict], int]:
+    """Asterisk's telephone prompts (`folder` = usr/share: asterisk/sounds/<speaker>/<id>.g722, and
+    doc/asterisk-core-sounds-<language>/core-sounds-<language>.txt.gz giving each id's text): four professional
+    speakers, labelled by espeak-ng reading the text in its language, mapped onto Kyrgyz phones (`map_ipa_phones`).
+    Recordings are decoded once into `decoded` as 16 kHz WAV. -> (rows, how many prompts were left out: a note
+    in brackets, no recording or an empty one, or a phone without a Kyrgyz counterpart)."""
+    folder, decoded = Path(folder), Path(decoded)
+    texts = {lang: folder / f"doc/asterisk-core-sounds-{lang}/core-sounds-{lang}.txt.gz" for lang in languages}
+    if not any(t.is_file() for t in texts.values()):
+        raise CorpusError(f"{folder}: no doc/asterisk-core-sounds-*/core-sounds-*.txt.gz (expected usr/share)")
+    rows, left_out = [], 0
+    for lang, listing in texts.items():
+        speaker, voice = ASTERISK_VOICES[lang]
+        prompts = _asterisk_prompts(listing) if listing.is_file() else {}
+        # brackets and parentheses: a sound described ("[beep]"), or a note that may or may not be said
+        said = [(uid, text) for uid, text in prompts.items() if not re.search(r"[\[(]", text)]
+        recording = {uid: folder / "asterisk/sounds" / speaker / f"{uid}.g722" for uid, _ in said}
+        said = [
+            (uid, text) for uid, text in said if (decoded / lang / f"{uid}.wav").is_file() or recording[uid].is_file()
+        ]
+        left_out += len(prompts) - len(said)
+        for (uid, text), ipa in zip(said, phonemize([text for _, text in said], language=voice)):
+            phones, audio = map_ipa_phones(ipa, lang), decoded / lang / f"{uid}.wav"
+            if phones is not None and not audio.is_file():
+                decode_g722(recording[uid], audio)
+            seconds = sf.info(str(audio)).duration if phones is not None else 0
+            if not seconds:
+                left_out += 1
+                continue
+            rows.append(
+                {
+                    "id": f"asterisk_{lang}_{uid.replace('/', '_')}",
+                    "audio": str(audio.resolve()),
+                    "text": text,
+                    "phones": " ".join(phones),
+                    "voice": f"asterisk-{lang}",
+                    "language": lang,
+                    "level": re.split("[-/_]", uid)[0],  # the prompt's family (vm, conf, digits...)
+                    "duration": seconds,
+                    "corpus": "asterisk",
+                }
+            )
+    return rows, left_out
+
+
+def _asterisk_prompts(listing: Path) -> dict[str, str]:
+    prompts = {}
+    for line in gzip.open(listing, "rt", encoding="utf-8").read().splitlines():
+        match = _PROMPT.match(line.strip())
+        if match and not line.startswith(";"):
+            uid, text = match.groups()
+            text = text.removeprefix(f"{uid}:").strip()
+            if text:
+                prompts.setdefault(uid, text)
+    return prompts
+
+
+def decode_g722(source: Path, target: Path) -> None:
+    """A raw G.722 file (64 kbit/s) -> 16 kHz 16-bit WAV, written whole or not at all."""
+    try:
+        import G722
+    except ImportError as e:
+        raise CorpusError(f"Asterisk's recordings are G.722: pip install '{G722_REQUIREMENT}'") from e
+    samples = np.asarray(G722.G722(16000, 64000).decode(source.read_bytes()), dtype=np.int16)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.stem + ".partial.wav")
+    sf.write(str(partial), samples, 16000, subtype="PCM_16")
+    partial.replace(target)
