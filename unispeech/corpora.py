@@ -186,6 +186,13 @@ def map_ipa_phones(phones: list[str], language: str) -> list[str] | None:
     return uvular(out) if any(p in VOWELS for p in out) else None
 
 
+def labelled_row(corpus: str, language: str, uid: str, audio: Path, text: str, phones: list[str], voice: str,
+                 seconds: float, **more) -> dict:  # fmt: skip
+    """A manifest row of a real-voice corpus labelled by espeak-ng's reading (KLettres, Fish Fillets, Asterisk)."""
+    row = {"id": f"{corpus}_{language}_{uid}", "audio": str(audio.resolve()), "text": text, "phones": " ".join(phones)}
+    return {**row, "voice": voice, "language": language, **more, "duration": seconds, "corpus": corpus}
+
+
 def fetch_klettres(dest: str | Path) -> Path:
     """Debian's klettres-data package unpacked into `dest` (`fetch_deb`); -> its data folder."""
     return fetch_deb(KLETTRES_PACKAGE, dest, KLETTRES_DIR, "cs/sounds.xml")
@@ -216,18 +223,8 @@ def klettres_rows(folder: str | Path, languages: dict[str, str] = KLETTRES_LANGU
             if phones is None:
                 left_out += 1
                 continue
-            rows.append(
-                {
-                    "id": f"klettres_{lang}_{audio.parent.name}_{audio.stem}",
-                    "audio": str(audio.resolve()),
-                    "text": name,
-                    "phones": " ".join(phones),
-                    "voice": f"klettres-{lang}",
-                    "language": lang,
-                    "duration": sf.info(str(audio)).duration,
-                    "corpus": "klettres",
-                }
-            )
+            uid, seconds = f"{audio.parent.name}_{audio.stem}", sf.info(str(audio)).duration
+            rows.append(labelled_row("klettres", lang, uid, audio, name, phones, f"klettres-{lang}", seconds))
     return rows, left_out
 
 
@@ -270,18 +267,9 @@ def fillets_rows(folder: str | Path, languages: dict[str, str] = FILLETS_LANGUAG
                 left_out += 1
                 continue
             role = audio.stem.split("-")[1] if audio.stem.count("-") >= 2 else ""
+            level, voice = audio.parent.parent.name, f"fillets-{lang}-{FILLETS_ROLES.get(role, 'other')}"
             rows.append(
-                {
-                    "id": f"fillets_{lang}_{audio.parent.parent.name}_{audio.stem}",
-                    "audio": str(audio.resolve()),
-                    "text": text,
-                    "phones": " ".join(phones),
-                    "voice": f"fillets-{lang}-{FILLETS_ROLES.get(role, 'other')}",
-                    "language": lang,
-                    "level": audio.parent.parent.name,
-                    "duration": seconds,
-                    "corpus": "fillets",
-                }
+                labelled_row("fillets", lang, f"{level}_{audio.stem}", audio, text, phones, voice, seconds, level=level)
             )
     return rows, left_out
 
@@ -335,18 +323,19 @@ def asterisk_rows(
             if not seconds:
                 left_out += 1
                 continue
+            family = re.split("[-/_]", uid)[0]  # vm, conf, digits...: held out together
             rows.append(
-                {
-                    "id": f"asterisk_{lang}_{uid.replace('/', '_')}",
-                    "audio": str(audio.resolve()),
-                    "text": text,
-                    "phones": " ".join(phones),
-                    "voice": f"asterisk-{lang}",
-                    "language": lang,
-                    "level": re.split("[-/_]", uid)[0],  # the prompt's family (vm, conf, digits...)
-                    "duration": seconds,
-                    "corpus": "asterisk",
-                }
+                labelled_row(
+                    "asterisk",
+                    lang,
+                    uid.replace("/", "_"),
+                    audio,
+                    text,
+                    phones,
+                    f"asterisk-{lang}",
+                    seconds,
+                    level=family,
+                )
             )
     return rows, left_out
 
