@@ -110,7 +110,7 @@ SOURCES = {
     "Flora, CC-BY-SA 3.0) and Russian (ivrvoice.ru, CC-BY 3.0) (Debian packages `asterisk-core-sounds-LANG` and "
     "`-LANG-g722` 1.6.1, 16 kHz G.722 decoded with PyPI `g722`); labels: espeak-ng's reading of each prompt's "
     "text in its language mapped onto the Kyrgyz set (`unispeech/corpora.py`, IPA_TO_KY; a prompt with a note in "
-    "brackets or a phone Kyrgyz lacks is left out)",
+    "brackets or parentheses, or a phone Kyrgyz lacks, is left out)",
 }
 
 

@@ -351,9 +351,12 @@ def test_the_recipe_gives_each_mbrola_training_voice_its_own_sentences_and_held_
         (["--festival", "--mbrola-train", "de6,hu1", "--mbrola-tuning", "hu1"], "not two of them"),
         (["--mbrola", "tr1", "--mbrola-tuning", "tr1,cr1", "--rhvoice", "x"], "not two of them"),
         (["--mbrola-tuning", "cr1"], "beside the real-voice stage"),
+        (["--asterisk", "fetch"], "beside the real-voice stage"),
+        (["--asterisk-train", "it"], "with --asterisk"),
+        (["--asterisk", "fetch", "--asterisk-train", "it,de"], "--asterisk-train takes some of en,es,fr,it,ru"),
     ],
 )
-def test_the_recipe_refuses_an_mbrola_voice_in_two_roles_or_tuning_voices_without_a_real_voice_stage(
+def test_the_recipe_refuses_a_voice_in_two_roles_a_test_source_without_a_real_voice_stage_or_an_unknown_language(
     tmp_path, monkeypatch, capsys, roles, message
 ):
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))

@@ -323,26 +323,18 @@ def asterisk_rows(
             if not seconds:
                 left_out += 1
                 continue
-            family = re.split("[-/_]", uid)[0]  # vm, conf, digits...: held out together
+            key, family = uid.replace("/", "_"), re.split("[-/_]", uid)[0]  # vm, conf, digits...: held out together
             rows.append(
-                labelled_row(
-                    "asterisk",
-                    lang,
-                    uid.replace("/", "_"),
-                    audio,
-                    text,
-                    phones,
-                    f"asterisk-{lang}",
-                    seconds,
-                    level=family,
-                )
+                labelled_row("asterisk", lang, key, audio, text, phones, f"asterisk-{lang}", seconds, level=family)
             )
     return rows, left_out
 
 
 def _asterisk_prompts(listing: Path) -> dict[str, str]:
     prompts = {}
-    for line in gzip.open(listing, "rt", encoding="utf-8").read().splitlines():
+    with gzip.open(listing, "rt", encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    for line in lines:
         match = _PROMPT.match(line.strip())
         if match and not line.startswith(";"):
             uid, text = match.groups()
