@@ -4,6 +4,7 @@ and the augmentation aimed at the synthetic-to-real gap."""
 import gzip
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -292,6 +293,16 @@ def test_asterisk_rows_decode_each_prompt_once_and_label_it_by_espeak_reading_it
     again, _ = asterisk_rows(folder, decoded, ("ru",))
     assert [r["id"] for r in again] == [r["id"] for r in rows if r["language"] == "ru"]
     assert not list(decoded.rglob("*.partial.wav"))
+
+
+def test_asterisk_without_the_g722_decoder_says_what_to_install(tmp_path, monkeypatch):
+    folder = asterisk_folder(
+        tmp_path, {"ru_RU_f_IvrvoiceRU": {"auth-thankyou": 0.3}}, {"ru": ["auth-thankyou: Спасибо."]}
+    )
+    monkeypatch.setitem(sys.modules, "G722", None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(CorpusError, match="pip install 'g722"):
+        asterisk_rows(folder, tmp_path / "wav")
+    assert not list((tmp_path / "wav").rglob("*.wav"))  # nothing half-decoded left behind
 
 
 def test_a_folder_that_is_not_asterisks_says_what_it_expected(tmp_path):
