@@ -262,8 +262,9 @@ def fillets_rows(folder: str | Path, languages: dict[str, str] = FILLETS_LANGUAG
         said = [(audio, subtitles[audio.stem]) for audio in recordings if subtitles.get(audio.stem)]
         left_out += len(recordings) - len(said)
         for (audio, text), ipa in zip(said, phonemize([text for _, text in said], language=voice)):
-            phones, seconds = map_ipa_phones(ipa, lang), sf.info(str(audio)).duration
-            if phones is None or not seconds:  # (one Dutch recording is empty)
+            phones = map_ipa_phones(ipa, lang)
+            seconds = sf.info(str(audio)).duration if phones is not None else 0  # (one Dutch recording is empty)
+            if not seconds:
                 left_out += 1
                 continue
             role = audio.stem.split("-")[1] if audio.stem.count("-") >= 2 else ""
