@@ -5,7 +5,7 @@
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
         [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--klettres-train LANGUAGES] [--fillets DIR|fetch]
         [--fillets-train LANGUAGES] [--asterisk DIR|fetch] [--asterisk-train LANGUAGES] [--extra-data MANIFEST ...]
-        [--real-updates 3000] [--init MODEL] [--real-repeat SOURCES] [--real-stage NAME]
+        [--real-updates 3000] [--init MODEL] [--real-repeat SOURCE[=N],...] [--real-stage NAME]
         [--data-only]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
@@ -22,7 +22,7 @@ augmented copies of those voices (`demo_sets.real_voice_sets`), and every source
 `--mbrola-tuning` voices a validation set of unseen voices for the phone LM's weights only). `--init MODEL` starts
 that stage from MODEL instead of training stages 1, 2, ...; `--real-stage NAME` trains it into another folder than
 model-real (a further stage beside the ones there), `--real-repeat festvox-ru,klettres` puts those sources' copies
-twice into its training mix.
+twice into its training mix (`fillets=8`: eight times).
 `--data-only` makes every set and stops (to train elsewhere, or to pair two trainings on the same data).
 """
 
@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from demo_card import bundle
-from demo_sets import real_voice_sets, synthesize_espeak_sets
+from demo_sets import real_voice_sets, repeats, synthesize_espeak_sets
 
 from unispeech.corpora import ASTERISK_VOICES, FILLETS_LANGUAGES, KLETTRES_LANGUAGES
 
@@ -124,8 +124,8 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--real-recipe", default=str(RECIPE_REAL), help="the real-voice stage's recipe (TOML)")
     parser.add_argument(
         "--real-repeat",
-        help="comma-separated real-voice sources (e.g. festvox-ru,klettres) whose augmented copies enter the "
-        "training mix twice: more of the real recordings in every batch",
+        help="comma-separated real-voice sources (e.g. festvox-ru,klettres,fillets=8) whose augmented copies enter "
+        "the training mix twice (or N times): more of the real recordings in every batch",
     )
     parser.add_argument(
         "--real-stage",
@@ -199,6 +199,7 @@ def main() -> None:
         parser.error(f"--fillets-train takes some of {','.join(FILLETS_LANGUAGES)}, with --fillets")
     if args.asterisk_train and not (args.asterisk and set(args.asterisk_train.split(",")) <= set(ASTERISK_VOICES)):
         parser.error(f"--asterisk-train takes some of {','.join(ASTERISK_VOICES)}, with --asterisk")
+    repeats(args.real_repeat)  # a malformed weight stops here, not after hours of data making
     if args.deepen and not args.init:
         parser.error("--deepen grows the --init model: give --init too")
     work = Path(args.work)

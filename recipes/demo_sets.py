@@ -101,10 +101,10 @@ def real_voice_sets(work: Path, args) -> dict:
         for voice in sorted({r.get("test_set", r["voice"]) for r in split["test"]}):
             rows = [r for r in split["test"] if r.get("test_set", r["voice"]) == voice]
             tests[f"test-{voice}"] = write_manifest(rows, work / f"test-{voice}" / "manifest.jsonl")
-    for corpus in args.real_repeat.split(",") if args.real_repeat else []:  # weighted up: their copies again
+    for corpus, times in repeats(args.real_repeat).items():  # weighted up: their copies again
         if not parts.get(corpus, {}).get("train"):
             raise SystemExit(f"--real-repeat {corpus}: not a real-voice source trained on here ({', '.join(parts)})")
-        train.append(work / f"train-{corpus}" / "manifest.jsonl")
+        train += [work / f"train-{corpus}" / "manifest.jsonl"] * (times - 1)
     if "rhvoice" in parts:  # the same held-out recordings in simulated unseen voices (pitch, formants)
         tests["test-rhvoice-other-voices"] = other_voices_set(
             parts["rhvoice"]["test"], work / "test-rhvoice-other-voices", 13
@@ -115,6 +115,19 @@ def real_voice_sets(work: Path, args) -> dict:
         "tests": tests,
         "left_out": left_out,
     }
+
+
+def repeats(spec: str | None) -> dict[str, int]:
+    """`--real-repeat festvox-ru,fillets=8`: how many times each named source's copies enter the training mix (a bare
+    name: twice)."""
+    times: dict[str, int] = {}
+    for item in spec.split(",") if spec else []:
+        corpus, equals, count = item.partition("=")
+        count = count if equals else "2"
+        if not count.isdigit() or int(count) < 2:
+            raise SystemExit(f"--real-repeat {item}: give SOURCE or SOURCE=N with a whole N of 2 or more")
+        times[corpus] = int(count)
+    return times
 
 
 def speaker_splits(rows: list[dict], trained: set[str], held_out: str = "unseen-levels") -> dict[str, list[dict]]:
