@@ -51,8 +51,8 @@ def load_model(
 
     backend "auto" and dtype "auto" (the defaults) pick per machine (precision.choose_backend): on a CPU the
     fastest setting measured on its class that keeps float32's phones on >= 99 % of each draw of the demo
-    model's held-out utterances (precision.MEASURED; decoded as this model will be: greedy, or with its phone
-    LM), on CUDA torch with bf16 matmuls.
+    model's held-out utterances (precision.MEASURED; decoded as this model will be: greedy, where a change only at
+    float32's own ties counts as kept, or with its phone LM), on CUDA torch with bf16 matmuls.
     `recognizer.describe()` and `recognizer.choice` say what runs and why. dtype "int8" or backend
     "onnxruntime" ask for the model's ONNX export in onnxruntime (made once, then cached); "float32",
     "bfloat16", "float16" for torch in that type ("auto" with backend "torch": bf16 transformer matmuls and a
