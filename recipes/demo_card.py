@@ -67,8 +67,7 @@ TEST_SETS = {
         f"test-asterisk-{lang}": (
             f"a professional speaker saying telephone prompts in {LANGUAGE_NAMES[lang]} (Asterisk's core sounds, "
             f"Debian `asterisk-core-sounds-{lang}-g722`, {'CC-BY' if lang == 'ru' else 'CC-BY-SA'} 3.0; labels: "
-            "espeak-ng's reading of the "
-            "prompt's text, mapped onto Kyrgyz phones)",
+            "espeak-ng's reading of the prompt's text, mapped onto Kyrgyz phones)",
             "an unseen speaker, sentences and words",
         )
         for lang in ("en", "es", "fr", "it", "ru")
