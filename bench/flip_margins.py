@@ -12,7 +12,7 @@ sentences). Greedy only: a beam search with a phone LM has no single frame to bl
 import argparse
 
 import numpy as np
-from precision_agreement import add_data_arguments, utterance_sets
+from precision_agreement import TIE, add_data_arguments, top2_margin, utterance_sets
 
 from unispeech import GreedyDecoder, load_model
 
@@ -26,12 +26,6 @@ def greedy_logits(model_dir: str, paths: list, dtype: str, batch_size: int) -> t
     return logits, phones, recognizer.vocab.blank_id
 
 
-def top2_margin(logits: np.ndarray) -> np.ndarray:
-    """Per frame: best logit minus second best."""
-    ordered = np.sort(logits, axis=1)
-    return ordered[:, -1] - ordered[:, -2]
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(p, decoder=False)  # greedy only
@@ -42,10 +36,10 @@ def main() -> None:
     ref_logits, ref_phones, blank = greedy_logits(a.model, paths, "float32", a.batch_size)
     ref_top2 = [np.argsort(x, axis=1)[:, -2:] for x in ref_logits]  # (second, best) ids per frame
     ref_margins = [np.diff(np.take_along_axis(x, top2, axis=1), axis=1)[:, 0] for x, top2 in zip(ref_logits, ref_top2)]
-    ties = [top2[margin < 0.1] for top2, margin in zip(ref_top2, ref_margins)]
+    ties = [top2[margin < TIE] for top2, margin in zip(ref_top2, ref_margins)]
     print(
         f"{len(paths)} utterances, greedy; float32's top-2 margin over all frames: median "
-        f"{np.median(np.concatenate(ref_margins)):.2f}; frames within 0.1 of a tie: "
+        f"{np.median(np.concatenate(ref_margins)):.2f}; frames within {TIE} of a tie: "
         f"{sum(map(len, ties))}, the blank one of the two in {sum(int((t == blank).any(axis=1).sum()) for t in ties)}\n"
     )
     rows, summaries = [], []
@@ -60,7 +54,7 @@ def main() -> None:
                 rows.append(f"| {dtype} | {path.parent.parent.name}/{path.name} | {len(frames)} | {margins} |")
         summaries.append(f"| {dtype} | {changed_here} | {margin_errors(ref_top2, ref_margins, logits)} |")
     print("| dtype | utterances changed | error on float32's top-2 margin: median / 99.9th pct / max |", end=" ")
-    print("utterances with a frame within 0.1 of a tie |\n|---|---|---|---|")
+    print(f"utterances with a frame within {TIE} of a tie |\n|---|---|---|---|")
     print("\n".join(summaries))
     print("\n| dtype | utterance | frames changed | float32's margin there |\n|---|---|---|---|")
     print("\n".join(rows))
@@ -68,12 +62,12 @@ def main() -> None:
 
 def margin_errors(ref_top2: list, ref_margins: list, logits: list) -> str:
     """How far the reduced precision moves the gap between float32's two best ids, over all frames; and how
-    many utterances come within 0.1 of a tie somewhere in it (where a fallback to float32 would have to redo)."""
+    many utterances come within TIE of a tie somewhere in it (where a fallback to float32 would have to redo)."""
     errors, near = [], 0
     for top2, margin, x in zip(ref_top2, ref_margins, logits):
         gap = np.take_along_axis(x, top2[:, 1:], axis=1) - np.take_along_axis(x, top2[:, :1], axis=1)
         errors.append(np.abs(gap[:, 0] - margin))
-        near += bool((top2_margin(x) < 0.1).any())
+        near += bool((top2_margin(x) < TIE).any())
     e = np.concatenate(errors)
     return f"{np.median(e):.3f} / {np.percentile(e, 99.9):.3f} / {e.max():.3f} | {near} of {len(logits)}"
 

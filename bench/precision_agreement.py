@@ -105,9 +105,14 @@ def greedy_run(model, paths: list, batch_size: int) -> tuple[list, list]:
         wavs = [model.prepare(p) for p in paths[lo : lo + group]]
         for logits, wav in zip(model.logits_batch(wavs, batch_size), wavs):
             phones.append(model.decode(logits, wav.size).phones)
-            top2 = np.sort(logits, axis=1)[:, -2:]
-            frames.append((logits.argmax(axis=1), top2[:, 1] - top2[:, 0]))
+            frames.append((logits.argmax(axis=1), top2_margin(logits)))
     return phones, frames
+
+
+def top2_margin(logits: np.ndarray) -> np.ndarray:
+    """Per frame: best logit minus second best."""
+    ordered = np.sort(logits, axis=1)
+    return ordered[:, -1] - ordered[:, -2]
 
 
 def only_ties(reference: tuple, other: tuple) -> bool:
