@@ -233,13 +233,16 @@ def main() -> None:
     lm = phone_lm(trained[-1], work, args.lm_order) if args.lm_order else None
     final = stored_in_float16(trained[-1]) if args.storage == "float16" else trained[-1]
     results = {name: evaluate(final, manifest, work) for name, manifest in tests.items()}
-    greedy = {name: evaluate(final, m, work, greedy=True)["per"] for name, m in tests.items()} if lm else {}
+    greedy = {name: evaluate(final, m, work, greedy=True) for name, m in tests.items()} if lm else {}
     before = (
         {name: evaluate(Path(args.init), m, work, greedy=True)["per"] for name, m in tests.items()} if args.init else {}
     )
     summary = {
         "per": results,
-        "per_greedy": greedy,
+        "per_greedy": {name: report["per"] for name, report in greedy.items()},
+        "phones_right_greedy": {
+            name: report["correct"] / report["reference_phones"] for name, report in (greedy or results).items()
+        },
         "per_init": before,
         "phone_lm": lm,
         "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:]),
