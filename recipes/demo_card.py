@@ -28,8 +28,13 @@ DECODING_FILES = (DECODING_FILE, PHONE_LM_FILE)  # the model's own decoding, whe
 # What each held-out set is, for the card: (voice type, description)
 LANGUAGE_NAMES = {
     "cs": "Czech", "fi": "Finnish", "it": "Italian", "ca": "Catalan", "en": "American English", "nl": "Dutch",
-    "es": "Mexican Spanish", "fr": "Canadian French", "ru": "Russian",
+    "es": "Mexican Spanish", "fr": "Canadian French", "ru": "Russian", "es-co": "Colombian Spanish",
+    "fr-armelle": "French",
 }  # fmt: skip
+OLDER_ASTERISK = {  # the older Asterisk speakers' packages and licences
+    "es-co": "`asterisk-prompt-es-co` (July E. Jiménez for Avatar Ltda., GPL-2)",
+    "fr-armelle": "`asterisk-prompt-fr-armelle` (Armelle Desjardins, (c) Michel Gutierrez, BSD-like)",
+}
 TEST_SETS = {
     "test": ("espeak-ng (formant synthesis)", "unseen sentences, training voice variants"),
     "test-unseen-voice": ("espeak-ng (formant synthesis)", "unseen sentences, unseen voice variant m3"),
@@ -73,12 +78,21 @@ TEST_SETS = {
         for lang in ("en", "es", "fr", "it", "ru")
     },
     **{
+        f"test-asterisk-{voice}": (
+            f"a professional speaker saying telephone prompts in {LANGUAGE_NAMES[voice]} (an older Asterisk voice, "
+            f"Debian {package}, 8 kHz GSM; labels: espeak-ng's reading of the core sounds' text of the same prompt, "
+            "mapped onto Kyrgyz phones; a prompt whose length says other words is left out)",
+            "an unseen speaker, sentences and words (texts the core speaker of the language says too)",
+        )
+        for voice, package in OLDER_ASTERISK.items()
+    },
+    **{
         f"test-asterisk-{lang}-unseen-prompts": (
             f"the {LANGUAGE_NAMES[lang]} speaker of Asterisk's prompts that the model trained on (labels: "
             "espeak-ng's reading, mapped)",
             "unseen prompts (every fifth family of prompts), the training speaker",
         )
-        for lang in ("en", "es", "fr", "it", "ru")
+        for lang in ("en", "es", "fr", "it", "ru", *OLDER_ASTERISK)
     },
     "test-mbrola-seen-voices": (
         "MBROLA's voices of real speakers that the model trained on, given the Kyrgyz phones (the phones given)",
@@ -114,7 +128,9 @@ SOURCES = {
     "Flora, CC-BY-SA 3.0) and Russian (ivrvoice.ru, CC-BY 3.0) (Debian packages `asterisk-core-sounds-LANG` and "
     "`-LANG-g722` 1.6.1, 16 kHz G.722 decoded with PyPI `g722`); labels: espeak-ng's reading of each prompt's "
     "text in its language mapped onto the Kyrgyz set (`unispeech/corpora.py`, IPA_TO_KY; a prompt with a note in "
-    "brackets or parentheses, or a phone Kyrgyz lacks, is left out)",
+    "brackets or parentheses, or a phone Kyrgyz lacks, is left out); two older voices (Colombian Spanish, French: "
+    "Debian `asterisk-prompt-es-co`, GPL-2, and `asterisk-prompt-fr-armelle`, BSD-like; 8 kHz GSM, labelled by the "
+    "core sounds' text of the same prompt) are test sets unless trained on",
 }
 
 

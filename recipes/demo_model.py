@@ -39,7 +39,7 @@ from pathlib import Path
 from demo_card import bundle
 from demo_sets import real_voice_sets, repeats, synthesize_espeak_sets
 
-from unispeech.corpora import ASTERISK_VOICES, FILLETS_LANGUAGES, KLETTRES_LANGUAGES
+from unispeech.corpora import ASTERISK_LANGUAGES, FILLETS_LANGUAGES, KLETTRES_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "recipes" / "demo_config.json"
@@ -87,9 +87,9 @@ def arguments() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--asterisk",
-        help="Asterisk's core sounds' usr/share folder, or 'fetch' (apt-get download asterisk-core-sounds-LANG and "
-        "-LANG-g722): professional speakers saying telephone prompts in en, es, fr, it, ru, a test set per language "
-        "not in --asterisk-train",
+        help="Asterisk's core sounds' usr/share folder, or 'fetch' (apt-get download asterisk-core-sounds-LANG, "
+        "-LANG-g722, asterisk-prompt-es-co and -fr-armelle): professional speakers saying telephone prompts in en, es, "
+        "fr, it, ru, es-co, fr-armelle (two older speakers), a test set per speaker not in --asterisk-train",
     )
     parser.add_argument(
         "--asterisk-train",
@@ -197,8 +197,8 @@ def main() -> None:
         parser.error(f"--klettres-train takes some of {','.join(KLETTRES_LANGUAGES)} (not all), with --klettres")
     if args.fillets_train and not (args.fillets and set(args.fillets_train.split(",")) <= set(FILLETS_LANGUAGES)):
         parser.error(f"--fillets-train takes some of {','.join(FILLETS_LANGUAGES)}, with --fillets")
-    if args.asterisk_train and not (args.asterisk and set(args.asterisk_train.split(",")) <= set(ASTERISK_VOICES)):
-        parser.error(f"--asterisk-train takes some of {','.join(ASTERISK_VOICES)}, with --asterisk")
+    if args.asterisk_train and not (args.asterisk and set(args.asterisk_train.split(",")) <= set(ASTERISK_LANGUAGES)):
+        parser.error(f"--asterisk-train takes some of {','.join(ASTERISK_LANGUAGES)}, with --asterisk")
     repeats(args.real_repeat)  # a malformed weight stops here, not after hours of data making
     if args.deepen and not args.init:
         parser.error("--deepen grows the --init model: give --init too")

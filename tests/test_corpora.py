@@ -46,8 +46,8 @@ from unispeech.g2p import kyrgyz_inventory
 RATE = 16000
 
 
-def tone(seconds: float, hz: float) -> np.ndarray:
-    return (0.5 * np.sin(2 * np.pi * hz * np.arange(int(seconds * RATE)) / RATE)).astype(np.float32)
+def tone(seconds: float, hz: float, rate: int = RATE) -> np.ndarray:
+    return (0.5 * np.sin(2 * np.pi * hz * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
 
 
 def vowel(f0: float, formant: float, seconds: float = 1.0) -> np.ndarray:
@@ -135,8 +135,19 @@ def test_espeak_phones_of_other_languages_map_onto_kyrgyz_phones_with_its_velar_
     assert map_ipa_phones(["eɪ"], "en") == ["e", "j"]
 
 
+def test_a_phone_a_kyrgyz_listener_hears_as_one_of_its_own_is_labelled_so():
+    assert map_ipa_phones(["ʁ", "u", "ʒ"], "fr") == ["ʁ", "u", "dZ"]  # French r is Kyrgyz ʁ
+    assert map_ipa_phones(["l", "a", "ɣ", "o"], "es") == ["l", "ɑ", "ʁ", "o"]  # g between vowels, as Kyrgyz says it
+    assert map_ipa_phones(["ɲ", "a"], "cs") == ["n", "ɑ"]  # palatalisation dropped, as for Russian нь
+    assert map_ipa_phones(["ɹ", "ɛ", "d"], "en") == ["r", "e", "d["]
+    assert map_ipa_phones(["ɔ", "dʒː", "ɪ"], "it") == ["o", "dZ", "i"]  # a geminate affricate counts once
+    assert map_ipa_phones(["ɣ", "u", "t"], "nl") == ["X", "u", "t["]  # Dutch g is said voiceless
+
+
 def test_a_phone_without_a_kyrgyz_counterpart_leaves_the_clip_out_rather_than_guess():
     assert map_ipa_phones(["θ", "e"], "es") is None
+    assert map_ipa_phones(["ð", "e"], "es") is None
+    assert map_ipa_phones(["ɑ̃"], "fr") is None  # a nasal vowel
     assert map_ipa_phones(["e", "r̝"], "cs") is None
     assert map_ipa_phones(["β"], "uk") is None  # no vowel: espeak-ng read a letter as a word, not its name
 
@@ -216,7 +227,7 @@ def test_fillets_rows_label_each_spoken_line_by_espeak_reading_its_subtitle(tmp_
             },
             "nl": {
                 "airplane/let-v-moe": "Ik ben moe.",
-                "airplane/let-m-goed": "Goed zo.",  # Dutch g: ɣ
+                "airplane/let-m-goed": "Goed zo.",  # Dutch g: ɣ, said and labelled X
                 "airplane/let-m-empty": "Wat is dat?",
             },
         },
@@ -227,14 +238,16 @@ def test_fillets_rows_label_each_spoken_line_by_espeak_reading_its_subtitle(tmp_
         "fillets_cs_airplane_let-m-kolo",
         "fillets_cs_barrel_bar-pap-mama",
         "fillets_nl_airplane_let-v-moe",
+        "fillets_nl_airplane_let-m-goed",
     }
-    assert left_out == 4
+    assert left_out == 3
     kolo = by_id["fillets_cs_airplane_let-m-kolo"]
     assert kolo["text"] == 'Kolo "je" tady!' and kolo["phones"] == "q o l o j e t[ ɑ d[ i"
     assert kolo["voice"] == "fillets-cs-small-fish" and kolo["level"] == "airplane" and kolo["language"] == "cs"
     assert by_id["fillets_cs_barrel_bar-pap-mama"]["voice"] == "fillets-cs-other"
     assert by_id["fillets_nl_airplane_let-v-moe"]["phones"] == "i k b e n m u"
     assert by_id["fillets_nl_airplane_let-v-moe"]["voice"] == "fillets-nl-big-fish"
+    assert by_id["fillets_nl_airplane_let-m-goed"]["phones"] == "X u t[ z o:"
     assert kolo["duration"] == pytest.approx(0.75, abs=0.01) and Path(kolo["audio"]).is_absolute()
 
 
@@ -293,6 +306,34 @@ def test_asterisk_rows_decode_each_prompt_once_and_label_it_by_espeak_reading_it
     again, _ = asterisk_rows(folder, decoded, ("ru",))
     assert [r["id"] for r in again] == [r["id"] for r in rows if r["language"] == "ru"]
     assert not list(decoded.rglob("*.partial.wav"))
+
+
+def test_an_older_asterisk_speaker_is_labelled_by_the_core_text_of_each_prompt_said_at_its_usual_length(tmp_path):
+    core = {"vm-goodbye": 1.0, "vm-yes": 0.5, "digits/7": 0.4, "vm-long": 0.4}
+    folder = asterisk_folder(
+        tmp_path, {"fr_CA_f_June": core},
+        {"fr": ["vm-goodbye: Salut.", "vm-yes: Oui.", "digits/7: sept", "vm-long: Douze.", "vm-nocore: Huit."]},
+    )  # fmt: skip
+    # Armelle is 1.3 times slower than June, but for vm-long: four times longer, so other words than "Douze."
+    said = {"vm-goodbye": 1.3, "vm-yes": 0.64, "digits/7": 0.52, "vm-long": 1.6, "vm-nocore": 0.5, "extra": 0.5}
+    for uid, seconds in said.items():
+        path = folder / "asterisk/sounds/fr" / f"{uid}.gsm"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, tone(seconds, 300, rate=8000), 8000, format="RAW", subtype="GSM610")
+    rows, left_out = asterisk_rows(folder, tmp_path / "wav", ("fr-armelle",))
+    by_id = {r["id"]: r for r in rows}
+    assert set(by_id) == {
+        "asterisk_fr-armelle_vm-goodbye",
+        "asterisk_fr-armelle_vm-yes",
+        "asterisk_fr-armelle_digits_7",
+    }
+    assert left_out == 2  # another wording, a prompt the core speaker lacks ("extra" has no text: not counted)
+    seven = by_id["asterisk_fr-armelle_digits_7"]
+    assert seven["phones"] == "s e t[" and seven["voice"] == "asterisk-fr-armelle" and seven["language"] == "fr-armelle"
+    audio, rate = sf.read(seven["audio"])  # GSM's 8 kHz, resampled
+    assert rate == RATE and seven["duration"] == pytest.approx(0.52, abs=0.02) and np.abs(audio).max() > 0.1
+    core_only, _ = asterisk_rows(folder, tmp_path / "wav-core", ("fr",))  # June's rows are her own
+    assert {r["voice"] for r in core_only} == {"asterisk-fr"} and len(core_only) == 4
 
 
 def test_asterisk_without_the_g722_decoder_says_what_to_install(tmp_path, monkeypatch):

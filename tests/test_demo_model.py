@@ -354,7 +354,10 @@ def test_the_recipe_gives_each_mbrola_training_voice_its_own_sentences_and_held_
         (["--mbrola-tuning", "cr1"], "beside the real-voice stage"),
         (["--asterisk", "fetch"], "beside the real-voice stage"),
         (["--asterisk-train", "it"], "with --asterisk"),
-        (["--asterisk", "fetch", "--asterisk-train", "it,de"], "--asterisk-train takes some of en,es,fr,it,ru"),
+        (
+            ["--asterisk", "fetch", "--asterisk-train", "it,de"],
+            "--asterisk-train takes some of en,es,fr,it,ru,es-co,fr-armelle",
+        ),
     ],
 )
 def test_the_recipe_refuses_a_voice_in_two_roles_a_test_source_without_a_real_voice_stage_or_an_unknown_language(
@@ -392,11 +395,14 @@ def test_the_card_gives_the_share_of_phones_right_for_each_unseen_real_speaker_s
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
     from demo_card import real_unseen_text, speaker_corpora_held_out
 
-    names = ["test", "test-fillets-nl", "test-asterisk-ru", "test-asterisk-it-unseen-prompts"]
+    names = ["test", "test-fillets-nl", "test-asterisk-ru", "test-asterisk-it-unseen-prompts", "test-asterisk-es-co"]
     text = real_unseen_text(
-        {"phones_right_greedy": dict(zip(names, (0.99, 0.15, 0.4, 0.65)))}
+        {"phones_right_greedy": dict(zip(names, (0.99, 0.15, 0.4, 0.65, 0.37)))}
     )  # the trained speaker's held-out prompts and espeak-ng are not unseen
-    assert "(greedy): Fish Fillets' Dutch actors 15.0 % and Asterisk's Russian speaker 40.0 %." in text
+    assert (
+        "(greedy): Fish Fillets' Dutch actors 15.0 %, Asterisk's Russian speaker 40.0 % and Asterisk's Colombian "
+        "Spanish speaker 37.0 %." in text
+    )
     assert real_unseen_text({"phones_right_greedy": {"test": 0.99}}) == ""
     assert real_unseen_text({}) == ""  # a summary from before the field: no paragraph
     held_out = speaker_corpora_held_out([{"corpus": "asterisk"}, {"corpus": "espeak-ng"}])

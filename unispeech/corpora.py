@@ -1,6 +1,7 @@
 """Speech beyond espeak-ng for the demo model: RHVoice's two Kyrgyz voices, festvox-ru's real Russian speaker,
 KLettres' real speakers of 16 languages saying letters and syllables, Fish Fillets' actors speaking Czech and
-Dutch dialogue, and Asterisk's professional speakers saying telephone prompts in five languages.
+Dutch dialogue, and Asterisk's professional speakers saying telephone prompts in five languages (two of them
+by an older speaker too).
 
 Each reader returns manifest rows (absolute `audio`, `text`, `phones` where the corpus fixes them, `voice`,
 `duration`, `corpus`) and never reaches the network; `fetch_deb` is the one step that does (apt).
@@ -150,27 +151,33 @@ KLETTRES_LANGUAGES = {
     "cs": "cs", "da": "da", "de": "de", "en": "en-us", "en_GB": "en-gb", "es": "es", "fr": "fr-fr", "hu": "hu",
     "it": "it", "lt": "lt", "nb": "nb", "nl": "nl", "pt_BR": "pt-br", "ru": "ru", "tn": "tn", "uk": "uk",
 }  # fmt: skip
-# espeak-ng's phones in those languages -> Kyrgyz phones, only where a Kyrgyz listener hears the same phone
-# (vowel length kept; ʒ is labelled dZ as in RU_TO_KY). Anything else (θ ð ɲ ʎ c ɟ ɣ ʁ ř, nasal vowels...)
-# leaves its clip out of the set rather than guessing.
+# espeak-ng's phones in those languages -> Kyrgyz phones, where a Kyrgyz listener hears one of its own (vowel
+# length kept; ʒ is labelled dZ as in RU_TO_KY): the same phone (ʁ; ɣ is how Kyrgyz says g between vowels, which
+# `uvular` writes ɡ or ʁ), palatalisation dropped as RU_TO_KY drops it (ɲ c ɟ ɕ: нь ть дь щ), reduced vowels to the
+# nearest full one, diphthongs as vowel + glide, consonant length dropped. Anything else (θ ð ʎ ř, nasal
+# vowels...) leaves its clip out of the set rather than guessing.
 IPA_TO_KY = {
     "a": ["ɑ"], "ɑ": ["ɑ"], "ʌ": ["ɑ"], "aː": ["ɑ:"], "ɑː": ["ɑ:"],
     "e": ["e"], "ɛ": ["e"], "ε": ["e"], "æ": ["e"], "ea": ["e"], "eː": ["e:"], "ɛː": ["e:"], "ee": ["e:"],
     "i": ["i"], "ɪ": ["i"], "iː": ["i:"], "o": ["o"], "ɔ": ["o"], "ɒ": ["o"], "ɵ": ["o"],
     "oː": ["o:"], "ɔː": ["o:"], "ɒɒ": ["o:"], "u": ["u"], "ʊ": ["u"], "uː": ["u:"],
     "y": ["y"], "ʏ": ["y"], "ʉ": ["y"], "yː": ["y:"], "ʉː": ["y:"], "ø": ["oe"], "œ": ["oe"], "øː": ["oe:"],
-    "ə": ["ə"], "ɨ": ["ɯ"],
+    "ə": ["ə"], "ɨ": ["ɯ"], "ɐ": ["ɑ"], "ᵻ": ["i"], "ɜ": ["ə"], "ɜː": ["ə"], "ɪː": ["i:"],
     "eɪ": ["e", "j"], "ɛɪ": ["e", "j"], "aɪ": ["ɑ", "j"], "ɔɪ": ["o", "j"], "aʊ": ["ɑ", "u"], "oʊ": ["o"],
-    "əʊ": ["o"], "ja": ["j", "ɑ"], "ju": ["j", "u"],
+    "əʊ": ["o"], "ja": ["j", "ɑ"], "ju": ["j", "u"], "oɪ": ["o", "j"], "œy": ["oe", "j"], "ʌʊ": ["ɑ", "u"],
+    "eʊ": ["e", "u"], "yʊ": ["y", "u"], "iə": ["i", "ə"], "aɪə": ["ɑ", "j", "ə"], "əl": ["ə", "l"],
+    "ɚ": ["ə", "r"], "ɔːɹ": ["o:", "r"], "ɑːɹ": ["ɑ:", "r"], "ʊɹ": ["u", "r"], "ɪɹ": ["i", "r"],
     "p": ["p"], "b": ["b"], "t": ["t["], "d": ["d["], "k": ["k"], "ɡ": ["ɡ"], "g": ["ɡ"],
     "f": ["f"], "v": ["v"], "ʋ": ["v"], "β": ["v"], "w": ["u"], "s": ["s"], "z": ["z"], "ʃ": ["S"], "ʒ": ["dZ"],
-    "x": ["X"], "h": ["X"], "ɦ": ["X"], "ts": ["ts"], "tʃ": ["tS"], "dʒ": ["dZ"],
-    "m": ["m"], "n": ["n"], "ŋ": ["N"], "l": ["l"], "ɭ": ["l"], "r": ["r"], "ɾ": ["r"], "j": ["j"],
+    "x": ["X"], "h": ["X"], "ɦ": ["X"], "ts": ["ts"], "tʃ": ["tS"], "dʒ": ["dZ"], "ss": ["s"],
+    "ʁ": ["ʁ"], "ɣ": ["ɡ"], "ʝ": ["j"], "ɲ": ["n"], "c": ["t["], "ɟ": ["d["], "ɕ": ["S"],
+    "m": ["m"], "n": ["n"], "ŋ": ["N"], "l": ["l"], "ɭ": ["l"], "r": ["r"], "ɾ": ["r"], "ɹ": ["r"], "j": ["j"],
 }  # fmt: skip
-IPA_TO_KY_BY_LANGUAGE = {"ru": {"y": ["ɯ"]}, "pt_BR": {"y": ["i"]}}  # espeak-ng's ы; its reduced final e, said i
+# espeak-ng's ы; its reduced final e, said i; Dutch g, said voiceless
+IPA_TO_KY_BY_LANGUAGE = {"ru": {"y": ["ɯ"]}, "pt_BR": {"y": ["i"]}, "nl": {"ɣ": ["X"]}}
 # glottal onsets, palatalisation (Kyrgyz has none), dentals, syllabic marks: not phones of their own
 _IPA_MARKS = re.compile("^ʔ|[ʲ\u032a\u0329]")
-_GEMINATE = re.compile(r"^([^aeiouyɑɛɪɔʊʌæøœɒɵəɨʉʏε])ː$")
+_GEMINATE = re.compile(r"^([^aeiouyɑɛɪɔʊʌæøœɒɵəɨʉʏε]+)ː$")  # tː, dʒː
 
 
 def map_ipa_phones(phones: list[str], language: str) -> list[str] | None:
@@ -281,45 +288,53 @@ ASTERISK_VOICES = {
     "en": ("en_US_f_Allison", "en-us"), "es": ("es_MX_f_Allison", "es-419"), "fr": ("fr_CA_f_June", "fr-fr"),
     "it": ("it_IT_m_Carlo", "it"), "ru": ("ru_RU_f_IvrvoiceRU", "ru"),
 }  # fmt: skip
-# the prompts' texts, and their recordings as 16 kHz G.722 (the only wide-band form Debian ships)
-ASTERISK_PACKAGES = tuple(f"asterisk-core-sounds-{lang}{form}" for lang in ASTERISK_VOICES for form in ("", "-g722"))
+# Two more speakers, recorded for Asterisk 1.2-1.4 (asterisk/sounds/<language>/<id>.gsm, 8 kHz GSM 6.10) with no
+# texts of their own: each prompt is labelled by the core sounds' text of the same id in its language, which
+# they may have worded otherwise (`_same_wording`). voice -> (that language, its Debian package)
+ASTERISK_PROMPT_VOICES = {
+    "es-co": ("es", "asterisk-prompt-es-co"),  # July E. Jiménez, Colombian Spanish
+    "fr-armelle": ("fr", "asterisk-prompt-fr-armelle"),  # Armelle Desjardins, French
+}
+ASTERISK_LANGUAGES = (*ASTERISK_VOICES, *ASTERISK_PROMPT_VOICES)
+# the prompts' texts, their recordings as 16 kHz G.722 (the only wide-band form Debian ships), the older speakers
+ASTERISK_PACKAGES = tuple(
+    f"asterisk-core-sounds-{lang}{form}" for lang in ASTERISK_VOICES for form in ("", "-g722")
+) + tuple(package for _, package in ASTERISK_PROMPT_VOICES.values())
+# An older speaker's prompt more than this many times longer or shorter, against the core speaker's reading of
+# the same id, than that speaker's median is taken to say other words than the text, and left out.
+WORDING_TOLERANCE = 1.5
 _PROMPT = re.compile(r"^([\w/-]+):\s*(.*)$")  # "id: text"; a few texts repeat their id ("conf-x: conf-x: ...")
 G722_REQUIREMENT = "g722>=1.2"
 
 
 def fetch_asterisk(dest: str | Path) -> Path:
-    """Debian's Asterisk core sounds (texts and G.722 recordings, five languages) unpacked into `dest`
-    (`fetch_deb`); -> its usr/share folder."""
-    return fetch_deb(ASTERISK_PACKAGES, dest, ASTERISK_DIR, "doc/asterisk-core-sounds-ru/core-sounds-ru.txt.gz")
+    """Debian's Asterisk core sounds (texts and G.722 recordings, five languages) and the two older speakers'
+    prompts unpacked into `dest` (`fetch_deb`); -> its usr/share folder."""
+    return fetch_deb(ASTERISK_PACKAGES, dest, ASTERISK_DIR, "doc/asterisk-prompt-fr-armelle/copyright")
 
 
 def asterisk_rows(
-    folder: str | Path, decoded: str | Path, languages: tuple[str, ...] = tuple(ASTERISK_VOICES)
+    folder: str | Path, decoded: str | Path, languages: tuple[str, ...] = ASTERISK_LANGUAGES
 ) -> tuple[list[dict], int]:
     """Asterisk's telephone prompts (`folder` = usr/share: asterisk/sounds/<speaker>/<id>.g722, and
-    doc/asterisk-core-sounds-<language>/core-sounds-<language>.txt.gz giving each id's text): four professional
-    speakers, labelled by espeak-ng reading the text in its language, mapped onto Kyrgyz phones (`map_ipa_phones`).
-    Recordings are decoded once into `decoded` as 16 kHz WAV. -> (rows, how many prompts were left out: a note
-    in brackets, no recording or an empty one, or a phone without a Kyrgyz counterpart)."""
+    doc/asterisk-core-sounds-<language>/core-sounds-<language>.txt.gz giving each id's text; the older speakers
+    of ASTERISK_PROMPT_VOICES where their packages are there too): professional speakers, labelled by espeak-ng
+    reading the text in its language, mapped onto Kyrgyz phones (`map_ipa_phones`). Recordings are decoded once
+    into `decoded` as 16 kHz WAV. -> (rows, how many prompts were left out: a note in brackets, no recording or
+    an empty one, another wording, or a phone without a Kyrgyz counterpart)."""
     folder, decoded = Path(folder), Path(decoded)
-    texts = {lang: folder / f"doc/asterisk-core-sounds-{lang}/core-sounds-{lang}.txt.gz" for lang in languages}
-    if not any(t.is_file() for t in texts.values()):
+    if not any(_asterisk_texts(folder, lang).is_file() for lang in languages):
         raise CorpusError(f"{folder}: no doc/asterisk-core-sounds-*/core-sounds-*.txt.gz (expected usr/share)")
     rows, left_out = [], 0
-    for lang, listing in texts.items():
-        speaker, voice = ASTERISK_VOICES[lang]
-        prompts = _asterisk_prompts(listing) if listing.is_file() else {}
-        # brackets and parentheses: a sound described ("[beep]"), or a note that may or may not be said
-        said = [(uid, text) for uid, text in prompts.items() if not re.search(r"[\[(]", text)]
-        recording = {uid: folder / "asterisk/sounds" / speaker / f"{uid}.g722" for uid, _ in said}
-        said = [
-            (uid, text) for uid, text in said if (decoded / lang / f"{uid}.wav").is_file() or recording[uid].is_file()
-        ]
-        left_out += len(prompts) - len(said)
-        for (uid, text), ipa in zip(said, phonemize([text for _, text in said], language=voice)):
-            phones, audio = map_ipa_phones(ipa, lang), decoded / lang / f"{uid}.wav"
+    for lang in languages:
+        said, left_out_here = _asterisk_said(folder, decoded, lang)
+        left_out += left_out_here
+        base = ASTERISK_PROMPT_VOICES.get(lang, (lang,))[0]
+        ipas = phonemize([text for _, text, _ in said], language=ASTERISK_VOICES[base][1])
+        for (uid, text, recording), ipa in zip(said, ipas):
+            phones, audio = map_ipa_phones(ipa, base), decoded / lang / f"{uid}.wav"
             if phones is not None and not audio.is_file():
-                decode_g722(recording[uid], audio)
+                (decode_gsm if recording.suffix == ".gsm" else decode_g722)(recording, audio)
             seconds = sf.info(str(audio)).duration if phones is not None else 0
             if not seconds:
                 left_out += 1
@@ -329,6 +344,57 @@ def asterisk_rows(
                 labelled_row("asterisk", lang, key, audio, text, phones, f"asterisk-{lang}", seconds, level=family)
             )
     return rows, left_out
+
+
+def _asterisk_texts(folder: Path, lang: str) -> Path:
+    base = ASTERISK_PROMPT_VOICES.get(lang, (lang,))[0]
+    return folder / f"doc/asterisk-core-sounds-{base}/core-sounds-{base}.txt.gz"
+
+
+def _asterisk_said(folder: Path, decoded: Path, lang: str) -> tuple[list[tuple[str, str, Path]], int]:
+    """One speaker's prompts that are said as written: (id, text, recording), and how many others there are: of
+    its language's listing (a core speaker), of its recordings that the listing has (an older one); none if the
+    speaker is not there (an older speaker's package not unpacked)."""
+    listing = _asterisk_texts(folder, lang)
+    older = lang in ASTERISK_PROMPT_VOICES
+    sounds = folder / "asterisk/sounds" / (ASTERISK_PROMPT_VOICES[lang][0] if older else ASTERISK_VOICES[lang][0])
+    if not listing.is_file() or not (sounds.is_dir() or (decoded / lang).is_dir()):
+        return [], 0
+    prompts, suffix = _asterisk_prompts(listing), ".gsm" if older else ".g722"
+    recorded = [(uid, text, sounds / f"{uid}{suffix}") for uid, text in prompts.items()]
+    recorded = [s for s in recorded if (decoded / lang / f"{s[0]}.wav").is_file() or s[2].is_file()]
+    # brackets and parentheses: a sound described ("[beep]"), or a note that may or may not be said
+    said = [s for s in recorded if not re.search(r"[\[(]", s[1])]
+    if older:
+        said = _same_wording(said, folder, decoded, lang)
+    return said, (len(recorded) if older else len(prompts)) - len(said)
+
+
+def _same_wording(said: list[tuple[str, str, Path]], folder: Path, decoded: Path, lang: str) -> list:
+    """An older speaker's prompts whose length, against the core speaker's reading of the same id, is within
+    WORDING_TOLERANCE of that speaker's median ratio (a prompt the core speaker lacks is left out)."""
+    base = ASTERISK_PROMPT_VOICES[lang][0]
+    core = folder / "asterisk/sounds" / ASTERISK_VOICES[base][0]
+    ratios = {}
+    for uid, _, recording in said:
+        theirs = _asterisk_seconds(recording, decoded / lang / f"{uid}.wav")
+        ours = _asterisk_seconds(core / f"{uid}.g722", decoded / base / f"{uid}.wav")
+        if theirs and ours:
+            ratios[uid] = theirs / ours
+    if not ratios:
+        return []
+    median = float(np.median(list(ratios.values())))
+    return [s for s in said if s[0] in ratios and abs(np.log(ratios[s[0]] / median)) <= np.log(WORDING_TOLERANCE)]
+
+
+def _asterisk_seconds(recording: Path, wav: Path) -> float:
+    """A prompt's length from its decoded WAV, or from its recording's size (G.722 at 64 kbit/s; GSM 6.10: 33
+    bytes a 20 ms frame); 0 if neither is there."""
+    if wav.is_file():
+        return sf.info(str(wav)).duration
+    if recording.is_file():
+        return recording.stat().st_size / (1650 if recording.suffix == ".gsm" else 8000)
+    return 0.0
 
 
 def _asterisk_prompts(listing: Path) -> dict[str, str]:
@@ -351,7 +417,19 @@ def decode_g722(source: Path, target: Path) -> None:
         import G722
     except ImportError as e:
         raise CorpusError(f"Asterisk's recordings are G.722: pip install '{G722_REQUIREMENT}'") from e
-    samples = np.asarray(G722.G722(16000, 64000).decode(source.read_bytes()), dtype=np.int16)
+    _write_wav(np.asarray(G722.G722(16000, 64000).decode(source.read_bytes()), dtype=np.int16), target)
+
+
+def decode_gsm(source: Path, target: Path) -> None:
+    """A raw GSM 6.10 file (8 kHz, the older Asterisk prompts' .gsm) -> 16 kHz 16-bit WAV (soxr), written whole
+    or not at all."""
+    import soxr
+
+    samples, rate = sf.read(str(source), format="RAW", subtype="GSM610", samplerate=8000, channels=1)
+    _write_wav(soxr.resample(samples, rate, 16000), target)
+
+
+def _write_wav(samples: np.ndarray, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.stem + ".partial.wav")
     sf.write(str(partial), samples, 16000, subtype="PCM_16")
