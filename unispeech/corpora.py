@@ -329,7 +329,7 @@ def asterisk_rows(
     for lang in languages:
         said, left_out_here = _asterisk_said(folder, decoded, lang)
         left_out += left_out_here
-        base = ASTERISK_PROMPT_VOICES.get(lang, (lang,))[0]
+        base = _core_language(lang)
         ipas = phonemize([text for _, text, _ in said], language=ASTERISK_VOICES[base][1])
         for (uid, text, recording), ipa in zip(said, ipas):
             phones, audio = map_ipa_phones(ipa, base), decoded / lang / f"{uid}.wav"
@@ -346,8 +346,13 @@ def asterisk_rows(
     return rows, left_out
 
 
+def _core_language(lang: str) -> str:
+    """The core sounds' language of a speaker (an older speaker's: the one whose texts label it)."""
+    return ASTERISK_PROMPT_VOICES[lang][0] if lang in ASTERISK_PROMPT_VOICES else lang
+
+
 def _asterisk_texts(folder: Path, lang: str) -> Path:
-    base = ASTERISK_PROMPT_VOICES.get(lang, (lang,))[0]
+    base = _core_language(lang)
     return folder / f"doc/asterisk-core-sounds-{base}/core-sounds-{base}.txt.gz"
 
 
@@ -357,7 +362,7 @@ def _asterisk_said(folder: Path, decoded: Path, lang: str) -> tuple[list[tuple[s
     speaker is not there (an older speaker's package not unpacked)."""
     listing = _asterisk_texts(folder, lang)
     older = lang in ASTERISK_PROMPT_VOICES
-    sounds = folder / "asterisk/sounds" / (ASTERISK_PROMPT_VOICES[lang][0] if older else ASTERISK_VOICES[lang][0])
+    sounds = folder / "asterisk/sounds" / (_core_language(lang) if older else ASTERISK_VOICES[lang][0])
     if not listing.is_file() or not (sounds.is_dir() or (decoded / lang).is_dir()):
         return [], 0
     prompts, suffix = _asterisk_prompts(listing), ".gsm" if older else ".g722"
@@ -373,7 +378,7 @@ def _asterisk_said(folder: Path, decoded: Path, lang: str) -> tuple[list[tuple[s
 def _same_wording(said: list[tuple[str, str, Path]], folder: Path, decoded: Path, lang: str) -> list:
     """An older speaker's prompts whose length, against the core speaker's reading of the same id, is within
     WORDING_TOLERANCE of that speaker's median ratio (a prompt the core speaker lacks is left out)."""
-    base = ASTERISK_PROMPT_VOICES[lang][0]
+    base = _core_language(lang)
     core = folder / "asterisk/sounds" / ASTERISK_VOICES[base][0]
     ratios = {}
     for uid, _, recording in said:
