@@ -231,3 +231,18 @@ def test_a_file_listed_by_several_rows_is_decoded_and_held_once(tmp_path, monkey
     assert sorted(map(str, decoded)) == [str(tmp_path / "a.wav"), str(tmp_path / "b.wav")] and not skipped
     assert [e.id for e in examples] == ["u0", "u1", "u2"] and examples[0].audio is examples[2].audio
     assert examples[0].audio[0] == 8191 and examples[1].audio[0] == -16383  # each row keeps its own file's samples
+
+
+def test_an_unreadable_file_listed_by_several_rows_is_tried_once_and_skips_each_row(tmp_path, monkeypatch):
+    import unispeech.train.batches as batches
+    from unispeech.audio import load_audio
+    from unispeech.data import Utterance
+    from unispeech.vocab import phone_vocabulary
+
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not audio")
+    tried = []
+    monkeypatch.setattr(batches, "load_audio", lambda path: tried.append(path) or load_audio(path))
+    rows = [Utterance(f"u{i}", tmp_path / "broken.wav", phones=("ɑ",)) for i in range(3)]
+    examples, skipped = load_examples(rows, phone_vocabulary(["ɑ"], lang="ky"), progress=False, labelled=False)
+    assert not examples and len(tried) == 1
+    assert [line.split(":")[0] for line in skipped] == ["u0", "u1", "u2"] and "broken.wav" in skipped[0]

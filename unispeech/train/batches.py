@@ -50,18 +50,21 @@ def load_examples(
             )
     examples, skipped = [], []
     decoded: dict[str, np.ndarray] = {}  # a file listed twice (a source weighted up) is decoded and held once
+    unreadable: dict[str, str] = {}  # and tried once
     for u in progress_bar(utterances, desc="loading audio", unit="clip", enabled=progress):
         if labelled and not u.phones:
             skipped.append(f"{u.id}: no phones")
             continue
-        pcm = decoded.get(str(u.audio))
-        if pcm is None:
+        pcm, why = decoded.get(str(u.audio)), unreadable.get(str(u.audio))
+        if pcm is None and why is None:
             try:
                 wav = load_audio(u.audio)
+                pcm = decoded[str(u.audio)] = (np.clip(wav, -1, 1) * 32767).astype(np.int16)
             except AudioError as e:
-                skipped.append(str(e))
-                continue
-            pcm = decoded[str(u.audio)] = (np.clip(wav, -1, 1) * 32767).astype(np.int16)
+                why = unreadable[str(u.audio)] = str(e)
+        if why is not None:
+            skipped.append(f"{u.id}: {why}")
+            continue
         labels = vocab.encode(list(u.phones)) if labelled and vocab is not None else []
         examples.append(Example(u.id, pcm, labels))
     return examples, skipped
