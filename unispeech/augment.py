@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import io
 import json
 import os
 import warnings
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, load_audio, normalize
+from .audio import SAMPLE_RATE, decode_audio, load_audio, normalize
 from .data import write_manifest
 from .files import file_sha256
 from .progress import progress_bar
@@ -447,9 +449,10 @@ def _draw_clip(job: tuple) -> dict:
 
     source, out, name, seed, row_id, copy, voices = job
     stamp = source_stamp(source)  # before reading it: a source rewritten meanwhile is drawn again next time
-    digest = file_sha256(source)  # the same audio laid anew (new mtime) keeps its copies
+    data = Path(source).read_bytes()  # read once: hashed, then decoded
+    digest = hashlib.sha256(data).hexdigest()  # the same audio laid anew (new mtime) keeps its copies
     rng = clip_rng(seed, row_id, copy)
-    wav, info = channel(load_audio(source), rng, voices)
+    wav, info = channel(decode_audio(io.BytesIO(data), source), rng, voices)
     wav, more = augment(wav, rng)
     sf.write(Path(out) / name, wav, SAMPLE_RATE)
     entry = {"audio": name, "source": source, "duration": round(wav.size / SAMPLE_RATE, 3), "voices": voices}
