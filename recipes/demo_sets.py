@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from demo_card import UNSEEN_TEST_SETS
+from demo_descriptions import UNSEEN_TEST_SETS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "ky"
