@@ -100,12 +100,12 @@ def main() -> None:
 
 def greedy_run(model, paths: list, batch_size: int) -> tuple[list, list]:
     """Greedy phones and per-frame (best id, top-2 margin) of each utterance, in transcribe_many's batch plan."""
-    phones, frames, group = [], [], batch_size * 16
-    for lo in range(0, len(paths), group):
-        wavs = [model.prepare(p) for p in paths[lo : lo + group]]
-        for logits, wav in zip(model.logits_batch(wavs, batch_size), wavs):
-            phones.append(model.decode(logits, wav.size).phones)
-            frames.append((logits.argmax(axis=1), top2_margin(logits)))
+    phones, frames = [], []
+    for wav, logits in model.logits_many(paths, batch_size):
+        if logits is None:  # an unreadable file: its AudioError
+            raise wav
+        phones.append(model.decode(logits, wav.size).phones)
+        frames.append((logits.argmax(axis=1), top2_margin(logits)))
     return phones, frames
 
 

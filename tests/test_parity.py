@@ -76,6 +76,10 @@ def test_batched_equals_one_by_one(tmp_path, norm, stable, bias):
         assert np.abs(b - s).max() < 1e-4
     results = list(ours.transcribe_many(waves, batch_size=4, sampling_rate=16000))
     assert [r.phones for r in results] == [ours.decode(s, w.size).phones for s, w in zip(singles, waves)]
+    # the logits under transcribe_many, in input order; an unusable input keeps its place as its error
+    pairs = list(ours.logits_many([waves[0], np.zeros(10, np.float32), waves[1]], batch_size=4, sampling_rate=16000))
+    assert isinstance(pairs[1][0], unispeech.AudioError) and pairs[1][1] is None
+    assert np.abs(pairs[0][1] - singles[0]).max() < 1e-4 and np.abs(pairs[2][1] - singles[1]).max() < 1e-4
 
 
 def test_wav2vec2_checkpoint_loads(tmp_path):

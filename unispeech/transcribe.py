@@ -138,20 +138,28 @@ class Recognizer:
     ) -> Iterator[Transcription | AudioError]:
         """Results in input order; an unusable input yields its AudioError instead of stopping the rest."""
         items = list(items)
-        group = max(1, batch_size) * 16  # decode this many files at a time, sorted by length inside
         bar = _progress(len(items), progress)
+        for wav, logits in self.logits_many(items, batch_size, sampling_rate):
+            bar.update(1)
+            yield wav if logits is None else self.decode(logits, wav.size)
+        bar.close()
+
+    def logits_many(
+        self, items: Iterable[AudioInput], batch_size: int = 8, sampling_rate: int | None = None
+    ) -> Iterator[tuple[np.ndarray | AudioError, np.ndarray | None]]:
+        """(prepared waveform, its logits) of each input in input order, in transcribe_many's batch plan; an
+        unusable input gives (its AudioError, None)."""
+        items = list(items)
+        group = max(1, batch_size) * 16  # decode this many files at a time, sorted by length inside
         # Decoding the next group in a thread while the model runs was measured slower on 2 cores (15.6 s vs
         # 11.1 s for 227 files): the reader takes a core from the model's threads (docs/performance.md).
         for lo in range(0, len(items), group):
             wavs = self._prepare_group(items[lo : lo + group], sampling_rate)
             good = [i for i, w in enumerate(wavs) if not isinstance(w, AudioError)]
-            all_logits = self.logits_batch([wavs[i] for i in good], batch_size)
-            results: list = list(wavs)
-            for i, logits in zip(good, all_logits):
-                results[i] = self.decode(logits, wavs[i].size)
-            bar.update(len(results))
-            yield from results
-        bar.close()
+            logits: list[np.ndarray | None] = [None] * len(wavs)
+            for i, x in zip(good, self.logits_batch([wavs[i] for i in good], batch_size)):
+                logits[i] = x
+            yield from zip(wavs, logits)
 
     def _prepare_group(self, items: list, sampling_rate: int | None) -> list[np.ndarray | AudioError]:
         wavs: list[np.ndarray | AudioError] = []
