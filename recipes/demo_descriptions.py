@@ -1,15 +1,17 @@
 """What the demo model's card says each held-out set and training source is (recipes/demo_card.py writes the
 card; recipes/demo_sets.py names the Festival test sets by UNSEEN_TEST_SETS)."""
 
+from unispeech.corpora import ASTERISK_PROMPT_VOICES
+
 # What each held-out set is, for the card: (voice type, description)
 LANGUAGE_NAMES = {
     "cs": "Czech", "fi": "Finnish", "it": "Italian", "ca": "Catalan", "en": "American English", "nl": "Dutch",
     "es": "Mexican Spanish", "fr": "Canadian French", "ru": "Russian", "es-co": "Colombian Spanish",
     "fr-armelle": "French",
 }  # fmt: skip
-OLDER_ASTERISK = {  # the older Asterisk speakers' packages and licences
-    "es-co": "`asterisk-prompt-es-co` (July E. Jiménez for Avatar Ltda., GPL-2)",
-    "fr-armelle": "`asterisk-prompt-fr-armelle` (Armelle Desjardins, (c) Michel Gutierrez, BSD-like)",
+OLDER_ASTERISK = {  # the older Asterisk speakers (corpora.ASTERISK_PROMPT_VOICES): who, and their licence
+    "es-co": "July E. Jiménez for Avatar Ltda., GPL-2",
+    "fr-armelle": "Armelle Desjardins, (c) Michel Gutierrez, BSD-like",
 }
 TEST_SETS = {
     "test": ("espeak-ng (formant synthesis)", "unseen sentences, training voice variants"),
@@ -56,11 +58,12 @@ TEST_SETS = {
     **{
         f"test-asterisk-{voice}": (
             f"a professional speaker saying telephone prompts in {LANGUAGE_NAMES[voice]} (an older Asterisk voice, "
-            f"Debian {package}, 8 kHz GSM; labels: espeak-ng's reading of the core sounds' text of the same prompt, "
-            "mapped onto Kyrgyz phones; a prompt whose length says other words is left out)",
+            f"Debian `{ASTERISK_PROMPT_VOICES[voice][1]}` ({who}), 8 kHz GSM; labels: espeak-ng's reading of the "
+            "core sounds' text of the same prompt, mapped onto Kyrgyz phones; a prompt whose length says other words "
+            "is left out)",
             "an unseen speaker, sentences and words (texts the core speaker of the language says too)",
         )
-        for voice, package in OLDER_ASTERISK.items()
+        for voice, who in OLDER_ASTERISK.items()
     },
     **{
         f"test-asterisk-{lang}-unseen-prompts": (
