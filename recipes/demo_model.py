@@ -31,13 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from demo_card import bundle
-from demo_sets import real_voice_sets, repeats, synthesize_espeak_sets
+from demo_sets import real_voice_sets, repeats, run, synthesize_espeak_sets
 
 from unispeech.corpora import ASTERISK_LANGUAGES, FILLETS_LANGUAGES, KLETTRES_LANGUAGES
 
@@ -46,14 +44,6 @@ CONFIG = ROOT / "recipes" / "demo_config.json"
 RECIPE = ROOT / "recipes" / "demo_recipe.toml"
 RECIPE_STAGE2 = ROOT / "recipes" / "demo_recipe_stage2.toml"
 RECIPE_REAL = ROOT / "recipes" / "demo_recipe_real.toml"
-
-
-def run(cmd: list[str]) -> float:
-    """Run a step, echoing it; -> its wall seconds."""
-    print("$", " ".join(cmd), flush=True)
-    started = time.time()
-    subprocess.run(cmd, check=True)
-    return time.time() - started
 
 
 def arguments() -> argparse.ArgumentParser:

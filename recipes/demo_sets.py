@@ -7,6 +7,7 @@ import functools
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from demo_descriptions import UNSEEN_TEST_SETS
@@ -266,10 +267,17 @@ def _same(made_of: dict | list, wanted: dict) -> bool:
     return {"labelling": 1, **made_of} == wanted
 
 
+def run(cmd: list[str]) -> float:
+    """Run a step, echoing it; -> its wall seconds."""
+    print("$", " ".join(cmd), flush=True)
+    started = time.time()
+    subprocess.run(cmd, check=True)
+    return time.time() - started
+
+
 def ensure_installed(module: str, requirement: str) -> None:
     """Install a training-time extra (pyproject's `train` extra) the recipe needs, if it is missing."""
     try:
         __import__(module)
     except ImportError:
-        print("$ pip install", requirement, flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", requirement], check=True)
+        run([sys.executable, "-m", "pip", "install", requirement])
