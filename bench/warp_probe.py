@@ -1,9 +1,10 @@
-"""Test-time speed/pitch warp (a negative result, kept so that it is not tried blind again): each utterance
-resampled by a few factors (tempo, pitch and formants move together), and the factor chosen where the model is
-most confident. PER per fixed factor, per selection rule (per utterance, and one factor per set as for one
-speaker's session), and the per-utterance oracle (the best factor by its errors: the most any rule could reach).
-Greedy, or the model's own decoding (its phone LM) with --decoder own. `--warp formant`: the formants alone
-scaled by the factor (Praat's "Change gender", pitch and tempo kept; needs the `train` extra).
+"""Test-time voice warp (no rule found that helps without costs, though one unseen speaker gains 4-5 points at x0.82:
+docs/demo-model.md, eighteenth sitting; kept so that it is not tried blind again): each utterance resampled by a
+few factors (tempo, pitch and formants move together), and the factor chosen where the model is most confident. PER
+per fixed factor, per selection rule (per utterance, and one factor per set as for one speaker's session), and the
+per-utterance oracle (the best factor by its errors: the most any rule could reach). Greedy, or the model's own
+decoding (its phone LM) with --decoder own. `--warp formant`: the formants alone scaled by the factor (Praat's
+"Change gender", pitch and tempo kept; needs the `train` extra).
 
     python bench/warp_probe.py --model unispeech/assets/default-model --work runs/demo-pair \
         --sets test-festival-unseen-voice,test-mbrola-turkish,test-klettres,test-unseen-voice [--decoder own]
