@@ -313,8 +313,9 @@ def voice_change_text(summary: dict) -> str:
         return ""
     from unispeech.augment import FORMANT_RATIOS, PITCH_FACTORS
 
+    low, high = summary.get("formant_ratios", FORMANT_RATIOS)
     return (
-        f"voice changes (70 %: formants x{FORMANT_RATIOS[0]}-{FORMANT_RATIOS[1]}, pitch median "
+        f"voice changes (70 %: formants x{low}-{high}, pitch median "
         f"x{PITCH_FACTORS[0]}-{PITCH_FACTORS[1]}, Praat's PSOLA), "
     )
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from demo_card import bundle
 from demo_sets import real_voice_sets, repeats, run, synthesize_espeak_sets
 
+from unispeech.augment import FORMANT_RATIOS
 from unispeech.corpora import ASTERISK_LANGUAGES, FILLETS_LANGUAGES, KLETTRES_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +45,17 @@ CONFIG = ROOT / "recipes" / "demo_config.json"
 RECIPE = ROOT / "recipes" / "demo_recipe.toml"
 RECIPE_STAGE2 = ROOT / "recipes" / "demo_recipe_stage2.toml"
 RECIPE_REAL = ROOT / "recipes" / "demo_recipe_real.toml"
+
+
+def formant_range(text: str) -> tuple[float, float]:
+    """`--formant-ratios 0.85,1.25` -> (0.85, 1.25): a range around 1 within 0.5-2."""
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give two numbers, LO,HI (e.g. 0.85,1.25)") from None
+    if not 0.5 <= low <= 1.0 <= high <= 2.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0.5 <= LO <= 1 <= HI <= 2")
+    return low, high
 
 
 def arguments() -> argparse.ArgumentParser:
@@ -134,6 +146,13 @@ def arguments() -> argparse.ArgumentParser:
         dest="voice_change",
         action="store_false",
         help="real-voice copies without pitch and formant changes (as until v5)",
+    )
+    parser.add_argument(
+        "--formant-ratios",
+        type=formant_range,
+        default=FORMANT_RATIOS,
+        metavar="LO,HI",
+        help=f"the real-voice copies' formant scaling range (default: {FORMANT_RATIOS[0]},{FORMANT_RATIOS[1]})",
     )
     parser.add_argument(
         "--lm-order", type=int, default=4, help="the model's own phone LM (recipes/demo_lm.py); 0: greedy only"
@@ -244,6 +263,7 @@ def main() -> None:
         "deepen": args.deepen,
         "left_out": left_out,
         "voice_change": bool(real) and args.voice_change,
+        "formant_ratios": list(args.formant_ratios),
         "real_recipe": str(Path(args.real_recipe).resolve().relative_to(ROOT)) if real else None,
         "real_stage": args.real_stage if real else None,
         "real_repeat": args.real_repeat,

@@ -95,7 +95,16 @@ def real_voice_sets(work: Path, args) -> dict:
     for corpus, split in parts.items():
         if split["train"]:  # (a source of test sets only has none)
             out = work / f"train-{corpus}"
-            train.append(augment_corpus(split["train"], out, args.real_copies, 11, voices=args.voice_change))
+            train.append(
+                augment_corpus(
+                    split["train"],
+                    out,
+                    args.real_copies,
+                    11,
+                    voices=args.voice_change,
+                    formant_ratios=args.formant_ratios,
+                )
+            )
             valid.append(write_manifest(split["valid"], work / f"valid-{corpus}" / "manifest.jsonl"))
         if split.get("tuning"):
             write_manifest(split.pop("tuning"), work / "valid-unseen-voices" / "manifest.jsonl")

@@ -461,6 +461,12 @@ def test_channel_reports_what_it_drew():
     assert min(i["pitch_factor"] for i in changed) < 1 < max(i["pitch_factor"] for i in changed)
 
 
+def test_channel_draws_formants_within_the_range_it_is_given():
+    infos = [channel(tone(0.5, 300), np.random.default_rng(i), formant_ratios=(1.2, 1.3))[1] for i in range(20)]
+    assert all(1.2 <= i["formant_ratio"] <= 1.3 for i in infos if "formant_ratio" in i)
+    assert any("formant_ratio" in i for i in infos)
+
+
 def test_channel_without_voices_draws_no_voice_change():
     infos = [channel(tone(0.5, 300), np.random.default_rng(i), voices=False)[1] for i in range(20)]
     assert not any("formant_ratio" in i or "pitch_factor" in i for i in infos)
@@ -527,6 +533,27 @@ def test_augment_corpus_redraws_clips_made_with_another_voices_setting(tmp_path)
     manifest = augment_corpus(sources, out, 1, 1, progress=False, voices=False)
     without = [json.loads(line) for line in manifest.read_text().splitlines()]
     assert not any("formant_ratio" in r or r["voices"] for r in without)  # none of the voice-changed clips kept
+
+
+def test_augment_corpus_redraws_voice_changed_clips_for_another_formant_range_and_keeps_them_for_the_same(tmp_path):
+    sf.write(tmp_path / "src.wav", vowel(120, 900, 0.6), RATE)
+    sources = [{"id": f"u{k}", "audio": str(tmp_path / "src.wav"), "phones": "ɑ", "voice": "v"} for k in range(6)]
+    out = tmp_path / "aug"
+
+    def rows(**kw):
+        return [
+            json.loads(line)
+            for line in augment_corpus(sources, out, 1, 1, progress=False, **kw).read_text().splitlines()
+        ]
+
+    default = rows()
+    assert all(r["formant_ratios"] == list(FORMANT_RATIOS) for r in default)
+    wider = rows(formant_ratios=(1.2, 1.3))
+    changed = [r for r in wider if "formant_ratio" in r]
+    assert changed and all(1.2 <= r["formant_ratio"] <= 1.3 for r in changed)
+    assert all(r["formant_ratios"] == [1.2, 1.3] for r in wider)
+    log_lines = (out / "drawn.jsonl").read_text().count("\n")
+    assert rows(formant_ratios=(1.2, 1.3)) == wider and (out / "drawn.jsonl").read_text().count("\n") == log_lines
 
 
 def tone_rows(folder: Path, count: int) -> list[dict]:

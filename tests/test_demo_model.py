@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import unispeech
-from unispeech.augment import augment
+from unispeech.augment import FORMANT_RATIOS, augment
 from unispeech.checkpoint import DEFAULT_MODEL_DIR
 from unispeech.metrics import phone_error_rate
 from unispeech.synth import UNSEEN_VARIANT, Speaker, Voice
@@ -524,8 +524,8 @@ def test_the_recipe_trains_on_the_fish_fillets_and_asterisk_languages_asked_for_
         {"it": [f"{uid}: Grazie." for uid in italian], "ru": ["auth-thankyou: Спасибо."]},
     )
     args = argparse.Namespace(**sources, klettres=None, fillets=str(folder), fillets_train="cs", voice_change=False,
-                              asterisk=str(prompts), asterisk_train="it", extra_data=[], real_copies=1,
-                              real_repeat="fillets=3,asterisk")  # fmt: skip
+                              formant_ratios=FORMANT_RATIOS, asterisk=str(prompts), asterisk_train="it", extra_data=[],
+                              real_copies=1, real_repeat="fillets=3,asterisk")  # fmt: skip
     sets = demo_sets.real_voice_sets(work, args)
     assert set(sets["tests"]) == {
         "test-fillets-cs-unseen-levels", "test-fillets-nl", "test-asterisk-it-unseen-prompts", "test-asterisk-ru"
@@ -572,7 +572,8 @@ def test_the_recipe_tests_on_the_klettres_languages_it_does_not_train_on(tmp_pat
         (work / split / "manifest.jsonl").write_text("", encoding="utf-8")
     sources = dict(rhvoice=None, festvox_ru=None, festival=False, mbrola=None, mbrola_train=None, mbrola_tuning=None)
     args = argparse.Namespace(**sources, klettres=str(klettres), klettres_train=None, fillets=None, asterisk=None,
-                              voice_change=False, extra_data=[], real_copies=1, real_repeat=None)  # fmt: skip
+                              voice_change=False, formant_ratios=FORMANT_RATIOS, extra_data=[], real_copies=1,
+                              real_repeat=None)  # fmt: skip
     sets = demo_sets.real_voice_sets(work, args)
     assert list(sets["tests"]) == ["test-klettres"] and sets["left_out"] == {"klettres unlabelled": 1}  # zi: dz
     rows = [json.loads(line) for line in sets["tests"]["test-klettres"].read_text(encoding="utf-8").splitlines()]
@@ -602,6 +603,30 @@ def test_the_recipe_refuses_a_weight_that_is_not_a_whole_number_of_two_or_more(s
     with pytest.raises(SystemExit, match=f"--real-repeat {spec}: give SOURCE or SOURCE=N with a whole N of 2 or more"):
         demo_model.main()
     assert not (tmp_path / "w").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("spec", ["0.9", "1.1,1.2", "0.8,0.9", "0.4,1.2", "0.8,x"])
+def test_the_recipe_refuses_a_formant_range_that_is_not_two_numbers_around_one(spec, tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_model
+
+    monkeypatch.setattr(sys, "argv", ["demo_model.py", "--work", str(tmp_path / "w"), "--formant-ratios", spec])
+    with pytest.raises(SystemExit) as exit:
+        demo_model.main()
+    assert exit.value.code == 2 and f"--formant-ratios: {spec!r}" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+def test_the_recipe_reads_a_formant_range_and_the_card_says_it(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_card
+    import demo_model
+
+    args = demo_model.arguments().parse_args(["--formant-ratios", "0.85,1.25"])
+    assert args.formant_ratios == (0.85, 1.25)
+    assert demo_model.arguments().parse_args([]).formant_ratios == FORMANT_RATIOS
+    text = demo_card.voice_change_text({"voice_change": True, "formant_ratios": [0.85, 1.25]})
+    assert "formants x0.85-1.25" in text
 
 
 @pytest.mark.parametrize("train", ["xx", ",".join(["cs", "da", "de", "en", "en_GB", "es", "fr", "hu", "it", "lt", "nb",

@@ -314,12 +314,14 @@ def lossy_codec(wav: np.ndarray, codec: str, level: float) -> np.ndarray:
     return decode(encode(wav, codec, level), wav)
 
 
-def channel(wav: np.ndarray, rng: np.random.Generator, voices: bool = True) -> tuple[np.ndarray, dict]:
-    """A voice change (with `voices`, 70 %: formants and pitch, see FORMANT_RATIOS and PITCH_FACTORS), speed
+def channel(
+    wav: np.ndarray, rng: np.random.Generator, voices: bool = True, formant_ratios: tuple[float, float] = FORMANT_RATIOS
+) -> tuple[np.ndarray, dict]:
+    """A voice change (with `voices`, 70 %: formants within `formant_ratios` and pitch, see PITCH_FACTORS), speed
     perturbation (80 %: factor 0.9-1.1), then a narrow-band channel (30 %), a codec (half of those)."""
     info: dict = {}
     if voices and rng.random() < 0.7:
-        ratio, factor = draw_voice(rng)
+        ratio, factor = draw_voice(rng, formant_ratios)
         wav = voice_change(wav, ratio, factor)
         info.update(formant_ratio=round(ratio, 3), pitch_factor=round(factor, 3))
     if rng.random() < 0.8:
@@ -341,9 +343,9 @@ def clip_rng(seed: int, row_id, *more: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(str(row_id).encode()), *more])
 
 
-def draw_voice(rng: np.random.Generator) -> tuple[float, float]:
-    """A formant ratio (uniform) and a pitch factor (log-uniform) from the augmentation's ranges."""
-    return float(rng.uniform(*FORMANT_RATIOS)), float(np.exp(rng.uniform(*np.log(PITCH_FACTORS))))
+def draw_voice(rng: np.random.Generator, formant_ratios: tuple[float, float] = FORMANT_RATIOS) -> tuple[float, float]:
+    """A formant ratio (uniform in `formant_ratios`) and a pitch factor (log-uniform in PITCH_FACTORS)."""
+    return float(rng.uniform(*formant_ratios)), float(np.exp(rng.uniform(*np.log(PITCH_FACTORS))))
 
 
 def other_voices_set(rows: list[dict], out_dir: str | Path, seed: int) -> Path:
@@ -375,6 +377,7 @@ def augment_corpus(
     progress: bool = True,
     voices: bool = True,
     workers: int | None = None,
+    formant_ratios: tuple[float, float] = FORMANT_RATIOS,
 ) -> Path:
     """Write `copies` augmented versions (channel, with voice changes if `voices`, then room/noise/gain) of
     every row's `audio` (an absolute path) as `out_dir/clips/<id>-<copy>.flac`, and a `manifest.jsonl` of
@@ -383,8 +386,9 @@ def augment_corpus(
     (seed, id, copy), so the result is the same for any number of workers.
 
     Resumable: what was drawn is logged clip by clip in `drawn.jsonl`, and a clip already logged from the
-    same source with the same `voices` is kept. The manifest is written (atomically) from `rows` at the end,
-    so rows relabelled since (a G2P fix) get their new labels and rows dropped since leave it."""
+    same source with the same `voices` (and, with them, `formant_ratios`) is kept. The manifest is written
+    (atomically) from `rows` at the end, so rows relabelled since (a G2P fix) get their new labels and rows
+    dropped since leave it."""
 
     ids = [row["id"] for row in rows]
     if len(set(ids)) != len(ids):
@@ -408,6 +412,7 @@ def augment_corpus(
                 entry is not None
                 and entry["source"] == source
                 and entry.get("voices", False) == voices
+                and (not voices or tuple(entry.get("formant_ratios", FORMANT_RATIOS)) == tuple(formant_ratios))
                 and (
                     entry.get("source_stamp", stamps[source]) == stamps[source]
                     or entry.get("source_digest") == digests(source)
@@ -416,7 +421,7 @@ def augment_corpus(
             if same and (out / name).is_file():
                 entries[name] = entry
             else:
-                todo.append((str(row["audio"]), str(out), name, seed, row["id"], copy, voices))
+                todo.append((str(row["audio"]), str(out), name, seed, row["id"], copy, voices, formant_ratios))
     bar = progress_bar(total=len(todo), desc=f"augmenting {out.name}", unit="clip", enabled=progress and bool(todo))
     with open(log_path, "a", encoding="utf-8") as log, worker_pool(workers, len(todo)) as pool:
         for entry in pool.map(_draw_clip, todo, chunksize=4) if pool else map(_draw_clip, todo):
@@ -447,15 +452,17 @@ def _draw_clip(job: tuple) -> dict:
     """One augmented clip written to disk -> its log entry (in a worker process)."""
     import soundfile as sf
 
-    source, out, name, seed, row_id, copy, voices = job
+    source, out, name, seed, row_id, copy, voices, formant_ratios = job
     stamp = source_stamp(source)  # before reading it: a source rewritten meanwhile is drawn again next time
     data = Path(source).read_bytes()  # read once: hashed, then decoded
     digest = hashlib.sha256(data).hexdigest()  # the same audio laid anew (new mtime) keeps its copies
     rng = clip_rng(seed, row_id, copy)
-    wav, info = channel(decode_audio(io.BytesIO(data), source), rng, voices)
+    wav, info = channel(decode_audio(io.BytesIO(data), source), rng, voices, formant_ratios)
     wav, more = augment(wav, rng)
     sf.write(Path(out) / name, wav, SAMPLE_RATE)
     entry = {"audio": name, "source": source, "duration": round(wav.size / SAMPLE_RATE, 3), "voices": voices}
+    if voices:
+        entry["formant_ratios"] = list(formant_ratios)
     return {**entry, "source_stamp": stamp, "source_digest": digest, **info, **more}
 
 
