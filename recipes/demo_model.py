@@ -6,7 +6,7 @@
         [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--klettres-train LANGUAGES] [--fillets DIR|fetch]
         [--fillets-train LANGUAGES] [--asterisk DIR|fetch] [--asterisk-train LANGUAGES] [--extra-data MANIFEST ...]
         [--real-updates 3000] [--init MODEL] [--real-repeat SOURCE[=N],...] [--real-stage NAME]
-        [--data-only]
+        [--formant-ratios LO,HI] [--data-only]
 
 Every step resumes: re-run the same command after an interruption and it continues where it stopped.
 Steps: split the sentences (the 227 sentences of data/ky/val.text never reach training), synthesise
