@@ -1,7 +1,7 @@
 """What the demo model's card says each held-out set and training source is (recipes/demo_card.py writes the
 card; recipes/demo_sets.py names the Festival test sets by UNSEEN_TEST_SETS)."""
 
-from unispeech.corpora import ASTERISK_PROMPT_VOICES
+from unispeech.corpora import ASTERISK_LANGUAGES, ASTERISK_PROMPT_VOICES, ASTERISK_VOICES
 
 # What each held-out set is, for the card: (voice type, description)
 LANGUAGE_NAMES = {
@@ -53,7 +53,7 @@ TEST_SETS = {
             "espeak-ng's reading of the prompt's text, mapped onto Kyrgyz phones)",
             "an unseen speaker, sentences and words",
         )
-        for lang in ("en", "es", "fr", "it", "ru")
+        for lang in ASTERISK_VOICES
     },
     **{
         f"test-asterisk-{voice}": (
@@ -71,7 +71,7 @@ TEST_SETS = {
             "espeak-ng's reading, mapped)",
             "unseen prompts (every fifth family of prompts), the training speaker",
         )
-        for lang in ("en", "es", "fr", "it", "ru", *OLDER_ASTERISK)
+        for lang in ASTERISK_LANGUAGES
     },
     "test-mbrola-seen-voices": (
         "MBROLA's voices of real speakers that the model trained on, given the Kyrgyz phones (the phones given)",
