@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -140,9 +141,27 @@ def test_an_export_folder_loads_without_weights(exported, tiny_model_dir):
     assert onnx.model is None and onnx.describe() == "onnxruntime float32 on cpu"
     with_onnx = [r.phones for r in onnx.transcribe_many(wavs, sampling_rate=16000)]
     assert with_onnx == [r.phones for r in torch_fp32.transcribe_many(wavs, sampling_rate=16000)]
-    assert unispeech.load_model(out).describe() == "onnxruntime float32 on cpu"  # auto: the export it holds
     with pytest.raises(ValueError, match="holds an ONNX export, no weights"):
         unispeech.load_model(out, backend="torch", dtype="float32")
+
+
+def test_auto_runs_an_export_folder_on_a_graph_the_folder_holds(exported, tmp_path, monkeypatch):
+    """Where auto would run torch, a folder without weights runs its float32 graph; where auto runs int8 (greedy
+    models on AVX512-VNNI), its int8 graph if it has one, else its float32 graph (an export made without --int8)."""
+    import unispeech.precision as precision
+    from unispeech.precision import Measured
+
+    out, _ = exported
+    float32_only = tmp_path / "float32-only"
+    shutil.copytree(out, float32_only)
+    (float32_only / "model.int8.onnx").unlink()
+    monkeypatch.setattr(precision, "cpu_class", lambda flags: "test")
+    for first, with_both in ((("torch", "bfloat16"), "float32"), (("onnxruntime", "int8"), "int8")):
+        monkeypatch.setattr(precision, "MEASURED", {"test": (Measured(*first, 0.5, (1.0,)),)})
+        assert unispeech.load_model(out).describe() == f"onnxruntime {with_both} on cpu"
+        assert unispeech.load_model(float32_only).describe() == "onnxruntime float32 on cpu"
+    with pytest.raises(ValueError, match="no weights and no ONNX int8 export"):
+        unispeech.load_model(float32_only, dtype="int8")  # asked for by name: no silent float32
 
 
 def test_long_audio_chunks_the_same_through_onnxruntime(tiny_model_dir, exported):

@@ -65,10 +65,8 @@ def load_model(
     device = resolve_device(device)
     decoder = decoder or folder_decoder(folder) or GreedyDecoder()
     choice = choose_backend(backend, dtype, device, with_lm=getattr(decoder, "lm", None) is not None)
-    if choice.backend == "torch" and weights_file(folder) is None and (folder / "model.onnx").is_file():
-        if backend != "auto" or dtype not in (None, "auto", "float32", torch.float32):
-            raise ValueError(f"{folder} holds an ONNX export, no weights: load it with backend onnxruntime")
-        choice = dataclasses.replace(choose_backend("onnxruntime", "float32", device), reason="an ONNX export folder")
+    if weights_file(folder) is None and (folder / "model.onnx").is_file():
+        choice = _export_folder_choice(choice, folder, backend, dtype, device)
     name = "bundled demo model" if name_or_path in (None, "default") else str(name_or_path)
     if choice.backend == "onnxruntime":
         runner, vocab, audio = _load_onnx(folder, choice.dtype)
@@ -78,6 +76,19 @@ def load_model(
     return Recognizer(runner, vocab, audio, name=name, decoder=decoder, choice=choice.reason)
 
 
+def _export_folder_choice(choice, folder, backend, dtype, device):
+    """What runs a folder that holds an ONNX export and no weights: the graph that auto chose where the folder
+    has it, else its float32 graph (an export made without --int8 on a CPU whose auto is int8)."""
+    from .export import FILES
+
+    auto = backend == "auto" and dtype in (None, "auto")
+    if choice.backend == "onnxruntime" and ((folder / FILES[choice.dtype]).is_file() or not auto):
+        return choice  # a named graph the folder lacks: cached_export says so
+    if choice.backend == "torch" and not (auto or (backend == "auto" and dtype in ("float32", torch.float32))):
+        raise ValueError(f"{folder} holds an ONNX export, no weights: load it with backend onnxruntime")
+    return dataclasses.replace(choose_backend("onnxruntime", "float32", device), reason="an ONNX export folder")
+
+
 def _load_onnx(folder, dtype: str):
     """The folder's ONNX export in `dtype` (made and cached on first use), without reading the torch weights."""
     import sys
@@ -85,8 +96,8 @@ def _load_onnx(folder, dtype: str):
     from .checkpoint import read_metadata
     from .export import cached_export
 
+    config, vocab, audio = read_metadata(folder)  # first: a broken folder gets the same message as in torch
     path = cached_export(folder, dtype, load=lambda: load_folder(folder), notify=lambda m: print(m, file=sys.stderr))
-    config, vocab, audio = read_metadata(folder)
     return OnnxRunner(path, config), vocab, audio
 
 

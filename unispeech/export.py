@@ -328,7 +328,7 @@ def cached_export(folder: Path, dtype: str, load, int8: Int8Options = Int8Option
     if own.is_file():
         return own
     if weights_file(folder) is None:
-        raise ValueError(f"{folder}: neither weights nor an ONNX {dtype} export ({FILES[dtype]}) in it")
+        raise ValueError(f"{folder}: no weights and no ONNX {dtype} export ({FILES[dtype]}) in it")
     target = cache_root() / export_key(folder, int8)
     if (target / FILES[dtype]).is_file():
         return target / FILES[dtype]

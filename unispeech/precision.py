@@ -154,23 +154,22 @@ AGREEMENT_FLOOR = 0.99  # auto: the fastest setting that keeps float32's phones 
 # (its top two logits within 0.1) as the same: those flips are a coin toss that any rounding makes, and counting
 # them made the choice a draw of the model trained last (docs/performance.md, "What the floor counts: ties").
 MEASURED = {  # per CPU class, in order of preference: fastest first (ties within noise: the faster load first)
-    # AMD EPYC Zen4 class, 2 cores, 2026-12-03 (docs/performance.md, "Zen4" table); agreement: the v11 demo
-    # model (v10 trained on with Festival's voices; weights stored as float16), greedy and with its phone LM
-    # (2026-12-05), one draw. v12 was made on an AMX machine and not measured on a Zen4; its figures on that
-    # machine, native and with oneDNN held to AVX512-bf16 kernels, lead to the same two choices
-    # (docs/performance.md). Its torch seconds predate the CNN's blocks and depth-first run (unmeasured there), as
-    # do AVX2's
+    # AMD EPYC Zen4 class, 2 cores (avx512_bf16, avx512_vnni, no AMX), torch 2.13, ORT 1.32, 2026-12-06 (nineteenth
+    # sitting; docs/performance.md, "Zen4 with v22"): one run of bench/speed.py --cases clip, nothing else running;
+    # agreement: the v22 demo model on the three draws of its 227 held-out sentences, as AMX's below
     "avx512-vnni": (
-        Measured("onnxruntime", "int8", 0.96, (0.965,), (0.996,)),
-        Measured("torch", "bfloat16", 1.29, (0.982,), (0.987,)),
-        Measured("torch", "auto", 1.51, (0.996,), (0.996,)),
-        Measured("torch", "float32", 2.67, (1.0,)),  # onnxruntime float32 is 2.12 s, but loads in 4-10 s, +0.8 GB
-        Measured("onnxruntime", "float32", 2.12, (1.0,)),
+        Measured("onnxruntime", "int8", 0.95, _of_227(225, 226, 227), _of_227(221, 222, 226)),  # loads 0.8 s
+        Measured("torch", "bfloat16", 1.21, _of_227(226, 226, 226), _of_227(225, 222, 227)),
+        Measured("torch", "auto", 1.35, _of_227(227, 227, 227), _of_227(226, 224, 226)),
+        Measured("torch", "mixed", 1.40, _of_227(227, 227, 227), _of_227(226, 225, 227)),
+        Measured("torch", "float32", 2.30, (1.0,)),  # onnxruntime float32 is 2.14 s, but loads in 4.5 s, +0.9 GB
+        Measured("onnxruntime", "float32", 2.14, (1.0,)),
     ),
-    # AMD EPYC Zen3, AVX2 only: issue #19's run (ONNX Runtime on transformers' export); agreement: as measured
-    # on Zen4 (the int8 kernels compute exact integer sums there; AVX2's vpmaddubsw can only saturate more)
+    # AMD EPYC Zen3, AVX2 only: issue #19's run (ONNX Runtime on transformers' export). int8's agreement is not
+    # measured on AVX2, and VNNI's (exact integer sums) is only a bound on it (AVX2's vpmaddubsw can saturate):
+    # a bound can rule int8 out (with the LM, v22's 97.4 % on Zen4) but not in (greedy, 99.1 %), so AVX2 runs
+    # float32 until a Zen3 measures int8 (bench/precision_agreement.py)
     "avx2": (
-        Measured("onnxruntime", "int8", 2.13, (0.965,), (0.996,)),
         Measured("onnxruntime", "float32", 3.08, (1.0,)),
         Measured("torch", "float32", 4.24, (1.0,)),
     ),
