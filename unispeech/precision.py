@@ -155,7 +155,7 @@ AGREEMENT_FLOOR = 0.99  # auto: the fastest setting that keeps float32's phones 
 # them made the choice a draw of the model trained last (docs/performance.md, "What the floor counts: ties").
 MEASURED = {  # per CPU class, in order of preference: fastest first (ties within noise: the faster load first)
     # AMD EPYC Zen4 class, 2 cores (avx512_bf16, avx512_vnni, no AMX), torch 2.13, ORT 1.32, 2026-12-06 (nineteenth
-    # sitting; docs/performance.md, "Zen4 with v22"): one run of bench/speed.py --cases clip, nothing else running;
+    # sitting; docs/performance.md, "AMD EPYC Zen4, the 2-core VM again"): one run of bench/speed.py --cases clip;
     # agreement: the v22 demo model on the three draws of its 227 held-out sentences, as AMX's below
     "avx512-vnni": (
         Measured("onnxruntime", "int8", 0.95, _of_227(225, 226, 227), _of_227(221, 222, 226)),  # loads 0.8 s
