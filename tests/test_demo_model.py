@@ -644,3 +644,26 @@ def test_the_recipe_refuses_klettres_training_languages_it_does_not_know_or_all_
     with pytest.raises(SystemExit) as exit:
         demo_model.main()
     assert exit.value.code == 2 and "--klettres-train takes some of" in capsys.readouterr().err and not work.exists()
+
+
+def test_demo_compare_gives_a_row_per_set_with_both_decodings_and_the_verdict(tmp_path, monkeypatch):
+    """recipes/demo_compare.py's table: per set both models' PERs with the LM and greedy, B - A with its paired
+    interval, a verdict only where the interval leaves out zero."""
+    import random
+
+    from .test_paired import evaluation, garbled, references
+
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    from demo_compare import table
+
+    refs, rng = references(200), random.Random(1)
+    worse, better, same = ([garbled(r, rate, rng) for r in refs] for rate in (0.3, 0.1, 0.2))
+    for name, own in (("A", worse), ("B", better)):
+        evaluation(tmp_path / "compare" / f"{name}-own" / "set", refs, own)
+        evaluation(tmp_path / "compare" / f"{name}-greedy" / "set", refs, same)
+    header, rule, row = table(tmp_path, ("A", "B"), ["set"]).splitlines()
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert header.startswith("| set | utterances | A LM / greedy | B LM / greedy |") and rule.count("|") == 8
+    assert cells[:2] == ["set", "200"]
+    assert cells[4].endswith("better") and cells[4].startswith("-")  # B garbles a third as much with its LM
+    assert cells[5] == "+0.00 [+0.00, +0.00]" and cells[6] == "+0.00 [+0.00, +0.00]"  # greedy: the same phones
