@@ -14,9 +14,10 @@ held-out lines moved with the phone map (docs/demo-model.md, seventeenth sitting
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
+
+from demo_sets import run  # stdout: the table alone, the evaluations' output on stderr
 
 from unispeech.paired import compare, read_evaluation
 
@@ -44,11 +45,9 @@ def evaluate_all(model: Path, name: str, work: Path, sets: list[str], threads: i
             out = work / "compare" / f"{name}-{label}" / set_name
             if (out / "report.json").is_file():
                 continue
-            cmd = [sys.executable, "-m", "unispeech", "evaluate", "--model", str(model), "--data",
-                   str(work / set_name / "manifest.jsonl"), "--out", str(out), "--dtype", "float32",
-                   "--threads", str(threads), "--decoder", decoder]  # fmt: skip
-            print("$", " ".join(cmd), file=sys.stderr, flush=True)
-            subprocess.run(cmd, check=True, stdout=sys.stderr)  # stdout: the table alone
+            run([sys.executable, "-m", "unispeech", "evaluate", "--model", str(model), "--data",
+                 str(work / set_name / "manifest.jsonl"), "--out", str(out), "--dtype", "float32",
+                 "--threads", str(threads), "--decoder", decoder], stdout=sys.stderr)  # fmt: skip
 
 
 def table(work: Path, names: tuple[str, str], sets: list[str]) -> str:

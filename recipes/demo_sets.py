@@ -276,11 +276,11 @@ def _same(made_of: dict | list, wanted: dict) -> bool:
     return {"labelling": 1, **made_of} == wanted
 
 
-def run(cmd: list[str]) -> float:
-    """Run a step, echoing it; -> its wall seconds."""
-    print("$", " ".join(cmd), flush=True)
+def run(cmd: list[str], stdout=None) -> float:
+    """Run a step, echoing it (to `stdout` with its output, default ours); -> its wall seconds."""
+    print("$", " ".join(cmd), file=stdout or sys.stdout, flush=True)
     started = time.time()
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, stdout=stdout)
     return time.time() - started
 
 

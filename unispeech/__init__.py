@@ -81,10 +81,10 @@ def _export_folder_choice(choice, folder, backend, dtype, device):
     has it, else its float32 graph (an export made without --int8 on a CPU whose auto is int8)."""
     from .export import FILES
 
-    auto = backend == "auto" and dtype in (None, "auto")
-    if choice.backend == "onnxruntime" and ((folder / FILES[choice.dtype]).is_file() or not auto):
-        return choice  # a named graph the folder lacks: cached_export says so
-    if choice.backend == "torch" and not (auto or (backend == "auto" and dtype in ("float32", torch.float32))):
+    if choice.backend == "onnxruntime":
+        if (folder / FILES[choice.dtype]).is_file() or not (backend == "auto" and dtype in (None, "auto")):
+            return choice  # a named graph the folder lacks: cached_export says so
+    elif backend != "auto" or dtype not in (None, "auto", "float32", torch.float32):
         raise ValueError(f"{folder} holds an ONNX export, no weights: load it with backend onnxruntime")
     return dataclasses.replace(choose_backend("onnxruntime", "float32", device), reason="an ONNX export folder")
 
