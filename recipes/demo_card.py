@@ -118,10 +118,11 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
 
 def real_speakers_heard(training: list[dict]) -> list[str]:
     """The card's first sentence goes on with these: the real speakers (of KLettres, Fish Fillets, Asterisk,
-    Festival, MBROLA) that the training rows hold, by source."""
+    Flight of the Amazon Queen, Festival, MBROLA) that the training rows hold, by source."""
     klettres = sorted({r["language"] for r in training if r.get("corpus") == "klettres"})
     fillets = sorted({r["language"] for r in training if r.get("corpus") == "fillets"})
     asterisk = sorted({r["language"] for r in training if r.get("corpus") == "asterisk"})
+    characters = {r["voice"] for r in training if r.get("corpus") == "fotaq"}
     festival = festival_voices(training)
     said_by = mbrola_voices(training)
     return (
@@ -130,6 +131,8 @@ def real_speakers_heard(training: list[dict]) -> list[str]:
         + [f"actors speaking {_and([LANGUAGE_NAMES[x] for x in fillets])} dialogue (Fish Fillets)"] * bool(fillets)
         + [f"professional speakers saying {_and([LANGUAGE_NAMES[x] for x in asterisk])} telephone prompts "
            "(Asterisk)"] * bool(asterisk)
+        + [f"actors voicing {_number(len(characters))} characters in English (Flight of the Amazon "
+           "Queen)"] * bool(characters)
         + [f"Festival's voices of {_speakers(len(festival))} "
            f"({_and(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in festival}))}) reading Kyrgyz"] * bool(festival)
         + [f"MBROLA's voices of {_number(len(said_by))} more "

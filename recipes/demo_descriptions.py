@@ -73,6 +73,11 @@ TEST_SETS = {
         )
         for lang in ASTERISK_LANGUAGES
     },
+    "test-fotaq": (
+        "the actors of Flight of the Amazon Queen that the model trained on, speaking English dialogue (labels: "
+        "espeak-ng's en-us reading, mapped)",
+        "unseen lines (every tenth), the training speakers",
+    ),
     "test-mbrola-seen-voices": (
         "MBROLA's voices of real speakers that the model trained on, given the Kyrgyz phones (the phones given)",
         "unseen sentences, the training voices",
@@ -110,6 +115,11 @@ SOURCES = {
     "brackets or parentheses, or a phone Kyrgyz lacks, is left out); two older voices (Colombian Spanish, French: "
     "Debian `asterisk-prompt-es-co`, GPL-2, and `asterisk-prompt-fr-armelle`, BSD-like; 8 kHz GSM, labelled by the "
     "core sounds' text of the same prompt) are test sets unless trained on",
+    "fotaq": "real actors voicing about thirty characters of the game Flight of the Amazon Queen in English "
+    "(Debian package `flight-of-the-amazon-queen` 1.0.0, the talkie version's MP3 speech at 11 kHz, (c) 1995 John "
+    "Passfield and Steven Stamatiadis, free to redistribute; read from its queen.1c by `unispeech/fotaq.py`); "
+    "labels: espeak-ng's en-us reading of each line's subtitle mapped onto the Kyrgyz set (IPA_TO_KY, with ð as "
+    "d and θ as t; a line whose length does not fit its label is left out)",
 }
 UNSEEN_TEST_SETS = {  # the test set of each language's Festival voices that were not trained on
     "cs": "festival-unseen-voice",

@@ -4,7 +4,8 @@
                                  [--device cuda]
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
         [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--klettres-train LANGUAGES] [--fillets DIR|fetch]
-        [--fillets-train LANGUAGES] [--asterisk DIR|fetch] [--asterisk-train LANGUAGES] [--extra-data MANIFEST ...]
+        [--fillets-train LANGUAGES] [--asterisk DIR|fetch] [--asterisk-train LANGUAGES] [--fotaq DIR|fetch]
+        [--extra-data MANIFEST ...]
         [--real-updates 3000] [--init MODEL] [--real-repeat SOURCE[=N],...] [--real-stage NAME]
         [--formant-ratios LO,HI] [--data-only]
 
@@ -16,10 +17,10 @@ tri-stage schedule), continue from the previous stage's best model with a second
 evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/default-model.
 
 With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--mbrola-train`, `--klettres-train`,
-`--fillets-train`, `--asterisk-train`, `--extra-data`) a last stage continues on espeak-ng's training set mixed with
-augmented copies of those voices (`demo_sets.real_voice_sets`), and every source's held-out utterances are evaluated
-(`--mbrola` voices, and `--klettres`, `--fillets` and `--asterisk` languages not trained on, make test sets only;
-`--mbrola-tuning` voices a validation set of unseen voices for the phone LM's weights only). `--init MODEL` starts
+`--fillets-train`, `--asterisk-train`, `--fotaq`, `--extra-data`) a last stage continues on espeak-ng's training set
+mixed with augmented copies of those voices (`demo_sets.real_voice_sets`), and every source's held-out utterances are
+evaluated (`--mbrola` voices, and `--klettres`, `--fillets` and `--asterisk` languages not trained on, make test sets
+only; `--mbrola-tuning` voices a validation set of unseen voices for the phone LM's weights only). `--init MODEL` starts
 that stage from MODEL instead of training stages 1, 2, ...; `--real-stage NAME` trains it into another folder than
 model-real (a further stage beside the ones there), `--real-repeat festvox-ru,klettres` puts those sources' copies
 twice into its training mix (`fillets=8`: eight times).
@@ -96,6 +97,12 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument(
         "--asterisk-train",
         help="comma-separated Asterisk languages to train on; every fifth family of prompts of each stays a test set",
+    )
+    parser.add_argument(
+        "--fotaq",
+        help="Flight of the Amazon Queen's game folder (holding queen.1c), or 'fetch' (apt-get download "
+        "flight-of-the-amazon-queen): about thirty characters' actors speaking English dialogue, trained on (every "
+        "tenth line a test set)",
     )
     parser.add_argument(
         "--festival",
@@ -186,11 +193,12 @@ def main() -> None:
         or args.klettres_train
         or args.fillets_train
         or args.asterisk_train
+        or args.fotaq
         or args.extra_data
     )
     sources = (
-        "--rhvoice, --festvox-ru, --festival, --mbrola-train, --klettres-train, --fillets-train, --asterisk-train "
-        "or --extra-data"
+        "--rhvoice, --festvox-ru, --festival, --mbrola-train, --klettres-train, --fillets-train, --asterisk-train, "
+        "--fotaq or --extra-data"
     )
     if args.init and not real:
         parser.error(f"--init starts the real-voice stage: give {sources} too")

@@ -380,11 +380,13 @@ def test_the_cards_first_sentence_names_the_real_speakers_trained_on_by_source(m
     rows += [{"corpus": "fillets", "language": lang} for lang in ("nl", "cs", "nl")]
     rows += [{"corpus": "festival", "voice": "festival-czech_dita"}]
     rows += [{"corpus": "asterisk", "language": lang} for lang in ("it", "es")]
+    rows += [{"corpus": "fotaq", "voice": f"fotaq-{v}"} for v in ("joe", "faye", "joe")]
     rows += [{"corpus": "mbrola", "voice": f"mbrola-{v}"} for v in ("de4", "lt1", "lt2")] + [{"corpus": "espeak-ng"}]
     assert real_speakers_heard(rows) == [
         "two real speakers of other languages saying letters and syllables (KLettres: da, uk)",
         "actors speaking Czech and Dutch dialogue (Fish Fillets)",
         "professional speakers saying Mexican Spanish and Italian telephone prompts (Asterisk)",
+        "actors voicing two characters in English (Flight of the Amazon Queen)",
         "Festival's voices of one real speaker (Czech) reading Kyrgyz",
         "MBROLA's voices of three more (German and Lithuanian) given its phones",
     ]
@@ -523,9 +525,10 @@ def test_the_recipe_trains_on_the_fish_fillets_and_asterisk_languages_asked_for_
         {"it_IT_m_Carlo": italian, "ru_RU_f_IvrvoiceRU": {"auth-thankyou": 0.3}},
         {"it": [f"{uid}: Grazie." for uid in italian], "ru": ["auth-thankyou: Спасибо."]},
     )
-    args = argparse.Namespace(**sources, klettres=None, fillets=str(folder), fillets_train="cs", voice_change=False,
-                              formant_ratios=FORMANT_RATIOS, asterisk=str(prompts), asterisk_train="it", extra_data=[],
-                              real_copies=1, real_repeat="fillets=3,asterisk")  # fmt: skip
+    args = argparse.Namespace(**sources, klettres=None, fotaq=None, fillets=str(folder), fillets_train="cs",
+                              voice_change=False, formant_ratios=FORMANT_RATIOS, asterisk=str(prompts),
+                              asterisk_train="it", extra_data=[], real_copies=1,
+                              real_repeat="fillets=3,asterisk")  # fmt: skip
     sets = demo_sets.real_voice_sets(work, args)
     assert set(sets["tests"]) == {
         "test-fillets-cs-unseen-levels", "test-fillets-nl", "test-asterisk-it-unseen-prompts", "test-asterisk-ru"
@@ -572,8 +575,8 @@ def test_the_recipe_tests_on_the_klettres_languages_it_does_not_train_on(tmp_pat
         (work / split / "manifest.jsonl").write_text("", encoding="utf-8")
     sources = dict(rhvoice=None, festvox_ru=None, festival=False, mbrola=None, mbrola_train=None, mbrola_tuning=None)
     args = argparse.Namespace(**sources, klettres=str(klettres), klettres_train=None, fillets=None, asterisk=None,
-                              voice_change=False, formant_ratios=FORMANT_RATIOS, extra_data=[], real_copies=1,
-                              real_repeat=None)  # fmt: skip
+                              fotaq=None, voice_change=False, formant_ratios=FORMANT_RATIOS, extra_data=[],
+                              real_copies=1, real_repeat=None)  # fmt: skip
     sets = demo_sets.real_voice_sets(work, args)
     assert list(sets["tests"]) == ["test-klettres"] and sets["left_out"] == {"klettres unlabelled": 1}  # zi: dz
     rows = [json.loads(line) for line in sets["tests"]["test-klettres"].read_text(encoding="utf-8").splitlines()]

@@ -180,10 +180,11 @@ _IPA_MARKS = re.compile("^ʔ|[ʲ\u032a\u0329]")
 _GEMINATE = re.compile(r"^([^aeiouyɑɛɪɔʊʌæøœɒɵəɨʉʏε]+)ː$")  # tː, dʒː
 
 
-def map_ipa_phones(phones: list[str], language: str) -> list[str] | None:
-    """espeak-ng's phones of one short utterance in `language` -> Kyrgyz phones (IPA_TO_KY, velars uvular
-    beside back vowels as our G2P writes them); None if a phone has no Kyrgyz counterpart or no vowel is left."""
-    table = {**IPA_TO_KY, **IPA_TO_KY_BY_LANGUAGE.get(language, {})}
+def map_ipa_phones(phones: list[str], language: str, more: dict[str, list[str]] | None = None) -> list[str] | None:
+    """espeak-ng's phones of one short utterance in `language` -> Kyrgyz phones (IPA_TO_KY and `more`, velars
+    uvular beside back vowels as our G2P writes them); None if a phone has no Kyrgyz counterpart or no vowel is
+    left."""
+    table = {**IPA_TO_KY, **IPA_TO_KY_BY_LANGUAGE.get(language, {}), **(more or {})}
     out = []
     for phone in phones:
         phone = _GEMINATE.sub(r"\1", _IPA_MARKS.sub("", phone))
@@ -422,7 +423,7 @@ def decode_g722(source: Path, target: Path) -> None:
         import G722
     except ImportError as e:
         raise CorpusError(f"Asterisk's recordings are G.722: pip install '{G722_REQUIREMENT}'") from e
-    _write_wav(np.asarray(G722.G722(16000, 64000).decode(source.read_bytes()), dtype=np.int16), target)
+    write_wav(np.asarray(G722.G722(16000, 64000).decode(source.read_bytes()), dtype=np.int16), target)
 
 
 def decode_gsm(source: Path, target: Path) -> None:
@@ -431,10 +432,11 @@ def decode_gsm(source: Path, target: Path) -> None:
     import soxr
 
     samples, rate = sf.read(str(source), format="RAW", subtype="GSM610", samplerate=8000, channels=1)
-    _write_wav(soxr.resample(samples, rate, 16000), target)
+    write_wav(soxr.resample(samples, rate, 16000), target)
 
 
-def _write_wav(samples: np.ndarray, target: Path) -> None:
+def write_wav(samples: np.ndarray, target: Path) -> None:
+    """16 kHz samples -> a 16-bit WAV, written whole or not at all."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.stem + ".partial.wav")
     sf.write(str(partial), samples, 16000, subtype="PCM_16")
