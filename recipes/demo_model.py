@@ -5,7 +5,7 @@
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
         [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--klettres-train LANGUAGES] [--fillets DIR|fetch]
         [--fillets-train LANGUAGES] [--asterisk DIR|fetch] [--asterisk-train LANGUAGES] [--fotaq DIR|fetch]
-        [--extra-data MANIFEST ...]
+        [--fotaq-train] [--extra-data MANIFEST ...]
         [--real-updates 3000] [--init MODEL] [--real-repeat SOURCE[=N],...] [--real-stage NAME]
         [--formant-ratios LO,HI] [--data-only]
 
@@ -17,13 +17,14 @@ tri-stage schedule), continue from the previous stage's best model with a second
 evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/default-model.
 
 With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--mbrola-train`, `--klettres-train`,
-`--fillets-train`, `--asterisk-train`, `--fotaq`, `--extra-data`) a last stage continues on espeak-ng's training set
-mixed with augmented copies of those voices (`demo_sets.real_voice_sets`), and every source's held-out utterances are
-evaluated (`--mbrola` voices, and `--klettres`, `--fillets` and `--asterisk` languages not trained on, make test sets
-only; `--mbrola-tuning` voices a validation set of unseen voices for the phone LM's weights only). `--init MODEL` starts
-that stage from MODEL instead of training stages 1, 2, ...; `--real-stage NAME` trains it into another folder than
-model-real (a further stage beside the ones there), `--real-repeat festvox-ru,klettres` puts those sources' copies
-twice into its training mix (`fillets=8`: eight times).
+`--fillets-train`, `--asterisk-train`, `--fotaq-train`, `--extra-data`) a last stage continues on espeak-ng's
+training set mixed with augmented copies of those voices (`demo_sets.real_voice_sets`), and every source's held-out
+utterances are evaluated (`--mbrola` voices, `--klettres`, `--fillets` and `--asterisk` languages not trained on, and
+`--fotaq` without `--fotaq-train`, make test sets only; `--mbrola-tuning` voices a validation set of unseen voices for
+the phone LM's weights only). `--init MODEL` starts that stage from MODEL instead of training stages 1, 2, ...;
+`--real-stage NAME` trains it into another folder than model-real (a further stage beside the ones there),
+`--real-repeat festvox-ru,klettres` puts those sources' copies twice into its training mix (`fillets=8`: eight
+times).
 `--data-only` makes every set and stops (to train elsewhere, or to pair two trainings on the same data).
 """
 
@@ -101,8 +102,12 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fotaq",
         help="Flight of the Amazon Queen's game folder (holding queen.1c), or 'fetch' (apt-get download "
-        "flight-of-the-amazon-queen): about thirty characters' actors speaking English dialogue, trained on (every "
-        "tenth line a test set)",
+        "flight-of-the-amazon-queen): actors voicing about thirty characters in English, every tenth line a test set",
+    )
+    parser.add_argument(
+        "--fotaq-train",
+        action="store_true",
+        help="train on --fotaq's other lines (its test set is then the trained speakers' unseen lines)",
     )
     parser.add_argument(
         "--festival",
@@ -193,19 +198,19 @@ def main() -> None:
         or args.klettres_train
         or args.fillets_train
         or args.asterisk_train
-        or args.fotaq
+        or args.fotaq_train
         or args.extra_data
     )
     sources = (
         "--rhvoice, --festvox-ru, --festival, --mbrola-train, --klettres-train, --fillets-train, --asterisk-train, "
-        "--fotaq or --extra-data"
+        "--fotaq-train or --extra-data"
     )
     if args.init and not real:
         parser.error(f"--init starts the real-voice stage: give {sources} too")
-    if (args.mbrola or args.mbrola_tuning or args.klettres or args.fillets or args.asterisk) and not real:
+    if (args.mbrola or args.mbrola_tuning or args.klettres or args.fillets or args.asterisk or args.fotaq) and not real:
         parser.error(
-            f"--mbrola, --mbrola-tuning, --klettres, --fillets and --asterisk make sets beside the real-voice stage: "
-            f"give {sources} too"
+            f"--mbrola, --mbrola-tuning, --klettres, --fillets, --asterisk and --fotaq make sets beside the real-voice "
+            f"stage: give {sources} too"
         )
     mbrola_roles = [set(v.split(",")) for v in (args.mbrola, args.mbrola_train, args.mbrola_tuning) if v]
     if sum(map(len, mbrola_roles)) != len(set().union(*mbrola_roles)):
@@ -216,6 +221,8 @@ def main() -> None:
         parser.error(f"--fillets-train takes some of {','.join(FILLETS_LANGUAGES)}, with --fillets")
     if args.asterisk_train and not (args.asterisk and set(args.asterisk_train.split(",")) <= set(ASTERISK_LANGUAGES)):
         parser.error(f"--asterisk-train takes some of {','.join(ASTERISK_LANGUAGES)}, with --asterisk")
+    if args.fotaq_train and not args.fotaq:
+        parser.error("--fotaq-train trains on --fotaq's lines: give --fotaq too")
     repeats(args.real_repeat)  # a malformed weight stops here, not after hours of data making
     if args.deepen and not args.init:
         parser.error("--deepen grows the --init model: give --init too")

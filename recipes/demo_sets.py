@@ -82,13 +82,15 @@ def real_voice_sets(work: Path, args) -> dict:
         rows, left_out["asterisk unlabelled"] = corpora.asterisk_rows(folder, work / "asterisk-wav")
         trained = set(args.asterisk_train.split(",")) if args.asterisk_train else set()
         parts["asterisk"] = speaker_splits(rows, trained, "unseen-prompts")
-    if args.fotaq:  # actors speaking English dialogue, every tenth line held out
+    if args.fotaq:  # actors speaking English dialogue: every tenth line a test set, unseen speakers unless trained on
         from unispeech import fotaq
 
         folder = fotaq.fetch_fotaq(work / "fotaq-data") if args.fotaq == "fetch" else args.fotaq
         rows, left_out["fotaq unlabelled"] = fotaq.fotaq_rows(folder, work / "fotaq-wav")
-        parts["fotaq"] = {"test": [{**r, "test_set": "fotaq"} for r in rows[::10]], "valid": rows[5::30],
-                          "train": [r for i, r in enumerate(rows) if i % 10 and i % 30 != 5]}  # fmt: skip
+        trained = args.fotaq_train
+        test = [{**r, "test_set": "fotaq-unseen-lines" if trained else "fotaq"} for r in rows[::10]]
+        parts["fotaq"] = {"test": test, "valid": rows[5::30] if trained else [],
+                          "train": [r for i, r in enumerate(rows) if i % 10 and i % 30 != 5] * trained}  # fmt: skip
     if args.festival:
         voices = args.festival_voices.split(",") if args.festival_voices else None
         parts["festival"] = festival_sets(work, splits, args.festival_sentences, voices)

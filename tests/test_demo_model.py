@@ -354,6 +354,8 @@ def test_the_recipe_gives_each_mbrola_training_voice_its_own_sentences_and_held_
         (["--mbrola-tuning", "cr1"], "beside the real-voice stage"),
         (["--asterisk", "fetch"], "beside the real-voice stage"),
         (["--asterisk-train", "it"], "with --asterisk"),
+        (["--fotaq", "fetch"], "beside the real-voice stage"),
+        (["--fotaq-train", "--rhvoice", "x"], "give --fotaq too"),
         (
             ["--asterisk", "fetch", "--asterisk-train", "it,de"],
             "--asterisk-train takes some of en,es,fr,it,ru,es-co,fr-armelle",

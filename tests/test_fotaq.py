@@ -122,7 +122,7 @@ def test_a_folder_without_the_game_bundle_says_what_it_expected(tmp_path):
         fotaq_rows(tmp_path, tmp_path / "wav")
 
 
-def test_the_demo_recipe_trains_on_nine_lines_in_ten_and_tests_every_tenth(tmp_path, monkeypatch):
+def test_the_demo_recipe_tests_every_tenth_line_and_trains_on_the_others_only_when_asked(tmp_path, monkeypatch):
     import argparse
 
     from unispeech import augment
@@ -144,14 +144,25 @@ def test_the_demo_recipe_trains_on_nine_lines_in_ten_and_tests_every_tenth(tmp_p
         (work / split / "manifest.jsonl").write_text("", encoding="utf-8")
     none = dict.fromkeys(["rhvoice", "festvox_ru", "mbrola", "mbrola_train", "mbrola_tuning", "klettres", "fillets"])
     game = str(tmp_path / "game")
-    args = argparse.Namespace(**none, festival=False, asterisk=None, fotaq=game, voice_change=False,
-                              formant_ratios=FORMANT_RATIOS, extra_data=[], real_copies=1,
-                              real_repeat="fotaq=2")  # fmt: skip
+    args = argparse.Namespace(**none, festival=False, asterisk=None, fotaq=game, fotaq_train=False,
+                              voice_change=False, formant_ratios=FORMANT_RATIOS, extra_data=[], real_copies=1,
+                              real_repeat=None)  # fmt: skip
+
+    def lines_of(path):
+        return Path(path).read_text(encoding="utf-8").splitlines()
+
+    sets = demo_sets.real_voice_sets(work, args)  # unseen speakers: a test set only
+    assert list(sets["tests"]) == ["test-fotaq"] and len(lines_of(sets["tests"]["test-fotaq"])) == 2
+    assert not (work / "train-fotaq").exists() and not lines_of(sets["train"])
+    args.real_repeat = "fotaq=2"
+    with pytest.raises(SystemExit, match="--real-repeat fotaq: not a real-voice source trained on here"):
+        demo_sets.real_voice_sets(work, args)
+
+    args.fotaq_train = True
     sets = demo_sets.real_voice_sets(work, args)
-    assert list(sets["tests"]) == ["test-fotaq"]
-    tested = sets["tests"]["test-fotaq"].read_text(encoding="utf-8").splitlines()
-    trained = (work / "train-fotaq" / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
-    valid = (work / "valid-fotaq" / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
-    assert (len(tested), len(valid), len(trained)) == (2, 1, 9)
-    assert not {line for line in tested} & {line for line in trained}
-    assert len(sets["train"].read_text(encoding="utf-8").splitlines()) == 9 * 2  # fotaq=2: its copies twice
+    assert list(sets["tests"]) == ["test-fotaq-unseen-lines"]
+    tested = lines_of(sets["tests"]["test-fotaq-unseen-lines"])
+    trained = lines_of(work / "train-fotaq" / "manifest.jsonl")
+    valid = lines_of(work / "valid-fotaq" / "manifest.jsonl")
+    assert (len(tested), len(valid), len(trained)) == (2, 1, 9) and not set(tested) & set(trained)
+    assert len(lines_of(sets["train"])) == 9 * 2  # fotaq=2: its copies twice
