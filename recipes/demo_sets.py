@@ -87,10 +87,11 @@ def real_voice_sets(work: Path, args) -> dict:
 
         folder = fotaq.fetch_fotaq(work / "fotaq-data") if args.fotaq == "fetch" else args.fotaq
         rows, left_out["fotaq unlabelled"] = fotaq.fotaq_rows(folder, work / "fotaq-wav")
-        trained = args.fotaq_train
-        test = [{**r, "test_set": "fotaq-unseen-lines" if trained else "fotaq"} for r in rows[::10]]
-        parts["fotaq"] = {"test": test, "valid": rows[5::30] if trained else [],
-                          "train": [r for i, r in enumerate(rows) if i % 10 and i % 30 != 5] * trained}  # fmt: skip
+        test = [{**r, "test_set": "fotaq-unseen-lines" if args.fotaq_train else "fotaq"} for r in rows[::10]]
+        parts["fotaq"] = {"test": test, "valid": [], "train": []}
+        if args.fotaq_train:
+            parts["fotaq"]["valid"] = rows[5::30]
+            parts["fotaq"]["train"] = [r for i, r in enumerate(rows) if i % 10 and i % 30 != 5]
     if args.festival:
         voices = args.festival_voices.split(",") if args.festival_voices else None
         parts["festival"] = festival_sets(work, splits, args.festival_sentences, voices)

@@ -122,6 +122,23 @@ def test_a_folder_without_the_game_bundle_says_what_it_expected(tmp_path):
         fotaq_rows(tmp_path, tmp_path / "wav")
 
 
+def test_a_damaged_bundle_says_which_part_is_damaged(game, tmp_path):
+    whole = (game / "queen.1c").read_bytes()
+    (game / "queen.1c").write_bytes(whole[:-2000])
+    with pytest.raises(CorpusError, match="beyond its end"):
+        fotaq_rows(game, tmp_path / "wav")
+    (game / "queen.1c").write_bytes(whole[:40])
+    with pytest.raises(CorpusError, match="cut short or garbled"):
+        fotaq_rows(game, tmp_path / "wav")
+    _bundle(game, {"HENRY2.DOG": b"AmBk", "030012J1.SB": _mp3(1.2)})
+    with pytest.raises(CorpusError, match="HENRY2.DOG is not a dialogue file"):
+        fotaq_rows(game, tmp_path / "wav")
+    dog = _dog(joe=[(0x12, "Is this the key?")], other=[], greeting="", joe_again="")
+    _bundle(game, {"HENRY2.DOG": dog, "030012J1.SB": b"\x00" * 400})
+    with pytest.raises(CorpusError, match="030012J1.SB is not a recording"):
+        fotaq_rows(game, tmp_path / "wav")
+
+
 def test_the_demo_recipe_tests_every_tenth_line_and_trains_on_the_others_only_when_asked(tmp_path, monkeypatch):
     import argparse
 

@@ -46,9 +46,14 @@ def read_bundle(path: Path) -> tuple[bytes, dict[str, tuple[int, int]]]:
         raise CorpusError(f"{path}: not a rebuilt Flight of the Amazon Queen bundle (no QTBL table)")
     (count,) = struct.unpack_from(">H", data, 13)
     table = {}
-    for i in range(count):
-        name, _, offset, size = struct.unpack_from(">12sBII", data, 15 + 21 * i)
-        table[name.rstrip(b"\0").decode("ascii")] = (offset, size)
+    try:
+        for i in range(count):
+            name, _, offset, size = struct.unpack_from(">12sBII", data, 15 + 21 * i)
+            table[name.rstrip(b"\0").decode("ascii")] = (offset, size)
+    except (struct.error, UnicodeDecodeError) as e:
+        raise CorpusError(f"{path}: its table of {count} files is cut short or garbled ({e})") from e
+    if any(offset + size > len(data) for offset, size in table.values()):
+        raise CorpusError(f"{path}: its table names files beyond its end (a truncated copy?)")
     return data, table
 
 
@@ -95,21 +100,17 @@ def fotaq_rows(folder: str | Path, decoded: str | Path) -> tuple[list[dict], int
     if not bundle.is_file():
         raise CorpusError(f"{folder}: no {FOTAQ_BUNDLE} (expected {FOTAQ_DIR})")
     data, table = read_bundle(bundle)
-    said = {}  # recording -> (speaker, text); a recording two conversations name is read once
-    for name in sorted(n for n in table if n.endswith(".DOG")):
-        offset, size = table[name]
-        character = re.sub(r"\d+$", "", name.removesuffix(".DOG")).lower()
-        for recording, speaker, text in dialogue_segments(data[offset : offset + size], character):
-            if recording in table:
-                said.setdefault(recording, (speaker, text))
-    said = [(name, speaker, text) for name, (speaker, text) in said.items()]
+    said = _recorded_segments(bundle, data, table)
     rows, left_out = [], 0
     for (name, speaker, text), ipa in zip(said, phonemize([t for _, _, t in said], language=FOTAQ_VOICE)):
         phones = map_ipa_phones(ipa, "en", EN_TO_KY)
         audio = Path(decoded) / f"{name.removesuffix('.SB')}.wav"
         if phones is not None and not audio.is_file():
             offset, size = table[name]
-            samples, rate = sf.read(io.BytesIO(data[offset : offset + size]))
+            try:
+                samples, rate = sf.read(io.BytesIO(data[offset : offset + size]))
+            except sf.LibsndfileError as e:
+                raise CorpusError(f"{bundle}: {name} is not a recording soundfile can read ({e})") from e
             write_wav(_to_16k(samples, rate), audio)
         seconds = sf.info(str(audio)).duration if phones is not None else 0.0
         if not MIN_SECONDS_PER_PHONE * len(phones or ()) < seconds < MAX_SECONDS_PER_PHONE * len(phones or ()):
@@ -118,6 +119,23 @@ def fotaq_rows(folder: str | Path, decoded: str | Path) -> tuple[list[dict], int
         uid = name.removesuffix(".SB")
         rows.append(labelled_row("fotaq", "en", uid, audio, text, phones, f"fotaq-{speaker}", seconds))
     return rows, left_out
+
+
+def _recorded_segments(bundle: Path, data: bytes, table: dict) -> list[tuple[str, str, str]]:
+    """Every conversation's segments that have a recording: (name, speaker, text), each recording once (the first
+    conversation naming it)."""
+    said = {}
+    for name in sorted(n for n in table if n.endswith(".DOG")):
+        offset, size = table[name]
+        character = re.sub(r"\d+$", "", name.removesuffix(".DOG")).lower()
+        try:
+            segments = dialogue_segments(data[offset : offset + size], character)
+        except (struct.error, IndexError) as e:
+            raise CorpusError(f"{bundle}: {name} is not a dialogue file this reader knows ({e})") from e
+        for recording, speaker, text in segments:
+            if recording in table:
+                said.setdefault(recording, (speaker, text))
+    return [(name, speaker, text) for name, (speaker, text) in said.items()]
 
 
 def _to_16k(samples, rate: int):
