@@ -68,7 +68,7 @@ def _bundle(folder, files: dict[str, bytes]) -> None:
 def game(tmp_path):
     dog = _dog(
         joe=[(0x12, "Is this the key?*FLWhere is the boat?"), (0x13, "Never recorded.")],
-        other=[(0x12, "Yes, take it."), (0x14, "Hi.")],
+        other=[(0x12, "Thanks, take it."), (0x14, "Hi.")],
         greeting="Hello, stranger.",
         joe_again="",
     )
@@ -100,8 +100,8 @@ def test_each_recorded_segment_of_a_line_is_a_row_labelled_by_espeak_reading_its
 def test_english_dental_fricatives_are_labelled_as_a_kyrgyz_speaker_says_them(game, tmp_path):
     rows, _ = fotaq_rows(game, tmp_path / "wav")
     phones = {row["text"]: row["phones"].split() for row in rows}
-    this_the = phones["Is this the key?"]
-    assert "d[" in this_the and "ð" not in this_the and "θ" not in " ".join(phones)
+    assert phones["Is this the key?"][:4] == ["i", "z", "d[", "i"]  # this: ð said d
+    assert phones["Thanks, take it."][0] == "t["  # thanks: θ said t
 
 
 def test_recordings_are_decoded_once_to_16_khz_wav(game, tmp_path):
