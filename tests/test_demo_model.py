@@ -672,3 +672,13 @@ def test_demo_compare_gives_a_row_per_set_with_both_decodings_and_the_verdict(tm
     assert cells[:2] == ["set", "200"]
     assert cells[4].endswith("better") and cells[4].startswith("-")  # B garbles a third as much with its LM
     assert cells[5] == "+0.00 [+0.00, +0.00]" and cells[6] == "+0.00 [+0.00, +0.00]"  # greedy: the same phones
+
+
+def test_demo_compare_takes_the_optional_unseen_sets_only_where_the_work_folder_has_them(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    from demo_compare import OPTIONAL_SETS, UNSEEN_SETS, default_sets
+
+    assert default_sets(tmp_path) == [s for s in UNSEEN_SETS if s not in OPTIONAL_SETS]
+    (tmp_path / "test-fotaq").mkdir()
+    (tmp_path / "test-fotaq" / "manifest.jsonl").write_text("", encoding="utf-8")
+    assert default_sets(tmp_path) == list(UNSEEN_SETS) and "test-fotaq" in UNSEEN_SETS
