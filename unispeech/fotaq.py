@@ -18,6 +18,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from .audio import AudioError, decode_audio
 from .corpora import CorpusError, fetch_deb, labelled_row, map_ipa_phones, write_wav
 from .g2p import phonemize
 
@@ -108,10 +109,10 @@ def fotaq_rows(folder: str | Path, decoded: str | Path) -> tuple[list[dict], int
         if phones is not None and not audio.is_file():
             offset, size = table[name]
             try:
-                samples, rate = sf.read(io.BytesIO(data[offset : offset + size]))
-            except sf.LibsndfileError as e:
+                samples = decode_audio(io.BytesIO(data[offset : offset + size]), name)
+            except AudioError as e:
                 raise CorpusError(f"{bundle}: {name} is not a recording soundfile can read ({e})") from e
-            write_wav(_to_16k(samples, rate), audio)
+            write_wav(samples, audio)
         seconds = sf.info(str(audio)).duration if phones is not None else 0.0
         if not MIN_SECONDS_PER_PHONE * len(phones or ()) < seconds < MAX_SECONDS_PER_PHONE * len(phones or ()):
             left_out += 1
@@ -136,9 +137,3 @@ def _recorded_segments(bundle: Path, data: bytes, table: dict) -> list[tuple[str
             if recording in table:
                 said.setdefault(recording, (speaker, text))
     return [(name, speaker, text) for name, (speaker, text) in said.items()]
-
-
-def _to_16k(samples, rate: int):
-    import soxr
-
-    return samples if rate == 16000 else soxr.resample(samples, rate, 16000)
