@@ -190,42 +190,7 @@ def arguments() -> argparse.ArgumentParser:
 def main() -> None:
     parser = arguments()
     args = parser.parse_args()
-    real = (
-        args.rhvoice
-        or args.festvox_ru
-        or args.festival
-        or args.mbrola_train
-        or args.klettres_train
-        or args.fillets_train
-        or args.asterisk_train
-        or args.fotaq_train
-        or args.extra_data
-    )
-    sources = (
-        "--rhvoice, --festvox-ru, --festival, --mbrola-train, --klettres-train, --fillets-train, --asterisk-train, "
-        "--fotaq-train or --extra-data"
-    )
-    if args.init and not real:
-        parser.error(f"--init starts the real-voice stage: give {sources} too")
-    if (args.mbrola or args.mbrola_tuning or args.klettres or args.fillets or args.asterisk or args.fotaq) and not real:
-        parser.error(
-            f"--mbrola, --mbrola-tuning, --klettres, --fillets, --asterisk and --fotaq make sets beside the real-voice "
-            f"stage: give {sources} too"
-        )
-    mbrola_roles = [set(v.split(",")) for v in (args.mbrola, args.mbrola_train, args.mbrola_tuning) if v]
-    if sum(map(len, mbrola_roles)) != len(set().union(*mbrola_roles)):
-        parser.error("an MBROLA voice is a test voice (--mbrola), a training one or a tuning one: not two of them")
-    if args.klettres_train and not (args.klettres and set(args.klettres_train.split(",")) < set(KLETTRES_LANGUAGES)):
-        parser.error(f"--klettres-train takes some of {','.join(KLETTRES_LANGUAGES)} (not all), with --klettres")
-    if args.fillets_train and not (args.fillets and set(args.fillets_train.split(",")) <= set(FILLETS_LANGUAGES)):
-        parser.error(f"--fillets-train takes some of {','.join(FILLETS_LANGUAGES)}, with --fillets")
-    if args.asterisk_train and not (args.asterisk and set(args.asterisk_train.split(",")) <= set(ASTERISK_LANGUAGES)):
-        parser.error(f"--asterisk-train takes some of {','.join(ASTERISK_LANGUAGES)}, with --asterisk")
-    if args.fotaq_train and not args.fotaq:
-        parser.error("--fotaq-train trains on --fotaq's lines: give --fotaq too")
-    repeats(args.real_repeat)  # a malformed weight stops here, not after hours of data making
-    if args.deepen and not args.init:
-        parser.error("--deepen grows the --init model: give --init too")
+    real = checked(parser, args)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     flags = (["--bf16"] if args.bf16 else []) + (["--device", args.device] if args.device != "cpu" else [])
@@ -272,6 +237,58 @@ def main() -> None:
         "command": " ".join(["python", "recipes/demo_model.py"] + sys.argv[1:]),
         "stages": [str(d.relative_to(work)) for d in trained],
         "model": str(final.relative_to(work)),
+    } | settings(args, real, left_out)
+    (work / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    if not args.skip_bundle:
+        bundle(work)
+
+
+def checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
+    """Stops with a usage error on flags that do not go together, before any data is made; says whether there is
+    a real-voice stage."""
+    real = (
+        args.rhvoice
+        or args.festvox_ru
+        or args.festival
+        or args.mbrola_train
+        or args.klettres_train
+        or args.fillets_train
+        or args.asterisk_train
+        or args.fotaq_train
+        or args.extra_data
+    )
+    sources = (
+        "--rhvoice, --festvox-ru, --festival, --mbrola-train, --klettres-train, --fillets-train, --asterisk-train, "
+        "--fotaq-train or --extra-data"
+    )
+    if args.init and not real:
+        parser.error(f"--init starts the real-voice stage: give {sources} too")
+    if (args.mbrola or args.mbrola_tuning or args.klettres or args.fillets or args.asterisk or args.fotaq) and not real:
+        parser.error(
+            f"--mbrola, --mbrola-tuning, --klettres, --fillets, --asterisk and --fotaq make sets beside the real-voice "
+            f"stage: give {sources} too"
+        )
+    mbrola_roles = [set(v.split(",")) for v in (args.mbrola, args.mbrola_train, args.mbrola_tuning) if v]
+    if sum(map(len, mbrola_roles)) != len(set().union(*mbrola_roles)):
+        parser.error("an MBROLA voice is a test voice (--mbrola), a training one or a tuning one: not two of them")
+    if args.klettres_train and not (args.klettres and set(args.klettres_train.split(",")) < set(KLETTRES_LANGUAGES)):
+        parser.error(f"--klettres-train takes some of {','.join(KLETTRES_LANGUAGES)} (not all), with --klettres")
+    if args.fillets_train and not (args.fillets and set(args.fillets_train.split(",")) <= set(FILLETS_LANGUAGES)):
+        parser.error(f"--fillets-train takes some of {','.join(FILLETS_LANGUAGES)}, with --fillets")
+    if args.asterisk_train and not (args.asterisk and set(args.asterisk_train.split(",")) <= set(ASTERISK_LANGUAGES)):
+        parser.error(f"--asterisk-train takes some of {','.join(ASTERISK_LANGUAGES)}, with --asterisk")
+    if args.fotaq_train and not args.fotaq:
+        parser.error("--fotaq-train trains on --fotaq's lines: give --fotaq too")
+    repeats(args.real_repeat)  # a malformed weight stops here, not after hours of data making
+    if args.deepen and not args.init:
+        parser.error("--deepen grows the --init model: give --init too")
+    return bool(real)
+
+
+def settings(args: argparse.Namespace, real: bool, left_out: dict[str, int]) -> dict:
+    """What the summary (and so the card) says of how the model was made, beside its figures."""
+    return {
         "storage": args.storage,
         "init": args.init,
         "init_commit": args.init_commit,
@@ -284,10 +301,6 @@ def main() -> None:
         "real_repeat": args.real_repeat,
         "cpu": cpu_description() if args.device == "cpu" else machine_description(args.device),
     }
-    (work / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
-    if not args.skip_bundle:
-        bundle(work)
 
 
 def deepened(init: Path, layers: int, work: Path) -> Path:

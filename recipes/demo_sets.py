@@ -35,37 +35,63 @@ def synthesize_espeak_sets(work: Path, copies: int) -> None:
 
 def real_voice_sets(work: Path, args) -> dict:
     """Held-out splits of every real-voice source, augmented copies of their training parts, and the mixed
-    training / validation manifests (espeak-ng's sets plus those). RHVoice's test utterances are those whose
-    sentences no espeak-ng training set has (data/ky/val.text and the espeak-ng validation sentences)."""
-    from unispeech import corpora
+    training / validation manifests (espeak-ng's sets plus those)."""
     from unispeech.augment import PRAAT_REQUIREMENT, augment_corpus, other_voices_set
-    from unispeech.data import merge_manifests, sentence_splits, write_manifest
-    from unispeech.g2p import CAPITALS_WORD, phonemize
+    from unispeech.data import merge_manifests, write_manifest
 
     if args.voice_change or args.rhvoice:
         ensure_installed("parselmouth", PRAAT_REQUIREMENT)
+    parts, left_out = source_parts(work, args)
+    train = [work / "train" / "manifest.jsonl"] + [Path(m) for m in args.extra_data]
+    valid = [work / "valid" / "manifest.jsonl"]
+    tests = {}
+    for corpus, split in parts.items():
+        if split["train"]:  # (a source of test sets only has none)
+            copies = augment_corpus(
+                split["train"],
+                work / f"train-{corpus}",
+                args.real_copies,
+                11,
+                voices=args.voice_change,
+                formant_ratios=args.formant_ratios,
+            )
+            train.append(copies)
+            valid.append(write_manifest(split["valid"], work / f"valid-{corpus}" / "manifest.jsonl"))
+        if split.get("tuning"):
+            write_manifest(split.pop("tuning"), work / "valid-unseen-voices" / "manifest.jsonl")
+        for voice in sorted({r.get("test_set", r["voice"]) for r in split["test"]}):
+            rows = [r for r in split["test"] if r.get("test_set", r["voice"]) == voice]
+            tests[f"test-{voice}"] = write_manifest(rows, work / f"test-{voice}" / "manifest.jsonl")
+    for corpus, times in repeats(args.real_repeat).items():  # weighted up: their copies again
+        if not parts.get(corpus, {}).get("train"):
+            raise SystemExit(f"--real-repeat {corpus}: not a real-voice source trained on here ({', '.join(parts)})")
+        train += [work / f"train-{corpus}" / "manifest.jsonl"] * (times - 1)
+    if "rhvoice" in parts:  # the same held-out recordings in simulated unseen voices (pitch, formants)
+        tests["test-rhvoice-other-voices"] = other_voices_set(
+            parts["rhvoice"]["test"], work / "test-rhvoice-other-voices", 13
+        )
+    return {
+        "train": merge_manifests(train, work / "train-mixed" / "manifest.jsonl"),
+        "valid": merge_manifests(valid, work / "valid-mixed" / "manifest.jsonl"),
+        "tests": tests,
+        "left_out": left_out,
+    }
+
+
+def source_parts(work: Path, args) -> tuple[dict[str, dict[str, list[dict]]], dict[str, int]]:
+    """Each real-voice source asked for, read and split into test / valid / train rows (train empty for a source
+    of test sets only), and how many of each source's recordings were left out, and why."""
+    from unispeech import corpora
+    from unispeech.data import sentence_splits
+
     splits = sentence_splits(DATA, VALID_SENTENCES)
-    unseen = set(splits["test"]) | set(splits["valid"])
     parts: dict[str, dict[str, list[dict]]] = {}
     left_out: dict[str, int] = {}
     if args.rhvoice:
-        # abbreviations (УКМК, ТИЗОсунда): how the voice says them is not in the text, so no G2P labels them
-        every = corpora.rhvoice_rows(args.rhvoice)
-        rows = [r for r in every if not CAPITALS_WORD.search(r["text"])]
-        left_out["rhvoice abbreviations"] = len(every) - len(rows)
-        for row, phones in zip(rows, phonemize([r["text"] for r in rows])):
-            row["phones"] = " ".join(phones)
-        rows = [r for r in rows if r["phones"]]
-        test = [r for r in rows if r["text"] in unseen]
-        rest = [r for r in rows if r["text"] not in unseen]
-        valid = sorted(rest, key=lambda r: r["voice"])[::36]  # both voices, in metadata order within each
-        held = {r["id"] for r in valid}
-        parts["rhvoice"] = {"test": test, "valid": valid, "train": [r for r in rest if r["id"] not in held]}
+        parts["rhvoice"], left_out["rhvoice abbreviations"] = rhvoice_parts(args.rhvoice, splits)
     if args.festvox_ru:
         folder = corpora.fetch_festvox_ru(work / "festvox-ru") if args.festvox_ru == "fetch" else args.festvox_ru
-        rows = corpora.festvox_ru_rows(folder)
-        parts["festvox-ru"] = {"test": rows[::10], "valid": rows[5::30], "train": [r for i, r in enumerate(rows)
-                               if i % 10 and i % 30 != 5]}  # fmt: skip
+        parts["festvox-ru"] = every_tenth_line(corpora.festvox_ru_rows(folder), None, trained=True)
     if args.klettres:  # real speakers of other languages: one test set of those not trained on
         folder = corpora.fetch_klettres(work / "klettres-data") if args.klettres == "fetch" else args.klettres
         rows, left_out["klettres unlabelled"] = corpora.klettres_rows(folder)
@@ -87,11 +113,8 @@ def real_voice_sets(work: Path, args) -> dict:
 
         folder = fotaq.fetch_fotaq(work / "fotaq-data") if args.fotaq == "fetch" else args.fotaq
         rows, left_out["fotaq unlabelled"] = fotaq.fotaq_rows(folder, work / "fotaq-wav")
-        test = [{**r, "test_set": "fotaq-unseen-lines" if args.fotaq_train else "fotaq"} for r in rows[::10]]
-        parts["fotaq"] = {"test": test, "valid": [], "train": []}
-        if args.fotaq_train:
-            parts["fotaq"]["valid"] = rows[5::30]
-            parts["fotaq"]["train"] = [r for i, r in enumerate(rows) if i % 10 and i % 30 != 5]
+        name = "fotaq-unseen-lines" if args.fotaq_train else "fotaq"
+        parts["fotaq"] = every_tenth_line(rows, name, trained=bool(args.fotaq_train))
     if args.festival:
         voices = args.festival_voices.split(",") if args.festival_voices else None
         parts["festival"] = festival_sets(work, splits, args.festival_sentences, voices)
@@ -99,42 +122,39 @@ def real_voice_sets(work: Path, args) -> dict:
         trained, tuning = (v.split(",") if v else [] for v in (args.mbrola_train, args.mbrola_tuning))
         voices = (args.mbrola.split(",") if args.mbrola else []) + trained + tuning
         parts["mbrola"] = mbrola_sets(work, splits, voices, trained, args.mbrola_sentences, tuning)
-    train = [work / "train" / "manifest.jsonl"] + [Path(m) for m in args.extra_data]
-    valid = [work / "valid" / "manifest.jsonl"]
-    tests = {}
-    for corpus, split in parts.items():
-        if split["train"]:  # (a source of test sets only has none)
-            out = work / f"train-{corpus}"
-            train.append(
-                augment_corpus(
-                    split["train"],
-                    out,
-                    args.real_copies,
-                    11,
-                    voices=args.voice_change,
-                    formant_ratios=args.formant_ratios,
-                )
-            )
-            valid.append(write_manifest(split["valid"], work / f"valid-{corpus}" / "manifest.jsonl"))
-        if split.get("tuning"):
-            write_manifest(split.pop("tuning"), work / "valid-unseen-voices" / "manifest.jsonl")
-        for voice in sorted({r.get("test_set", r["voice"]) for r in split["test"]}):
-            rows = [r for r in split["test"] if r.get("test_set", r["voice"]) == voice]
-            tests[f"test-{voice}"] = write_manifest(rows, work / f"test-{voice}" / "manifest.jsonl")
-    for corpus, times in repeats(args.real_repeat).items():  # weighted up: their copies again
-        if not parts.get(corpus, {}).get("train"):
-            raise SystemExit(f"--real-repeat {corpus}: not a real-voice source trained on here ({', '.join(parts)})")
-        train += [work / f"train-{corpus}" / "manifest.jsonl"] * (times - 1)
-    if "rhvoice" in parts:  # the same held-out recordings in simulated unseen voices (pitch, formants)
-        tests["test-rhvoice-other-voices"] = other_voices_set(
-            parts["rhvoice"]["test"], work / "test-rhvoice-other-voices", 13
-        )
-    return {
-        "train": merge_manifests(train, work / "train-mixed" / "manifest.jsonl"),
-        "valid": merge_manifests(valid, work / "valid-mixed" / "manifest.jsonl"),
-        "tests": tests,
-        "left_out": left_out,
-    }
+    return parts, left_out
+
+
+def rhvoice_parts(folder: str, splits: dict[str, list[str]]) -> tuple[dict[str, list[dict]], int]:
+    """RHVoice's recordings labelled by our G2P; the test set is those whose sentences no espeak-ng training set
+    has (data/ky/val.text and the espeak-ng validation sentences). Also how many were left out as abbreviations."""
+    from unispeech import corpora
+    from unispeech.g2p import CAPITALS_WORD, phonemize
+
+    unseen = set(splits["test"]) | set(splits["valid"])
+    # abbreviations (УКМК, ТИЗОсунда): how the voice says them is not in the text, so no G2P labels them
+    every = corpora.rhvoice_rows(folder)
+    rows = [r for r in every if not CAPITALS_WORD.search(r["text"])]
+    abbreviations = len(every) - len(rows)
+    for row, phones in zip(rows, phonemize([r["text"] for r in rows])):
+        row["phones"] = " ".join(phones)
+    rows = [r for r in rows if r["phones"]]
+    test = [r for r in rows if r["text"] in unseen]
+    rest = [r for r in rows if r["text"] not in unseen]
+    valid = sorted(rest, key=lambda r: r["voice"])[::36]  # both voices, in metadata order within each
+    held = {r["id"] for r in valid}
+    return {"test": test, "valid": valid, "train": [r for r in rest if r["id"] not in held]}, abbreviations
+
+
+def every_tenth_line(rows: list[dict], test_set: str | None, trained: bool) -> dict[str, list[dict]]:
+    """Every tenth row a test set (named `test_set`, else by voice); if trained on, every thirtieth from the sixth
+    validates and the rest train."""
+    test = [{**r, "test_set": test_set} for r in rows[::10]] if test_set else rows[::10]
+    split = {"test": test, "valid": [], "train": []}
+    if trained:
+        split["valid"] = rows[5::30]
+        split["train"] = [r for i, r in enumerate(rows) if i % 10 and i % 30 != 5]
+    return split
 
 
 def repeats(spec: str | None) -> dict[str, int]:
