@@ -7,13 +7,14 @@ import os
 
 import torch
 
+from .adapt import AdaptingRunner, AdaptOptions
 from .audio import SAMPLE_RATE, AudioError, load_audio
 from .beam import folder_decoder
 from .checkpoint import REAL_MODEL, load_folder, resolve_folder, weights_file
 from .config import ModelConfig
 from .decoding import GreedyDecoder, Transcription, greedy_decode
 from .g2p import phonemize
-from .precision import Precision, choose_backend, resolve_device
+from .precision import Choice, Precision, choose_backend, resolve_device
 from .runners import OnnxRunner, TorchRunner
 from .transcribe import ChunkOptions, Recognizer
 
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "load_model",
+    "AdaptOptions",
     "Recognizer",
     "Transcription",
     "ModelConfig",
@@ -44,6 +46,7 @@ def load_model(
     dtype: torch.dtype | str | None = "auto",
     decoder=None,
     backend: str = "auto",
+    adapt: AdaptOptions | None = None,
 ) -> Recognizer:
     """Load a CTC checkpoint: the bundled demo model (no argument, or "default"), a local Hugging Face
     folder (or a folder that `unispeech export` wrote), or a hub id such as
@@ -60,20 +63,37 @@ def load_model(
     transformer's layer norms and its residual stream always stay float32 (precision.py).
     `decoder`: a decoding strategy; by default the folder's own (beam search with its phone LM where it ships
     `unispeech_decoding.json`, as the bundled model does), else greedy. `GreedyDecoder()` asks for greedy.
+    `adapt`: adapt the model to each utterance before decoding it (adapt.py: SUTA); it takes gradients, so it
+    runs in torch float32, about `adapt.steps` x 3 times the time of a plain forward pass.
     """
     folder = resolve_folder(name_or_path)
     device = resolve_device(device)
     decoder = decoder or folder_decoder(folder) or GreedyDecoder()
-    choice = choose_backend(backend, dtype, device, with_lm=getattr(decoder, "lm", None) is not None)
-    if weights_file(folder) is None and (folder / "model.onnx").is_file():
+    if adapt is not None:
+        choice = _adapting_choice(folder, backend, dtype)
+    else:
+        choice = choose_backend(backend, dtype, device, with_lm=getattr(decoder, "lm", None) is not None)
+    if weights_file(folder) is None and (folder / "model.onnx").is_file() and adapt is None:
         choice = _export_folder_choice(choice, folder, backend, dtype, device)
     name = "bundled demo model" if name_or_path in (None, "default") else str(name_or_path)
     if choice.backend == "onnxruntime":
         runner, vocab, audio = _load_onnx(folder, choice.dtype)
     else:
         model, vocab, audio = load_folder(folder, choice.precision)
-        runner = TorchRunner(model.to(device=device), choice.precision)
+        if adapt is not None:
+            runner = AdaptingRunner(model.to(device=device), adapt, vocab.blank_id)
+        else:
+            runner = TorchRunner(model.to(device=device), choice.precision)
     return Recognizer(runner, vocab, audio, name=name, decoder=decoder, choice=choice.reason)
+
+
+def _adapting_choice(folder, backend: str, dtype) -> Choice:
+    """Adaptation takes gradients through the model: torch in float32, from the folder's weights."""
+    if backend == "onnxruntime" or str(dtype).replace("torch.", "") not in ("auto", "None", "float32"):
+        raise ValueError(f"adapting to each utterance runs in torch float32, not {backend} {dtype}")
+    if weights_file(folder) is None:
+        raise ValueError(f"{folder} has no weights (an ONNX export?): adapting to each utterance needs them")
+    return Choice("torch", "float32", Precision(), "adapting to each utterance: torch float32 (gradients)")
 
 
 def _export_folder_choice(choice, folder, backend, dtype, device):

@@ -1,11 +1,16 @@
-"""The subcommands about what runs a model: `export` (its ONNX form) and `info` (what `auto` would choose)."""
+"""What runs a model, on the command line: the options every model command shares (which model, backend,
+precision, adaptation) and the recognizer they load, and the subcommands `export` (the ONNX form) and `info`
+(what `auto` would choose)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from .precision import BACKENDS
+from .adapt import AdaptOptions
+from .precision import BACKENDS, DTYPE_CHOICES
+from .train.recipe import natural_int, positive_float, positive_int
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -75,3 +80,67 @@ def add_info(sub) -> None:
     p.add_argument("--dtype", default="auto", help="as for transcribe (default: auto)")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="as for transcribe (default: auto)")
     p.set_defaults(func=cmd_info)
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="utterances per forward pass (default: 8)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=DTYPE_CHOICES,
+        help="precision; auto: chosen per machine (see `unispeech info`); mixed: bfloat16 transformer layers, "
+        "the rest float32; int8: onnxruntime (default: auto)",
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="what runs the model: torch, or its ONNX export in onnxruntime (made once, cached) (default: auto)",
+    )
+    p.add_argument("--verbose", "-v", action="store_true", help="say which backend and precision run, and why")
+    p.add_argument("--threads", type=natural_int, default=0, help="CPU threads (default: torch's choice)")
+    add_adapt_options(p)
+
+
+def add_adapt_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--adapt",
+        action="store_true",
+        help="adapt the model to each utterance before decoding it (SUTA): for voices unlike the model's training "
+        "speech; torch float32, ~25x slower",
+    )
+    steps, lr = AdaptOptions.steps, AdaptOptions.lr
+    p.add_argument("--adapt-steps", type=positive_int, default=steps, help=f"with --adapt (default: {steps})")
+    p.add_argument("--adapt-lr", type=positive_float, default=lr, help=f"with --adapt (default: {lr:g})")
+
+
+def adapt_options(args: argparse.Namespace) -> AdaptOptions | None:
+    return AdaptOptions(args.adapt_steps, args.adapt_lr) if getattr(args, "adapt", False) else None
+
+
+def load_recognizer(args: argparse.Namespace, decoder=None):
+    from . import load_model
+
+    recognizer = load_model(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        decoder=decoder,
+        backend=args.backend,
+        adapt=adapt_options(args),
+    )
+    if getattr(args, "verbose", False):
+        print(f"unispeech: running {recognizer.describe()}: {recognizer.choice}", file=sys.stderr)
+        print(f"unispeech: decoding with {recognizer.decoder.describe()}", file=sys.stderr)
+    return recognizer
+
+
+def model_spec(args: argparse.Namespace, decoder=None):
+    """The recognizer as a Ray actor loads it: the same model, precision and decoder, one thread each."""
+    from .bulk import ModelSpec
+
+    return ModelSpec(
+        args.model, args.dtype, args.device, decoder, args.threads or 1, args.backend, adapt=adapt_options(args)
+    )

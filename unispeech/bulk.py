@@ -39,6 +39,7 @@ class ModelSpec:
     decoder: object = None
     threads: int = 1
     backend: str = "auto"
+    adapt: object = None  # adapt.AdaptOptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +249,7 @@ class _RayTranscriber:
 
         torch.set_num_threads(spec.threads)
         self.recognizer = load_model(
-            spec.name_or_path, spec.device, spec.dtype, decoder=spec.decoder, backend=spec.backend
+            spec.name_or_path, spec.device, spec.dtype, decoder=spec.decoder, backend=spec.backend, adapt=spec.adapt
         )
         self.paths = paths
 

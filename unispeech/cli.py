@@ -8,10 +8,17 @@ import sys
 import warnings
 from pathlib import Path
 
-from .backend_cli import add_export, add_info
+from .backend_cli import (
+    adapt_options,
+    add_adapt_options,
+    add_export,
+    add_info,
+    add_model_options,
+    load_recognizer,
+    model_spec,
+)
 from .decoding import GreedyDecoder
 from .lm import MAX_ORDER
-from .precision import BACKENDS, DTYPE_CHOICES
 from .reports_cli import add_compare_reports
 from .train.commands import add_finetune, add_pretrain
 from .train.recipe import natural_int, positive_float, positive_int
@@ -25,16 +32,6 @@ def write_output(text: str, output: str | None) -> None:
         sys.stdout.write(text)
     else:
         atomic_write(output, text)
-
-
-def load_recognizer(args: argparse.Namespace, decoder=None):
-    from . import load_model
-
-    recognizer = load_model(args.model, device=args.device, dtype=args.dtype, decoder=decoder, backend=args.backend)
-    if getattr(args, "verbose", False):
-        print(f"unispeech: running {recognizer.describe()}: {recognizer.choice}", file=sys.stderr)
-        print(f"unispeech: decoding with {recognizer.decoder.describe()}", file=sys.stderr)
-    return recognizer
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
@@ -89,13 +86,6 @@ def transcribe_job(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def model_spec(args: argparse.Namespace, decoder=None):
-    """The recognizer as a Ray actor loads it: the same model, precision and decoder, one thread each."""
-    from .bulk import ModelSpec
-
-    return ModelSpec(args.model, args.dtype, args.device, decoder, threads=args.threads or 1, backend=args.backend)
-
-
 def _decoder(args: argparse.Namespace):
     """None for `auto` (load_model takes the model folder's own decoding, else greedy)."""
     if args.decoder != "beam":
@@ -144,6 +134,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         progress=True,
         meta={
             "model": args.model or "bundled demo model",
+            "runs": recognizer.describe(),
             "decoding": recognizer.decoder.describe(),
             "data": str(args.data),
             "split": args.split,
@@ -172,6 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     serve(
         args.model,
+        adapt=adapt_options(args),
         host=args.host,
         port=args.port,
         limits=ServerLimits(
@@ -233,27 +225,6 @@ def one_to(high: int, what: str):
         return value
 
     return parse
-
-
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="utterances per forward pass (default: 8)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument(
-        "--dtype",
-        default="auto",
-        choices=DTYPE_CHOICES,
-        help="precision; auto: chosen per machine (see `unispeech info`); mixed: bfloat16 transformer layers, "
-        "the rest float32; int8: onnxruntime (default: auto)",
-    )
-    p.add_argument(
-        "--backend",
-        default="auto",
-        choices=BACKENDS,
-        help="what runs the model: torch, or its ONNX export in onnxruntime (made once, cached) (default: auto)",
-    )
-    p.add_argument("--verbose", "-v", action="store_true", help="say which backend and precision run, and why")
-    p.add_argument("--threads", type=natural_int, default=0, help="CPU threads (default: torch's choice)")
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -367,6 +338,7 @@ def add_serve(sub) -> None:
     p.add_argument("--max-seconds", type=positive_float, default=600.0, help="longest audio accepted (default: 600 s)")
     p.add_argument("--timeout", type=positive_float, default=120.0, help="request timeout in seconds (default: 120)")
     p.add_argument("--threads", type=natural_int, default=0, help="CPU threads for inference (default: torch's choice)")
+    add_adapt_options(p)
     p.set_defaults(func=cmd_serve)
 
 

@@ -93,7 +93,7 @@ def markdown(report: dict) -> str:
         f"| skipped | {s['skipped']} |",
         f"| audio | {s['audio_seconds'] / 60:.1f} min |",
     ]
-    lines += [f"| {k} | {v} |" for k, v in s.items() if k in ("model", "decoding", "data", "split")]
+    lines += [f"| {k} | {v} |" for k, v in s.items() if k in ("model", "runs", "decoding", "data", "split")]
     lines += ["", "## Worst utterances", "", "| id | PER | reference | recognised |", "|---|---|---|---|"]
     lines += [f"| {r['id']} | {100 * r['per']:.1f} % | {r['ref']} | {r['hyp']} |" for r in report["worst"]]
     lines += [

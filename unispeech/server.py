@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
+from .adapt import AdaptOptions
 from .audio import AudioError, AudioTooLong, decode_audio
 from .metrics import ErrorCounts, edit_ops
 from .transcribe import Cancelled, Recognizer
@@ -106,13 +107,14 @@ def create_app(
     recognizer: Recognizer | None = None,
     limits: ServerLimits = ServerLimits(),
     model_name: str | None = None,
+    adapt: AdaptOptions | None = None,
 ):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if recognizer is None:
             from . import load_model
 
-            app.state.recognizer = load_model(model)
+            app.state.recognizer = load_model(model, adapt=adapt)
         else:
             app.state.recognizer = recognizer
         app.state.model_name = model_name or model or "bundled demo model"
@@ -300,7 +302,13 @@ def _version() -> str:
     return __version__
 
 
-def serve(model: str | None, host: str = "127.0.0.1", port: int = 8000, limits: ServerLimits = ServerLimits()) -> None:
+def serve(
+    model: str | None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    limits: ServerLimits = ServerLimits(),
+    adapt: AdaptOptions | None = None,
+) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(model, limits=limits), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(model, limits=limits, adapt=adapt), host=host, port=port, log_level="info")

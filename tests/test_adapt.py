@@ -1,0 +1,113 @@
+"""Adapting the model to each utterance (SUTA, unispeech/adapt.py): what it optimises, that it leaves the loaded
+model as it was, that an utterance's result does not depend on its company, and where it cannot run."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import unispeech
+from unispeech import AdaptOptions, GreedyDecoder
+from unispeech.adapt import adapted_names, class_confusion, suta_loss
+from unispeech.checkpoint import DEFAULT_MODEL_DIR
+
+from .conftest import normalized, run_main, speechlike
+
+ROOT_EXAMPLE = Path(__file__).parents[1] / "examples" / "ky_example.flac"
+
+
+def test_class_confusion_is_zero_for_sure_frames_of_distinct_classes_and_grows_as_they_blur():
+    sure = torch.full((5, 5), -30.0)
+    sure[torch.arange(5), torch.arange(5)] = 30.0  # each class the sure choice of one frame
+    blurred = torch.zeros(5, 5)
+    assert class_confusion(sure) < 1e-6
+    assert class_confusion(blurred) > 0.5
+    assert class_confusion(sure / 10) < class_confusion(sure / 30) < class_confusion(blurred)
+
+
+def test_the_entropy_term_looks_only_at_frames_not_heard_as_blank():
+    options = AdaptOptions(temperature=1.0)
+    logits = torch.zeros(6, 5)
+    logits[:, 4] = 5.0  # every frame's best class is the blank (4): the loss is the confusion term alone
+    expected = (1 - options.entropy_weight) * class_confusion(logits)
+    assert torch.isclose(suta_loss(logits, 4, options), expected)
+    assert suta_loss(logits, 0, options) > expected  # with another blank, the frames' entropy counts too
+
+
+def test_it_adapts_the_feature_encoder_and_the_layer_norms_only(tiny_model_dir):
+    model = unispeech.load_model(tiny_model_dir, dtype="float32", backend="torch").model
+    names = adapted_names(model)
+    assert any(n.startswith("backbone.feature_extractor.conv_layers.0.conv") for n in names)
+    assert any("encoder.layers.0.layer_norm" in n for n in names)
+    assert not any("attention" in n or "feed_forward" in n or n.startswith("lm_head") for n in names)
+
+
+def test_options_out_of_range_are_refused():
+    for bad in (
+        dict(steps=0),
+        dict(lr=0.0),
+        dict(temperature=-1.0),
+        dict(entropy_weight=1.5),
+        dict(min_spoken_frames=-1),
+    ):
+        with pytest.raises(ValueError, match="adaptation needs"):
+            AdaptOptions(**bad)
+
+
+@pytest.fixture(scope="module")
+def demo_adapting():
+    return unispeech.load_model(DEFAULT_MODEL_DIR, decoder=GreedyDecoder(), adapt=AdaptOptions(steps=3))
+
+
+def test_adapting_lowers_the_loss_on_the_utterance_and_leaves_the_loaded_weights_as_they_were(demo_adapting):
+    recognizer = demo_adapting
+    wav = recognizer.prepare(str(ROOT_EXAMPLE))
+    model, blank, options = recognizer.model, recognizer.vocab.blank_id, recognizer.runner.options
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with torch.no_grad():
+        plain = model(torch.from_numpy(wav)[None], torch.tensor([wav.size]))[0][0]
+    adapted = torch.from_numpy(recognizer.logits_batch([wav])[0])
+    assert suta_loss(adapted, blank, options) < suta_loss(plain, blank, options)
+    assert not torch.allclose(adapted, plain, atol=1e-3)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_an_utterance_s_result_does_not_depend_on_what_came_before_it_or_shares_its_batch(demo_adapting):
+    a, b = (normalized(speechlike(s, seed)) for s, seed in ((1.5, 1), (2.0, 2)))
+    alone = demo_adapting.logits_batch([b])[0]
+    demo_adapting.logits_batch([a])
+    after_a = demo_adapting.logits_batch([b])[0]
+    together = demo_adapting.logits_batch([a, b])[1]
+    np.testing.assert_allclose(after_a, alone, atol=1e-5)
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_it_says_that_it_adapts_and_a_bulk_job_made_without_it_is_another_model(demo_adapting):
+    plain = unispeech.load_model(DEFAULT_MODEL_DIR, dtype="float32", backend="torch")
+    assert "SUTA: 3 steps" in demo_adapting.describe()
+    assert demo_adapting.runner.identity() != plain.runner.identity()
+
+
+def test_it_runs_in_torch_float32_and_refuses_onnxruntime_or_another_precision(tiny_model_dir):
+    for backend, dtype in (("onnxruntime", "auto"), ("auto", "int8"), ("torch", "bfloat16")):
+        with pytest.raises(ValueError, match="runs in torch float32"):
+            unispeech.load_model(tiny_model_dir, dtype=dtype, backend=backend, adapt=AdaptOptions())
+    recognizer = unispeech.load_model(tiny_model_dir, adapt=AdaptOptions(steps=1))
+    assert recognizer.describe().startswith("torch float32")
+
+
+def test_the_command_line_adapts_when_asked_and_refuses_zero_steps(capsys):
+    argv = ["transcribe", "--adapt", str(ROOT_EXAMPLE), "--adapt-steps", "2", "--verbose", "--decoder", "greedy"]
+    code, out, err = run_main(argv, capsys)
+    assert code == 0 and out.strip() and "SUTA: 2 steps" in err
+    code, out, err = run_main(["transcribe", str(ROOT_EXAMPLE), "--adapt", "--adapt-steps", "0"], capsys)
+    assert code == 2 and "--adapt-steps" in err
+
+
+def test_an_utterance_with_too_few_frames_heard_as_phones_is_decoded_as_loaded():
+    """A letter or a short word gives the losses too few frames to go on (on KLettres' letters they made up phones
+    in the silences): below `min_spoken_frames` the utterance is not adapted."""
+    guarded = unispeech.load_model(DEFAULT_MODEL_DIR, adapt=AdaptOptions(steps=2, min_spoken_frames=10**6))
+    plain = unispeech.load_model(DEFAULT_MODEL_DIR, dtype="float32", backend="torch")
+    np.testing.assert_allclose(guarded.logits(str(ROOT_EXAMPLE)), plain.logits(str(ROOT_EXAMPLE)), atol=1e-5)
