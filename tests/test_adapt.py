@@ -111,3 +111,17 @@ def test_an_utterance_with_too_few_frames_heard_as_phones_is_decoded_as_loaded()
     guarded = unispeech.load_model(DEFAULT_MODEL_DIR, adapt=AdaptOptions(steps=2, min_spoken_frames=10**6))
     plain = unispeech.load_model(DEFAULT_MODEL_DIR, dtype="float32", backend="torch")
     np.testing.assert_allclose(guarded.logits(str(ROOT_EXAMPLE)), plain.logits(str(ROOT_EXAMPLE)), atol=1e-5)
+
+
+def test_a_server_started_with_adapt_answers_with_the_adapted_model():
+    from fastapi.testclient import TestClient
+
+    from unispeech.server import create_app
+
+    expected = unispeech.load_model(DEFAULT_MODEL_DIR, adapt=AdaptOptions(steps=2)).transcribe(str(ROOT_EXAMPLE))
+    with TestClient(create_app(str(DEFAULT_MODEL_DIR), adapt=AdaptOptions(steps=2))) as client:
+        r = client.post("/v1/transcribe", content=ROOT_EXAMPLE.read_bytes(), headers={"content-type": "audio/flac"})
+        health = client.get("/health").json()
+    assert "SUTA: 2 steps" in health["runs"]
+    assert r.status_code == 200, r.text
+    assert r.json()["phones"] == expected.phones

@@ -145,7 +145,8 @@ def create_app(
     @app.get("/health")
     async def health(request: Request):
         state = request.app.state
-        return {"status": "ok", "model": state.model_name, "queued": state.batcher.queue.qsize()}
+        runs = state.recognizer.describe()  # backend, precision, and whether it adapts to each utterance
+        return {"status": "ok", "model": state.model_name, "runs": runs, "queued": state.batcher.queue.qsize()}
 
     add_speech_routes(app, limits)
     add_scoring_route(app, limits)
