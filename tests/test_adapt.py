@@ -97,12 +97,14 @@ def test_it_runs_in_torch_float32_and_refuses_onnxruntime_or_another_precision(t
     assert recognizer.describe().startswith("torch float32")
 
 
-def test_the_command_line_adapts_when_asked_and_refuses_zero_steps(capsys):
+def test_the_command_line_adapts_when_asked_and_refuses_zero_steps_or_steps_without_adapt(capsys):
     argv = ["transcribe", "--adapt", str(ROOT_EXAMPLE), "--adapt-steps", "2", "--verbose", "--decoder", "greedy"]
     code, out, err = run_main(argv, capsys)
     assert code == 0 and out.strip() and "SUTA: 2 steps" in err
     code, out, err = run_main(["transcribe", str(ROOT_EXAMPLE), "--adapt", "--adapt-steps", "0"], capsys)
     assert code == 2 and "--adapt-steps" in err
+    code, out, err = run_main(["transcribe", str(ROOT_EXAMPLE), "--adapt-steps", "5"], capsys)
+    assert code != 0 and "give --adapt too" in err and not out
 
 
 def test_an_utterance_with_too_few_frames_heard_as_phones_is_decoded_as_loaded():

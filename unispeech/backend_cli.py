@@ -112,12 +112,17 @@ def add_adapt_options(p: argparse.ArgumentParser) -> None:
         "speech; torch float32, ~25x slower",
     )
     steps, lr = AdaptOptions.steps, AdaptOptions.lr
-    p.add_argument("--adapt-steps", type=positive_int, default=steps, help=f"with --adapt (default: {steps})")
-    p.add_argument("--adapt-lr", type=positive_float, default=lr, help=f"with --adapt (default: {lr:g})")
+    p.add_argument("--adapt-steps", type=positive_int, help=f"with --adapt (default: {steps})")
+    p.add_argument("--adapt-lr", type=positive_float, help=f"with --adapt (default: {lr:g})")
 
 
 def adapt_options(args: argparse.Namespace) -> AdaptOptions | None:
-    return AdaptOptions(args.adapt_steps, args.adapt_lr) if getattr(args, "adapt", False) else None
+    steps, lr = getattr(args, "adapt_steps", None), getattr(args, "adapt_lr", None)
+    if not getattr(args, "adapt", False):
+        if steps or lr:
+            raise ValueError("--adapt-steps and --adapt-lr set how --adapt adapts: give --adapt too")
+        return None
+    return AdaptOptions(steps or AdaptOptions.steps, lr or AdaptOptions.lr)
 
 
 def load_recognizer(args: argparse.Namespace, decoder=None):
