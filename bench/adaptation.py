@@ -18,7 +18,7 @@ from pathlib import Path
 
 from unispeech import AdaptOptions, GreedyDecoder, load_model
 from unispeech.data import load_dataset
-from unispeech.metrics import edit_ops
+from unispeech.evaluate import score
 from unispeech.paired import compare
 
 
@@ -52,34 +52,22 @@ def main() -> None:
 
 
 def score_set(manifest: Path, plain, adapting, limit: int) -> dict:
+    """Each utterance scored as `unispeech evaluate` scores it (evaluate.score), for each side and decoding."""
     utterances, _ = load_dataset(manifest)
     if limit and len(utterances) > limit:
         utterances = random.Random(0).sample(utterances, limit)
     scored = {arm: {} for arm in ("plain-own", "plain-greedy", "adapted-own", "adapted-greedy")}
     seconds = {"plain": 0.0, "adapted": 0.0}
-    greedy = GreedyDecoder()
     for u in utterances:
-        ref = list(u.phones)
         wav = plain.prepare(u.audio)
         for side, recognizer in (("plain", plain), ("adapted", adapting)):
             start = time.perf_counter()
             logits = recognizer.logits_batch([wav])[0]
             seconds[side] += time.perf_counter() - start
-            own = recognizer.decode(logits, wav.size).phones
-            best_path = greedy.decode(logits, recognizer.vocab, recognizer.frames.seconds_per_frame).phones
-            for arm, hyp in ((f"{side}-own", own), (f"{side}-greedy", best_path)):
-                scored[arm][u.id] = counted(ref, hyp)
+            for decoding, decoder in (("own", recognizer), ("greedy", recognizer.with_decoder(GreedyDecoder()))):
+                result = decoder.decode(logits, wav.size).to_dict()
+                scored[f"{side}-{decoding}"][u.id] = score(u, result)
     return {"arms": scored, "seconds": {k: v / len(utterances) for k, v in seconds.items()}}
-
-
-def counted(ref: list[str], hyp: list[str]) -> dict:
-    ops = [op for op, _, _ in edit_ops(ref, hyp)]
-    return {
-        "ref": " ".join(ref),
-        "substitutions": ops.count("S"),
-        "deletions": ops.count("D"),
-        "insertions": ops.count("I"),
-    }
 
 
 def row(name: str, scored: dict) -> str:

@@ -73,7 +73,7 @@ def load_model(
         choice = _adapting_choice(folder, backend, dtype)
     else:
         choice = choose_backend(backend, dtype, device, with_lm=getattr(decoder, "lm", None) is not None)
-    if weights_file(folder) is None and (folder / "model.onnx").is_file() and adapt is None:
+    if weights_file(folder) is None and (folder / "model.onnx").is_file():  # (adapting refused such a folder)
         choice = _export_folder_choice(choice, folder, backend, dtype, device)
     name = "bundled demo model" if name_or_path in (None, "default") else str(name_or_path)
     if choice.backend == "onnxruntime":
