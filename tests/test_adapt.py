@@ -1,6 +1,7 @@
 """Adapting the model to each utterance (SUTA, unispeech/adapt.py): what it optimises, that it leaves the loaded
 model as it was, that an utterance's result does not depend on its company, and where it cannot run."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 import unispeech
-from unispeech import AdaptOptions, GreedyDecoder
+from unispeech import AdaptOptions, GreedyDecoder, TogetherOptions
 from unispeech.adapt import adapted_names, class_confusion, suta_loss
 from unispeech.checkpoint import DEFAULT_MODEL_DIR
 
@@ -127,3 +128,89 @@ def test_a_server_started_with_adapt_answers_with_the_adapted_model():
     assert "SUTA: 2 steps" in health["runs"]
     assert r.status_code == 200, r.text
     assert r.json()["phones"] == expected.phones
+
+
+# Adapting once to all the audio of a run (--adapt-together)
+
+
+def test_adapting_together_lowers_the_loss_over_the_audio_changes_only_the_adapted_parameters_of_a_copy():
+    plain = unispeech.load_model(DEFAULT_MODEL_DIR, dtype="float32", backend="torch", decoder=GreedyDecoder())
+    before = {n: p.detach().clone() for n, p in plain.model.named_parameters()}
+    wav = plain.prepare(str(ROOT_EXAMPLE))
+    options = TogetherOptions(steps=3)
+    adapted = unispeech.adapted_to(plain, [str(ROOT_EXAMPLE)], options)
+    blank = plain.vocab.blank_id
+    loss = {r: suta_loss(torch.from_numpy(r.logits_batch([wav])[0]), blank, options) for r in (plain, adapted)}
+    assert loss[adapted] < loss[plain]
+    assert all(torch.equal(p, before[n]) for n, p in plain.model.named_parameters())
+    changed = {n for n, p in adapted.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and changed <= set(adapted_names(plain.model))
+    assert "adapted together (3 steps" in adapted.describe() and "to 1 inputs, 3 crops" in adapted.describe()
+
+
+def test_adapting_together_is_repeatable_so_a_resumed_job_finds_the_same_model_and_other_audio_gives_another():
+    plain = unispeech.load_model(DEFAULT_MODEL_DIR, dtype="float32", backend="torch")
+    other = normalized(speechlike(3.0, seed=3))
+    options = TogetherOptions(steps=2, min_spoken_frames=0)
+    first, again = (unispeech.adapted_to(plain, [str(ROOT_EXAMPLE)], options) for _ in range(2))
+    elsewhere = unispeech.adapted_to(plain, [other], options)
+    assert first.runner.identity() == again.runner.identity() != plain.runner.identity()
+    assert elsewhere.runner.identity() != first.runner.identity()
+
+
+def test_crops_with_too_few_frames_heard_as_phones_give_no_gradient_and_unreadable_inputs_are_left_out(tmp_path):
+    plain = unispeech.load_model(DEFAULT_MODEL_DIR, dtype="float32", backend="torch")
+    missing = str(tmp_path / "missing.wav")
+    adapted = unispeech.adapted_to(
+        plain, [str(ROOT_EXAMPLE), missing], TogetherOptions(steps=2, min_spoken_frames=10**6)
+    )
+    assert "to 2 inputs, 0 crops heard as speech" in adapted.describe()
+    assert adapted.runner.identity().split()[0] == plain.runner.identity()  # the weights as loaded
+
+
+def test_long_inputs_are_adapted_on_crops_of_crop_seconds(tiny_model_dir):
+    plain = unispeech.load_model(tiny_model_dir, dtype="float32", backend="torch")
+    long = normalized(speechlike(6.0, seed=4))
+    options = TogetherOptions(steps=2, crop_seconds=1.0, min_spoken_frames=0)
+    seen = []
+    hook = plain.model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].shape[-1]))
+    try:
+        unispeech.adapted_to(plain, [long], options)
+    finally:
+        hook.remove()
+    assert seen == [16000, 16000]
+
+
+def test_adapting_together_needs_torch_float32_weights_and_sane_options(tiny_model_dir):
+    int8 = unispeech.load_model(tiny_model_dir, dtype="int8")
+    with pytest.raises(ValueError, match="needs the model's weights in torch float32"):
+        unispeech.adapted_to(int8, [normalized(speechlike(1.0))], TogetherOptions())
+    for bad in (dict(utterances_per_step=0), dict(crop_seconds=0.0), dict(max_inputs=0), dict(steps=0)):
+        with pytest.raises(ValueError, match="adaptation needs"):
+            TogetherOptions(**bad)
+
+
+def test_the_command_line_adapts_together_when_asked_and_says_so_in_the_evaluation_report(tmp_path, capsys):
+    argv = ["transcribe", "--adapt-together", "--adapt-steps", "2", "--verbose", "--decoder", "greedy"]
+    code, out, err = run_main([*argv, str(ROOT_EXAMPLE), str(ROOT_EXAMPLE)], capsys)
+    assert code == 0 and out.count("ky_example.flac") == 2 and "adapted together (2 steps" in err
+    manifest = tmp_path / "set.jsonl"
+    manifest.write_text(json.dumps({"id": "a", "audio": str(ROOT_EXAMPLE), "text": "ал жерде"}) + "\n")
+    argv = ["evaluate", "--data", str(manifest), "--out", str(tmp_path / "report"), "--adapt-together"]
+    code, out, err = run_main([*argv, "--adapt-steps", "2", "--decoder", "greedy"], capsys)
+    assert code == 0 and "PER" in out
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert "adapted together (2 steps of up to 4 inputs" in report["summary"]["runs"]
+    code, out, err = run_main([*argv, "--adapt-steps", "2", "--decoder", "greedy"], capsys)
+    assert code == 0, err  # the same adaptation again: the finished evaluation is found, not refused
+
+
+def test_the_command_line_refuses_both_adaptations_at_once_ray_and_other_precisions(capsys):
+    for extra, message in (
+        (["--adapt"], "give one"),
+        (["--engine", "ray"], "cannot run with --engine ray"),
+        (["--dtype", "int8"], "runs in torch float32"),
+        (["--backend", "onnxruntime"], "runs in torch float32"),
+    ):
+        code, out, err = run_main(["transcribe", str(ROOT_EXAMPLE), "--adapt-together", *extra], capsys)
+        assert code != 0 and message in err and not out, (extra, err)

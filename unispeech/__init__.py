@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from .adapt import AdaptingRunner, AdaptOptions
+from .adapt import AdaptingRunner, AdaptOptions, TogetherOptions, adapted_to
 from .audio import SAMPLE_RATE, AudioError, load_audio
 from .beam import folder_decoder
 from .checkpoint import REAL_MODEL, load_folder, resolve_folder, weights_file
@@ -23,6 +23,8 @@ __version__ = "0.1.0"
 __all__ = [
     "load_model",
     "AdaptOptions",
+    "TogetherOptions",
+    "adapted_to",
     "Recognizer",
     "Transcription",
     "ModelConfig",

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .adapt import AdaptOptions
+from .adapt import AdaptOptions, TogetherOptions
 from .precision import BACKENDS, DTYPE_CHOICES
 from .train.recipe import natural_int, positive_float, positive_int
 
@@ -82,7 +82,7 @@ def add_info(sub) -> None:
     p.set_defaults(func=cmd_info)
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
+def add_model_options(p: argparse.ArgumentParser, together: bool = False) -> None:
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="utterances per forward pass (default: 8)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -101,41 +101,64 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--verbose", "-v", action="store_true", help="say which backend and precision run, and why")
     p.add_argument("--threads", type=natural_int, default=0, help="CPU threads (default: torch's choice)")
-    add_adapt_options(p)
+    add_adapt_options(p, together)
 
 
-def add_adapt_options(p: argparse.ArgumentParser) -> None:
+def add_adapt_options(p: argparse.ArgumentParser, together: bool = False) -> None:
     p.add_argument(
         "--adapt",
         action="store_true",
         help="adapt the model to each utterance before decoding it (SUTA): for voices unlike the model's training "
         "speech; torch float32, ~25x slower",
     )
-    steps, lr = AdaptOptions.steps, AdaptOptions.lr
-    p.add_argument("--adapt-steps", type=positive_int, help=f"with --adapt (default: {steps})")
-    p.add_argument("--adapt-lr", type=positive_float, help=f"with --adapt (default: {lr:g})")
+    if together:
+        p.add_argument(
+            "--adapt-together",
+            action="store_true",
+            help="adapt the model once to all the audio given (one speaker, one recording), then decode all of it: "
+            "better than --adapt where the audio shares a voice, and far cheaper; torch float32",
+        )
+    steps = f"{AdaptOptions.steps}, together {TogetherOptions.steps}" if together else AdaptOptions.steps
+    p.add_argument(
+        "--adapt-steps", type=positive_int, help=f"with --adapt{'(-together)' * together} (default: {steps})"
+    )
+    p.add_argument("--adapt-lr", type=positive_float, help=f"likewise (default: {AdaptOptions.lr:g})")
 
 
 def adapt_options(args: argparse.Namespace) -> AdaptOptions | None:
+    """AdaptOptions for --adapt, TogetherOptions for --adapt-together, None for neither."""
     steps, lr = getattr(args, "adapt_steps", None), getattr(args, "adapt_lr", None)
-    if not getattr(args, "adapt", False):
+    each, together = getattr(args, "adapt", False), getattr(args, "adapt_together", False)
+    if each and together:
+        raise ValueError("--adapt adapts to each utterance, --adapt-together to all of them at once: give one")
+    if not (each or together):
         if steps or lr:
             raise ValueError("--adapt-steps and --adapt-lr set how --adapt adapts: give --adapt too")
         return None
-    return AdaptOptions(steps or AdaptOptions.steps, lr or AdaptOptions.lr)
+    kind = TogetherOptions if together else AdaptOptions
+    return kind(steps=steps or kind.steps, lr=lr or kind.lr)
 
 
-def load_recognizer(args: argparse.Namespace, decoder=None):
-    from . import load_model
+def load_recognizer(args: argparse.Namespace, decoder=None, audio: list | None = None):
+    """The recognizer the options ask for; with --adapt-together, adapted to `audio` (the run's inputs)."""
+    from . import adapted_to, load_model
 
+    options = adapt_options(args)
+    together = isinstance(options, TogetherOptions)
+    if together and getattr(args, "engine", "local") == "ray":
+        raise ValueError("--adapt-together adapts in this process: it cannot run with --engine ray")
+    if together and (args.backend == "onnxruntime" or args.dtype not in ("auto", "float32")):
+        raise ValueError(f"--adapt-together takes gradients: it runs in torch float32, not {args.backend} {args.dtype}")
     recognizer = load_model(
         args.model,
         device=args.device,
-        dtype=args.dtype,
+        dtype="float32" if together and args.dtype == "auto" else args.dtype,
         decoder=decoder,
-        backend=args.backend,
-        adapt=adapt_options(args),
+        backend="torch" if together and args.backend == "auto" else args.backend,
+        adapt=None if together else options,
     )
+    if together:
+        recognizer = adapted_to(recognizer, audio or [], options)
     if getattr(args, "verbose", False):
         print(f"unispeech: running {recognizer.describe()}: {recognizer.choice}", file=sys.stderr)
         print(f"unispeech: decoding with {recognizer.decoder.describe()}", file=sys.stderr)

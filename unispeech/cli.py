@@ -42,7 +42,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         raise ValueError("give audio FILEs, or --input LIST with --output-dir DIR (many files, resumable)")
     if args.input:
         return transcribe_job(args)
-    recognizer = load_recognizer(args, decoder=_decoder(args))
+    recognizer = load_recognizer(args, decoder=_decoder(args), audio=args.files)
     ok, failed = [], 0
     results = recognizer.transcribe_many(args.files, batch_size=args.batch_size, progress=len(args.files) > 20)
     for path, result in zip(args.files, results):
@@ -64,7 +64,7 @@ def transcribe_job(args: argparse.Namespace) -> int:
     paths = read_input_list(args.input, split=args.split, audio_dir=args.audio_dir)
     if not paths:
         raise ValueError(f"--input {args.input}: no audio paths in it")
-    recognizer = load_recognizer(args, decoder=_decoder(args))
+    recognizer = load_recognizer(args, decoder=_decoder(args), audio=paths)
     job = run_job(
         recognizer,
         paths,
@@ -124,7 +124,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         utterances = utterances[: args.limit]
     if not utterances:
         raise ValueError(f"{args.data}: no usable utterances ({len(skipped)} skipped)")
-    recognizer = load_recognizer(args, decoder=_decoder(args))
+    recognizer = load_recognizer(args, decoder=_decoder(args), audio=[str(u.audio) for u in utterances])
     report = evaluate(
         recognizer,
         utterances,
@@ -256,7 +256,7 @@ def add_transcribe(sub) -> None:
     p.add_argument("--split", default="test", help="Common Voice split for --input (default: test)")
     p.add_argument("--audio-dir", help="where the clips of an --input manifest are (default: beside it)")
     add_engine_options(p)
-    add_model_options(p)
+    add_model_options(p, together=True)
     p.add_argument(
         "--format",
         choices=("txt", "json", "jsonl", "tsv", "ctm", "textgrid"),
@@ -306,7 +306,7 @@ def add_evaluate(sub) -> None:
         "sentences by G2P). Writes report.json, report.md and plots to --out; "
         "re-running with the same --out resumes.",
     )
-    add_model_options(p)
+    add_model_options(p, together=True)
     p.add_argument(
         "--data",
         required=True,
