@@ -1,13 +1,17 @@
-"""Adapting to each utterance (`--adapt`, unispeech/adapt.py: SUTA) against decoding as loaded, paired, set by set:
-PER with the model's own decoding (its phone LM) and greedy, B - A with its paired-bootstrap interval, the change in
-the share of phones right, and the seconds an utterance takes each way. Both sides run torch float32 on the same
-audio; each utterance is adapted once and its logits decoded both ways.
+"""Adapting to the voice (unispeech/adapt.py) against decoding as loaded, paired, set by set. Arms:
+  each      `--adapt`: each utterance adapted on its own (SUTA);
+  together  `--adapt-together`: the model adapted once to all the set's utterances, then each decoded;
+  half      adapted together to the first half of the (shuffled) set, scored on the second half only: what
+            adapting to a speaker's earlier recordings does for ones it has not seen.
+Each row: PER with the model's own decoding (its phone LM) and greedy, for the plain model on the same utterances
+and for the arm; B - A with its paired-bootstrap interval; the change in the share of phones right; seconds an
+utterance takes (for together / half: the adaptation's time shared out, plus the forward pass). Torch float32.
 
     python bench/adaptation.py --model unispeech/assets/default-model --work runs/demo-v26
-                               --sets test-asterisk-ru,test-fotaq [--limit 300] [--steps 10] [--lr 2e-5]
-                               [--min-spoken-frames 10] [--out runs/adaptation]
+                               --sets test-asterisk-ru,test-fotaq [--arms each,together,half] [--limit 120]
+                               [--out runs/adaptation]
 
-`--out` keeps each finished set's scored rows (`SET.json`), so an interrupted run goes on where it stopped.
+`--out` keeps each finished set and arm's scored rows (JSON), so an interrupted run goes on where it stopped.
 """
 
 import argparse
@@ -16,10 +20,12 @@ import random
 import time
 from pathlib import Path
 
-from unispeech import AdaptOptions, GreedyDecoder, load_model
+from unispeech import AdaptOptions, GreedyDecoder, TogetherOptions, adapted_to, load_model
 from unispeech.data import load_dataset
 from unispeech.evaluate import score
 from unispeech.paired import compare
+
+ARMS = ("each", "together", "half")
 
 
 def main() -> None:
@@ -27,57 +33,69 @@ def main() -> None:
     p.add_argument("--model", required=True, help="a model folder (its own decoding: the phone LM where it has one)")
     p.add_argument("--work", type=Path, required=True, help="the folder of the sets (each SET/manifest.jsonl)")
     p.add_argument("--sets", required=True, help="comma-separated set names")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     p.add_argument("--limit", type=int, default=0, help="at most this many utterances a set, drawn seeded (0: all)")
-    p.add_argument("--steps", type=int, default=AdaptOptions.steps)
-    p.add_argument("--lr", type=float, default=AdaptOptions.lr)
-    p.add_argument("--min-spoken-frames", type=int, default=AdaptOptions.min_spoken_frames)
     p.add_argument("--out", type=Path, default=Path("runs/adaptation"))
     args = p.parse_args()
-    options = AdaptOptions(steps=args.steps, lr=args.lr, min_spoken_frames=args.min_spoken_frames)
+    arms = args.arms.split(",")
+    if not set(arms) <= set(ARMS):
+        p.error(f"--arms: {args.arms}: each of {', '.join(ARMS)}")
     plain = load_model(args.model, dtype="float32", backend="torch")
-    adapting = load_model(args.model, adapt=options)
     args.out.mkdir(parents=True, exist_ok=True)
     print(
-        f"{args.model}: plain ({plain.describe()}) against {adapting.describe()}; decoding {plain.decoder.describe()}"
+        f"{args.model}: {plain.describe()}; decoding {plain.decoder.describe()}; {AdaptOptions()}; {TogetherOptions()}"
     )
-    print("| set | utterances | plain LM / greedy | adapted LM / greedy | LM, B - A [95 %] | greedy [95 %] "
+    print("| set | arm | utterances | plain LM / greedy | adapted LM / greedy | LM, B - A [95 %] | greedy [95 %] "
           "| phones right greedy, B - A | s / utterance, plain / adapted |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.sets.split(","):
-        done = args.out / f"{name}-{args.steps}-{args.lr:g}-{args.min_spoken_frames}.json"
-        if not done.is_file():
-            scored = score_set(args.work / name / "manifest.jsonl", plain, adapting, args.limit)
-            done.write_text(json.dumps(scored))
-        print(row(name, json.loads(done.read_text())), flush=True)
+        utterances, wavs = read_set(args.work / name / "manifest.jsonl", plain, args.limit)
+        for arm in ["plain", *arms]:
+            done = args.out / f"{name}-{arm}-{args.limit}.json"
+            if not done.is_file():
+                done.write_text(json.dumps(run_arm(arm, plain, args.model, utterances, wavs)))
+            if arm != "plain":
+                base = json.loads((args.out / f"{name}-plain-{args.limit}.json").read_text())
+                print(row(name, arm, base, json.loads(done.read_text())), flush=True)
 
 
-def score_set(manifest: Path, plain, adapting, limit: int) -> dict:
-    """Each utterance scored as `unispeech evaluate` scores it (evaluate.score), for each side and decoding."""
+def read_set(manifest: Path, plain, limit: int):
     utterances, _ = load_dataset(manifest)
     if limit and len(utterances) > limit:
         utterances = random.Random(0).sample(utterances, limit)
-    scored = {arm: {} for arm in ("plain-own", "plain-greedy", "adapted-own", "adapted-greedy")}
-    seconds = {"plain": 0.0, "adapted": 0.0}
-    for u in utterances:
-        wav = plain.prepare(u.audio)
-        for side, recognizer in (("plain", plain), ("adapted", adapting)):
-            start = time.perf_counter()
-            logits = recognizer.logits_batch([wav])[0]
-            seconds[side] += time.perf_counter() - start
-            for decoding, decoder in (("own", recognizer), ("greedy", recognizer.with_decoder(GreedyDecoder()))):
-                result = decoder.decode(logits, wav.size).to_dict()
-                scored[f"{side}-{decoding}"][u.id] = score(u, result)
-    return {"arms": scored, "seconds": {k: v / len(utterances) for k, v in seconds.items()}}
+    else:
+        random.Random(0).shuffle(utterances)  # the half arm's halves: no order of the manifest's making
+    return utterances, [plain.prepare(u.audio) for u in utterances]
 
 
-def row(name: str, scored: dict) -> str:
-    arms, seconds = scored["arms"], scored["seconds"]
-    lm = compare(arms["plain-own"], arms["adapted-own"])
-    best_path = compare(arms["plain-greedy"], arms["adapted-greedy"])
+def run_arm(arm: str, plain, model: str, utterances: list, wavs: list) -> dict:
+    """Each utterance the arm decodes, scored as `unispeech evaluate` scores it (evaluate.score), both decodings;
+    the seconds are the adaptation's and the forward passes', per utterance decoded."""
+    half = len(wavs) // 2
+    picked = range(half, len(wavs)) if arm == "half" else range(len(wavs))
+    recognizer = load_model(model, adapt=AdaptOptions()) if arm == "each" else plain
+    start = time.perf_counter()
+    if arm in ("together", "half"):
+        recognizer = adapted_to(plain, wavs[:half] if arm == "half" else wavs, TogetherOptions())
+    seconds, rows = time.perf_counter() - start, {"own": {}, "greedy": {}}
+    for i in picked:
+        start = time.perf_counter()
+        logits = recognizer.logits_batch([wavs[i]])[0]
+        seconds += time.perf_counter() - start
+        for decoding, decoder in (("own", recognizer), ("greedy", recognizer.with_decoder(GreedyDecoder()))):
+            rows[decoding][utterances[i].id] = score(utterances[i], decoder.decode(logits, wavs[i].size).to_dict())
+    return {"rows": rows, "seconds": seconds / len(picked)}
+
+
+def row(name: str, arm: str, base: dict, scored: dict) -> str:
+    """The arm against the plain model on the utterances the arm decoded."""
+    a = {k: {i: base["rows"][k][i] for i in scored["rows"][k]} for k in ("own", "greedy")}
+    lm = compare(a["own"], scored["rows"]["own"])
+    best_path = compare(a["greedy"], scored["rows"]["greedy"])
     return (
-        f"| {name} | {lm.utterances} | {100 * lm.per_a:.2f} / {100 * best_path.per_a:.2f} "
+        f"| {name} | {arm} | {lm.utterances} | {100 * lm.per_a:.2f} / {100 * best_path.per_a:.2f} "
         f"| {100 * lm.per_b:.2f} / {100 * best_path.per_b:.2f} | {interval(lm)} | {interval(best_path)} "
-        f"| {100 * best_path.right_difference:+.2f} | {seconds['plain']:.2f} / {seconds['adapted']:.2f} |"
+        f"| {100 * best_path.right_difference:+.2f} | {base['seconds']:.2f} / {scored['seconds']:.2f} |"
     )
 
 

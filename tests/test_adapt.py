@@ -214,3 +214,27 @@ def test_the_command_line_refuses_both_adaptations_at_once_ray_and_other_precisi
     ):
         code, out, err = run_main(["transcribe", str(ROOT_EXAMPLE), "--adapt-together", *extra], capsys)
         assert code != 0 and message in err and not out, (extra, err)
+
+
+def test_unispeech_adapt_saves_a_model_folder_that_decodes_as_the_adapted_model_with_its_own_decoding(tmp_path, capsys):
+    out = tmp_path / "my-voice"
+    code, stdout, err = run_main(["adapt", str(ROOT_EXAMPLE), "--out", str(out), "--adapt-steps", "2"], capsys)
+    assert code == 0, err
+    assert "adapted together (2 steps" in stdout and (out / "unispeech_decoding.json").is_file()
+    plain = unispeech.load_model(DEFAULT_MODEL_DIR, dtype="float32", backend="torch")
+    expected = unispeech.adapted_to(plain, [str(ROOT_EXAMPLE)], TogetherOptions(steps=2))
+    saved = unispeech.load_model(out, dtype="float32", backend="torch")
+    np.testing.assert_allclose(saved.logits(str(ROOT_EXAMPLE)), expected.logits(str(ROOT_EXAMPLE)), atol=1e-5)
+    assert saved.decoder.describe() == plain.decoder.describe()
+    before = (out / "model.safetensors").read_bytes()
+    code, stdout, err = run_main(["adapt", str(ROOT_EXAMPLE), "--out", str(out)], capsys)
+    assert code != 0 and "already holds a model" in err and (out / "model.safetensors").read_bytes() == before
+
+
+def test_unispeech_adapt_refuses_audio_with_nothing_heard_as_speech(tmp_path, capsys):
+    import soundfile
+
+    silence = tmp_path / "silence.wav"
+    soundfile.write(silence, np.zeros(32000, np.float32), 16000)
+    code, stdout, err = run_main(["adapt", str(silence), "--out", str(tmp_path / "m")], capsys)
+    assert code != 0 and "nothing to adapt to" in err and not (tmp_path / "m").exists()

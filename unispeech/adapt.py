@@ -172,9 +172,9 @@ def adapt_together(
 class AdaptedRunner(TorchRunner):
     """A float32 CTCModel adapted to the audio of a run (`adapted_to`); it runs as any torch model."""
 
-    def __init__(self, model: CTCModel, note: str):
+    def __init__(self, model: CTCModel, note: str, used: int):
         super().__init__(model, Precision())
-        self.note = note
+        self.note, self.used = note, used  # used: crops that gave a gradient (0: the weights as loaded)
 
     def describe(self) -> str:
         return f"{super().describe()}, {self.note}"
@@ -204,7 +204,7 @@ def adapted_to(recognizer: Recognizer, audio: list[AudioInput], options: Togethe
     model, used = adapt_together(runner.model, wavs, options, recognizer.vocab.blank_id, recognizer.audio.sampling_rate)
     note = f"{options.describe()} to {len(audio)} inputs, {used} crops heard as speech"
     return Recognizer(
-        AdaptedRunner(model, note),
+        AdaptedRunner(model, note, used),
         recognizer.vocab,
         recognizer.audio,
         recognizer.name,

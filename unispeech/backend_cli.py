@@ -32,6 +32,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from . import adapted_to, load_model
+    from .beam import save_folder_decoder
+    from .bulk import read_input_list
+
+    if bool(args.files) == bool(args.input):
+        raise ValueError("give the voice's audio FILEs, or --input LIST")
+    out = Path(args.out)
+    if (out / "config.json").exists() or (out.exists() and not out.is_dir()):
+        raise ValueError(f"--out {out}: already holds a model or a file; choose a new folder (nothing is overwritten)")
+    paths = list(args.files) or read_input_list(args.input)
+    options = TogetherOptions(steps=args.adapt_steps or TogetherOptions.steps, lr=args.adapt_lr or TogetherOptions.lr)
+    recognizer = adapted_to(load_model(args.model, dtype="float32", backend="torch"), paths, options)
+    if not recognizer.runner.used:
+        raise ValueError(f"none of the {len(paths)} inputs was heard as speech (or could be read): nothing to adapt to")
+    recognizer.save(out)  # float32: float16 storage would round away most of what adapting changed
+    if getattr(recognizer.decoder, "options", None) is not None:  # the model's own decoding travels with it
+        save_folder_decoder(out, recognizer.decoder.options, recognizer.decoder.lm)
+    print(f"{args.model or 'bundled demo model'}, {recognizer.runner.note} -> {out}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import platform
 
@@ -72,6 +94,23 @@ def add_export(sub) -> None:
     p.add_argument("--int8", action="store_true", help="also write model.int8.onnx (int8 matmuls)")
     p.add_argument("--out", required=True, help="folder to write (model.onnx, config.json, vocab.json, tokens.txt)")
     p.set_defaults(func=cmd_export)
+
+
+def add_adapt(sub) -> None:
+    p = sub.add_parser(
+        "adapt",
+        help="adapt a model to a voice from its recordings (no transcripts) and save it",
+        description="Adapt the model once to recordings of one speaker or one recording setting, with no "
+        "transcript (as --adapt-together does for one run), and save the adapted model as a folder that every "
+        "command reads with --model: a few minutes of your voice, then `unispeech serve --model FOLDER`.",
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="audio files of the voice")
+    p.add_argument("--input", help="a list of audio files (one per line) or a TSV/JSONL manifest")
+    p.add_argument("--model", help="model folder or hub id to adapt (default: the bundled demo model)")
+    p.add_argument("--out", required=True, help="the new model folder (float32 weights, the model's own decoding)")
+    p.add_argument("--adapt-steps", type=positive_int, help=f"(default: {TogetherOptions.steps})")
+    p.add_argument("--adapt-lr", type=positive_float, help=f"(default: {TogetherOptions.lr:g})")
+    p.set_defaults(func=cmd_adapt)
 
 
 def add_info(sub) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .backend_cli import (
     adapt_options,
+    add_adapt,
     add_adapt_options,
     add_export,
     add_info,
@@ -423,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_serve,
         add_align,
         add_score,
+        add_adapt,
         add_lm,
         add_export,
         add_info,
