@@ -9,7 +9,9 @@ utterance takes (for together / half: the adaptation's time shared out, plus the
 
     python bench/adaptation.py --model unispeech/assets/default-model --work runs/demo-v26
                                --sets test-asterisk-ru,test-fotaq [--arms each,together,half] [--limit 120]
-                               [--out runs/adaptation]
+                               [--steps 10] [--lr 2e-5] [--min-spoken-frames 10] [--out runs/adaptation]
+
+--steps and --lr set `each` (together / half take TogetherOptions' defaults); --min-spoken-frames sets all three.
 
 `--out` keeps each finished set and arm's scored rows (JSON), so an interrupted run goes on where it stopped.
 """
@@ -35,28 +37,41 @@ def main() -> None:
     p.add_argument("--sets", required=True, help="comma-separated set names")
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     p.add_argument("--limit", type=int, default=0, help="at most this many utterances a set, drawn seeded (0: all)")
+    p.add_argument("--steps", type=int, default=AdaptOptions.steps, help="each: steps an utterance")
+    p.add_argument("--lr", type=float, default=AdaptOptions.lr, help="each: learning rate")
+    p.add_argument("--min-spoken-frames", type=int, default=AdaptOptions.min_spoken_frames)
     p.add_argument("--out", type=Path, default=Path("runs/adaptation"))
     args = p.parse_args()
     arms = args.arms.split(",")
     if not set(arms) <= set(ARMS):
         p.error(f"--arms: {args.arms}: each of {', '.join(ARMS)}")
     plain = load_model(args.model, dtype="float32", backend="torch")
+    options = {
+        "each": AdaptOptions(steps=args.steps, lr=args.lr, min_spoken_frames=args.min_spoken_frames),
+        "together": TogetherOptions(min_spoken_frames=args.min_spoken_frames),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
-    print(
-        f"{args.model}: {plain.describe()}; decoding {plain.decoder.describe()}; {AdaptOptions()}; {TogetherOptions()}"
-    )
+    print(f"{args.model}: {plain.describe()}; decoding {plain.decoder.describe()}; {options}")
     print("| set | arm | utterances | plain LM / greedy | adapted LM / greedy | LM, B - A [95 %] | greedy [95 %] "
           "| phones right greedy, B - A | s / utterance, plain / adapted |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.sets.split(","):
         utterances, wavs = read_set(args.work / name / "manifest.jsonl", plain, args.limit)
         for arm in ["plain", *arms]:
-            done = args.out / f"{name}-{arm}-{args.limit}.json"
+            done = args.out / f"{name}-{arm}-{args.limit}{suffix(arm, args)}.json"
             if not done.is_file():
-                done.write_text(json.dumps(run_arm(arm, plain, args.model, utterances, wavs)))
+                done.write_text(json.dumps(run_arm(arm, plain, args.model, utterances, wavs, options)))
             if arm != "plain":
                 base = json.loads((args.out / f"{name}-plain-{args.limit}.json").read_text())
                 print(row(name, arm, base, json.loads(done.read_text())), flush=True)
+
+
+def suffix(arm: str, args) -> str:
+    """What else names an arm's results: its settings where they are not the defaults (the tables made before
+    the options keep their files)."""
+    each = (args.steps, args.lr) != (AdaptOptions.steps, AdaptOptions.lr) and arm == "each"
+    floor = args.min_spoken_frames != AdaptOptions.min_spoken_frames and arm != "plain"
+    return (f"-{args.steps}-{args.lr:g}" if each else "") + (f"-floor{args.min_spoken_frames}" if floor else "")
 
 
 def read_set(manifest: Path, plain, limit: int):
@@ -68,15 +83,15 @@ def read_set(manifest: Path, plain, limit: int):
     return utterances, [plain.prepare(u.audio) for u in utterances]
 
 
-def run_arm(arm: str, plain, model: str, utterances: list, wavs: list) -> dict:
+def run_arm(arm: str, plain, model: str, utterances: list, wavs: list, options: dict) -> dict:
     """Each utterance the arm decodes, scored as `unispeech evaluate` scores it (evaluate.score), both decodings;
     the seconds are the adaptation's and the forward passes', per utterance decoded."""
     half = len(wavs) // 2
     picked = range(half, len(wavs)) if arm == "half" else range(len(wavs))
-    recognizer = load_model(model, adapt=AdaptOptions()) if arm == "each" else plain
+    recognizer = load_model(model, adapt=options["each"]) if arm == "each" else plain
     start = time.perf_counter()
     if arm in ("together", "half"):
-        recognizer = adapted_to(plain, wavs[:half] if arm == "half" else wavs, TogetherOptions())
+        recognizer = adapted_to(plain, wavs[:half] if arm == "half" else wavs, options["together"])
     seconds, rows = time.perf_counter() - start, {"own": {}, "greedy": {}}
     for i in picked:
         start = time.perf_counter()

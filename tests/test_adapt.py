@@ -105,6 +105,8 @@ def test_the_command_line_adapts_when_asked_and_refuses_zero_steps_or_steps_with
     code, out, err = run_main(["transcribe", str(ROOT_EXAMPLE), "--adapt", "--adapt-steps", "0"], capsys)
     assert code == 2 and "--adapt-steps" in err
     code, out, err = run_main(["transcribe", str(ROOT_EXAMPLE), "--adapt-steps", "5"], capsys)
+    assert code != 0 and "give --adapt or --adapt-together too" in err and not out
+    code, out, err = run_main(["align", str(ROOT_EXAMPLE), "--text", "ал", "--adapt-lr", "1e-4"], capsys)
     assert code != 0 and "give --adapt too" in err and not out
 
 

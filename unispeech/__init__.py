@@ -66,7 +66,9 @@ def load_model(
     `decoder`: a decoding strategy; by default the folder's own (beam search with its phone LM where it ships
     `unispeech_decoding.json`, as the bundled model does), else greedy. `GreedyDecoder()` asks for greedy.
     `adapt`: adapt the model to each utterance before decoding it (adapt.py: SUTA); it takes gradients, so it
-    runs in torch float32, about `adapt.steps` x 3 times the time of a plain forward pass.
+    runs in torch float32, about `adapt.steps` x 3 times the time of a plain forward pass. To adapt once to many
+    recordings of one voice instead: `adapted_to(load_model(name, dtype="float32", backend="torch"), files,
+    TogetherOptions())`.
     """
     folder = resolve_folder(name_or_path)
     device = resolve_device(device)

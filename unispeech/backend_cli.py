@@ -172,7 +172,8 @@ def adapt_options(args: argparse.Namespace) -> AdaptOptions | None:
         raise ValueError("--adapt adapts to each utterance, --adapt-together to all of them at once: give one")
     if not (each or together):
         if steps or lr:
-            raise ValueError("--adapt-steps and --adapt-lr set how --adapt adapts: give --adapt too")
+            flags = "--adapt or --adapt-together" if hasattr(args, "adapt_together") else "--adapt"
+            raise ValueError(f"--adapt-steps and --adapt-lr set how {flags} adapts: give {flags} too")
         return None
     kind = TogetherOptions if together else AdaptOptions
     return kind(steps=steps or kind.steps, lr=lr or kind.lr)
