@@ -10,7 +10,7 @@ import torch
 
 import unispeech
 from unispeech import AdaptOptions, GreedyDecoder, TogetherOptions
-from unispeech.adapt import adapted_names, class_confusion, suta_loss
+from unispeech.adapt import adapted_names, class_confusion, cut_pieces, suta_loss
 from unispeech.checkpoint import DEFAULT_MODEL_DIR
 
 from .conftest import normalized, run_main, speechlike
@@ -147,7 +147,7 @@ def test_adapting_together_lowers_the_loss_over_the_audio_changes_only_the_adapt
     assert all(torch.equal(p, before[n]) for n, p in plain.model.named_parameters())
     changed = {n for n, p in adapted.model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and changed <= set(adapted_names(plain.model))
-    assert "adapted together (3 steps" in adapted.describe() and "to 1 inputs, 3 crops" in adapted.describe()
+    assert "adapted together (3 steps" in adapted.describe() and "to 1 inputs, 3 draws" in adapted.describe()
 
 
 def test_adapting_together_is_repeatable_so_a_resumed_job_finds_the_same_model_and_other_audio_gives_another():
@@ -166,28 +166,47 @@ def test_crops_with_too_few_frames_heard_as_phones_give_no_gradient_and_unreadab
     adapted = unispeech.adapted_to(
         plain, [str(ROOT_EXAMPLE), missing], TogetherOptions(steps=2, min_spoken_frames=10**6)
     )
-    assert "to 2 inputs, 0 crops heard as speech" in adapted.describe()
+    assert "to 2 inputs, 0 draws heard as speech" in adapted.describe()
     assert adapted.runner.identity().split()[0] == plain.runner.identity()  # the weights as loaded
 
 
-def test_long_inputs_are_adapted_on_crops_of_crop_seconds(tiny_model_dir):
+def test_long_inputs_are_adapted_on_pieces_of_piece_seconds(tiny_model_dir):
     plain = unispeech.load_model(tiny_model_dir, dtype="float32", backend="torch")
     long = normalized(speechlike(6.0, seed=4))
-    options = TogetherOptions(steps=2, crop_seconds=1.0, min_spoken_frames=0)
+    options = TogetherOptions(steps=2, piece_seconds=1.0, min_spoken_frames=0)
     seen = []
     hook = plain.model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].shape[-1]))
     try:
         unispeech.adapted_to(plain, [long], options)
     finally:
         hook.remove()
-    assert seen == [16000, 16000]
+    assert seen == [16000] * 8  # 2 steps of 4 pieces of the 6 s
+
+
+def test_however_long_the_recordings_at_most_max_pieces_are_kept_and_a_tail_under_a_second_is_left_out():
+    lengths = (10 * 16000 + 8000, 3 * 16000, 20000, 8000)  # 10.5 s, 3 s, 1.25 s, and a recording of 0.5 s
+    recordings = [np.arange(n, dtype=np.float32) + 1e6 * i for i, n in enumerate(lengths)]
+    every = cut_pieces(recordings, TogetherOptions(piece_seconds=1.0, max_pieces=1000), 16000)
+    assert [p.size for p in every] == [16000] * 14 + [8000]  # the 0.5 s and 0.25 s tails left out, not the 0.5 s clip
+    options = TogetherOptions(piece_seconds=1.0, max_pieces=5)
+    kept, again = (cut_pieces(recordings, options, 16000) for _ in range(2))
+    assert len(kept) == 5 and len({float(k[0]) for k in kept}) == 5
+    assert all(any(np.array_equal(k, e) for e in every) for k in kept)
+    assert [float(k[0]) for k in kept] == [float(k[0]) for k in again]  # seeded
+    assert [float(k[0]) for k in kept] != [float(e[0]) for e in every[:5]]  # drawn from all, not the first five
 
 
 def test_adapting_together_needs_torch_float32_weights_and_sane_options(tiny_model_dir):
     int8 = unispeech.load_model(tiny_model_dir, dtype="int8")
     with pytest.raises(ValueError, match="needs the model's weights in torch float32"):
         unispeech.adapted_to(int8, [normalized(speechlike(1.0))], TogetherOptions())
-    for bad in (dict(utterances_per_step=0), dict(crop_seconds=0.0), dict(max_inputs=0), dict(steps=0)):
+    for bad in (
+        dict(pieces_per_step=0),
+        dict(piece_seconds=0.5),
+        dict(max_inputs=0),
+        dict(max_pieces=0),
+        dict(steps=0),
+    ):
         with pytest.raises(ValueError, match="adaptation needs"):
             TogetherOptions(**bad)
 
@@ -202,7 +221,7 @@ def test_the_command_line_adapts_together_when_asked_and_says_so_in_the_evaluati
     code, out, err = run_main([*argv, "--adapt-steps", "2", "--decoder", "greedy"], capsys)
     assert code == 0 and "PER" in out
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert "adapted together (2 steps of up to 4 inputs" in report["summary"]["runs"]
+    assert "adapted together (2 steps of up to 4 pieces" in report["summary"]["runs"]
     code, out, err = run_main([*argv, "--adapt-steps", "2", "--decoder", "greedy"], capsys)
     assert code == 0, err  # the same adaptation again: the finished evaluation is found, not refused
 

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import random
 import threading
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -125,41 +126,40 @@ class AdaptingRunner(TorchRunner):
 
 @dataclasses.dataclass(frozen=True)
 class TogetherOptions(AdaptOptions):
-    """Adapting once to all the audio of a run: `steps` AdamW steps, each on `utterances_per_step` inputs drawn
-    (seeded) from at most `max_inputs` of them, a random `crop_seconds` window of each longer one."""
+    """Adapting once to all the audio of a run: the audio of at most `max_inputs` inputs (drawn seeded) cut into
+    pieces of at most `piece_seconds`, of which at most `max_pieces` are kept (drawn seeded: memory stays bounded
+    however long the recordings); then `steps` AdamW steps, each on `pieces_per_step` pieces drawn seeded."""
 
     steps: int = 30
-    utterances_per_step: int = 4
-    crop_seconds: float = 15.0
+    pieces_per_step: int = 4
+    piece_seconds: float = 15.0
     max_inputs: int = 200
+    max_pieces: int = 200
     seed: int = 0
 
     def __post_init__(self):
         super().__post_init__()
-        if self.utterances_per_step < 1 or self.crop_seconds <= 0 or self.max_inputs < 1:
-            raise ValueError(f"adaptation needs utterances per step >= 1, crop > 0 s, max inputs >= 1: {self}")
+        if min(self.pieces_per_step, self.max_inputs, self.max_pieces) < 1 or self.piece_seconds < 1:
+            raise ValueError(f"adaptation needs pieces per step, max inputs, max pieces >= 1, pieces >= 1 s: {self}")
 
     def describe(self) -> str:
-        return f"adapted together ({self.steps} steps of up to {self.utterances_per_step} inputs, lr {self.lr:g})"
+        return f"adapted together ({self.steps} steps of up to {self.pieces_per_step} pieces, lr {self.lr:g})"
 
 
 def adapt_together(
-    model: CTCModel, wavs: list[torch.Tensor], options: TogetherOptions, blank: int, sampling_rate: int
+    model: CTCModel, pieces: list[torch.Tensor], options: TogetherOptions, blank: int
 ) -> tuple[CTCModel, int]:
-    """-> (a copy of `model` adapted to all of `wavs`, how many crops gave a gradient). A crop with fewer than
-    `min_spoken_frames` frames heard as phones (silence, a letter) gives none."""
+    """-> (a copy of `model` adapted to all of `pieces` (waveforms), how many draws gave a gradient). A piece with
+    fewer than `min_spoken_frames` frames heard as phones (silence, a letter) gives none."""
     adapted = copy.deepcopy(model).requires_grad_(False)
     names = set(adapted_names(model))
     params = [p.requires_grad_(True) for n, p in adapted.named_parameters() if n in names]
     optimizer = torch.optim.AdamW(params, lr=options.lr)
-    rng, crop, used = random.Random(options.seed), int(options.crop_seconds * sampling_rate), 0
+    rng, used = random.Random(options.seed), 0
     with torch.enable_grad():
-        for _ in range(options.steps if wavs else 0):
-            drawn = rng.sample(wavs, min(options.utterances_per_step, len(wavs)))
+        for _ in range(options.steps if pieces else 0):
+            drawn = rng.sample(pieces, min(options.pieces_per_step, len(pieces)))
             for wav in drawn:
-                if wav.numel() > crop:
-                    start = rng.randrange(wav.numel() - crop)
-                    wav = wav[start : start + crop]
                 logits = adapted(wav[None], torch.tensor([wav.numel()], device=wav.device))[0][0].float()
                 if int((logits.argmax(-1) != blank).sum()) >= options.min_spoken_frames:
                     (suta_loss(logits, blank, options) / len(drawn)).backward()
@@ -167,6 +167,23 @@ def adapt_together(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
     return adapted.requires_grad_(False), used
+
+
+def cut_pieces(wavs: Iterable[np.ndarray], options: TogetherOptions, sampling_rate: int) -> list[np.ndarray]:
+    """Each waveform cut into consecutive pieces of at most `piece_seconds` (a tail under 1 s is left out), at most
+    `max_pieces` of them kept, drawn seeded (reservoir sampling: one recording in memory at a time)."""
+    size, kept, seen = int(options.piece_seconds * sampling_rate), [], 0
+    rng = random.Random(options.seed)
+    for wav in wavs:
+        for start in range(0, wav.size, size):
+            piece = wav[start : start + size]
+            if start and piece.size < sampling_rate:
+                continue
+            seen += 1
+            slot = len(kept) if len(kept) < options.max_pieces else rng.randrange(seen)
+            if slot < options.max_pieces:
+                kept[slot : slot + 1] = [piece.copy()]
+    return kept
 
 
 class AdaptedRunner(TorchRunner):
@@ -194,15 +211,10 @@ def adapted_to(recognizer: Recognizer, audio: list[AudioInput], options: Togethe
         )
     audio = list(audio)
     chosen = random.Random(options.seed).sample(audio, min(len(audio), options.max_inputs))
-    wavs = []
-    for item in chosen:
-        try:
-            wav = recognizer.prepare(item) if not isinstance(item, np.ndarray) else item
-        except AudioError:
-            continue
-        wavs.append(torch.from_numpy(wav).to(runner.device))
-    model, used = adapt_together(runner.model, wavs, options, recognizer.vocab.blank_id, recognizer.audio.sampling_rate)
-    note = f"{options.describe()} to {len(audio)} inputs, {used} crops heard as speech"
+    pieces = cut_pieces(_readable(recognizer, chosen), options, recognizer.audio.sampling_rate)
+    tensors = [torch.from_numpy(piece).to(runner.device) for piece in pieces]
+    model, used = adapt_together(runner.model, tensors, options, recognizer.vocab.blank_id)
+    note = f"{options.describe()} to {len(audio)} inputs, {used} draws heard as speech"
     return Recognizer(
         AdaptedRunner(model, note, used),
         recognizer.vocab,
@@ -212,3 +224,12 @@ def adapted_to(recognizer: Recognizer, audio: list[AudioInput], options: Togethe
         decoder=recognizer.decoder,
         choice=recognizer.choice,
     )
+
+
+def _readable(recognizer: Recognizer, items: list[AudioInput]) -> Iterator[np.ndarray]:
+    """Each input prepared (a waveform passes as it is); one that cannot be read is left out."""
+    for item in items:
+        try:
+            yield item if isinstance(item, np.ndarray) else recognizer.prepare(item)
+        except AudioError:
+            continue
