@@ -222,7 +222,7 @@ def adapted_to(recognizer: Recognizer, audio: list[AudioInput], options: Togethe
         recognizer.name,
         recognizer.chunking,
         decoder=recognizer.decoder,
-        choice=recognizer.choice,
+        choice="adapting together: torch float32 (gradients)",
     )
 
 
