@@ -1,5 +1,7 @@
-"""Adapting the model to each utterance (SUTA, unispeech/adapt.py): what it optimises, that it leaves the loaded
-model as it was, that an utterance's result does not depend on its company, and where it cannot run."""
+"""Adapting the model to a voice (unispeech/adapt.py), to each utterance (SUTA, `--adapt`) and once to all of a
+run's audio (`--adapt-together`, `unispeech adapt`): what it optimises, that it leaves the loaded model as it was,
+that an utterance's result does not depend on its company, that adapting together is repeatable and bounded, and
+where neither can run."""
 
 import json
 from pathlib import Path

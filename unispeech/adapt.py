@@ -191,7 +191,7 @@ class AdaptedRunner(TorchRunner):
 
     def __init__(self, model: CTCModel, note: str, used: int):
         super().__init__(model, Precision())
-        self.note, self.used = note, used  # used: crops that gave a gradient (0: the weights as loaded)
+        self.note, self.used = note, used  # used: draws that gave a gradient (0: the weights as loaded)
 
     def describe(self) -> str:
         return f"{super().describe()}, {self.note}"
