@@ -162,7 +162,7 @@ def test_adapting_together_is_repeatable_so_a_resumed_job_finds_the_same_model_a
     assert elsewhere.runner.identity() != first.runner.identity()
 
 
-def test_crops_with_too_few_frames_heard_as_phones_give_no_gradient_and_unreadable_inputs_are_left_out(tmp_path):
+def test_pieces_with_too_few_frames_heard_as_phones_give_no_gradient_and_unreadable_inputs_are_left_out(tmp_path):
     plain = unispeech.load_model(DEFAULT_MODEL_DIR, dtype="float32", backend="torch")
     missing = str(tmp_path / "missing.wav")
     adapted = unispeech.adapted_to(
