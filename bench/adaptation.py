@@ -109,14 +109,9 @@ def row(name: str, arm: str, base: dict, scored: dict) -> str:
     best_path = compare(a["greedy"], scored["rows"]["greedy"])
     return (
         f"| {name} | {arm} | {lm.utterances} | {100 * lm.per_a:.2f} / {100 * best_path.per_a:.2f} "
-        f"| {100 * lm.per_b:.2f} / {100 * best_path.per_b:.2f} | {interval(lm)} | {interval(best_path)} "
+        f"| {100 * lm.per_b:.2f} / {100 * best_path.per_b:.2f} | {lm.cell()} | {best_path.cell()} "
         f"| {100 * best_path.right_difference:+.2f} | {base['seconds']:.2f} / {scored['seconds']:.2f} |"
     )
-
-
-def interval(c) -> str:
-    verdict = {"B better": " better", "B worse": " worse"}.get(c.verdict, "")
-    return f"{100 * c.difference:+.2f} [{100 * c.low:+.2f}, {100 * c.high:+.2f}]{verdict}"
 
 
 if __name__ == "__main__":

@@ -72,16 +72,11 @@ def table(work: Path, names: tuple[str, str], sets: list[str]) -> str:
         )
         lines.append(
             f"| {set_name} | {own.utterances} | {100 * own.per_a:.2f} / {100 * greedy.per_a:.2f} | "
-            f"{100 * own.per_b:.2f} / {100 * greedy.per_b:.2f} | {_difference(own)} | {_difference(greedy)} | "
+            f"{100 * own.per_b:.2f} / {100 * greedy.per_b:.2f} | {own.cell()} | {greedy.cell()} | "
             f"{100 * (greedy.right_b - greedy.right_a):+.2f} [{100 * greedy.right_low:+.2f}, "
             f"{100 * greedy.right_high:+.2f}] |"
         )
     return "\n".join(lines)
-
-
-def _difference(c) -> str:
-    verdict = {"B better": " better", "B worse": " worse"}.get(c.verdict, "")
-    return f"{100 * c.difference:+.2f} [{100 * c.low:+.2f}, {100 * c.high:+.2f}]{verdict}"
 
 
 def main() -> int:

@@ -62,6 +62,11 @@ class PairedComparison:
     def right_difference(self) -> float:
         return self.right_b - self.right_a
 
+    def cell(self) -> str:
+        """B - A in points with its interval, and the verdict where it is clear: "-2.90 [-3.53, -2.26] better"."""
+        verdict = {"B better": " better", "B worse": " worse"}.get(self.verdict, "")
+        return f"{100 * self.difference:+.2f} [{100 * self.low:+.2f}, {100 * self.high:+.2f}]{verdict}"
+
     @property
     def says_less(self) -> bool:
         """B's PER is clearly lower while it clearly gets fewer phones right: it says less, it does not hear more."""
