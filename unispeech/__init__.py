@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from .adapt import AdaptingRunner, AdaptOptions, TogetherOptions, adapted_to
+from .adapt import AdaptingRunner, AdaptOptions, TogetherOptions, adapted_to, check_trainable
 from .audio import SAMPLE_RATE, AudioError, load_audio
 from .beam import folder_decoder
 from .checkpoint import REAL_MODEL, load_folder, resolve_folder, weights_file
@@ -93,8 +93,7 @@ def load_model(
 
 def _adapting_choice(folder, backend: str, dtype) -> Choice:
     """Adaptation takes gradients through the model: torch in float32, from the folder's weights."""
-    if backend == "onnxruntime" or str(dtype).replace("torch.", "") not in ("auto", "None", "float32"):
-        raise ValueError(f"adapting to each utterance runs in torch float32, not {backend} {dtype}")
+    check_trainable(backend, dtype)
     if weights_file(folder) is None:
         raise ValueError(f"{folder} has no weights (an ONNX export?): adapting to each utterance needs them")
     return Choice("torch", "float32", Precision(), "adapting to each utterance: torch float32 (gradients)")

@@ -48,6 +48,17 @@ class AdaptOptions:
         return f"adapted to each utterance (SUTA: {self.steps} steps, lr {self.lr:g})"
 
 
+def check_trainable(backend: str, dtype) -> None:
+    """Adapting takes gradients through the model: torch in float32 (what `auto` means here), nothing else."""
+    if backend == "onnxruntime" or str(dtype).replace("torch.", "") not in ("auto", "None", "float32"):
+        raise ValueError(f"adapting takes gradients: it runs in torch float32, not {backend} {dtype}")
+
+
+def heard_as_speech(logits: torch.Tensor, blank: int, options: AdaptOptions) -> bool:
+    """Enough frames heard as phones for the losses to go on (a letter or silence is left as it is)."""
+    return int((logits.argmax(-1) != blank).sum()) >= options.min_spoken_frames
+
+
 def adapted_names(model: CTCModel) -> list[str]:
     """The parameters SUTA adapts: the feature encoder's convolutions and norms, and every layer norm."""
     return [
@@ -90,7 +101,7 @@ def adapted_logits(model: CTCModel, wav: torch.Tensor, options: AdaptOptions, bl
     with torch.enable_grad():
         for step in range(options.steps):
             logits = functional_call(model, params, (wav, length))[0][0].float()
-            if step == 0 and int((logits.argmax(-1) != blank).sum()) < options.min_spoken_frames:
+            if step == 0 and not heard_as_speech(logits, blank, options):
                 return logits.detach()
             grads = torch.autograd.grad(suta_loss(logits, blank, options), list(params.values()))
             for param, grad in zip(params.values(), grads):
@@ -161,7 +172,7 @@ def adapt_together(
             drawn = rng.sample(pieces, min(options.pieces_per_step, len(pieces)))
             for wav in drawn:
                 logits = adapted(wav[None], torch.tensor([wav.numel()], device=wav.device))[0][0].float()
-                if int((logits.argmax(-1) != blank).sum()) >= options.min_spoken_frames:
+                if heard_as_speech(logits, blank, options):
                     (suta_loss(logits, blank, options) / len(drawn)).backward()
                     used += 1
             optimizer.step()

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .adapt import AdaptOptions, TogetherOptions
+from .adapt import AdaptOptions, TogetherOptions, check_trainable
 from .precision import BACKENDS, DTYPE_CHOICES
 from .train.recipe import natural_int, positive_float, positive_int
 
@@ -43,7 +43,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     if (out / "config.json").exists() or (out.exists() and not out.is_dir()):
         raise ValueError(f"--out {out}: already holds a model or a file; choose a new folder (nothing is overwritten)")
     paths = list(args.files) or read_input_list(args.input)
-    options = TogetherOptions(steps=args.adapt_steps or TogetherOptions.steps, lr=args.adapt_lr or TogetherOptions.lr)
+    options = _options(TogetherOptions, args.adapt_steps, args.adapt_lr)
     recognizer = adapted_to(load_model(args.model, dtype="float32", backend="torch"), paths, options)
     if not recognizer.runner.used:
         raise ValueError(f"none of the {len(paths)} inputs was heard as speech (or could be read): nothing to adapt to")
@@ -175,7 +175,11 @@ def adapt_options(args: argparse.Namespace) -> AdaptOptions | None:
             flags = "--adapt or --adapt-together" if hasattr(args, "adapt_together") else "--adapt"
             raise ValueError(f"--adapt-steps and --adapt-lr set how {flags} adapts: give {flags} too")
         return None
-    kind = TogetherOptions if together else AdaptOptions
+    return _options(TogetherOptions if together else AdaptOptions, steps, lr)
+
+
+def _options(kind: type[AdaptOptions], steps: int | None, lr: float | None) -> AdaptOptions:
+    """`kind` with the flags given, its own defaults for those not."""
     return kind(steps=steps or kind.steps, lr=lr or kind.lr)
 
 
@@ -187,14 +191,14 @@ def load_recognizer(args: argparse.Namespace, decoder=None, audio: list | None =
     together = isinstance(options, TogetherOptions)
     if together and getattr(args, "engine", "local") == "ray":
         raise ValueError("--adapt-together adapts in this process: it cannot run with --engine ray")
-    if together and (args.backend == "onnxruntime" or args.dtype not in ("auto", "float32")):
-        raise ValueError(f"--adapt-together takes gradients: it runs in torch float32, not {args.backend} {args.dtype}")
+    if together:
+        check_trainable(args.backend, args.dtype)  # before anything is loaded
     recognizer = load_model(
         args.model,
         device=args.device,
-        dtype="float32" if together and args.dtype == "auto" else args.dtype,
+        dtype="float32" if together else args.dtype,
         decoder=decoder,
-        backend="torch" if together and args.backend == "auto" else args.backend,
+        backend="torch" if together else args.backend,
         adapt=None if together else options,
     )
     if together:
