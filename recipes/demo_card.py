@@ -165,7 +165,8 @@ def real_unseen_text(summary: dict) -> str:
         "\nOn real speakers it never heard, saying sentences (the nearest thing here to a voice reading into the "
         f"Record button), it gets this share of the phones right (greedy): {_and(shares)}. On your own voice expect "
         "most phones wrong; adapting the model to your voice from a few minutes of it, with no transcript, wins back "
-        "a few points (`unispeech adapt my-voice/*.wav --out my-voice`, then `--model my-voice`; docs/demo-model.md).\n"
+        "a few points (the web page's Adapt to my voice button after a few sentences, or `unispeech adapt "
+        "my-voice/*.wav --out my-voice`, then `--model my-voice`; docs/demo-model.md).\n"
     )
 
 

@@ -1,5 +1,6 @@
 """The web page in a real browser: headless Chromium uploads a clip to a running server and shows the phones."""
 
+import contextlib
 import json
 import shutil
 import socket
@@ -14,6 +15,7 @@ import soundfile as sf
 from .conftest import speechlike
 
 ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+EXAMPLE = Path(__file__).parents[1] / "examples" / "ky_example.flac"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
@@ -30,11 +32,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tiny_model_dir):
+@contextlib.contextmanager
+def running_server(*model_args: str):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "unispeech", "serve", "--model", str(tiny_model_dir), "--port", str(port)],
+        [sys.executable, "-m", "unispeech", "serve", *model_args, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -49,18 +51,22 @@ def server(tiny_model_dir):
     else:
         proc.kill()
         pytest.fail(f"server did not start: {proc.stdout.read().decode()[-2000:]}")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
-def test_upload_and_see_phones(server, tmp_path):
+@pytest.fixture
+def server(tiny_model_dir):
+    with running_server("--model", str(tiny_model_dir)) as url:
+        yield url
+
+
+def chromium(tmp_path):
     from selenium import webdriver
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    clip = tmp_path / "clip.wav"
-    sf.write(clip, speechlike(1.5), 16000)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -76,7 +82,17 @@ def test_upload_and_see_phones(server, tmp_path):
         "--window-size=1200,1000",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
+    ARTIFACTS.mkdir(exist_ok=True)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
+
+
+def test_upload_and_see_phones(server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, speechlike(1.5), 16000)
+    driver = chromium(tmp_path)
     try:
         driver.get(server)
         WebDriverWait(driver, 20).until(lambda d: "model:" in d.find_element(By.ID, "model").text)
@@ -85,7 +101,6 @@ def test_upload_and_see_phones(server, tmp_path):
         driver.find_element(By.ID, "go").click()
         WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "status").text.startswith(("Done", "Error")))
         status = driver.find_element(By.ID, "status").text
-        ARTIFACTS.mkdir(exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "browser.png"))
         assert status.startswith("Done"), status
         shown = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "#phones span.phone b")]
@@ -113,3 +128,35 @@ def test_upload_and_see_phones(server, tmp_path):
         )
     finally:
         driver.quit()
+
+
+def test_adapt_to_my_voice_then_transcribe_with_it_then_forget_it(tmp_path):
+    """The bundled model (which hears the example as speech, as adapting needs), the example chosen as a clip."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def after(button: str, *starts: str) -> str:
+        driver.find_element(By.ID, button).click()
+        WebDriverWait(driver, 120).until(lambda d: d.find_element(By.ID, "status").text.startswith((*starts, "Error")))
+        return driver.find_element(By.ID, "status").text
+
+    with running_server() as url:
+        driver = chromium(tmp_path)
+        try:
+            driver.get(url)
+            WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "voicebox").is_displayed())
+            assert not driver.find_element(By.ID, "adapt").is_enabled()  # no clip yet
+            driver.find_element(By.ID, "file").send_keys(str(EXAMPLE))
+            WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "adapt").is_enabled())
+            assert "This visit: 1 clip, " in driver.find_element(By.ID, "voiceinfo").text
+            assert after("adapt", "Adapted") == "Adapted to your voice: your next requests use it."
+            assert "Using your voice (adapted to 1 clip, " in driver.find_element(By.ID, "voiceinfo").text
+            assert after("go", "Done").endswith("with your voice")
+            voice = json.loads(driver.find_element(By.ID, "json").text)["voice"]
+            assert voice.startswith("v-")
+            driver.save_screenshot(str(ARTIFACTS / "browser-voice.png"))
+            assert after("forget", "Your voice is forgotten").startswith("Your voice is forgotten")
+            assert after("go", "Done").endswith("of audio")
+            assert "voice" not in json.loads(driver.find_element(By.ID, "json").text)
+        finally:
+            driver.quit()

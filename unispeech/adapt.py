@@ -15,7 +15,7 @@ import copy
 import dataclasses
 import random
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from .audio import AudioError
 from .model import CTCModel
 from .precision import Precision
 from .runners import TorchRunner
-from .transcribe import AudioInput, Recognizer
+from .transcribe import AudioInput, Cancelled, Recognizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +52,11 @@ def check_trainable(backend: str, dtype) -> None:
     """Adapting takes gradients through the model: torch in float32 (what `auto` means here), nothing else."""
     if backend == "onnxruntime" or str(dtype).replace("torch.", "") not in ("auto", "None", "float32"):
         raise ValueError(f"adapting takes gradients: it runs in torch float32, not {backend} {dtype}")
+
+
+def plain_float32(runner) -> bool:
+    """Whether a runner runs its model's own weights in torch float32, as adapting once to a voice needs."""
+    return type(runner) is TorchRunner and runner.precision == Precision()
 
 
 def heard_as_speech(logits: torch.Tensor, blank: int, options: AdaptOptions) -> bool:
@@ -158,10 +163,15 @@ class TogetherOptions(AdaptOptions):
 
 
 def adapt_together(
-    model: CTCModel, pieces: list[torch.Tensor], options: TogetherOptions, blank: int
+    model: CTCModel,
+    pieces: list[torch.Tensor],
+    options: TogetherOptions,
+    blank: int,
+    cancelled: Callable[[], bool] | None = None,
 ) -> tuple[CTCModel, int]:
     """-> (a copy of `model` adapted to all of `pieces` (waveforms), how many draws gave a gradient). A piece with
-    fewer than `min_spoken_frames` frames heard as phones (silence, a letter) gives none."""
+    fewer than `min_spoken_frames` frames heard as phones (silence, a letter) gives none. `cancelled()`, asked
+    before each step, stops it with `Cancelled` (a server request that timed out)."""
     adapted = copy.deepcopy(model).requires_grad_(False)
     names = set(adapted_names(model))
     params = [p.requires_grad_(True) for n, p in adapted.named_parameters() if n in names]
@@ -169,6 +179,8 @@ def adapt_together(
     rng, used = random.Random(options.seed), 0
     with torch.enable_grad():
         for _ in range(options.steps if pieces else 0):
+            if cancelled is not None and cancelled():
+                raise Cancelled("adapting stopped: nobody waits for it any more")
             drawn = rng.sample(pieces, min(options.pieces_per_step, len(pieces)))
             for wav in drawn:
                 logits = adapted(wav[None], torch.tensor([wav.numel()], device=wav.device))[0][0].float()
@@ -211,12 +223,18 @@ class AdaptedRunner(TorchRunner):
         return f"{super().identity()} {self.note}"
 
 
-def adapted_to(recognizer: Recognizer, audio: list[AudioInput], options: TogetherOptions) -> Recognizer:
+def adapted_to(
+    recognizer: Recognizer,
+    audio: list[AudioInput],
+    options: TogetherOptions,
+    cancelled: Callable[[], bool] | None = None,
+) -> Recognizer:
     """`recognizer` adapted once to all of `audio` (paths or prepared waveforms; one speaker or recording):
     a new Recognizer whose model is an adapted copy. Inputs that cannot be read are left out (their
-    transcription will report them); the recognizer must run its weights in torch float32."""
+    transcription will report them); the recognizer must run its weights in torch float32. `cancelled`: as for
+    `adapt_together`."""
     runner = recognizer.runner
-    if type(runner) is not TorchRunner or runner.precision != Precision():
+    if not plain_float32(runner):
         raise ValueError(
             f"adapting takes gradients: it needs the model's weights in torch float32, not {runner.describe()}"
         )
@@ -224,7 +242,7 @@ def adapted_to(recognizer: Recognizer, audio: list[AudioInput], options: Togethe
     chosen = random.Random(options.seed).sample(audio, min(len(audio), options.max_inputs))
     pieces = cut_pieces(_readable(recognizer, chosen), options, recognizer.audio.sampling_rate)
     tensors = [torch.from_numpy(piece).to(runner.device) for piece in pieces]
-    model, used = adapt_together(runner.model, tensors, options, recognizer.vocab.blank_id)
+    model, used = adapt_together(runner.model, tensors, options, recognizer.vocab.blank_id, cancelled)
     note = f"{options.describe()} to {len(audio)} inputs, {used} draws heard as speech"
     return Recognizer(
         AdaptedRunner(model, note, used),

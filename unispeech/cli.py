@@ -171,6 +171,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
             max_seconds=args.max_seconds,
             timeout_seconds=args.timeout,
+            max_voices=args.max_voices,
         ),
     )
     return 0
@@ -327,8 +328,9 @@ def add_serve(sub) -> None:
     p = sub.add_parser(
         "serve",
         help="HTTP API and web page",
-        description="Serve the model over HTTP: POST /v1/transcribe, /v1/phonemize, /v1/compare, "
-        "GET /health, OpenAPI at /openapi.json, and a web page at /.",
+        description="Serve the model over HTTP: POST /v1/transcribe, /v1/phonemize, /v1/compare, /v1/score, "
+        "/v1/voices (the model adapted to a speaker's recordings, for later requests' `voice`), GET /health, "
+        "OpenAPI at /openapi.json, and a web page at /.",
     )
     p.add_argument("--model", help="model folder or Hugging Face hub id (default: the bundled demo model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -339,6 +341,13 @@ def add_serve(sub) -> None:
     p.add_argument("--max-seconds", type=positive_float, default=600.0, help="longest audio accepted (default: 600 s)")
     p.add_argument("--timeout", type=positive_float, default=120.0, help="request timeout in seconds (default: 120)")
     p.add_argument("--threads", type=natural_int, default=0, help="CPU threads for inference (default: torch's choice)")
+    p.add_argument(
+        "--max-voices",
+        type=natural_int,
+        default=4,
+        help="voices (POST /v1/voices) held at once, the least recently used forgotten first; each is a float32 copy "
+        "of the model (29 MB for the bundled one, 1.3 GB for UniSpeech-Large); 0: adapt to none (default: 4)",
+    )
     add_adapt_options(p)
     p.set_defaults(func=cmd_serve)
 

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
-from .adapt import AdaptOptions
+from .adapt import AdaptOptions, TogetherOptions
 from .audio import AudioError, AudioTooLong, decode_audio
 from .metrics import ErrorCounts, edit_ops
 from .transcribe import Cancelled, Recognizer
@@ -33,6 +33,7 @@ from .uploads import (
     read_json,
     read_upload,
 )
+from .voices import Voices, add_voice_routes, trainable_copy
 
 PAGE = Path(__file__).parent / "static" / "index.html"
 DOCS_PAGE = """<!doctype html><meta charset="utf-8"><title>unispeech API</title>
@@ -63,28 +64,33 @@ class Batcher:
         """`fn(*args)` on the worker thread."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def logits(self, wav: np.ndarray) -> np.ndarray:
+    async def logits(self, wav: np.ndarray, recognizer: Recognizer | None = None) -> np.ndarray:
+        """`wav` through `recognizer` (a voice's, voices.py; by default the served one), batched with the other
+        requests for the same recognizer."""
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((wav, future))
+        await self.queue.put((recognizer or self.recognizer, wav, future))
         return await future  # a timeout cancels the future: the batch then drops this request's work
 
     async def _run(self) -> None:
         while True:
-            items = await self._next_batch()
-            if not items:
-                continue
-            futures = [f for _, f in items]
-            try:
-                results = await self.run(self._infer, [w for w, _ in items], futures)
-                for future, logits in zip(futures, results):
-                    if not future.done():
-                        future.set_result(logits)
-            except Cancelled:  # every caller of this batch timed out
-                pass
-            except Exception as e:  # reported to every waiting request; the batcher keeps serving
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(e)
+            groups: dict[int, list] = {}
+            for item in await self._next_batch():
+                groups.setdefault(id(item[0]), []).append(item)
+            for items in groups.values():
+                await self._run_batch(items[0][0], [w for _, w, _ in items], [f for _, _, f in items])
+
+    async def _run_batch(self, recognizer: Recognizer, wavs: list[np.ndarray], futures: list) -> None:
+        try:
+            results = await self.run(self._infer, recognizer, wavs, futures)
+            for future, logits in zip(futures, results):
+                if not future.done():
+                    future.set_result(logits)
+        except Cancelled:  # every caller of this batch timed out
+            pass
+        except Exception as e:  # reported to every waiting request; the batcher keeps serving
+            for future in futures:
+                if not future.done():
+                    future.set_exception(e)
 
     async def _next_batch(self) -> list:
         loop = asyncio.get_running_loop()
@@ -95,11 +101,12 @@ class Batcher:
                 items.append(await asyncio.wait_for(self.queue.get(), left))
             except asyncio.TimeoutError:
                 break
-        return [(w, f) for w, f in items if not f.done()]  # callers that timed out while queued
+        return [item for item in items if not item[2].done()]  # callers that timed out while queued
 
-    def _infer(self, wavs: list[np.ndarray], futures: list) -> list[np.ndarray]:
+    @staticmethod
+    def _infer(recognizer: Recognizer, wavs: list[np.ndarray], futures: list) -> list[np.ndarray]:
         # Checked between forward passes: a long file's remaining windows are not computed for nobody.
-        return self.recognizer.logits_batch(wavs, len(wavs), cancelled=lambda: all(f.done() for f in futures))
+        return recognizer.logits_batch(wavs, len(wavs), cancelled=lambda: all(f.done() for f in futures))
 
 
 def create_app(
@@ -108,6 +115,7 @@ def create_app(
     limits: ServerLimits = ServerLimits(),
     model_name: str | None = None,
     adapt: AdaptOptions | None = None,
+    voice_options: TogetherOptions = TogetherOptions(),
 ):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -118,6 +126,11 @@ def create_app(
         else:
             app.state.recognizer = recognizer
         app.state.model_name = model_name or model or "bundled demo model"
+        app.state.voices = Voices(
+            limits.max_voices,
+            lambda: trainable_copy(app.state.recognizer, model, loadable=recognizer is None),
+            voice_options,
+        )
         app.state.batcher = Batcher(app.state.recognizer, limits)
         app.state.batcher.start()
         yield
@@ -146,10 +159,13 @@ def create_app(
     async def health(request: Request):
         state = request.app.state
         runs = state.recognizer.describe()  # backend, precision, and whether it adapts to each utterance
-        return {"status": "ok", "model": state.model_name, "runs": runs, "queued": state.batcher.queue.qsize()}
+        voices = {"held": len(state.voices), "max": state.voices.max_voices}
+        queued = state.batcher.queue.qsize()
+        return {"status": "ok", "model": state.model_name, "runs": runs, "queued": queued, "voices": voices}
 
     add_speech_routes(app, limits)
     add_scoring_route(app, limits)
+    add_voice_routes(app, limits)
     return app
 
 
@@ -172,7 +188,7 @@ def add_error_handlers(app: FastAPI) -> None:
 
 def add_speech_routes(app: FastAPI, limits: ServerLimits) -> None:
     """The API: transcribe, phonemize, compare."""
-    audio_errors = error_responses(400, 413, 415, 422, 504)
+    audio_errors = error_responses(400, 404, 413, 415, 422, 504)
 
     @app.post(
         "/v1/transcribe",
@@ -181,8 +197,8 @@ def add_speech_routes(app: FastAPI, limits: ServerLimits) -> None:
         responses=audio_errors,
     )
     async def transcribe(request: Request):
-        data, _ = await read_upload(request, limits)
-        return await run_transcription(request, data, limits)
+        data, fields = await read_upload(request, limits)
+        return await run_transcription(request, data, fields, limits)
 
     @app.post(
         "/v1/phonemize",
@@ -212,7 +228,7 @@ def add_speech_routes(app: FastAPI, limits: ServerLimits) -> None:
         expected = await run_g2p(request, text, False)
         if not expected:
             raise ApiError(422, "the text has no pronounceable words")
-        result = await run_transcription(request, data, limits)
+        result = await run_transcription(request, data, fields, limits)
         return {**result, **comparison(expected, result["phones"])}
 
 
@@ -221,20 +237,20 @@ def add_scoring_route(app: FastAPI, limits: ServerLimits) -> None:
         "/v1/score",
         summary="Audio + Kyrgyz text -> pronunciation scores (0-1) per phone, word and utterance, with verdicts",
         openapi_extra=audio_body(with_text=True),
-        responses=error_responses(400, 413, 415, 422, 504),
+        responses=error_responses(400, 404, 413, 415, 422, 504),
     )
     async def score_route(request: Request):
         data, fields = await read_upload(request, limits)
         text = (fields.get("text") or request.query_params.get("text") or "").strip()
         if not text:
             raise ApiError(422, "missing field 'text' (the sentence that should have been said)")
-        return await run_scoring(request, data, text, limits)
+        return await run_scoring(request, data, fields, text, limits)
 
 
-async def run_scoring(request, data: bytes, text: str, limits: ServerLimits) -> dict:
+async def run_scoring(request, data: bytes, fields: dict, text: str, limits: ServerLimits) -> dict:
     from .scoring import score
 
-    recognizer: Recognizer = request.app.state.recognizer
+    recognizer, voice = chosen_voice(request, fields)
     rate = recognizer.audio.sampling_rate
 
     def work():
@@ -250,7 +266,19 @@ async def run_scoring(request, data: bytes, text: str, limits: ServerLimits) -> 
         raise ApiError(422, str(e)) from e
     except asyncio.TimeoutError as e:
         raise ApiError(504, f"no result within {limits.timeout_seconds:g} s; the server is busy, try again") from e
-    return {**result.to_dict(), "warnings": warnings, "model": request.app.state.model_name}
+    return {**result.to_dict(), "warnings": warnings, **answered_by(request, voice)}
+
+
+def chosen_voice(request: Request, fields: dict) -> tuple[Recognizer, str | None]:
+    """The recognizer of the request's `voice` (form field or query parameter), else the served one."""
+    voice = fields.get("voice") or request.query_params.get("voice")
+    if not voice:
+        return request.app.state.recognizer, None
+    return request.app.state.voices.get(voice), voice
+
+
+def answered_by(request: Request, voice: str | None) -> dict:
+    return {"model": request.app.state.model_name, **({"voice": voice} if voice else {})}
 
 
 def comparison(expected: list[str], recognised: list[str]) -> dict:
@@ -280,8 +308,8 @@ def decode_upload(recognizer: Recognizer, data: bytes, max_seconds: float) -> tu
     return recognizer.prepare(wav, rate), notes
 
 
-async def run_transcription(request, data: bytes, limits: ServerLimits) -> dict:
-    recognizer: Recognizer = request.app.state.recognizer
+async def run_transcription(request, data: bytes, fields: dict, limits: ServerLimits) -> dict:
+    recognizer, voice = chosen_voice(request, fields)
     batcher: Batcher = request.app.state.batcher
     try:
         wav, warnings = await batcher.run(decode_upload, recognizer, data, limits.max_seconds)
@@ -290,11 +318,11 @@ async def run_transcription(request, data: bytes, limits: ServerLimits) -> dict:
     except AudioError as e:
         raise ApiError(422, str(e)) from e
     try:
-        logits = await asyncio.wait_for(batcher.logits(wav), limits.timeout_seconds)
+        logits = await asyncio.wait_for(batcher.logits(wav, recognizer), limits.timeout_seconds)
     except asyncio.TimeoutError as e:
         raise ApiError(504, f"no result within {limits.timeout_seconds:g} s; the server is busy, try again") from e
     result = recognizer.decode(logits, wav.size)
-    return {**result.to_dict(), "warnings": warnings, "model": request.app.state.model_name}
+    return {**result.to_dict(), "warnings": warnings, **answered_by(request, voice)}
 
 
 def _version() -> str:

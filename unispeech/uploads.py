@@ -21,6 +21,8 @@ class ServerLimits:
     timeout_seconds: float = 120.0  # a request waiting longer (queue + inference) gets 504; its work is dropped
     max_batch: int = 8  # requests run together
     batch_wait_seconds: float = 0.01  # how long the batcher waits for company
+    max_voices: int = 4  # adapted copies of the model held at once (voices.py; 0: the server adapts to none)
+    max_voice_files: int = 20  # recordings in one request to adapt to
 
 
 class ApiError(Exception):
@@ -56,32 +58,41 @@ def content_type(request: Request) -> str:
 
 async def read_upload(request: Request, limits: ServerLimits) -> tuple[bytes, dict]:
     """The audio bytes (multipart field `file`, or the raw body) and the form's text fields."""
+    files, fields = await read_uploads(request, limits, max_files=1)
+    return files[0], fields
+
+
+async def read_uploads(request: Request, limits: ServerLimits, max_files: int) -> tuple[list[bytes], dict]:
+    """The audio of each multipart field `file` (up to `max_files`; or the raw body, one file) and the form's text
+    fields."""
     body = limited(request, limits.max_upload_bytes, "upload")
     ctype = content_type(request)
     fields: dict = {}
     if ctype == "multipart/form-data":
         try:  # files spool to disk past 1 MB, but never past the body limit
-            form = await body.form(max_files=1, max_fields=limits.max_fields, max_part_size=limits.max_text_bytes)
+            form = await body.form(
+                max_files=max_files, max_fields=limits.max_fields, max_part_size=limits.max_text_bytes
+            )
         except HTTPException as e:  # starlette's own multipart errors: too many fields or files, bad form
             raise ApiError(e.status_code, f"bad multipart form: {e.detail}") from e
         except MultiPartException as e:
             raise ApiError(400, f"bad multipart form: {e.message}") from e
-        upload = form.get("file")
+        uploads = [u for u in form.getlist("file") if not isinstance(u, str)]
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        if upload is None or isinstance(upload, str):
+        if not uploads:
             raise ApiError(422, "missing file field 'file' in the multipart form")
-        data = await upload.read()
+        files = [await upload.read() for upload in uploads]
     elif ctype.startswith("audio/") or ctype in ("application/octet-stream", ""):
-        data = await body.body()
+        files = [await body.body()]
     else:
         raise ApiError(
             415,
             f"unsupported content type {ctype!r}: send multipart/form-data with a 'file' field, "
             "or the audio itself as audio/* or application/octet-stream",
         )
-    if not data:
+    if not all(files):
         raise ApiError(422, "empty upload: no audio bytes")
-    return data, fields
+    return files, fields
 
 
 async def read_json(request: Request, limits: ServerLimits) -> dict:
@@ -107,6 +118,8 @@ def error_responses(*codes: int) -> dict:
     reasons = {
         400: "malformed request (bad JSON, bad multipart form, too many fields or files)",
         413: "body, field or audio over a limit",
+        403: "this server adapts to no voices",
+        404: "unknown voice (forgotten: adapt again)",
         415: "unsupported content type",
         422: "unusable input (not audio, empty, too short, NaN, missing field)",
         504: "no result within the request timeout",
@@ -114,14 +127,19 @@ def error_responses(*codes: int) -> dict:
     return {c: {"description": reasons[c], "content": {"application/json": {"schema": ERROR_SCHEMA}}} for c in codes}
 
 
+VOICE = {"type": "string", "description": "a voice id from POST /v1/voices: the model adapted to the speaker"}
+
+
 def audio_body(with_text: bool) -> dict:
     form = {"type": "object", "required": ["file"] + (["text"] if with_text else []), "properties": {"file": BINARY}}
     if with_text:
         form["properties"]["text"] = {"type": "string", "description": "the sentence that was read"}
+    form["properties"]["voice"] = VOICE
     content = {"multipart/form-data": {"schema": form}}
     if not with_text:
         content.update({"audio/*": {"schema": BINARY}, "application/octet-stream": {"schema": BINARY}})
-    return {"requestBody": {"required": True, "content": content}}
+    query = [{"name": "voice", "in": "query", "required": False, "schema": VOICE}]
+    return {"requestBody": {"required": True, "content": content}, "parameters": query}
 
 
 PHONEMIZE_BODY = {

@@ -1,0 +1,164 @@
+"""Voices on the server: copies of the served model adapted once to a speaker's recordings (`POST /v1/voices`,
+adapt.adapted_to), held in memory under an unguessable id that later requests pass as `voice`. The recordings
+themselves are not kept. At most `max_voices` are held, the least recently used forgotten first; a restart forgets
+them all. Each holds a float32 copy of the model (29 MB for the bundled one, 1.3 GB for UniSpeech-Large)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+
+from .adapt import TogetherOptions, adapted_to, plain_float32
+from .audio import AudioError, AudioTooLong, decode_audio
+from .transcribe import Recognizer
+from .uploads import ApiError, ServerLimits, error_responses, read_uploads
+
+VOICE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                }
+            }
+        },
+    }
+}
+
+
+class Voices:
+    """The voices a server holds, least recently used first. `trainable()` gives the recognizer to adapt (the
+    served model in torch float32); it is asked once, on the worker thread, when the first voice is made."""
+
+    def __init__(self, max_voices: int, trainable: Callable[[], Recognizer], options: TogetherOptions):
+        self.max_voices, self.options = max_voices, options
+        self._trainable, self._base = trainable, None
+        self._held: OrderedDict[str, Recognizer] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def base(self) -> Recognizer:
+        if self._base is None:
+            self._base = self._trainable()
+        return self._base
+
+    def add(self, recognizer: Recognizer) -> str:
+        voice = "v-" + secrets.token_urlsafe(12)
+        self._held[voice] = recognizer
+        while len(self._held) > self.max_voices:
+            self._held.popitem(last=False)
+        return voice
+
+    def get(self, voice: str) -> Recognizer:
+        if voice not in self._held:
+            raise ApiError(
+                404,
+                f"unknown voice {voice!r}: this server holds {self.max_voices} voices at most and forgets the least "
+                "recently used, and all of them when it restarts; adapt to the recordings again (POST /v1/voices)",
+            )
+        self._held.move_to_end(voice)
+        return self._held[voice]
+
+    def forget(self, voice: str) -> None:
+        self.get(voice)
+        del self._held[voice]
+
+
+def add_voice_routes(app: FastAPI, limits: ServerLimits) -> None:
+    @app.post(
+        "/v1/voices",
+        status_code=201,
+        summary="Recordings of one speaker (multipart fields `file`, no transcript) -> a voice id: the model adapted "
+        "to them, for later requests' `voice` field",
+        openapi_extra=VOICE_BODY,
+        responses=error_responses(400, 403, 413, 415, 422, 504),
+    )
+    async def create_voice(request: Request):
+        voices: Voices = request.app.state.voices
+        if voices.max_voices < 1:
+            raise ApiError(403, "this server adapts to no voices (it was started with --max-voices 0)")
+        files, _ = await read_uploads(request, limits, max_files=limits.max_voice_files)
+        stop = threading.Event()
+        try:  # on the worker thread, like inference; a timeout stops the adapting at its next step
+            recognizer, seconds, warnings = await asyncio.wait_for(
+                request.app.state.batcher.run(adapt_to_uploads, voices, files, limits, stop.is_set),
+                limits.timeout_seconds,
+            )
+        except asyncio.TimeoutError as e:
+            stop.set()
+            raise ApiError(
+                504,
+                f"adapting took longer than {limits.timeout_seconds:g} s (send less audio, or adapt offline with "
+                "`unispeech adapt` and serve that folder)",
+            ) from e
+        voice = voices.add(recognizer)
+        return {
+            "voice": voice,
+            "recordings": len(files),
+            "seconds": round(seconds, 2),
+            "adapted": recognizer.runner.note,
+            "warnings": warnings,
+            "model": request.app.state.model_name,
+        }
+
+    @app.delete(
+        "/v1/voices/{voice}",
+        summary="Forget a voice",
+        responses=error_responses(404),
+    )
+    async def delete_voice(voice: str, request: Request):
+        request.app.state.voices.forget(voice)
+        return {"forgotten": voice}
+
+
+def adapt_to_uploads(
+    voices: Voices, files: list[bytes], limits: ServerLimits, cancelled: Callable[[], bool]
+) -> tuple[Recognizer, float, list[str]]:
+    """-> (the served model adapted to the recordings, their seconds, notes for the client)."""
+    base = voices.base()
+    rate, notes, wavs = base.audio.sampling_rate, [], []
+    for number, data in enumerate(files, 1):
+        what = f"recording {number}" if len(files) > 1 else "upload"
+        try:
+            wavs.append(base.prepare(decode_audio(io.BytesIO(data), what, rate, limits.max_seconds, notes=notes), rate))
+        except AudioTooLong as e:
+            raise ApiError(413, str(e)) from e
+        except AudioError as e:
+            raise ApiError(422, str(e)) from e
+    adapted = adapted_to(base, wavs, voices.options, cancelled=cancelled)
+    if adapted.runner.used == 0:
+        raise ApiError(
+            422,
+            f"nothing in the recordings was heard as speech (a piece needs {voices.options.min_spoken_frames} frames "
+            "heard as phones): record a few spoken sentences",
+        )
+    return adapted, sum(w.size for w in wavs) / rate, notes
+
+
+def trainable_copy(served: Recognizer, model: str | None, loadable: bool) -> Recognizer:
+    """The served recognizer where it runs torch float32 weights, else `model` loaded so (with the served decoding)
+    where the server loaded it itself (`loadable`)."""
+    if plain_float32(served.runner):
+        return served
+    if not loadable:
+        raise ApiError(
+            403,
+            f"this server adapts to no voices: its model runs {served.runner.describe()} and was handed to it "
+            "loaded, so it has no float32 weights to adapt (adapting takes gradients)",
+        )
+    from . import load_model
+    from .checkpoint import DEFAULT_MODEL_DIR
+
+    device = getattr(served.runner, "device", "cpu")
+    folder = DEFAULT_MODEL_DIR if model in (None, "default") else model  # (no second demo-model notice)
+    return load_model(folder, device=device, dtype="float32", backend="torch", decoder=served.decoder)
