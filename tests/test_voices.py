@@ -2,6 +2,8 @@
 requests that name it, held least-recently-used first within `max_voices`, and refused clearly where it cannot be."""
 
 import io
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -9,7 +11,7 @@ import soundfile as sf
 
 import unispeech
 from unispeech import TogetherOptions
-from unispeech.adapt import plain_float32
+from unispeech.adapt import Adaptation, plain_float32
 from unispeech.server import ServerLimits, create_app
 
 from .conftest import speechlike
@@ -105,6 +107,15 @@ def test_the_least_recently_used_voice_is_forgotten_first(tiny_model_dir, plain)
         assert all(c.post("/v1/transcribe", files=clip, data={"voice": v}).status_code == 200 for v in (first, third))
         assert c.get("/health").json()["voices"] == {"held": 2, "max": 2}
         assert c.delete("/v1/voices/v-nonesuch").status_code == 404
+        r = c.post("/v1/transcribe", files=clip, data={"voice": "x" * 100_000})
+        assert r.status_code == 404 and len(r.json()["error"]) < 400  # not echoed whole
+
+
+def test_the_api_describes_voices(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"post"} <= set(paths["/v1/voices"]) and {"delete"} <= set(paths["/v1/voices/{voice}"])
+    for route in ("/v1/transcribe", "/v1/compare", "/v1/score"):
+        assert any(p["name"] == "voice" for p in paths[route]["post"]["parameters"])
 
 
 def test_requests_for_different_voices_arriving_together_each_get_their_own_model(client, plain):
@@ -169,12 +180,22 @@ def test_a_model_handed_over_in_another_precision_cannot_adapt(tiny_model_dir):
         assert r.status_code == 403 and "no float32 weights to adapt" in r.json()["error"]
 
 
-def test_adapting_past_the_timeout_answers_504_and_stops_so_the_server_serves_again(tiny_model_dir, plain):
+def test_requests_are_answered_between_adapting_steps_and_past_the_timeout_adapting_answers_504_and_stops(
+    tiny_model_dir, plain, monkeypatch
+):
+    stepping, step, steps = threading.Event(), Adaptation.step, []
+    monkeypatch.setattr(Adaptation, "step", lambda self: stepping.set() or steps.append(1) or step(self))
     endless = TogetherOptions(steps=10**6, min_spoken_frames=0)
-    with client_for(tiny_model_dir, plain, options=endless, timeout_seconds=1.0) as c:
-        r = c.post("/v1/voices", files=recordings(1))
+    clip = {"file": ("a.wav", wav_bytes(1.0), "audio/wav")}
+    with client_for(tiny_model_dir, plain, options=endless, timeout_seconds=3.0) as c, ThreadPoolExecutor(1) as pool:
+        adapting = pool.submit(c.post, "/v1/voices", files=recordings(1))
+        assert stepping.wait(20)
+        assert c.post("/v1/transcribe", files=clip).status_code == 200
+        assert not adapting.done()  # answered while the adapting went on
+        r = adapting.result()
         assert r.status_code == 504 and "unispeech adapt" in r.json()["error"]
-        # Within its own 1 s: the adapting stopped at its next step, so the worker is free again.
-        r = c.post("/v1/transcribe", files={"file": ("a.wav", wav_bytes(1.0), "audio/wav")})
-        assert r.status_code == 200, r.text
+        stopped_at = len(steps)
+        time.sleep(0.5)
+        assert len(steps) <= stopped_at + 1  # no step after the one under way
+        assert c.post("/v1/transcribe", files=clip).status_code == 200
         assert c.get("/health").json()["voices"]["held"] == 0

@@ -15,7 +15,7 @@ import copy
 import dataclasses
 import random
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from .audio import AudioError
 from .model import CTCModel
 from .precision import Precision
 from .runners import TorchRunner
-from .transcribe import AudioInput, Cancelled, Recognizer
+from .transcribe import AudioInput, Recognizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,36 +162,6 @@ class TogetherOptions(AdaptOptions):
         return f"adapted together ({self.steps} steps of up to {self.pieces_per_step} pieces, lr {self.lr:g})"
 
 
-def adapt_together(
-    model: CTCModel,
-    pieces: list[torch.Tensor],
-    options: TogetherOptions,
-    blank: int,
-    cancelled: Callable[[], bool] | None = None,
-) -> tuple[CTCModel, int]:
-    """-> (a copy of `model` adapted to all of `pieces` (waveforms), how many draws gave a gradient). A piece with
-    fewer than `min_spoken_frames` frames heard as phones (silence, a letter) gives none. `cancelled()`, asked
-    before each step, stops it with `Cancelled` (a server request that timed out)."""
-    adapted = copy.deepcopy(model).requires_grad_(False)
-    names = set(adapted_names(model))
-    params = [p.requires_grad_(True) for n, p in adapted.named_parameters() if n in names]
-    optimizer = torch.optim.AdamW(params, lr=options.lr)
-    rng, used = random.Random(options.seed), 0
-    with torch.enable_grad():
-        for _ in range(options.steps if pieces else 0):
-            if cancelled is not None and cancelled():
-                raise Cancelled("adapting stopped: nobody waits for it any more")
-            drawn = rng.sample(pieces, min(options.pieces_per_step, len(pieces)))
-            for wav in drawn:
-                logits = adapted(wav[None], torch.tensor([wav.numel()], device=wav.device))[0][0].float()
-                if heard_as_speech(logits, blank, options):
-                    (suta_loss(logits, blank, options) / len(drawn)).backward()
-                    used += 1
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-    return adapted.requires_grad_(False), used
-
-
 def cut_pieces(wavs: Iterable[np.ndarray], options: TogetherOptions, sampling_rate: int) -> list[np.ndarray]:
     """Each waveform cut into consecutive pieces of at most `piece_seconds` (a tail under 1 s is left out), at most
     `max_pieces` of them kept, drawn seeded (reservoir sampling: one recording in memory at a time)."""
@@ -223,36 +193,69 @@ class AdaptedRunner(TorchRunner):
         return f"{super().identity()} {self.note}"
 
 
-def adapted_to(
-    recognizer: Recognizer,
-    audio: list[AudioInput],
-    options: TogetherOptions,
-    cancelled: Callable[[], bool] | None = None,
-) -> Recognizer:
-    """`recognizer` adapted once to all of `audio` (paths or prepared waveforms; one speaker or recording):
-    a new Recognizer whose model is an adapted copy. Inputs that cannot be read are left out (their
-    transcription will report them); the recognizer must run its weights in torch float32. `cancelled`: as for
-    `adapt_together`."""
-    runner = recognizer.runner
-    if not plain_float32(runner):
-        raise ValueError(
-            f"adapting takes gradients: it needs the model's weights in torch float32, not {runner.describe()}"
+class Adaptation:
+    """Adapting a recognizer once to all of some audio, a step at a time (a server answers other requests between
+    steps): the audio cut into pieces (`cut_pieces`), then each `step()` an AdamW step on a seeded draw of
+    `pieces_per_step` of them; a piece with fewer than `min_spoken_frames` frames heard as phones (silence, a
+    letter) gives no gradient. `result()`: a new Recognizer whose model is the adapted copy."""
+
+    def __init__(self, recognizer: Recognizer, audio: list[AudioInput], options: TogetherOptions):
+        runner = recognizer.runner
+        if not plain_float32(runner):
+            raise ValueError(
+                f"adapting takes gradients: it needs the model's weights in torch float32, not {runner.describe()}"
+            )
+        audio = list(audio)
+        chosen = random.Random(options.seed).sample(audio, min(len(audio), options.max_inputs))
+        pieces = cut_pieces(_readable(recognizer, chosen), options, recognizer.audio.sampling_rate)
+        self.pieces = [torch.from_numpy(piece).to(runner.device) for piece in pieces]
+        self.base, self.options, self.inputs = recognizer, options, len(audio)
+        self.model = copy.deepcopy(runner.model).requires_grad_(False)
+        names = set(adapted_names(self.model))
+        params = [p.requires_grad_(True) for n, p in self.model.named_parameters() if n in names]
+        self.optimizer = torch.optim.AdamW(params, lr=options.lr)
+        self.rng, self.used = random.Random(options.seed), 0  # used: draws that gave a gradient
+        self.steps_left = options.steps if self.pieces else 0
+
+    def step(self) -> bool:
+        """One step; False once all are done."""
+        if not self.steps_left:
+            return False
+        drawn = self.rng.sample(self.pieces, min(self.options.pieces_per_step, len(self.pieces)))
+        blank = self.base.vocab.blank_id
+        with torch.enable_grad():
+            for wav in drawn:
+                logits = self.model(wav[None], torch.tensor([wav.numel()], device=wav.device))[0][0].float()
+                if heard_as_speech(logits, blank, self.options):
+                    (suta_loss(logits, blank, self.options) / len(drawn)).backward()
+                    self.used += 1
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        self.steps_left -= 1
+        return True
+
+    def result(self) -> Recognizer:
+        note = f"{self.options.describe()} to {self.inputs} inputs, {self.used} draws heard as speech"
+        base = self.base
+        return Recognizer(
+            AdaptedRunner(self.model.requires_grad_(False), note, self.used),
+            base.vocab,
+            base.audio,
+            base.name,
+            base.chunking,
+            decoder=base.decoder,
+            choice="adapting together: torch float32 (gradients)",
         )
-    audio = list(audio)
-    chosen = random.Random(options.seed).sample(audio, min(len(audio), options.max_inputs))
-    pieces = cut_pieces(_readable(recognizer, chosen), options, recognizer.audio.sampling_rate)
-    tensors = [torch.from_numpy(piece).to(runner.device) for piece in pieces]
-    model, used = adapt_together(runner.model, tensors, options, recognizer.vocab.blank_id, cancelled)
-    note = f"{options.describe()} to {len(audio)} inputs, {used} draws heard as speech"
-    return Recognizer(
-        AdaptedRunner(model, note, used),
-        recognizer.vocab,
-        recognizer.audio,
-        recognizer.name,
-        recognizer.chunking,
-        decoder=recognizer.decoder,
-        choice="adapting together: torch float32 (gradients)",
-    )
+
+
+def adapted_to(recognizer: Recognizer, audio: list[AudioInput], options: TogetherOptions) -> Recognizer:
+    """`recognizer` adapted once to all of `audio` (paths or prepared waveforms; one speaker or recording):
+    a new Recognizer whose model is an adapted copy (`Adaptation`, all its steps). Inputs that cannot be read are
+    left out (their transcription will report them); the recognizer must run its weights in torch float32."""
+    adaptation = Adaptation(recognizer, audio, options)
+    while adaptation.step():
+        pass
+    return adaptation.result()
 
 
 def _readable(recognizer: Recognizer, items: list[AudioInput]) -> Iterator[np.ndarray]:

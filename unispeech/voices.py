@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import io
 import secrets
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 
-from .adapt import TogetherOptions, adapted_to, plain_float32
+from .adapt import Adaptation, TogetherOptions, plain_float32
 from .audio import AudioError, AudioTooLong, decode_audio
 from .transcribe import Recognizer
 from .uploads import ApiError, ServerLimits, error_responses, read_uploads
@@ -61,9 +60,10 @@ class Voices:
 
     def get(self, voice: str) -> Recognizer:
         if voice not in self._held:
+            shown = voice if len(voice) <= 40 else voice[:40] + "..."  # a field may be up to a megabyte
             raise ApiError(
                 404,
-                f"unknown voice {voice!r}: this server holds {self.max_voices} voices at most and forgets the least "
+                f"unknown voice {shown!r}: this server holds {self.max_voices} voices at most and forgets the least "
                 "recently used, and all of them when it restarts; adapt to the recordings again (POST /v1/voices)",
             )
         self._held.move_to_end(voice)
@@ -88,19 +88,28 @@ def add_voice_routes(app: FastAPI, limits: ServerLimits) -> None:
         if voices.max_voices < 1:
             raise ApiError(403, "this server adapts to no voices (it was started with --max-voices 0)")
         files, _ = await read_uploads(request, limits, max_files=limits.max_voice_files)
-        stop = threading.Event()
-        try:  # on the worker thread, like inference; a timeout stops the adapting at its next step
-            recognizer, seconds, warnings = await asyncio.wait_for(
-                request.app.state.batcher.run(adapt_to_uploads, voices, files, limits, stop.is_set),
-                limits.timeout_seconds,
-            )
+        batcher = request.app.state.batcher
+
+        async def adapt():  # each step a task of the worker thread: requests queued meanwhile run between steps
+            adaptation, seconds, warnings = await batcher.run(start_adapting, voices, files, limits)
+            while await batcher.run(adaptation.step):
+                pass
+            return adaptation.result(), seconds, warnings
+
+        try:  # a timeout stops it after the step under way
+            recognizer, seconds, warnings = await asyncio.wait_for(adapt(), limits.timeout_seconds)
         except asyncio.TimeoutError as e:
-            stop.set()
             raise ApiError(
                 504,
                 f"adapting took longer than {limits.timeout_seconds:g} s (send less audio, or adapt offline with "
                 "`unispeech adapt` and serve that folder)",
             ) from e
+        if recognizer.runner.used == 0:
+            raise ApiError(
+                422,
+                f"nothing in the recordings was heard as speech (a piece needs {voices.options.min_spoken_frames} "
+                "frames heard as phones): record a few spoken sentences",
+            )
         voice = voices.add(recognizer)
         return {
             "voice": voice,
@@ -121,10 +130,8 @@ def add_voice_routes(app: FastAPI, limits: ServerLimits) -> None:
         return {"forgotten": voice}
 
 
-def adapt_to_uploads(
-    voices: Voices, files: list[bytes], limits: ServerLimits, cancelled: Callable[[], bool]
-) -> tuple[Recognizer, float, list[str]]:
-    """-> (the served model adapted to the recordings, their seconds, notes for the client)."""
+def start_adapting(voices: Voices, files: list[bytes], limits: ServerLimits) -> tuple[Adaptation, float, list[str]]:
+    """-> (the served model's adaptation to the recordings, not yet stepped; their seconds; notes for the client)."""
     base = voices.base()
     rate, notes, wavs = base.audio.sampling_rate, [], []
     for number, data in enumerate(files, 1):
@@ -135,14 +142,7 @@ def adapt_to_uploads(
             raise ApiError(413, str(e)) from e
         except AudioError as e:
             raise ApiError(422, str(e)) from e
-    adapted = adapted_to(base, wavs, voices.options, cancelled=cancelled)
-    if adapted.runner.used == 0:
-        raise ApiError(
-            422,
-            f"nothing in the recordings was heard as speech (a piece needs {voices.options.min_spoken_frames} frames "
-            "heard as phones): record a few spoken sentences",
-        )
-    return adapted, sum(w.size for w in wavs) / rate, notes
+    return Adaptation(base, wavs, voices.options), sum(w.size for w in wavs) / rate, notes
 
 
 def trainable_copy(served: Recognizer, model: str | None, loadable: bool) -> Recognizer:
