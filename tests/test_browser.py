@@ -154,6 +154,9 @@ def test_adapt_to_my_voice_then_transcribe_with_it_then_forget_it(tmp_path):
             assert after("go", "Done").endswith("with your voice")
             voice = json.loads(driver.find_element(By.ID, "json").text)["voice"]
             assert voice.startswith("v-")
+            driver.refresh()  # the voice outlives a reload while the server holds it
+            WebDriverWait(driver, 20).until(lambda d: "Using your voice" in d.find_element(By.ID, "voiceinfo").text)
+            driver.find_element(By.ID, "file").send_keys(str(EXAMPLE))  # the page's audio is gone with the reload
             driver.save_screenshot(str(ARTIFACTS / "browser-voice.png"))
             assert after("forget", "Your voice is forgotten").startswith("Your voice is forgotten")
             assert after("go", "Done").endswith("of audio")

@@ -81,6 +81,8 @@ def test_a_voice_is_the_model_adapted_to_the_recordings_and_requests_that_name_i
     served = client.post("/v1/transcribe", content=clip, headers={"content-type": "audio/wav"}).json()
     assert "voice" not in served and served["phones"] == unadapted.phones  # the served model is as it was
     assert client.get("/health").json()["voices"] == {"held": 1, "max": 4}
+    info = {k: body[k] for k in ("voice", "recordings", "seconds", "adapted", "model")}
+    assert client.get(f"/v1/voices/{body['voice']}").json() == info
     client.delete(f"/v1/voices/{body['voice']}")
 
 
@@ -107,13 +109,14 @@ def test_the_least_recently_used_voice_is_forgotten_first(tiny_model_dir, plain)
         assert all(c.post("/v1/transcribe", files=clip, data={"voice": v}).status_code == 200 for v in (first, third))
         assert c.get("/health").json()["voices"] == {"held": 2, "max": 2}
         assert c.delete("/v1/voices/v-nonesuch").status_code == 404
+        assert c.get(f"/v1/voices/{second}").status_code == 404
         r = c.post("/v1/transcribe", files=clip, data={"voice": "x" * 100_000})
         assert r.status_code == 404 and len(r.json()["error"]) < 400  # not echoed whole
 
 
 def test_the_api_describes_voices(client):
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"post"} <= set(paths["/v1/voices"]) and {"delete"} <= set(paths["/v1/voices/{voice}"])
+    assert {"post"} <= set(paths["/v1/voices"]) and {"get", "delete"} <= set(paths["/v1/voices/{voice}"])
     for route in ("/v1/transcribe", "/v1/compare", "/v1/score"):
         assert any(p["name"] == "voice" for p in paths[route]["post"]["parameters"])
 

@@ -41,7 +41,7 @@ class Voices:
     def __init__(self, max_voices: int, trainable: Callable[[], Recognizer], options: TogetherOptions):
         self.max_voices, self.options = max_voices, options
         self._trainable, self._base = trainable, None
-        self._held: OrderedDict[str, Recognizer] = OrderedDict()
+        self._held: OrderedDict[str, tuple[Recognizer, dict]] = OrderedDict()  # and what the voice is made of
 
     def __len__(self) -> int:
         return len(self._held)
@@ -51,14 +51,17 @@ class Voices:
             self._base = self._trainable()
         return self._base
 
-    def add(self, recognizer: Recognizer) -> str:
+    def add(self, recognizer: Recognizer, made_of: dict) -> str:
         voice = "v-" + secrets.token_urlsafe(12)
-        self._held[voice] = recognizer
+        self._held[voice] = recognizer, {"voice": voice, **made_of}
         while len(self._held) > self.max_voices:
             self._held.popitem(last=False)
         return voice
 
     def get(self, voice: str) -> Recognizer:
+        return self.made_of(voice)[0]
+
+    def made_of(self, voice: str) -> tuple[Recognizer, dict]:
         if voice not in self._held:
             shown = voice if len(voice) <= 40 else voice[:40] + "..."  # a field may be up to a megabyte
             raise ApiError(
@@ -110,15 +113,13 @@ def add_voice_routes(app: FastAPI, limits: ServerLimits) -> None:
                 f"nothing in the recordings was heard as speech (a piece needs {voices.options.min_spoken_frames} "
                 "frames heard as phones): record a few spoken sentences",
             )
-        voice = voices.add(recognizer)
-        return {
-            "voice": voice,
-            "recordings": len(files),
-            "seconds": round(seconds, 2),
-            "adapted": recognizer.runner.note,
-            "warnings": warnings,
-            "model": request.app.state.model_name,
-        }
+        made_of = {"recordings": len(files), "seconds": round(seconds, 2), "adapted": recognizer.runner.note}
+        voice = voices.add(recognizer, {**made_of, "model": request.app.state.model_name})
+        return {**voices.made_of(voice)[1], "warnings": warnings}
+
+    @app.get("/v1/voices/{voice}", summary="What a voice the server holds is made of", responses=error_responses(404))
+    async def voice_info(voice: str, request: Request):
+        return request.app.state.voices.made_of(voice)[1]
 
     @app.delete(
         "/v1/voices/{voice}",
