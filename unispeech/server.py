@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
 from .adapt import AdaptOptions, TogetherOptions
-from .audio import AudioError, AudioTooLong, decode_audio
+from .audio import AudioTooLong, decode_audio
 from .metrics import ErrorCounts, edit_ops
 from .transcribe import Cancelled, Recognizer
 from .uploads import (
@@ -30,6 +30,7 @@ from .uploads import (
     ServerLimits,
     audio_body,
     error_responses,
+    prepared_upload,
     read_json,
     read_upload,
 )
@@ -300,23 +301,11 @@ async def run_g2p(request, text: str | list[str], word_boundaries: bool):
     return await request.app.state.batcher.run(lambda: phonemize(text, word_boundaries=word_boundaries))
 
 
-def decode_upload(recognizer: Recognizer, data: bytes, max_seconds: float) -> tuple[np.ndarray, list[str]]:
-    """Bytes -> the model's input, and what the client should know (a truncated file, say)."""
-    notes: list[str] = []
-    rate = recognizer.audio.sampling_rate
-    wav = decode_audio(io.BytesIO(data), "upload", rate, max_seconds, notes=notes)
-    return recognizer.prepare(wav, rate), notes
-
-
 async def run_transcription(request, data: bytes, fields: dict, limits: ServerLimits) -> dict:
     recognizer, voice = chosen_voice(request, fields)
     batcher: Batcher = request.app.state.batcher
-    try:
-        wav, warnings = await batcher.run(decode_upload, recognizer, data, limits.max_seconds)
-    except AudioTooLong as e:
-        raise ApiError(413, str(e)) from e
-    except AudioError as e:
-        raise ApiError(422, str(e)) from e
+    warnings: list[str] = []
+    wav = await batcher.run(prepared_upload, recognizer, data, "upload", limits.max_seconds, warnings)
     try:
         logits = await asyncio.wait_for(batcher.logits(wav, recognizer), limits.timeout_seconds)
     except asyncio.TimeoutError as e:

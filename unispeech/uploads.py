@@ -5,11 +5,15 @@ oversize body is never read, stored or spooled in full."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 
+import numpy as np
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
+
+from .audio import AudioError, AudioTooLong, decode_audio
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +97,18 @@ async def read_uploads(request: Request, limits: ServerLimits, max_files: int) -
     if not all(files):
         raise ApiError(422, "empty upload: no audio bytes")
     return files, fields
+
+
+def prepared_upload(recognizer, data: bytes, what: str, max_seconds: float, notes: list[str]) -> np.ndarray:
+    """An upload's audio as `recognizer`'s input (what the client should know, a truncated file say, added to
+    `notes`), or the ApiError the client should get: 413 over `max_seconds`, 422 unusable or too short."""
+    rate = recognizer.audio.sampling_rate
+    try:
+        return recognizer.prepare(decode_audio(io.BytesIO(data), what, rate, max_seconds, notes=notes), rate)
+    except AudioTooLong as e:
+        raise ApiError(413, str(e)) from e
+    except AudioError as e:
+        raise ApiError(422, str(e)) from e
 
 
 async def read_json(request: Request, limits: ServerLimits) -> dict:

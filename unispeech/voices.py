@@ -6,7 +6,6 @@ them all. Each holds a float32 copy of the model (29 MB for the bundled one, 1.3
 from __future__ import annotations
 
 import asyncio
-import io
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
@@ -14,9 +13,8 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 
 from .adapt import Adaptation, TogetherOptions, plain_float32
-from .audio import AudioError, AudioTooLong, decode_audio
 from .transcribe import Recognizer
-from .uploads import ApiError, ServerLimits, error_responses, read_uploads
+from .uploads import ApiError, ServerLimits, error_responses, prepared_upload, read_uploads
 
 VOICE_BODY = {
     "requestBody": {
@@ -137,12 +135,7 @@ def start_adapting(voices: Voices, files: list[bytes], limits: ServerLimits) -> 
     rate, notes, wavs = base.audio.sampling_rate, [], []
     for number, data in enumerate(files, 1):
         what = f"recording {number}" if len(files) > 1 else "upload"
-        try:
-            wavs.append(base.prepare(decode_audio(io.BytesIO(data), what, rate, limits.max_seconds, notes=notes), rate))
-        except AudioTooLong as e:
-            raise ApiError(413, str(e)) from e
-        except AudioError as e:
-            raise ApiError(422, str(e)) from e
+        wavs.append(prepared_upload(base, data, what, limits.max_seconds, notes))
     return Adaptation(base, wavs, voices.options), sum(w.size for w in wavs) / rate, notes
 
 
