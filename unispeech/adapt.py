@@ -24,6 +24,7 @@ from torch.func import functional_call
 from .audio import AudioError
 from .model import CTCModel
 from .precision import Precision
+from .progress import progress_bar
 from .runners import TorchRunner
 from .transcribe import AudioInput, Recognizer
 
@@ -248,13 +249,16 @@ class Adaptation:
         )
 
 
-def adapted_to(recognizer: Recognizer, audio: list[AudioInput], options: TogetherOptions) -> Recognizer:
+def adapted_to(
+    recognizer: Recognizer, audio: list[AudioInput], options: TogetherOptions, progress: bool = False
+) -> Recognizer:
     """`recognizer` adapted once to all of `audio` (paths or prepared waveforms; one speaker or recording):
-    a new Recognizer whose model is an adapted copy (`Adaptation`, all its steps). Inputs that cannot be read are
-    left out (their transcription will report them); the recognizer must run its weights in torch float32."""
+    a new Recognizer whose model is an adapted copy (`Adaptation`, all its steps; `progress`: a bar of them on
+    stderr). Inputs that cannot be read are left out (their transcription will report them); the recognizer must run
+    its weights in torch float32."""
     adaptation = Adaptation(recognizer, audio, options)
-    while adaptation.step():
-        pass
+    for _ in progress_bar(range(adaptation.steps_left), desc="adapting", unit="step", enabled=progress):
+        adaptation.step()
     return adaptation.result()
 
 

@@ -5,6 +5,7 @@ precision, adaptation) and the recognizer they load, and the subcommands `export
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out}: already holds a model or a file; choose a new folder (nothing is overwritten)")
     paths = list(args.files) or read_input_list(args.input)
     options = _options(TogetherOptions, args.adapt_steps, args.adapt_lr)
-    recognizer = adapted_to(load_model(args.model, dtype="float32", backend="torch"), paths, options)
+    recognizer = adapted_to(load_model(args.model, dtype="float32", backend="torch"), paths, options, progress=True)
     if not recognizer.runner.used:
         raise ValueError(f"none of the {len(paths)} inputs was heard as speech (or could be read): nothing to adapt to")
     recognizer.save(out)  # float32: float16 storage would round away most of what adapting changed
@@ -202,7 +203,8 @@ def load_recognizer(args: argparse.Namespace, decoder=None, audio: list | None =
         adapt=None if together else options,
     )
     if together:
-        recognizer = adapted_to(recognizer, audio or [], options)
+        first_rank = os.environ.get("RANK", "0") == "0"  # torchrun's ranks each adapt alike: one bar
+        recognizer = adapted_to(recognizer, audio or [], options, progress=first_rank)
     if getattr(args, "verbose", False):
         print(f"unispeech: running {recognizer.describe()}: {recognizer.choice}", file=sys.stderr)
         print(f"unispeech: decoding with {recognizer.decoder.describe()}", file=sys.stderr)
