@@ -151,6 +151,8 @@ def test_adapt_to_my_voice_then_transcribe_with_it_then_forget_it(tmp_path):
             assert "This visit: 1 clip, " in driver.find_element(By.ID, "voiceinfo").text
             assert after("adapt", "Adapted") == "Adapted to your voice: your next requests use it."
             assert "Using your voice (adapted to 1 clip, " in driver.find_element(By.ID, "voiceinfo").text
+            link = driver.find_element(By.ID, "voicemodel")
+            assert link.is_displayed() and link.get_attribute("href").endswith("/model")
             assert after("go", "Done").endswith("with your voice")
             voice = json.loads(driver.find_element(By.ID, "json").text)["voice"]
             assert voice.startswith("v-")
@@ -159,6 +161,7 @@ def test_adapt_to_my_voice_then_transcribe_with_it_then_forget_it(tmp_path):
             driver.find_element(By.ID, "file").send_keys(str(EXAMPLE))  # the page's audio is gone with the reload
             driver.save_screenshot(str(ARTIFACTS / "browser-voice.png"))
             assert after("forget", "Your voice is forgotten").startswith("Your voice is forgotten")
+            assert not driver.find_element(By.ID, "voicemodel").is_displayed()
             assert after("go", "Done").endswith("of audio")
             assert "voice" not in json.loads(driver.find_element(By.ID, "json").text)
         finally:

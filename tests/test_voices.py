@@ -4,6 +4,7 @@ requests that name it, held least-recently-used first within `max_voices`, and r
 import io
 import threading
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -84,6 +85,25 @@ def test_a_voice_is_the_model_adapted_to_the_recordings_and_requests_that_name_i
     info = {k: body[k] for k in ("voice", "recordings", "seconds", "adapted", "model")}
     assert client.get(f"/v1/voices/{body['voice']}").json() == info
     client.delete(f"/v1/voices/{body['voice']}")
+
+
+def test_a_voice_downloads_as_a_model_folder_that_loads_and_answers_as_the_voice(client, tmp_path):
+    voice = new_voice(client, 6)
+    r = client.get(f"/v1/voices/{voice}/model")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert f'filename="{voice}.zip"' in r.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+        archive.extractall(tmp_path)
+    folder = tmp_path / voice
+    assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    loaded = unispeech.load_model(folder, dtype="float32", backend="torch")
+    clip = wav_bytes(1.1, seed=9)
+    served = client.post("/v1/transcribe", files={"file": ("a.wav", clip, "audio/wav")}, data={"voice": voice}).json()
+    offline = loaded.transcribe(speechlike(1.1, 9), 16000)
+    assert offline.phones == served["phones"]
+    assert offline.confidences == pytest.approx([t["confidence"] for t in served["timestamps"]], abs=1e-4)
+    assert client.get("/v1/voices/v-nonesuch/model").status_code == 404
+    client.delete(f"/v1/voices/{voice}")
 
 
 def test_compare_and_score_take_a_voice_too(client):

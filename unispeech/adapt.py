@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import random
 import threading
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.func import functional_call
 
 from .audio import AudioError
+from .beam import save_folder_decoder
 from .model import CTCModel
 from .precision import Precision
 from .progress import progress_bar
@@ -260,6 +263,15 @@ def adapted_to(
     for _ in progress_bar(range(adaptation.steps_left), desc="adapting", unit="step", enabled=progress):
         adaptation.step()
     return adaptation.result()
+
+
+def save_adapted(recognizer: Recognizer, folder: str | os.PathLike) -> Path:
+    """An adapted recognizer as a model folder for any `--model`: its float32 weights (float16 storage would round
+    away most of what adapting changed) and its model's own decoding (the phone LM), where it has one."""
+    out = recognizer.save(folder)
+    if getattr(recognizer.decoder, "options", None) is not None:
+        save_folder_decoder(out, recognizer.decoder.options, recognizer.decoder.lm)
+    return out
 
 
 def _readable(recognizer: Recognizer, items: list[AudioInput]) -> Iterator[np.ndarray]:

@@ -35,7 +35,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     from . import adapted_to, load_model
-    from .beam import save_folder_decoder
+    from .adapt import save_adapted
     from .bulk import read_input_list
 
     if bool(args.files) == bool(args.input):
@@ -48,9 +48,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     recognizer = adapted_to(load_model(args.model, dtype="float32", backend="torch"), paths, options, progress=True)
     if not recognizer.runner.used:
         raise ValueError(f"none of the {len(paths)} inputs was heard as speech (or could be read): nothing to adapt to")
-    recognizer.save(out)  # float32: float16 storage would round away most of what adapting changed
-    if getattr(recognizer.decoder, "options", None) is not None:  # the model's own decoding travels with it
-        save_folder_decoder(out, recognizer.decoder.options, recognizer.decoder.lm)
+    save_adapted(recognizer, out)
     print(f"{args.model or 'bundled demo model'}, {recognizer.runner.note} -> {out}")
     return 0
 

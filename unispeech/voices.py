@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
+import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
-from .adapt import Adaptation, TogetherOptions, plain_float32
+from .adapt import Adaptation, TogetherOptions, plain_float32, save_adapted
 from .transcribe import Recognizer
 from .uploads import ApiError, ServerLimits, error_responses, prepared_upload, read_uploads
 
@@ -119,6 +124,24 @@ def add_voice_routes(app: FastAPI, limits: ServerLimits) -> None:
     async def voice_info(voice: str, request: Request):
         return request.app.state.voices.made_of(voice)[1]
 
+    @app.get(
+        "/v1/voices/{voice}/model",
+        summary="A voice as a model folder (zip: float32 weights, config, vocabulary, decoding) for any --model",
+        response_class=FileResponse,
+        responses=error_responses(404),
+    )
+    async def voice_model(voice: str, request: Request):
+        recognizer = request.app.state.voices.get(voice)
+        folder = Path(tempfile.mkdtemp(prefix="unispeech-voice-"))
+        try:
+            saved = await request.app.state.batcher.run(save_adapted, recognizer, folder / voice)
+            archive = await asyncio.to_thread(zipped, saved)  # seconds of deflating: off the worker thread
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        cleanup = BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
+        return FileResponse(archive, media_type="application/zip", filename=archive.name, background=cleanup)
+
     @app.delete(
         "/v1/voices/{voice}",
         summary="Forget a voice",
@@ -137,6 +160,11 @@ def start_adapting(voices: Voices, files: list[bytes], limits: ServerLimits) -> 
         what = f"recording {number}" if len(files) > 1 else "upload"
         wavs.append(prepared_upload(base, data, what, limits.max_seconds, notes))
     return Adaptation(base, wavs, voices.options), sum(w.size for w in wavs) / rate, notes
+
+
+def zipped(folder: Path) -> Path:
+    """`folder` zipped beside it (the archive's top folder: the folder's name)."""
+    return Path(shutil.make_archive(str(folder), "zip", folder.parent, folder.name))
 
 
 def trainable_copy(served: Recognizer, model: str | None, loadable: bool) -> Recognizer:
