@@ -189,6 +189,7 @@ def test_a_server_loaded_in_another_precision_adapts_a_float32_copy(tiny_model_d
 def test_voices_that_cannot_be_made_are_refused_with_a_clear_error(
     tiny_model_dir, plain, setup, files, status, message
 ):
+    setup = dict(setup)  # (pytest hands every run the same parameter objects)
     options = setup.pop("options", OPTIONS)
     with client_for(tiny_model_dir, plain, options=options, max_upload_bytes=2_000_000, **setup) as c:
         r = c.post("/v1/voices", files=files)
