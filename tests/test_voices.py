@@ -14,6 +14,8 @@ import unispeech
 from unispeech import TogetherOptions
 from unispeech.adapt import Adaptation, plain_float32
 from unispeech.server import ServerLimits, create_app
+from unispeech.uploads import ApiError
+from unispeech.voices import trainable_copy
 
 from .conftest import speechlike
 
@@ -202,6 +204,13 @@ def test_a_model_handed_over_in_another_precision_cannot_adapt(tiny_model_dir):
     with client_for(tiny_model_dir, int8) as c:
         r = c.post("/v1/voices", files=recordings(1))
         assert r.status_code == 403 and "no float32 weights to adapt" in r.json()["error"]
+
+
+def test_a_served_model_without_float32_weights_to_load_cannot_adapt(tiny_model_dir, tmp_path):
+    int8 = unispeech.load_model(tiny_model_dir, dtype="int8")
+    with pytest.raises(ApiError, match="adapts to no voices: its model's float32 weights cannot be loaded") as e:
+        trainable_copy(int8, str(tmp_path), loadable=True)  # a folder without a model, as an export's has no weights
+    assert e.value.status == 403
 
 
 def test_requests_are_answered_between_adapting_steps_and_past_the_timeout_adapting_answers_504_and_stops(

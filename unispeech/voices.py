@@ -183,4 +183,9 @@ def trainable_copy(served: Recognizer, model: str | None, loadable: bool) -> Rec
 
     device = getattr(served.runner, "device", "cpu")
     folder = DEFAULT_MODEL_DIR if model in (None, "default") else model  # (no second demo-model notice)
-    return load_model(folder, device=device, dtype="float32", backend="torch", decoder=served.decoder)
+    try:
+        return load_model(folder, device=device, dtype="float32", backend="torch", decoder=served.decoder)
+    except ValueError as e:  # an ONNX export's folder has no weights to adapt, say
+        raise ApiError(
+            403, f"this server adapts to no voices: its model's float32 weights cannot be loaded: {e}"
+        ) from e
