@@ -10,7 +10,6 @@ The manifest's audio, concatenated, must last at least 10 minutes. Nothing else 
 
 import argparse
 import io
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import soundfile as sf
 from fastapi.testclient import TestClient
 
+from unispeech.data import load_dataset
 from unispeech.server import create_app
 
 RATE, RECORDINGS, SECONDS = 16000, 20, 30
@@ -35,8 +35,8 @@ def main() -> None:
     p.add_argument("--manifest", type=Path, required=True, help="a manifest of 16 kHz audio, 10 min or more in all")
     p.add_argument("--model", help="model folder (default: the bundled demo model)")
     args = p.parse_args()
-    rows = [json.loads(line) for line in args.manifest.read_text().splitlines()]
-    audio = np.concatenate([sf.read(args.manifest.parent / r["audio"], dtype="float32")[0] for r in rows])
+    utterances, _ = load_dataset(args.manifest, labelled=False)
+    audio = np.concatenate([sf.read(u.audio, dtype="float32")[0] for u in utterances])
     size = SECONDS * RATE
     if audio.size < RECORDINGS * size:
         raise SystemExit(f"{args.manifest}: {audio.size / RATE:.0f} s of audio; this needs {RECORDINGS * SECONDS} s")

@@ -11,14 +11,14 @@ the rest are transcribed. PER with the served decoding (the bundled model: its p
 """
 
 import argparse
-import json
 import random
 import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from unispeech.metrics import edit_ops
+from unispeech.data import Utterance, load_dataset
+from unispeech.evaluate import score
 from unispeech.paired import compare
 from unispeech.server import create_app
 
@@ -36,16 +36,13 @@ def main() -> None:
         print("| set | voice made of | adapting, s (first / again) | PER plain | PER with the voice | B - A [95 %] |")
         print("|---|---|---|---|---|---|")
         for name in args.sets.split(","):
-            manifest = args.work / name / "manifest.jsonl"
-            rows = [json.loads(line) for line in manifest.read_text().splitlines()]
-            for row in rows:  # a manifest's relative audio paths are relative to its folder
-                row["audio"] = str(manifest.parent / row["audio"])
-            random.Random(0).shuffle(rows)
-            print(one_set(client, name, rows[: args.first], rows[args.first :][-args.scored :]), flush=True)
+            utterances, _ = load_dataset(args.work / name / "manifest.jsonl")
+            random.Random(0).shuffle(utterances)
+            print(one_set(client, name, utterances[: args.first], utterances[args.first :][-args.scored :]), flush=True)
 
 
-def one_set(client: TestClient, name: str, made_of: list[dict], scored: list[dict]) -> str:
-    files = [("file", (Path(r["audio"]).name, Path(r["audio"]).read_bytes(), "audio/wav")) for r in made_of]
+def one_set(client: TestClient, name: str, made_of: list[Utterance], scored: list[Utterance]) -> str:
+    files = [("file", (u.audio.name, u.audio.read_bytes(), "audio/wav")) for u in made_of]
     took = []
     for _ in range(2):  # the first voice of a server also loads its float32 copy of the model
         start = time.perf_counter()
@@ -54,9 +51,7 @@ def one_set(client: TestClient, name: str, made_of: list[dict], scored: list[dic
         if reply.status_code != 201:
             raise SystemExit(f"{name}: {reply.json()['error']}")
     voice = reply.json()
-    plain, adapted = (
-        {r["audio"]: scored_row(client, r, form) for r in scored} for form in ({}, {"voice": voice["voice"]})
-    )
+    plain, adapted = ({u.id: scored_row(client, u, form) for u in scored} for form in ({}, {"voice": voice["voice"]}))
     result = compare(plain, adapted)
     made = f"{voice['recordings']} recordings, {voice['seconds']:.1f} s"
     return (
@@ -65,14 +60,11 @@ def one_set(client: TestClient, name: str, made_of: list[dict], scored: list[dic
     )
 
 
-def scored_row(client: TestClient, row: dict, form: dict) -> dict:
-    audio = {"file": ("a.wav", Path(row["audio"]).read_bytes(), "audio/wav")}
-    phones = client.post("/v1/transcribe", files=audio, data=form).json()["phones"]
-    ops = [op for op, _, _ in edit_ops(row["phones"].split(), phones)]
-    return {"ref": row["phones"], **{k: ops.count(op) for k, op in SHORT.items()}}
+def scored_row(client: TestClient, u: Utterance, form: dict) -> dict:
+    """The utterance's row as `unispeech evaluate` scores it."""
+    audio = {"file": ("a.wav", u.audio.read_bytes(), "audio/wav")}
+    return score(u, client.post("/v1/transcribe", files=audio, data=form).json())
 
-
-SHORT = {"substitutions": "S", "deletions": "D", "insertions": "I"}
 
 if __name__ == "__main__":
     main()
