@@ -16,6 +16,7 @@ from demo_descriptions import (
     TEST_SETS,
     UNSEEN_TEST_SETS,
 )
+from demo_rhvoice import SPEAKS
 
 from unispeech import mbrola
 from unispeech.beam import DECODING_FILE, PHONE_LM_FILE
@@ -118,11 +119,14 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
 
 def real_speakers_heard(training: list[dict]) -> list[str]:
     """The card's first sentence goes on with these: the real speakers (of KLettres, Fish Fillets, Asterisk,
-    Flight of the Amazon Queen, Festival, MBROLA) that the training rows hold, by source."""
+    Flight of the Amazon Queen, RHVoice's other voices, Festival, MBROLA) that the training rows hold, by source."""
     klettres = sorted({r["language"] for r in training if r.get("corpus") == "klettres"})
     fillets = sorted({r["language"] for r in training if r.get("corpus") == "fillets"})
     asterisk = sorted({r["language"] for r in training if r.get("corpus") == "asterisk"})
     characters = {r["voice"] for r in training if r.get("corpus") == "fotaq"}
+    engine_voices = sorted(
+        {r["voice"].removeprefix("rhvoice-") for r in training if r.get("corpus") == "rhvoice-voices"}
+    )
     festival = festival_voices(training)
     said_by = mbrola_voices(training)
     return (
@@ -133,6 +137,8 @@ def real_speakers_heard(training: list[dict]) -> list[str]:
            "(Asterisk)"] * bool(asterisk)
         + [f"actors voicing {_number(len(characters))} characters in English (Flight of the Amazon "
            "Queen)"] * bool(characters)
+        + [f"RHVoice's voices of {_number(len(engine_voices))} more real speaker{'s' * (len(engine_voices) != 1)}: "
+           f"{_and([f'{v} ({SPEAKS[v]})' for v in engine_voices])}"] * bool(engine_voices)
         + [f"Festival's voices of {_speakers(len(festival))} "
            f"({_and(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in festival}))}) reading Kyrgyz"] * bool(festival)
         + [f"MBROLA's voices of {_number(len(said_by))} more "

@@ -5,7 +5,7 @@
         [--rhvoice DIR] [--festvox-ru DIR|fetch] [--festival] [--mbrola VOICES] [--mbrola-train VOICES]
         [--mbrola-tuning VOICES] [--klettres DIR|fetch] [--klettres-train LANGUAGES] [--fillets DIR|fetch]
         [--fillets-train LANGUAGES] [--asterisk DIR|fetch] [--asterisk-train LANGUAGES] [--fotaq DIR|fetch]
-        [--fotaq-train] [--extra-data MANIFEST ...]
+        [--fotaq-train] [--rhvoice-voices VOICES] [--rhvoice-engine DIR] [--extra-data MANIFEST ...]
         [--real-updates 3000] [--init MODEL] [--real-repeat SOURCE[=N],...] [--real-stage NAME]
         [--formant-ratios LO,HI] [--data-only]
 
@@ -17,8 +17,9 @@ tri-stage schedule), continue from the previous stage's best model with a second
 evaluate with `unispeech evaluate`, then copy the model into unispeech/assets/default-model.
 
 With real-voice sources (`--rhvoice`, `--festvox-ru`, `--festival`, `--mbrola-train`, `--klettres-train`,
-`--fillets-train`, `--asterisk-train`, `--fotaq-train`, `--extra-data`) a last stage continues on espeak-ng's
-training set mixed with augmented copies of those voices (`demo_sets.real_voice_sets`), and every source's held-out
+`--fillets-train`, `--asterisk-train`, `--fotaq-train`, `--rhvoice-voices`, `--extra-data`) a last stage continues on
+espeak-ng's training set mixed with augmented copies of those voices (`demo_sets.real_voice_sets`; RHVoice's other
+voices as made, `recipes/demo_rhvoice.py`), and every source's held-out
 utterances are evaluated (`--mbrola` voices, `--klettres`, `--fillets` and `--asterisk` languages not trained on, and
 `--fotaq` without `--fotaq-train`, make test sets only; `--mbrola-tuning` voices a validation set of unseen voices for
 the phone LM's weights only). `--init MODEL` starts that stage from MODEL instead of training stages 1, 2, ...;
@@ -37,6 +38,7 @@ import sys
 from pathlib import Path
 
 from demo_card import bundle
+from demo_rhvoice import READS
 from demo_sets import real_voice_sets, repeats, run, synthesize_espeak_sets
 
 from unispeech.augment import FORMANT_RATIOS
@@ -132,6 +134,17 @@ def arguments() -> argparse.ArgumentParser:
         "valid-unseen-voices, on which (with the other validation sets) the phone LM's weights are chosen",
     )
     parser.add_argument("--mbrola-sentences", type=int, default=400, help="training sentences per MBROLA voice")
+    parser.add_argument(
+        "--rhvoice-voices",
+        help=f"comma-separated RHVoice voices of real speakers ({','.join(READS)}) to train on "
+        "(recipes/demo_rhvoice.py): the Russian ones read --festvox-ru's sentences, talgat (Tatar) --rhvoice's Kyrgyz "
+        "ones; their held-out sentences a test set per voice",
+    )
+    parser.add_argument(
+        "--rhvoice-engine",
+        help="for --rhvoice-voices: a built RHVoice engine (a folder with lib/libRHVoice.so) or RHVoice's source "
+        "tree to build; default: its source downloaded from GitHub and built in --work",
+    )
     parser.add_argument("--extra-data", nargs="*", default=[], help="more labelled manifests (.jsonl) to train on")
     parser.add_argument("--real-copies", type=int, default=3, help="augmented copies of each real-voice clip")
     parser.add_argument("--real-updates", type=int, default=3000, help="updates of the real-voice stage")
@@ -256,11 +269,12 @@ def checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
         or args.fillets_train
         or args.asterisk_train
         or args.fotaq_train
+        or args.rhvoice_voices
         or args.extra_data
     )
     sources = (
         "--rhvoice, --festvox-ru, --festival, --mbrola-train, --klettres-train, --fillets-train, --asterisk-train, "
-        "--fotaq-train or --extra-data"
+        "--fotaq-train, --rhvoice-voices or --extra-data"
     )
     if args.init and not real:
         parser.error(f"--init starts the real-voice stage: give {sources} too")
@@ -280,6 +294,11 @@ def checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
         parser.error(f"--asterisk-train takes some of {','.join(ASTERISK_LANGUAGES)}, with --asterisk")
     if args.fotaq_train and not args.fotaq:
         parser.error("--fotaq-train trains on --fotaq's lines: give --fotaq too")
+    for voice in args.rhvoice_voices.split(",") if args.rhvoice_voices else []:
+        if voice not in READS:
+            parser.error(f"--rhvoice-voices {voice}: not one of {','.join(READS)}")
+        if not getattr(args, READS[voice].replace("-", "_")):
+            parser.error(f"--rhvoice-voices {voice} reads --{READS[voice]}'s sentences: give --{READS[voice]} too")
     repeats(args.real_repeat)  # a malformed weight stops here, not after hours of data making
     if args.deepen and not args.init:
         parser.error("--deepen grows the --init model: give --init too")

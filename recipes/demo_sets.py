@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "ky"
 VALID_SENTENCES = 150
 TUNING_SENTENCES = 80  # validation sentences said by each --mbrola-tuning voice
+NOT_AUGMENTED = {"rhvoice-voices"}  # sources whose training clips enter the mix as made (each its own voice already)
 
 
 def synthesize_espeak_sets(work: Path, copies: int) -> None:
@@ -46,7 +47,9 @@ def real_voice_sets(work: Path, args) -> dict:
     valid = [work / "valid" / "manifest.jsonl"]
     tests = {}
     for corpus, split in parts.items():
-        if split["train"]:  # (a source of test sets only has none)
+        if corpus in NOT_AUGMENTED:
+            train.append(write_manifest(split["train"], work / f"train-{corpus}" / "manifest.jsonl"))
+        elif split["train"]:  # (a source of test sets only has none)
             copies = augment_corpus(
                 split["train"],
                 work / f"train-{corpus}",
@@ -122,6 +125,10 @@ def source_parts(work: Path, args) -> tuple[dict[str, dict[str, list[dict]]], di
         trained, tuning = (v.split(",") if v else [] for v in (args.mbrola_train, args.mbrola_tuning))
         voices = (args.mbrola.split(",") if args.mbrola else []) + trained + tuning
         parts["mbrola"] = mbrola_sets(work, splits, voices, trained, args.mbrola_sentences, tuning)
+    if args.rhvoice_voices:  # after the sources whose sentences they read
+        from demo_rhvoice import rhvoice_voice_parts
+
+        parts["rhvoice-voices"] = rhvoice_voice_parts(work, args.rhvoice_voices.split(","), parts, args.rhvoice_engine)
     return parts, left_out
 
 

@@ -255,6 +255,112 @@ def test_fish_fillets_lines_are_unseen_speakers_or_else_the_held_out_levels_of_t
     }
 
 
+class FakeRHVoice:
+    """rhvoice_wrapper's TTS, as demo_rhvoice uses it: WAV bytes at 24 kHz, a second per word of the text."""
+
+    def __init__(self):
+        self.asked = []
+
+    def get(self, text, voice, format_, sets):
+        import io
+
+        import soundfile as sf
+
+        self.asked.append((text, voice, sets))
+        buffer = io.BytesIO()
+        sf.write(buffer, np.full(24000 * len(text.split()), 0.1, np.float32), 24000, format="WAV")
+        return buffer.getvalue()
+
+    def join(self):
+        pass
+
+
+def test_rhvoice_s_other_voices_read_their_sources_training_and_held_out_sentences_with_those_labels(
+    tmp_path, monkeypatch
+):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_rhvoice
+
+    def rows(prefix, texts):
+        return [{"id": f"{prefix}_{i:05d}", "text": t, "phones": f"p{i}"} for i, t in enumerate(texts)]
+
+    parts = {
+        "festvox-ru": {"train": rows("ru", ["b a", "a"]), "test": rows("rut", ["c c c"])},
+        "rhvoice": {"train": rows("rhv_azamat_0", ["z z", "y"]), "test": rows("rhv_nazgul_0", ["x x x x"])},
+    }
+    engine = FakeRHVoice()
+    monkeypatch.setattr(demo_rhvoice, "text_to_speech", lambda work, spec: engine)
+    made = demo_rhvoice.rhvoice_voice_parts(tmp_path, ["talgat", "irina", "anna"], parts, None)
+    assert [r["id"] for r in made["train"]] == [
+        "rhvru_anna_ru_00000",
+        "rhvru_anna_ru_00001",
+        "rhvru_irina_ru_00000",
+        "rhvru_irina_ru_00001",
+        "rhvky_talgat_00001",
+        "rhvky_talgat_00000",
+    ]  # fmt: skip  (festvox-ru by id, Kyrgyz by text)
+    assert [(r["text"], r["phones"], r["voice"]) for r in made["train"][-2:]] == [
+        ("y", "p1", "rhvoice-talgat"), ("z z", "p0", "rhvoice-talgat")]  # fmt: skip
+    assert [(r["voice"], r["text"], r["duration"]) for r in made["test"]] == [
+        ("rhvoice-anna", "c c c", 3.0),
+        ("rhvoice-irina", "c c c", 3.0),
+        ("rhvoice-talgat", "x x x x", 4.0),
+    ]
+    assert all(r["corpus"] == "rhvoice-voices" and Path(r["audio"]).is_file() for r in made["train"] + made["test"])
+    rates = [sets["absolute_rate"] for _, _, sets in engine.asked]
+    assert all(-0.3 <= r <= 0.3 for r in rates) and len(rates) == 9
+    assert len(set(rates[:4])) == 4  # anna and irina read the two Russian sentences at four different rates
+    monkeypatch.setattr(demo_rhvoice, "text_to_speech", lambda work, spec: pytest.fail("the engine started again"))
+    assert demo_rhvoice.rhvoice_voice_parts(tmp_path, ["anna", "talgat", "irina"], parts, None) == made
+
+
+def test_the_rhvoice_engine_is_a_built_one_or_a_source_tree_and_a_failed_download_says_what_to_pass(
+    tmp_path, monkeypatch
+):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import urllib.request
+
+    import demo_rhvoice
+
+    built = tmp_path / "engine" / "lib"
+    built.mkdir(parents=True)
+    (built / "libRHVoice.so").touch()
+    assert demo_rhvoice.engine_library(tmp_path / "w", str(tmp_path / "engine")) == built / "libRHVoice.so"
+    with pytest.raises(SystemExit, match="neither a built engine .* nor RHVoice's source"):
+        demo_rhvoice.engine_library(tmp_path / "w", str(tmp_path))
+
+    def offline(url, timeout):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(SystemExit, match="could not be downloaded .*no route to host.*pass --rhvoice-engine"):
+        demo_rhvoice.engine_library(tmp_path / "w", None)
+    assert not (tmp_path / "w" / "rhvoice-engine").exists()
+
+
+def test_rhvoice_s_other_voices_enter_the_training_mix_as_made_and_test_each_voice(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import argparse
+
+    import demo_sets
+
+    from unispeech import augment
+    from unispeech.data import write_manifest
+
+    clip = {"audio": str(ROOT / "tests/data/rhvoice" / "rhv_azamat_0_00752.flac"), "text": "a", "phones": "ɑ"}
+    voices = {"train": [{**clip, "id": "t1", "voice": "rhvoice-anna", "duration": 1.0}],
+              "valid": [], "test": [{**clip, "id": "t2", "voice": "rhvoice-talgat", "duration": 1.0}]}  # fmt: skip
+    monkeypatch.setattr(demo_sets, "source_parts", lambda work, args: ({"rhvoice-voices": voices}, {}))
+    monkeypatch.setattr(augment, "augment_corpus", lambda *a, **k: pytest.fail("augmented RHVoice's other voices"))
+    for name in ("train", "valid"):
+        write_manifest([{**clip, "id": name, "duration": 1.0}], tmp_path / name / "manifest.jsonl")
+    args = argparse.Namespace(voice_change=False, rhvoice=None, extra_data=[], real_repeat="rhvoice-voices")
+    sets = demo_sets.real_voice_sets(tmp_path, args)
+    mixed = [json.loads(line) for line in sets["train"].read_text().splitlines()]
+    assert [r["id"] for r in mixed] == ["train", "t1", "t1"]  # twice: --real-repeat
+    assert list(sets["tests"]) == ["test-rhvoice-talgat"]
+
+
 def test_asterisk_prompts_split_by_language_and_family_and_never_mix_with_another_corpus(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
     import demo_sets
@@ -356,6 +462,8 @@ def test_the_recipe_gives_each_mbrola_training_voice_its_own_sentences_and_held_
         (["--asterisk-train", "it"], "with --asterisk"),
         (["--fotaq", "fetch"], "beside the real-voice stage"),
         (["--fotaq-train", "--rhvoice", "x"], "give --fotaq too"),
+        (["--rhvoice-voices", "anna", "--rhvoice", "x"], "reads --festvox-ru's sentences: give --festvox-ru too"),
+        (["--rhvoice-voices", "talgat,bob", "--rhvoice", "x"], "--rhvoice-voices bob: not one of aleksandr,"),
         (
             ["--asterisk", "fetch", "--asterisk-train", "it,de"],
             "--asterisk-train takes some of en,es,fr,it,ru,es-co,fr-armelle",
@@ -384,11 +492,13 @@ def test_the_cards_first_sentence_names_the_real_speakers_trained_on_by_source(m
     rows += [{"corpus": "asterisk", "language": lang} for lang in ("it", "es")]
     rows += [{"corpus": "fotaq", "voice": f"fotaq-{v}"} for v in ("joe", "faye", "joe")]
     rows += [{"corpus": "mbrola", "voice": f"mbrola-{v}"} for v in ("de4", "lt1", "lt2")] + [{"corpus": "espeak-ng"}]
+    rows += [{"corpus": "rhvoice-voices", "voice": f"rhvoice-{v}"} for v in ("talgat", "anna", "talgat")]
     assert real_speakers_heard(rows) == [
         "two real speakers of other languages saying letters and syllables (KLettres: da, uk)",
         "actors speaking Czech and Dutch dialogue (Fish Fillets)",
         "professional speakers saying Mexican Spanish and Italian telephone prompts (Asterisk)",
         "actors voicing two characters in English (Flight of the Amazon Queen)",
+        "RHVoice's voices of two more real speakers: anna (Russian) and talgat (Tatar, reading Kyrgyz)",
         "Festival's voices of one real speaker (Czech) reading Kyrgyz",
         "MBROLA's voices of three more (German and Lithuanian) given its phones",
     ]

