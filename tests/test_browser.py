@@ -64,12 +64,13 @@ def server(tiny_model_dir):
         yield url
 
 
-def chromium(tmp_path):
+def chromium(tmp_path, *more_flags: str):
     from selenium import webdriver
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
+        *more_flags,
         "--headless=new",
         "--no-sandbox",
         "--disable-gpu",
@@ -166,3 +167,39 @@ def test_adapt_to_my_voice_then_transcribe_with_it_then_forget_it(tmp_path):
             assert "voice" not in json.loads(driver.find_element(By.ID, "json").text)
         finally:
             driver.quit()
+
+
+def test_a_recording_is_sent_at_16_khz_whatever_rate_the_browser_records_at(server, tmp_path):
+    """Chromium's fake microphone (beeps at the browser's own rate, 44.1 kHz here): the clip the page keeps, and
+    sends, is 16 kHz WAV of the length recorded, with the beeps in it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    fake_mic = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+    driver = chromium(tmp_path, *fake_mic)
+    try:
+        driver.get(server)
+        WebDriverWait(driver, 20).until(lambda d: "model:" in d.find_element(By.ID, "model").text)
+        browser_rate = driver.execute_script(
+            "const c = new AudioContext(); const r = c.sampleRate; c.close(); return r"
+        )
+        driver.find_element(By.ID, "record").click()
+        WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "status").text == "Recording…")
+        time.sleep(1.5)
+        driver.find_element(By.ID, "record").click()
+        WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "status").text.startswith("Recorded"))
+        rate, data_bytes, loudest = driver.execute_async_script(
+            "const done = arguments[0];"
+            "audioBlob.arrayBuffer().then(b => { const v = new DataView(b); let m = 0;"
+            "for (let o = 44; o < b.byteLength; o += 2) m = Math.max(m, Math.abs(v.getInt16(o, true)));"
+            "done([v.getUint32(24, true), v.getUint32(40, true), m]); });"
+        )
+        seconds = float(driver.find_element(By.ID, "status").text.split()[1])
+        assert browser_rate != 16000 and rate == 16000 and loudest > 1000  # resampled, not relabelled or silenced
+        assert 1.0 <= data_bytes / 2 / 16000 <= 5.0 and abs(seconds - data_bytes / 2 / 16000) < 0.06
+        driver.find_element(By.ID, "go").click()
+        WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "status").text.startswith(("Done", "Error")))
+        assert driver.find_element(By.ID, "status").text.startswith("Done")
+        assert abs(json.loads(driver.find_element(By.ID, "json").text)["duration"] - seconds) < 0.06
+    finally:
+        driver.quit()
