@@ -16,7 +16,7 @@ from demo_descriptions import (
     TEST_SETS,
     UNSEEN_TEST_SETS,
 )
-from demo_rhvoice import SPEAKS
+from demo_rhvoice import SPEAKS, engine_note
 
 from unispeech import mbrola
 from unispeech.beam import DECODING_FILE, PHONE_LM_FILE
@@ -98,6 +98,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         cpu=summary.get("cpu", "unknown CPU"),
         torch=torch.__version__,
         command=summary["command"],
+        engine=engine_note(summary["command"]),
         results=result_rows(work, summary, trained),
         work=_shown(work),
         abbreviations=summary.get("left_out", {}).get("rhvoice abbreviations", "none counted"),
@@ -506,7 +507,7 @@ so that the toolkit runs offline in seconds and so that the tests have a trained
 {stages}
   best validation PER (the validation utterances of every training source together) {valid_per:.2f} % at
   update {best_step} of the last stage; bf16 autocast, on {cpu}, torch {torch}.
-- Reproduce (resumable; re-run the same command after an interruption): `{command}`
+- Reproduce (resumable; re-run the same command after an interruption): `{command}`{engine}
 - Default decoding: {decoding}.
 
 ## Measured PER (`unispeech evaluate`)

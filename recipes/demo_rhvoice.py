@@ -185,3 +185,13 @@ def use_system_boost(tree: Path, include: Path) -> None:
     text = sconstruct.read_text()
     sconstruct.write_text(text.replace("env.Prepend(CPPPATH=boost_includedir)", f'env.Prepend(CPPPATH="{include}")'))
     (tree / "external/libs/boost/include/SConscript").write_text('boost_headers = []\nExport("boost_headers")\n')
+
+
+def engine_note(command: str) -> str:
+    """What the reproduce line adds when the command named an RHVoice engine built beforehand."""
+    if "--rhvoice-engine" not in command:
+        return ""
+    return (
+        " (`--rhvoice-engine` named an RHVoice engine built here beforehand, from the source the recipe downloads "
+        "and builds itself when the flag is left out: `recipes/demo_rhvoice.py`)"
+    )
