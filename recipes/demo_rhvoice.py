@@ -158,7 +158,8 @@ def build_engine(source: Path, work: Path, out: Path) -> None:
     if not any((tree / "external" / "libs" / "boost" / "libs").glob("*/include")):
         use_system_boost(tree, boost_headers(work))
     ensure_installed("SCons", "scons")
-    subprocess.run([sys.executable, "-m", "SCons", "-j2", "audio_libs=none"], cwd=tree, check=True)
+    if subprocess.run([sys.executable, "-m", "SCons", "-j2", "audio_libs=none"], cwd=tree).returncode:
+        raise SystemExit(f"building RHVoice in {tree} failed (its output above; a C++ compiler is needed, e.g. g++)")
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -172,6 +173,11 @@ def boost_headers(work: Path) -> Path:
     apt-get download + dpkg-deb, nothing installed."""
     from unispeech.corpora import fetch_deb
 
+    if not all(shutil.which(tool) for tool in ("apt-cache", "apt-get", "dpkg-deb")):
+        raise SystemExit(
+            "building RHVoice here takes boost's headers from Debian/Ubuntu's libboost-dev (apt): on this system "
+            "build the engine by RHVoice's own instructions and pass it: --rhvoice-engine DIR (DIR/lib/libRHVoice.so)"
+        )
     depends = subprocess.run(["apt-cache", "depends", "libboost-dev"], capture_output=True, text=True).stdout
     package = next((line.split()[-1] for line in depends.splitlines() if "Depends:" in line), None)
     if package is None:
