@@ -113,6 +113,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         festival_voices=_listed_on(real_speakers_heard(training)),
         real_unseen=real_unseen_text(summary),
         voice_change=voice_change_text(summary),
+        as_made="; RHVoice's other voices' clips as made" * any(r.get("corpus") == "rhvoice-voices" for r in training),
         batch_augmentation=batch_augmentation_text(summary),
         decoding=decoding_text(summary.get("phone_lm")),
     )
@@ -494,7 +495,7 @@ so that the toolkit runs offline in seconds and so that the tests have a trained
   phones are in the same notation.
 - Training data of the last stage, by origin (augmented copies counted; espeak-ng clips carry random
   reverberation, noise and gain; the real-voice clips {voice_change}speed perturbation 0.9-1.1, narrow-band
-  channels with mu-law codec, reverberation, noise and gain: `unispeech/augment.py`{batch_augmentation}):
+  channels with mu-law codec, reverberation, noise and gain: `unispeech/augment.py`{as_made}{batch_augmentation}):
 
 {data}
 
