@@ -83,7 +83,7 @@ def test_a_voice_is_the_model_adapted_to_the_recordings_and_requests_that_name_i
     assert expected.confidences != unadapted.confidences
     served = client.post("/v1/transcribe", content=clip, headers={"content-type": "audio/wav"}).json()
     assert "voice" not in served and served["phones"] == unadapted.phones  # the served model is as it was
-    assert client.get("/health").json()["voices"] == {"held": 1, "max": 4}
+    assert client.get("/health").json()["voices"] == {"held": 1, "max": 4, "per_client": 2}
     info = {k: body[k] for k in ("voice", "recordings", "seconds", "adapted", "model")}
     assert client.get(f"/v1/voices/{body['voice']}").json() == info
     client.delete(f"/v1/voices/{body['voice']}")
@@ -129,11 +129,25 @@ def test_the_least_recently_used_voice_is_forgotten_first(tiny_model_dir, plain)
         r = c.post("/v1/transcribe", files=clip, data={"voice": second})
         assert r.status_code == 404 and "adapt to the recordings again" in r.json()["error"]
         assert all(c.post("/v1/transcribe", files=clip, data={"voice": v}).status_code == 200 for v in (first, third))
-        assert c.get("/health").json()["voices"] == {"held": 2, "max": 2}
+        assert c.get("/health").json()["voices"] == {"held": 2, "max": 2, "per_client": 2}
         assert c.delete("/v1/voices/v-nonesuch").status_code == 404
         assert c.get(f"/v1/voices/{second}").status_code == 404
         r = c.post("/v1/transcribe", files=clip, data={"voice": "x" * 100_000})
         assert r.status_code == 404 and len(r.json()["error"]) < 400  # not echoed whole
+
+
+def test_one_client_making_many_voices_forgets_its_own_not_the_others(tiny_model_dir, plain):
+    from fastapi.testclient import TestClient
+
+    with client_for(tiny_model_dir, plain, max_voices=3, max_voices_per_client=2) as a:
+        other = TestClient(a.app, client=("10.0.0.2", 5000))  # another address, the same running server
+        theirs = new_voice(other, 1)
+        mine = [new_voice(a, seed) for seed in (2, 3, 4, 5, 6)]
+        held = [v for v in [theirs, *mine] if a.get(f"/v1/voices/{v}").status_code == 200]
+        assert held == [theirs, *mine[-2:]]  # the flood pushed out only its own
+        assert a.get("/health").json()["voices"] == {"held": 3, "max": 3, "per_client": 2}
+    with client_for(tiny_model_dir, plain, max_voices=3, max_voices_per_client=0) as a:  # behind a proxy: no limit
+        assert len([new_voice(a, seed) for seed in (1, 2, 3)]) == a.get("/health").json()["voices"]["held"] == 3
 
 
 def test_the_api_describes_voices(client):

@@ -172,6 +172,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_seconds=args.max_seconds,
             timeout_seconds=args.timeout,
             max_voices=args.max_voices,
+            max_voices_per_client=args.max_voices_per_client,
         ),
     )
     return 0
@@ -347,6 +348,14 @@ def add_serve(sub) -> None:
         default=4,
         help="voices (POST /v1/voices) held at once, the least recently used forgotten first; each is a float32 copy "
         "of the model (29 MB for the bundled one, 1.3 GB for UniSpeech-Large); 0: adapt to none (default: 4)",
+    )
+    p.add_argument(
+        "--max-voices-per-client",
+        type=natural_int,
+        default=2,
+        help="of those, at most this many made by one client address (its own least recently used goes first), so "
+        "that one client cannot push out the others' voices; behind a proxy every client has the proxy's address: "
+        "0 then (no limit but --max-voices) (default: 2)",
     )
     add_adapt_options(p)
     p.set_defaults(func=cmd_serve)

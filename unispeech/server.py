@@ -131,6 +131,7 @@ def create_app(
             limits.max_voices,
             lambda: trainable_copy(app.state.recognizer, model, loadable=recognizer is None),
             voice_options,
+            per_client=limits.max_voices_per_client,
         )
         app.state.batcher = Batcher(app.state.recognizer, limits)
         app.state.batcher.start()
@@ -160,7 +161,7 @@ def create_app(
     async def health(request: Request):
         state = request.app.state
         runs = state.recognizer.describe()  # backend, precision, and whether it adapts to each utterance
-        voices = {"held": len(state.voices), "max": state.voices.max_voices}
+        voices = {"held": len(state.voices), "max": state.voices.max_voices, "per_client": state.voices.per_client}
         queued = state.batcher.queue.qsize()
         return {"status": "ok", "model": state.model_name, "runs": runs, "queued": queued, "voices": voices}
 

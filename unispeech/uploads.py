@@ -26,6 +26,7 @@ class ServerLimits:
     max_batch: int = 8  # requests run together
     batch_wait_seconds: float = 0.01  # how long the batcher waits for company
     max_voices: int = 4  # adapted copies of the model held at once (voices.py; 0: the server adapts to none)
+    max_voices_per_client: int = 2  # of those, made by one client address (0: no limit but max_voices)
     max_voice_files: int = 20  # recordings in one request to adapt to
 
 

@@ -1,7 +1,9 @@
 """Voices on the server: copies of the served model adapted once to a speaker's recordings (`POST /v1/voices`,
 adapt.adapted_to), held in memory under an unguessable id that later requests pass as `voice`. The recordings
-themselves are not kept. At most `max_voices` are held, the least recently used forgotten first; a restart forgets
-them all. Each holds a float32 copy of the model (29 MB for the bundled one, 1.3 GB for UniSpeech-Large)."""
+themselves are not kept. At most `max_voices` are held, the least recently used forgotten first, and at most
+`per_client` of one client (by address): its own least recently used goes first, so one client cannot push out more
+than that many of the others' voices. A restart forgets them all. Each holds a float32 copy of the model (29 MB for
+the bundled one, 1.3 GB for UniSpeech-Large)."""
 
 from __future__ import annotations
 
@@ -41,10 +43,13 @@ class Voices:
     """The voices a server holds, least recently used first. `trainable()` gives the recognizer to adapt (the
     served model in torch float32); it is asked once, on the worker thread, when the first voice is made."""
 
-    def __init__(self, max_voices: int, trainable: Callable[[], Recognizer], options: TogetherOptions):
-        self.max_voices, self.options = max_voices, options
+    def __init__(
+        self, max_voices: int, trainable: Callable[[], Recognizer], options: TogetherOptions, per_client: int = 0
+    ):
+        self.max_voices, self.per_client, self.options = max_voices, per_client or max_voices, options
         self._trainable, self._base = trainable, None
         self._held: OrderedDict[str, tuple[Recognizer, dict]] = OrderedDict()  # and what the voice is made of
+        self._client: dict[str, str] = {}  # whose request made it
 
     def __len__(self) -> int:
         return len(self._held)
@@ -54,12 +59,18 @@ class Voices:
             self._base = self._trainable()
         return self._base
 
-    def add(self, recognizer: Recognizer, made_of: dict) -> str:
+    def add(self, recognizer: Recognizer, made_of: dict, client: str = "") -> str:
+        theirs = [v for v in self._held if self._client[v] == client]  # least recently used first
+        for old in theirs[: max(0, len(theirs) + 1 - self.per_client)]:
+            self._drop(old)
         voice = "v-" + secrets.token_urlsafe(12)
-        self._held[voice] = recognizer, {"voice": voice, **made_of}
+        self._held[voice], self._client[voice] = (recognizer, {"voice": voice, **made_of}), client
         while len(self._held) > self.max_voices:
-            self._held.popitem(last=False)
+            self._drop(next(iter(self._held)))
         return voice
+
+    def _drop(self, voice: str) -> None:
+        del self._held[voice], self._client[voice]
 
     def get(self, voice: str) -> Recognizer:
         return self.made_of(voice)[0]
@@ -77,7 +88,7 @@ class Voices:
 
     def forget(self, voice: str) -> None:
         self.get(voice)
-        del self._held[voice]
+        self._drop(voice)
 
 
 def add_voice_routes(app: FastAPI, limits: ServerLimits) -> None:
@@ -117,7 +128,8 @@ def add_voice_routes(app: FastAPI, limits: ServerLimits) -> None:
                 "frames heard as phones): record a few spoken sentences",
             )
         made_of = {"recordings": len(files), "seconds": round(seconds, 2), "adapted": recognizer.runner.note}
-        voice = voices.add(recognizer, {**made_of, "model": request.app.state.model_name})
+        client = request.client.host if request.client else ""
+        voice = voices.add(recognizer, {**made_of, "model": request.app.state.model_name}, client)
         return {**voices.made_of(voice)[1], "warnings": warnings}
 
     @app.get("/v1/voices/{voice}", summary="What a voice the server holds is made of", responses=error_responses(404))
