@@ -46,7 +46,7 @@ class Voices:
     def __init__(
         self, max_voices: int, trainable: Callable[[], Recognizer], options: TogetherOptions, per_client: int = 0
     ):
-        self.max_voices, self.per_client, self.options = max_voices, per_client or max_voices, options
+        self.max_voices, self.per_client, self.options = max_voices, min(per_client or max_voices, max_voices), options
         self._trainable, self._base = trainable, None
         self._held: OrderedDict[str, tuple[Recognizer, dict]] = OrderedDict()  # and what the voice is made of
         self._client: dict[str, str] = {}  # whose request made it
