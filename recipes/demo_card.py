@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections import Counter
 from pathlib import Path
 
+from demo_card_data import data_table, festival_voices, manifest_rows, mbrola_voices, training_rows
 from demo_descriptions import (
     LANGUAGE_NAMES,
-    SOURCES,
     SPEAKER_CORPORA,
     TEST_SETS,
     UNSEEN_TEST_SETS,
+    and_joined,
+    number_word,
+    real_speakers,
 )
-from demo_rhvoice import SPEAKS, engine_note, trained_voices, voices_source
+from demo_rhvoice import VOICES as RHVOICE_VOICES
+from demo_rhvoice import engine_note, test_set_descriptions, trained_voices
 
 from unispeech import mbrola
 from unispeech.beam import DECODING_FILE, PHONE_LM_FILE
@@ -77,7 +80,7 @@ def model_card(work: Path, summary: dict, stages: list[Path]) -> str:
             r["voice"].removeprefix("mbrola-")
             for name in summary["per"]
             if name in MBROLA_SETS
-            for r in _rows(work / name)
+            for r in manifest_rows(work / name)
         }
     )
     tuning = _tuning_voices(summary.get("phone_lm"))
@@ -130,19 +133,22 @@ def real_speakers_heard(training: list[dict]) -> list[str]:
     festival = festival_voices(training)
     said_by = mbrola_voices(training)
     return (
-        [f"{_speakers(len(klettres))} of other languages saying letters and syllables (KLettres: "
+        [f"{real_speakers(len(klettres))} of other languages saying letters and syllables (KLettres: "
          f"{', '.join(klettres)})"] * bool(klettres)
-        + [f"actors speaking {_and([LANGUAGE_NAMES[x] for x in fillets])} dialogue (Fish Fillets)"] * bool(fillets)
-        + [f"professional speakers saying {_and([LANGUAGE_NAMES[x] for x in asterisk])} telephone prompts "
+        + [f"actors speaking {and_joined([LANGUAGE_NAMES[x] for x in fillets])} dialogue "
+           "(Fish Fillets)"] * bool(fillets)
+        + [f"professional speakers saying {and_joined([LANGUAGE_NAMES[x] for x in asterisk])} telephone prompts "
            "(Asterisk)"] * bool(asterisk)
-        + [f"actors voicing {_number(len(characters))} characters in English (Flight of the Amazon "
+        + [f"actors voicing {number_word(len(characters))} characters in English (Flight of the Amazon "
            "Queen)"] * bool(characters)
-        + [f"RHVoice's voices of {_number(len(engine_voices))} more real speaker{'s' * (len(engine_voices) != 1)}: "
-           f"{_and([f'{v} ({SPEAKS[v]})' for v in engine_voices])}"] * bool(engine_voices)
-        + [f"Festival's voices of {_speakers(len(festival))} "
-           f"({_and(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in festival}))}) reading Kyrgyz"] * bool(festival)
-        + [f"MBROLA's voices of {_number(len(said_by))} more "
-           f"({_and(sorted({mbrola.VOICES[v].language.name for v in said_by}))}) given its phones"] * bool(said_by)
+        + [f"RHVoice's voices of {number_word(len(engine_voices))} more real speaker{'s' * (len(engine_voices) != 1)}: "
+           f"{and_joined([f'{v} ({RHVOICE_VOICES[v].speaks})' for v in engine_voices])}"] * bool(engine_voices)
+        + [f"Festival's voices of {real_speakers(len(festival))} "
+           f"({and_joined(sorted({LANGUAGE_NAMES[VOICES[v].language] for v in festival}))}) "
+           "reading Kyrgyz"] * bool(festival)
+        + [f"MBROLA's voices of {number_word(len(said_by))} more "
+           f"({and_joined(sorted({mbrola.VOICES[v].language.name for v in said_by}))}) "
+           "given its phones"] * bool(said_by)
     )  # fmt: skip
 
 
@@ -169,9 +175,9 @@ def real_unseen_text(summary: dict) -> str:
         return ""
     return (
         "\nOn real speakers it never heard, saying sentences (the nearest thing here to a voice reading into the "
-        f"Record button), it gets this share of the phones right (greedy): {_and(shares)}. On your own voice expect "
-        "most phones wrong; adapting the model to your voice from a few minutes of it, with no transcript, wins back "
-        "a few points (the web page's Adapt to my voice button after a few sentences, or `unispeech adapt "
+        f"Record button), it gets this share of the phones right (greedy): {and_joined(shares)}. On your own voice "
+        "expect most phones wrong; adapting the model to your voice from a few minutes of it, with no transcript, wins "
+        "back a few points (the web page's Adapt to my voice button after a few sentences, or `unispeech adapt "
         "my-voice/*.wav --out my-voice`, then `--model my-voice`; docs/demo-model.md).\n"
     )
 
@@ -202,7 +208,7 @@ def result_rows(work: Path, summary: dict, trained: list[str]) -> str:
         elif name in MBROLA_SETS:
             kind, what = mbrola_row(MBROLA_SETS[name], work / name / "manifest.jsonl")
         else:
-            kind, what = TEST_SETS.get(name, (name, ""))
+            kind, what = (TEST_SETS | test_set_descriptions()).get(name, (name, ""))
         before = summary.get("per_init", {}).get(name)
         greedy = summary.get("per_greedy", {}).get(name)
         rows.append(
@@ -213,7 +219,6 @@ def result_rows(work: Path, summary: dict, trained: list[str]) -> str:
 
 
 UNSEEN_FESTIVAL_SETS = {f"test-{name}": language for language, name in UNSEEN_TEST_SETS.items()}
-NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
 
 
 def unseen_festival_row(language: str, trained: list[str]) -> tuple[str, str]:
@@ -223,7 +228,7 @@ def unseen_festival_row(language: str, trained: list[str]) -> tuple[str, str]:
     if len(voices) == 1:
         who = f"a real {speakers[0]}"
     elif len(set(speakers)) == 1:
-        who = f"{_number(len(voices))} real {speakers[0]}s".replace("mans", "men")
+        who = f"{number_word(len(voices))} real {speakers[0]}s".replace("mans", "men")
     else:
         who = "a real " + " and ".join(speakers)
     known = any(VOICES[v].language == language for v in trained)
@@ -233,7 +238,7 @@ def unseen_festival_row(language: str, trained: list[str]) -> tuple[str, str]:
         if language == "en"
         else "reading Kyrgyz"
     )
-    synthesis = _and(sorted({VOICES[v].synthesis for v in voices}))
+    synthesis = and_joined(sorted({VOICES[v].synthesis for v in voices}))
     kind = (
         f"Festival's {name} {synthesis} voice{'s' if len(voices) > 1 else ''} "
         f"{' and '.join(v.removesuffix('_diphone') for v in voices)} ({who}; never trained on"
@@ -253,7 +258,7 @@ MBROLA_SETS = {f"test-mbrola-{language.name.lower()}": language.name for languag
 def mbrola_row(language: str, manifest: Path) -> tuple[str, str]:
     """(voice type, description) of the test set of MBROLA's voices of `language` (its name; the voices in
     `manifest`)."""
-    said = {r["voice"].removeprefix("mbrola-") for r in _rows(manifest.parent)}
+    said = {r["voice"].removeprefix("mbrola-") for r in manifest_rows(manifest.parent)}
     voices = [v for v in mbrola.VOICES if v in said]
     who = " and ".join(mbrola.VOICES[v].speaker.removeprefix("adult ") for v in voices)
     made = "; ".join(f"{v}: Debian `{mbrola.VOICES[v].package}`, {mbrola.VOICES[v].made_by}" for v in voices)
@@ -269,18 +274,6 @@ def mbrola_row(language: str, manifest: Path) -> tuple[str, str]:
 def _listed_on(items: list[str]) -> str:
     """Items that continue a list already begun: ", a, b and c" (or "" for none)."""
     return "".join(f", {item}" for item in items[:-1]) + (f" and {items[-1]}" if items else "")
-
-
-def _number(n: int) -> str:
-    return NUMBERS.get(n, str(n))
-
-
-def _speakers(n: int) -> str:
-    return f"{_number(n)} real speaker{'s' * (n != 1)}"
-
-
-def _and(words: list[str]) -> str:
-    return " and ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _percent(value: float | None) -> str:
@@ -314,7 +307,7 @@ def _unseen(lm: dict) -> str:
     voices = _tuning_voices(lm)
     if not voices:
         return ""
-    named = _and([f"{v} ({mbrola.VOICES[v].language.name}; Debian `{mbrola.VOICES[v].package}`)" for v in voices])
+    named = and_joined([f"{v} ({mbrola.VOICES[v].language.name}; Debian `{mbrola.VOICES[v].package}`)" for v in voices])
     return f"; `valid-unseen-voices`: MBROLA's {named}, never trained on nor tested, {mbrola.LICENSE}"
 
 
@@ -360,82 +353,6 @@ def batch_augmentation_text(summary: dict) -> str:
             f"compression level {levels('opus')}) or MP3 ({levels('mp3')}): `augment.add_batch_codec`"
         )
     return text
-
-
-def training_rows(work: Path) -> list[dict]:
-    """The last stage's training manifest (mixed when real voices were used)."""
-    manifest = work / "train-mixed" / "manifest.jsonl"
-    if not manifest.is_file():
-        manifest = work / "train" / "manifest.jsonl"
-    return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def data_table(rows: list[dict]) -> str:
-    """Clips and hours per source of the training rows."""
-    clips, seconds = Counter(), Counter()
-    for r in {r["audio"]: r for r in rows}.values():  # a clip listed twice (--real-repeat) counts once
-        corpus = r.get("corpus", "espeak-ng")
-        clips[corpus] += 1
-        seconds[corpus] += r["duration"]
-    drawn = Counter(r.get("corpus", "espeak-ng") for r in rows)
-    lines = ["| source | clips | hours | what it is |", "|---|---|---|---|"]
-    sources = {**SOURCES, "festival": festival_source(festival_voices(rows)), "mbrola": mbrola_source(rows)}
-    sources["rhvoice-voices"] = voices_source(rows)
-    repeated = {
-        c: f" (each clip {drawn[c] // clips[c]} times in the training mix)" for c in clips if drawn[c] > clips[c]
-    }
-    lines += [
-        f"| {c} | {clips[c]} | {seconds[c] / 3600:.2f} | {sources.get(c, c)}{repeated.get(c, '')} |" for c in clips
-    ]
-    return "\n".join(lines)
-
-
-def festival_voices(rows: list[dict]) -> list[str]:
-    """The Festival voices among the training rows."""
-    return sorted({r["voice"].removeprefix("festival-") for r in rows if r.get("corpus") == "festival"})
-
-
-def _rows(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text("utf-8").splitlines() if line.strip()]
-
-
-def mbrola_voices(rows: list[dict]) -> list[str]:
-    """The MBROLA voices among the training rows."""
-    return sorted({r["voice"].removeprefix("mbrola-") for r in rows if r.get("corpus") == "mbrola"})
-
-
-def mbrola_source(rows: list[dict]) -> str:
-    """What the MBROLA training rows are (unispeech/mbrola.py's VOICES)."""
-    voices = {v: mbrola.VOICES[v] for v in mbrola_voices(rows)}
-    named = ", ".join(
-        f"{v} ({spec.speaker}, {spec.language.name}; Debian `{spec.package}`, {spec.made_by})"
-        for v, spec in voices.items()
-    )
-    return (
-        f"Kyrgyz sentences (espeak-ng's training sentences) said by MBROLA's diphone voices of "
-        f"{_speakers(len(voices))}: {named}; each given the Kyrgyz phones as the nearest ones of its "
-        "language, with durations and pitch drawn by rule (`unispeech/mbrola.py`); labels: the sounds given, "
-        f"named in the Kyrgyz set; utterances with a missing diphone left out; {mbrola.LICENSE}"
-    )
-
-
-def festival_source(voices: list[str]) -> str:
-    """What the Festival rows are, for the voices trained on (unispeech/festival.py's VOICES)."""
-    named = ", ".join(
-        f"{v} ({VOICES[v].speaker}, {VOICES[v].language}; {VOICES[v].package}: {VOICES[v].license})" for v in voices
-    )
-    how = []
-    spelled = sorted({LANGUAGE_NAMES[VOICES[v].language] for v in voices if VOICES[v].language != "en"})
-    if spelled:
-        how.append(f"the {_and(spelled)} ones read the phones spelled in their orthography")
-    if any(VOICES[v].language == "en" for v in voices):
-        how.append("the English ones are given the phones, with durations and pitch drawn by rule")
-    kinds = _and(sorted({VOICES[v].synthesis for v in voices}, reverse=True))
-    return (
-        f"Kyrgyz sentences (espeak-ng's training sentences) read by Festival's {kinds} voices of "
-        f"{_speakers(len(voices))}: {named}; {'; '.join(how)}; labels: the phones the voice said (its segments), "
-        "mapped onto the Kyrgyz set (`unispeech/festival.py`); utterances with a missing diphone left out"
-    )
 
 
 def _recipe_of(stage: Path, summary: dict) -> str:

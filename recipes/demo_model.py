@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 
 from demo_card import bundle
-from demo_rhvoice import READS
+from demo_rhvoice import VOICES as RHVOICE_VOICES
 from demo_sets import real_voice_sets, repeats, run, synthesize_espeak_sets, write_whole_folder
 
 from unispeech.augment import FORMANT_RATIOS
@@ -136,9 +136,10 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--mbrola-sentences", type=int, default=400, help="training sentences per MBROLA voice")
     parser.add_argument(
         "--rhvoice-voices",
-        help=f"comma-separated RHVoice voices of real speakers ({','.join(READS)}) to train on "
+        help=f"comma-separated RHVoice voices of real speakers ({','.join(RHVOICE_VOICES)}) to train on "
         "(recipes/demo_rhvoice.py): the Russian ones read --festvox-ru's sentences, talgat (Tatar) --rhvoice's Kyrgyz "
-        "ones; their held-out sentences a test set per voice",
+        "ones, anatol and natalia (Ukrainian) those spelled in Ukrainian letters; their held-out sentences a test set "
+        "per voice",
     )
     parser.add_argument(
         "--rhvoice-engine",
@@ -295,10 +296,11 @@ def checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
     if args.fotaq_train and not args.fotaq:
         parser.error("--fotaq-train trains on --fotaq's lines: give --fotaq too")
     for voice in args.rhvoice_voices.split(",") if args.rhvoice_voices else []:
-        if voice not in READS:
-            parser.error(f"--rhvoice-voices {voice}: not one of {','.join(READS)}")
-        if not getattr(args, READS[voice].replace("-", "_")):
-            parser.error(f"--rhvoice-voices {voice} reads --{READS[voice]}'s sentences: give --{READS[voice]} too")
+        if voice not in RHVOICE_VOICES:
+            parser.error(f"--rhvoice-voices {voice}: not one of {','.join(RHVOICE_VOICES)}")
+        source = RHVOICE_VOICES[voice].reads
+        if not getattr(args, source.replace("-", "_")):
+            parser.error(f"--rhvoice-voices {voice} reads --{source}'s sentences: give --{source} too")
     repeats(args.real_repeat)  # a malformed weight stops here, not after hours of data making
     if args.deepen and not args.init:
         parser.error("--deepen grows the --init model: give --init too")

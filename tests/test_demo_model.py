@@ -314,6 +314,37 @@ def test_rhvoice_s_other_voices_read_their_sources_training_and_held_out_sentenc
     assert demo_rhvoice.rhvoice_voice_parts(tmp_path, ["anna", "talgat", "irina"], parts, None) == made
 
 
+def test_ukrainian_voices_read_kyrgyz_spelled_in_ukrainian_letters_labelled_with_what_the_letters_say(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    from demo_rhvoice import ukrainian_spelling
+
+    from unispeech.g2p import phonemize
+
+    text = "Баары жакшы, көңүл ачык! Аябай."
+    spelled, labels = ukrainian_spelling(text)
+    assert spelled == "баари джакши, кенґул ачик, аябай."  # a comma at each clause break, ө ү as е у, ң as нґ
+    g2p = phonemize([text])[0]
+    assert labels.split() == [said for p in g2p for said in {"N": ["N", "ɡ"], "oe": ["e"], "y": ["u"]}.get(p, [p])]
+    assert labels.split()[1] == "ɑ:"  # a long vowel, written twice, keeps its length
+    assert ukrainian_spelling("Мыңкан.")[0] == "минкан."  # ң before a velar: н alone (нґ would add a ґ)
+    assert ukrainian_spelling("Ыя.") == ("ия.", "ɯ j ɑ")  # j and a vowel: one letter
+    assert ukrainian_spelling("Объект.") == ("об'єкт.", "o b j e k t[")  # after a consonant an apostrophe keeps the j
+
+
+def test_a_ukrainian_voice_reads_the_spelling_and_its_clips_carry_the_spellings_labels(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_rhvoice
+
+    sentence = {"id": "rhv_azamat_0_00007", "text": "Көл.", "phones": "k oe l"}
+    parts = {"rhvoice": {"train": [sentence], "test": []}}
+    engine = FakeRHVoice()
+    monkeypatch.setattr(demo_rhvoice, "text_to_speech", lambda work, spec: engine)
+    made = demo_rhvoice.rhvoice_voice_parts(tmp_path, ["natalia", "talgat"], parts, None)
+    assert [text for text, _, _ in engine.asked] == ["кел.", "Көл."]  # natalia the spelling, talgat the text
+    assert [(r["id"], r["text"], r["phones"]) for r in made["train"]] == [
+        ("rhvky_natalia_00007", "Көл.", "k e l"), ("rhvky_talgat_00007", "Көл.", "k oe l")]  # fmt: skip
+
+
 def test_the_rhvoice_engine_is_a_built_one_or_a_source_tree_and_a_failed_download_says_what_to_pass(
     tmp_path, monkeypatch
 ):
@@ -505,6 +536,22 @@ def test_the_cards_first_sentence_names_the_real_speakers_trained_on_by_source(m
     assert real_speakers_heard([{"corpus": "espeak-ng"}]) == [] and _listed_on([]) == ""
 
 
+def test_the_card_says_what_each_rhvoice_voice_read_and_how_it_is_labelled(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    from demo_rhvoice import test_set_descriptions, voices_source
+
+    rows = [{"corpus": "rhvoice-voices", "voice": f"rhvoice-{v}"} for v in ("natalia", "anna", "anatol", "anna")]
+    line = voices_source(rows + [{"corpus": "rhvoice", "voice": "rhvoice-azamat"}])
+    assert "the Russian anna reading festvox-ru's training sentences, labelled with festvox-ru's mapped phones" in line
+    assert (
+        "the Ukrainian anatol, natalia reading RHVoice Kyrgyz's training sentences spelled in Ukrainian letters" in line
+    )
+    assert "azamat" not in line and "talgat" not in line and "Tatar" not in line
+    kind, what = test_set_descriptions()["test-rhvoice-anatol"]
+    assert kind.startswith("RHVoice Anatol (vocoded real male Ukrainian speaker) reading RHVoice Kyrgyz's held-out")
+    assert what == "unseen sentences"
+
+
 def test_the_card_gives_the_share_of_phones_right_for_each_unseen_real_speaker_set(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
     from demo_card import real_unseen_text, speaker_corpora_held_out
@@ -525,7 +572,7 @@ def test_the_card_gives_the_share_of_phones_right_for_each_unseen_real_speaker_s
 
 def test_the_cards_data_table_counts_a_repeated_clip_once_and_says_it_is_repeated(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
-    from demo_card import data_table
+    from demo_card_data import data_table
 
     real = [{"corpus": "klettres", "audio": f"k{i}.flac", "duration": 1800.0} for i in range(2)]
     rows = [{"audio": "e.flac", "duration": 3600.0}] + real * 3  # --real-repeat twice over
