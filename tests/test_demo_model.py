@@ -17,29 +17,31 @@ from unispeech.synth import UNSEEN_VARIANT, Speaker, Voice
 ROOT = Path(__file__).parents[1]
 HELD_OUT = [line.split("\t", 1)[1] for line in (ROOT / "data/ky/val.text").read_text(encoding="utf-8").splitlines()]
 # The model decodes with its own phone LM (beam search; MODEL_CARD.md). Measured on the 227 held-out sentences: 2.0 %
-# (greedy 3.5 %; v30; v22 1.9 / 3.2 %; v20 1.9 / 3.0 %; v18 1.7 / 3.0 %; v17 1.8 / 2.9 %; v15 1.7 / 2.9 %; v14 1.8 / 2.8
-# %; v13 1.7 / 2.8 %; v12 1.9 / 2.8 %); on the 12 drawn below (seeded): v30 m1 0.6 %, f2 + noise 2.7 %, m3 0.6 % (Zen4,
-# torch auto); v22 and v20 m1 0.8 %, f2 + noise 2.3 %, m3 0.8 % (AMX, torch auto); v18 m1 0.8 %, f2 + noise 1.5 %, m3
-# 0.6 %, v17 1.1 / 2.1 / 0.8 % (AMX, torch mixed); v15 1.3 / 1.7 / 0.4 %, v14 1.3 / 1.9 / 1.1 %, v13 1.5 / 2.1 / 0.6 %
-# (AMX, torch bfloat16); v12 1.5 / 2.7 / 1.3 % (AMX, onnxruntime int8 and torch auto alike); v11 0.8 / 2.9 / 0.8 %
-# (Zen4, onnxruntime int8); the README example 0.0 % (v30, v22, v20, v17, v15, v14, v13, v11). The bounds sit above
-# (precision and CPU move them by a fraction of a point); a broken model, audio path or decoder gives 60-100 %.
+# (greedy 3.3 %; v31; v30 2.0 / 3.5 %; v22 1.9 / 3.2 %; v20 1.9 / 3.0 %; v18 1.7 / 3.0 %; v17 1.8 / 2.9 %; v15 1.7 / 2.9
+# %; v14 1.8 / 2.8 %; v13 1.7 / 2.8 %; v12 1.9 / 2.8 %); on the 12 drawn below (seeded): v31 m1 0.8 %, f2 + noise 2.3 %,
+# m3 0.8 %, v30 0.6 / 2.7 / 0.6 % (Zen4, torch auto); v22 and v20 m1 0.8 %, f2 + noise 2.3 %, m3 0.8 % (AMX, torch
+# auto); v18 m1 0.8 %, f2 + noise 1.5 %, m3 0.6 %, v17 1.1 / 2.1 / 0.8 % (AMX, torch mixed); v15 1.3 / 1.7 / 0.4 %, v14
+# 1.3 / 1.9 / 1.1 %, v13 1.5 / 2.1 / 0.6 % (AMX, torch bfloat16); v12 1.5 / 2.7 / 1.3 % (AMX, onnxruntime int8 and torch
+# auto alike); v11 0.8 / 2.9 / 0.8 % (Zen4, onnxruntime int8); the README example 0.0 % (v31, v30, v22, v20, v17, v15,
+# v14, v13, v11). The bounds sit above (precision and CPU move them by a fraction of a point); a broken model, audio
+# path or decoder gives 60-100 %.
 README_EXAMPLE_BOUND = 0.03
-# The six held-out RHVoice clips of tests/data/rhvoice: v30 and v22 5.7 %, v20 5.0 %, v18 5.3 %, v17 4.0 %, v15 5.3 %,
-# v14 6.3 %, v13 5.0 %, v12 6.0 % (v14's and v12's lighter LM weight: 0.3 against 0.5), v11 and v10 4.3 %, v9 and v7 4.7
-# % with the phone LM, v6 4.3 %, v5 with the same LM 4.7 % (greedy: v22 7.0 %, v20 7.7 %, v18 7.7 %, v17 6.7 %, v15 7.7
-# %, v14 7.3 %, v13 8.0 %, v12 7.0 %, v11 7.7 %, v10 7.3 %, v9 9.7 %, v7 8.0 %, v6 7.0 %, v5 8.0 %, v4 11.7 %, v3 12.7
-# %, the espeak-ng-only v2 88.3 %).
+# The six held-out RHVoice clips of tests/data/rhvoice: v31 6.0 % (greedy 8.0 %), v30 and v22 5.7 %, v20 5.0 %, v18 5.3
+# %, v17 4.0 %, v15 5.3 %, v14 6.3 %, v13 5.0 %, v12 6.0 % (v14's and v12's lighter LM weight: 0.3 against 0.5), v11 and
+# v10 4.3 %, v9 and v7 4.7 % with the phone LM, v6 4.3 %, v5 with the same LM 4.7 % (greedy: v22 7.0 %, v20 7.7 %, v18
+# 7.7 %, v17 6.7 %, v15 7.7 %, v14 7.3 %, v13 8.0 %, v12 7.0 %, v11 7.7 %, v10 7.3 %, v9 9.7 %, v7 8.0 %, v6 7.0 %, v5
+# 8.0 %, v4 11.7 %, v3 12.7 %, the espeak-ng-only v2 88.3 %).
 RHVOICE_BOUND = 0.08
-# The same clips with each voice moved towards the other sex (Praat's PSOLA): v30 8.0 %, v22 and v20 6.3 %, v17 6.0 %,
-# v15 6.7 %, v14 8.7 %, v13 7.7 % (torch bfloat16), v12 8.7 % (int8; 8.0 % torch auto), v11 7.7 %, v10 6.0 %, v9 7.0 %,
-# v7 8.0 %, v6 (the first trained with voice changes) 7.3 % with the phone LM; v5, trained on the two voices as they
-# are, 13.3 % with the same LM (greedy: 13.0 and 22.3 %). The bound fails a model at v5's level.
+# The same clips with each voice moved towards the other sex (Praat's PSOLA): v31 7.0 %, v30 8.0 %, v22 and v20 6.3 %,
+# v17 6.0 %, v15 6.7 %, v14 8.7 %, v13 7.7 % (torch bfloat16), v12 8.7 % (int8; 8.0 % torch auto), v11 7.7 %, v10 6.0 %,
+# v9 7.0 %, v7 8.0 %, v6 (the first trained with voice changes) 7.3 % with the phone LM; v5, trained on the two voices
+# as they are, 13.3 % with the same LM (greedy: 13.0 and 22.3 %). The bound fails a model at v5's level.
 OTHER_VOICES_BOUND = 0.11
-# The same clips under white noise and under babble (three of the other clips) at 10 and 5 dB SNR, pooled: v30 28.2 %,
-# v22 29.2 %, v20 27.8 %, v17 28.2 %, v15 27.1 %, v14 28.0 %, v13 28.0 % (torch bfloat16), v12 28.6 % (int8; 28.9 %
-# torch auto), v11 28.9 %, v10 29.7 %, v9 30.8 %, v7 (trained with noise drawn anew for every batch, down to 0 dB) 32.5
-# % with its phone LM; v6, trained on the stored copies' 10-40 dB alone, 39.3 %. The bound fails a v6-level model.
+# The same clips under white noise and under babble (three of the other clips) at 10 and 5 dB SNR, pooled: v31 26.2 %,
+# v30 28.2 %, v22 29.2 %, v20 27.8 %, v17 28.2 %, v15 27.1 %, v14 28.0 %, v13 28.0 % (torch bfloat16), v12 28.6 % (int8;
+# 28.9 % torch auto), v11 28.9 %, v10 29.7 %, v9 30.8 %, v7 (trained with noise drawn anew for every batch, down to 0
+# dB) 32.5 % with its phone LM; v6, trained on the stored copies' 10-40 dB alone, 39.3 %. The bound fails a v6-level
+# model.
 NOISY_BOUND = 0.36
 
 
