@@ -263,7 +263,8 @@ def test_set_descriptions() -> dict[str, tuple[str, str]]:
 
 
 # Kyrgyz phone -> Ukrainian letters. Ukrainian has no ө ү: spelled е у (and labelled so: `_UKRAINIAN_SAYS`); ы is и
-# ([ɪ], the nearest); ʁ is г ([ɦ], a voiced fricative as ʁ is), ɡ ґ; ŋ is нґ, or н before a velar
+# ([ɪ], the nearest); ʁ is г ([ɦ], a voiced fricative as ʁ is), ɡ ґ; ŋ is нґ, or н before a velar; ə, which our G2P
+# writes for в after a vowel (Иминов), is в, which Ukrainian says there as the same [w]
 _UKRAINIAN = {
     "ɑ": "а", "e": "е", "i": "і", "o": "о", "u": "у", "ɯ": "и", "oe": "е", "y": "у", "ə": "в", "b": "б", "d[": "д",
     "t[": "т", "p": "п", "k": "к", "q": "к", "ɡ": "ґ", "ʁ": "г", "X": "х", "s": "с", "z": "з", "S": "ш", "dZ": "дж",
