@@ -39,7 +39,7 @@ class Voice:
     reads: str  # whose sentences and labels: "festvox-ru", or "rhvoice" (RHVoice Kyrgyz's)
     speaker: str  # who it is, for the card: "male Russian"
     speaks: str  # how it says the sentences, for the card
-    licence: str
+    licence: str  # for the card: the voice's own, or what applies to it
     spelling: str = ""  # "uk", "eo": the sentences spelled in that language's letters (`SPELLINGS`)
 
 
