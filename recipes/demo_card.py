@@ -201,14 +201,14 @@ def starting_point(summary: dict) -> str:
 
 def result_rows(work: Path, summary: dict, trained: list[str]) -> str:
     """The card's PER table: each held-out set with its default decoding, greedy, and the start model greedy."""
-    rows = []
+    rows, described = [], TEST_SETS | test_set_descriptions()
     for name, result in summary["per"].items():
         if name in UNSEEN_FESTIVAL_SETS:
             kind, what = unseen_festival_row(UNSEEN_FESTIVAL_SETS[name], trained)
         elif name in MBROLA_SETS:
             kind, what = mbrola_row(MBROLA_SETS[name], work / name / "manifest.jsonl")
         else:
-            kind, what = (TEST_SETS | test_set_descriptions()).get(name, (name, ""))
+            kind, what = described.get(name, (name, ""))
         before = summary.get("per_init", {}).get(name)
         greedy = summary.get("per_greedy", {}).get(name)
         rows.append(

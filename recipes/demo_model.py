@@ -136,10 +136,9 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--mbrola-sentences", type=int, default=400, help="training sentences per MBROLA voice")
     parser.add_argument(
         "--rhvoice-voices",
-        help=f"comma-separated RHVoice voices of real speakers ({','.join(RHVOICE_VOICES)}) to train on "
-        "(recipes/demo_rhvoice.py): the Russian ones read --festvox-ru's sentences, talgat (Tatar) --rhvoice's Kyrgyz "
-        "ones, anatol and natalia (Ukrainian) those spelled in Ukrainian letters, spomenka (Esperanto) in Esperanto "
-        "letters; their held-out sentences a test set per voice",
+        help="comma-separated RHVoice voices of real speakers to train on (recipes/demo_rhvoice.py): "
+        + ", ".join(f"{name} ({voice.speaks}; --{voice.reads}'s sentences)" for name, voice in RHVOICE_VOICES.items())
+        + "; their held-out sentences a test set per voice",
     )
     parser.add_argument(
         "--rhvoice-engine",

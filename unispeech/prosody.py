@@ -19,6 +19,15 @@ Segment = tuple[str, float, "float | None", tuple[str, ...]]  # voice phone, sec
 CLAUSE_BREAK = re.compile(r"[,.;:!?—–…]+")
 
 
+def clause_words(text: str) -> list[list[list[str]]]:
+    """Kyrgyz text -> its clauses (split at CLAUSE_BREAK), each a list of its words' phones (our G2P)."""
+    clauses = [c for c in CLAUSE_BREAK.split(text) if c.strip()]
+    return [
+        [w.split() for w in " ".join(phones).split(WORD_BOUNDARY) if w.strip()]
+        for phones in (phonemize(clauses, word_boundaries=True) if clauses else [])
+    ]
+
+
 @dataclass(frozen=True)
 class PhoneSet:
     """How a voice given phones says Kyrgyz: `word` turns a word's Kyrgyz phones into (its phone, the Kyrgyz
@@ -38,9 +47,8 @@ def segments(text: str, rng: random.Random, phone_set: PhoneSet, pitch: tuple[fl
     `pitch`) are drawn per sentence."""
     rate, base = rng.uniform(0.8, 1.25), rng.uniform(*pitch)
     out: list[Segment] = [(phone_set.pause, rng.uniform(0.12, 0.25), None, ())]
-    clauses = [c for c in CLAUSE_BREAK.split(text) if c.strip()]
-    for phones in phonemize(clauses, word_boundaries=True) if clauses else []:
-        words = [phone_set.word(w.split()) for w in " ".join(phones).split(WORD_BOUNDARY) if w.strip()]
+    for clause in clause_words(text):
+        words = [phone_set.word(w) for w in clause]
         vowels, seen = sum(name in phone_set.vowels for w in words for name, _ in w), 0
         for w, word in enumerate(words):
             stressed = max((i for i, (name, _) in enumerate(word) if name in phone_set.vowels), default=-1)
